@@ -1,0 +1,54 @@
+# The front door: every build, test and cluster command of the project goes through here.
+# `make` bootstraps its own toolchain: when the node on PATH is older than 22.12 it installs
+# the pinned Node 24 from the npm registry's `node` package into a cache outside the repo.
+
+NODE_VERSION := 24.21.0
+AGENTTYPE_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/agenttype
+export AGENTTYPE_CACHE
+
+SYSTEM_NODE_OK := $(shell node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>22||(a===22&&b>=12)?0:1)' 2>/dev/null && echo yes)
+ifeq ($(SYSTEM_NODE_OK),yes)
+NODE := $(shell command -v node)
+else
+NODE_PREFIX := $(AGENTTYPE_CACHE)/node-v$(NODE_VERSION)
+NODE := $(NODE_PREFIX)/node_modules/node/bin/node
+export PATH := $(dir $(NODE)):$(PATH)
+endif
+
+DEPS := node_modules/.package-lock.json
+
+.DEFAULT_GOAL := help
+.PHONY: help deps generate lint format typecheck test test-unit check-generated
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(NODE):
+	@command -v npm >/dev/null || { echo "error: npm is needed to install Node $(NODE_VERSION) from the npm registry" >&2; exit 1; }
+	@echo "node on PATH is older than 22.12: installing Node $(NODE_VERSION) into $(NODE_PREFIX)"
+	npm install --prefix "$(NODE_PREFIX)" --no-save --no-audit --no-fund --loglevel=error node@$(NODE_VERSION)
+	@"$(NODE)" --version
+
+$(DEPS): package.json package-lock.json | $(NODE)
+	npm ci --no-audit --no-fund
+	@touch $@
+
+deps: $(DEPS) ## install Node (if needed) and the npm dependencies
+
+generate: $(DEPS) ## write crds/*.yaml from the zod schemas
+	npm run --silent generate
+
+check-generated: generate ## fail when the committed crds/ differ from what the generator writes
+	@git diff --exit-code --stat -- crds/ || { echo "error: crds/ is out of date; run 'make generate' and commit" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- crds/)" || { git status --porcelain -- crds/; echo "error: untracked files in crds/; run 'make generate' and commit" >&2; exit 1; }
+
+lint: $(DEPS) ## biome (lint + format check) and the TypeScript type check
+	npm run --silent lint
+
+format: $(DEPS) ## rewrite files in the project's format
+	npm run --silent format
+
+test-unit: $(DEPS) ## unit tests: pure logic, seconds
+	npm run --silent test:unit
+
+test: lint check-generated test-unit ## every test tier that exists

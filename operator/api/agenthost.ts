@@ -1,0 +1,149 @@
+// The AgentHost kind (cluster-scoped): a machine outside the cluster where agents run in
+// containerd or in KVM guests, reached by the operator's driver adapters over SSH.
+import * as z from "zod";
+import {
+  conditions,
+  namespacedSecretKeyRef,
+  objectMeta,
+  observedGeneration,
+  port,
+  quantity,
+  withRule,
+} from "./common.ts";
+
+const ssh = z
+  .strictObject({
+    address: z
+      .string()
+      .min(1)
+      .max(253)
+      .regex(/^([A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?|[0-9a-fA-F:]*:[0-9a-fA-F:.]+)$/, {
+        error: "must be a host name, an IPv4 or an IPv6 address",
+      })
+      .describe("Host name or IP address of the machine's sshd."),
+    port: port.default(22).describe("Port of the machine's sshd."),
+    user: z
+      .string()
+      .min(1)
+      .max(32)
+      .regex(/^[a-z_][a-z0-9_-]*$/, { error: "must be a POSIX user name" })
+      .default("agenttype")
+      .describe("User the operator logs in as."),
+    privateKeySecretRef: namespacedSecretKeyRef.describe(
+      "Secret key holding the operator's SSH private key.",
+    ),
+    hostKey: z
+      .string()
+      .max(16384)
+      .regex(
+        /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521) [A-Za-z0-9+/]+={0,3}$/,
+        {
+          error: "must be a public host key in OpenSSH format, such as 'ssh-ed25519 AAAA...'",
+        },
+      )
+      .describe("The host's public key, pinned: the operator refuses a host that presents any other key."),
+  })
+  .describe("How the operator reaches the machine.");
+
+const containerd = z
+  .strictObject({
+    socket: z
+      .string()
+      .regex(/^\/\S+$/, { error: "must be an absolute path" })
+      .default("/run/containerd/containerd.sock")
+      .describe("Path of containerd's socket on the host."),
+    namespace: z
+      .string()
+      .regex(/^[A-Za-z0-9]([-A-Za-z0-9._]*[A-Za-z0-9])?$/)
+      .default("agenttype")
+      .describe("containerd namespace the agents' containers live in."),
+  })
+  .describe("Settings of the containerd driver.");
+
+const kvm = z
+  .strictObject({
+    uri: z
+      .string()
+      .regex(/^qemu(\+\w+)?:\/\/\S*\/(system|session)$/, {
+        error: "must be a libvirt QEMU URI such as qemu:///system",
+      })
+      .default("qemu:///system")
+      .describe("libvirt connection URI on the host."),
+    network: z.string().min(1).max(256).default("default").describe("libvirt network the guests attach to."),
+    baseImage: z
+      .string()
+      .regex(/^\/\S+$/, { error: "must be an absolute path" })
+      .optional()
+      .describe(
+        "Path on the host of the guest disk image agents boot from; the driver's default when unset.",
+      ),
+  })
+  .describe("Settings of the KVM (libvirt) driver.");
+
+const capacity = z
+  .strictObject({
+    agents: z.int().min(0).max(10_000).optional().describe("Most agents the host runs at once."),
+    cpu: quantity.optional().describe("CPU the agents may use in all."),
+    memory: quantity.optional().describe("Memory the agents may use in all."),
+  })
+  .describe("What the operator may place on the host.");
+
+export const agentHostSpec = withRule(
+  withRule(
+    z
+      .strictObject({
+        driver: z.enum(["containerd", "kvm"]).describe("How agents run on the host."),
+        ssh,
+        containerd: containerd.optional(),
+        kvm: kvm.optional(),
+        capacity: capacity.optional(),
+      })
+      .describe("Desired state of an AgentHost."),
+    {
+      cel: "self.driver == 'containerd' || !has(self.containerd)",
+      message: "containerd settings apply only to driver containerd",
+      field: "containerd",
+      reason: "FieldValueForbidden",
+      holds: (h) => h.driver === "containerd" || h.containerd === undefined,
+    },
+  ),
+  {
+    cel: "self.driver == 'kvm' || !has(self.kvm)",
+    message: "kvm settings apply only to driver kvm",
+    field: "kvm",
+    reason: "FieldValueForbidden",
+    holds: (h) => h.driver === "kvm" || h.kvm === undefined,
+  },
+);
+
+export const agentHostStatus = z
+  .strictObject({
+    observedGeneration,
+    conditions: conditions.optional(),
+    versions: z
+      .record(z.string().max(64), z.string().max(256))
+      .optional()
+      .describe("Versions the host reported, for example containerd, libvirt, kernel."),
+    allocation: z
+      .strictObject({
+        agents: z.int().min(0).optional().describe("Agents placed on the host."),
+        cpu: quantity.optional().describe("CPU allocated to agents."),
+        memory: quantity.optional().describe("Memory allocated to agents."),
+      })
+      .optional()
+      .describe("What is placed on the host now."),
+  })
+  .describe("Observed state of an AgentHost.");
+
+export const agentHost = z
+  .looseObject({
+    apiVersion: z.literal("agenttype.dev/v1alpha1"),
+    kind: z.literal("AgentHost"),
+    metadata: objectMeta("Cluster"),
+    spec: agentHostSpec,
+    status: agentHostStatus.optional(),
+  })
+  .describe("A machine outside the cluster where agents run in containerd or KVM, reached over SSH.");
+
+export type AgentHost = z.output<typeof agentHost>;
+export type AgentHostSpec = z.output<typeof agentHostSpec>;

@@ -1,0 +1,403 @@
+// The AgentType kind: one agent image, how it reaches its LLMs and tools, its memory and
+// where it runs. The schema is the single source of truth for types, validation and the CRD.
+import * as z from "zod";
+import {
+  conditions,
+  dnsLabel,
+  dnsSubdomain,
+  httpUrl,
+  keyedList,
+  objectMeta,
+  observedGeneration,
+  port,
+  quantity,
+  semverRange,
+  semverVersion,
+  uniqueList,
+  withRule,
+} from "./common.ts";
+
+const envVar = withRule(
+  z
+    .strictObject({
+      name: z
+        .string()
+        .min(1)
+        .max(256)
+        .regex(/^[-._a-zA-Z][-._a-zA-Z0-9]*$/, {
+          error:
+            "must be an environment variable name: letters, digits, '_', '-' and '.', not starting with a digit",
+        })
+        .describe("Name of the environment variable."),
+      value: z.string().optional().describe("Literal value."),
+      valueFrom: z
+        .looseObject({})
+        .optional()
+        .meta({ "x-kubernetes-preserve-unknown-fields": true })
+        .describe(
+          "Source of the value, as a Kubernetes EnvVarSource (secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef).",
+        ),
+    })
+    .describe("An environment variable of the agent container, as in a Kubernetes container."),
+  {
+    cel: "!(has(self.value) && has(self.valueFrom))",
+    message: "value and valueFrom are mutually exclusive",
+    field: "valueFrom",
+    reason: "FieldValueForbidden",
+    holds: (env) => !(env.value !== undefined && env.valueFrom !== undefined),
+  },
+);
+
+const resourceList = z
+  .record(z.string().regex(/^[a-z0-9]([-a-z0-9./]*[a-z0-9])?$/), quantity)
+  .describe("Resource names (cpu, memory, ephemeral-storage, ...) to quantities.");
+
+const resources = z
+  .strictObject({
+    requests: resourceList.optional().describe("Minimum resources the scheduler reserves."),
+    limits: resourceList.optional().describe("Maximum resources the container may use."),
+  })
+  .describe("Compute resources of the container, as in a Kubernetes container.");
+
+const rateLimit = z
+  .strictObject({
+    requestsPerMinute: z.int().min(1).max(1_000_000).optional().describe("Requests allowed per minute."),
+    tokensPerMinute: z
+      .int()
+      .min(1)
+      .max(1_000_000_000)
+      .optional()
+      .describe(
+        "Tokens (prompt plus completion) allowed per minute; estimated before a call and corrected after.",
+      ),
+  })
+  .describe("Token-bucket limits; a request over the limit is answered 429 with Retry-After.");
+
+const provider = withRule(
+  withRule(
+    z
+      .strictObject({
+        name: dnsLabel.describe("Name of the provider, used in llm.fallback and in metrics."),
+        type: z
+          .enum(["ollama", "bedrock"])
+          .describe("Provider protocol: ollama (REST API) or bedrock (Converse API)."),
+        endpoint: httpUrl
+          .optional()
+          .describe(
+            "Base URL of the provider. Required for ollama; for bedrock it overrides the regional endpoint.",
+          ),
+        model: z
+          .string()
+          .min(1)
+          .max(256)
+          .describe("Model to call, for example llama3.2 or anthropic.claude-3-5-sonnet-20240620-v1:0."),
+        region: z
+          .string()
+          .regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, { error: "must be an AWS region such as us-east-1" })
+          .optional()
+          .describe("AWS region of a bedrock provider, for example us-east-1."),
+        credentialsSecretRef: z
+          .strictObject({
+            name: dnsSubdomain.describe("Name of the Secret, in the AgentType's namespace."),
+          })
+          .optional()
+          .describe(
+            "Secret with the provider's credentials, mounted into the sidecar only, never into the agent. bedrock: keys AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optionally AWS_SESSION_TOKEN; ollama: key token, sent as a bearer token.",
+          ),
+        timeoutSeconds: z
+          .int()
+          .min(1)
+          .max(3600)
+          .optional()
+          .describe("Timeout of one request to this provider; defaults to llm.timeoutSeconds."),
+        rateLimit: rateLimit
+          .optional()
+          .describe("This provider's quota; when it is used up the request falls back to the next provider."),
+      })
+      .describe("One LLM provider."),
+    {
+      cel: "self.type != 'bedrock' || has(self.region)",
+      message: "a bedrock provider needs a region",
+      field: "region",
+      reason: "FieldValueRequired",
+      holds: (p) => p.type !== "bedrock" || p.region !== undefined,
+    },
+  ),
+  {
+    cel: "self.type != 'ollama' || has(self.endpoint)",
+    message: "an ollama provider needs an endpoint",
+    field: "endpoint",
+    reason: "FieldValueRequired",
+    holds: (p) => p.type !== "ollama" || p.endpoint !== undefined,
+  },
+);
+
+const retries = withRule(
+  z
+    .strictObject({
+      maxAttempts: z
+        .int()
+        .min(1)
+        .max(10)
+        .default(3)
+        .describe(
+          "Attempts per provider before falling back, counting the first; retries happen only before the agent received a byte.",
+        ),
+      initialBackoffMs: z
+        .int()
+        .min(1)
+        .max(60_000)
+        .default(200)
+        .describe("Backoff before the first retry, jittered."),
+      maxBackoffMs: z
+        .int()
+        .min(1)
+        .max(300_000)
+        .default(5_000)
+        .describe("Upper bound of the exponential backoff."),
+    })
+    .describe("Retries of retryable failures (throttling, 5xx, timeouts, connection errors)."),
+  {
+    cel: "self.maxBackoffMs >= self.initialBackoffMs",
+    message: "maxBackoffMs must be at least initialBackoffMs",
+    field: "maxBackoffMs",
+    holds: (r) => r.maxBackoffMs >= r.initialBackoffMs,
+  },
+);
+
+const llm = withRule(
+  z
+    .strictObject({
+      providers: keyedList(provider, "name", 8)
+        .min(1)
+        .describe("LLM providers the sidecar may call; without llm.fallback they are tried in this order."),
+      fallback: uniqueList(dnsLabel, 8)
+        .optional()
+        .describe("Order in which providers are tried, by name; providers not named here are not used."),
+      retries: retries.prefault({}).describe("Retries of retryable failures."),
+      timeoutSeconds: z
+        .int()
+        .min(1)
+        .max(3600)
+        .default(120)
+        .describe("Timeout of one LLM request, per provider attempt."),
+      rateLimit: rateLimit.optional().describe("The agent's own budget across all providers."),
+    })
+    .describe("How the agent's LLM calls are routed by the sidecar."),
+  {
+    cel: "!has(self.fallback) || self.fallback.all(f, self.providers.exists(p, p.name == f))",
+    message: "fallback may name only providers declared in llm.providers",
+    field: "fallback",
+    holds: (l) => (l.fallback ?? []).every((f) => l.providers.some((p) => p.name === f)),
+  },
+);
+
+const toolRequest = z
+  .strictObject({
+    name: dnsSubdomain.describe("Name of the tool (an AgentTool's spec.name, or its metadata.name)."),
+    version: semverRange
+      .default("*")
+      .describe("Semver range of acceptable versions; the highest match wins."),
+    required: z
+      .boolean()
+      .default(true)
+      .describe(
+        "When true the agent does not start without this tool; when false a missing tool is only reported.",
+      ),
+  })
+  .describe("A tool the agent asks for.");
+
+const memory = withRule(
+  withRule(
+    z
+      .strictObject({
+        type: z
+          .enum(["ephemeral", "persistent"])
+          .default("ephemeral")
+          .describe(
+            "ephemeral: lost with the pod; persistent: a PersistentVolumeClaim per replica (StatefulSet).",
+          ),
+        size: quantity.optional().describe("Size of the memory volume; required when persistent."),
+        storageClassName: dnsSubdomain
+          .optional()
+          .describe("StorageClass of the persistent volume; the cluster default when unset."),
+        retainPolicy: z
+          .enum(["Retain", "Delete"])
+          .default("Delete")
+          .describe("What happens to persistent volumes when the AgentType is deleted."),
+      })
+      .describe("The agent's memory store, served by the sidecar."),
+    {
+      cel: "self.type != 'persistent' || has(self.size)",
+      message: "persistent memory needs a size",
+      field: "size",
+      reason: "FieldValueRequired",
+      holds: (m) => m.type !== "persistent" || m.size !== undefined,
+    },
+  ),
+  {
+    cel: "self.type == 'persistent' || !has(self.storageClassName)",
+    message: "storageClassName applies only to persistent memory",
+    field: "storageClassName",
+    reason: "FieldValueForbidden",
+    holds: (m) => m.type === "persistent" || m.storageClassName === undefined,
+  },
+);
+
+const runtime = withRule(
+  withRule(
+    z
+      .strictObject({
+        type: z
+          .enum(["kubernetes", "containerd", "kvm"])
+          .default("kubernetes")
+          .describe("kubernetes: pods in this cluster; containerd or kvm: an out-of-cluster AgentHost."),
+        hostRef: z
+          .strictObject({ name: dnsSubdomain.describe("Name of the AgentHost.") })
+          .optional()
+          .describe("The AgentHost to run on; required for containerd and kvm."),
+      })
+      .describe("Where the agent runs."),
+    {
+      cel: "self.type == 'kubernetes' || has(self.hostRef)",
+      message: "runtime containerd or kvm needs a hostRef",
+      field: "hostRef",
+      reason: "FieldValueRequired",
+      holds: (r) => r.type === "kubernetes" || r.hostRef !== undefined,
+    },
+  ),
+  {
+    cel: "self.type != 'kubernetes' || !has(self.hostRef)",
+    message: "hostRef applies only to runtime containerd or kvm",
+    field: "hostRef",
+    reason: "FieldValueForbidden",
+    holds: (r) => r.type !== "kubernetes" || r.hostRef === undefined,
+  },
+);
+
+const sidecar = withRule(
+  z
+    .strictObject({
+      port: port
+        .default(4000)
+        .describe("Loopback port of the agent-facing API (LLM proxy, tools, MCP, memory)."),
+      metricsPort: port.default(9090).describe("Port of the sidecar's /metrics and health endpoints."),
+      resources: resources.optional().describe("Compute resources of the sidecar container."),
+    })
+    .describe("Settings of the sidecar, for images that already use its default ports."),
+  {
+    cel: "self.port != self.metricsPort",
+    message: "port and metricsPort must differ",
+    field: "metricsPort",
+    holds: (s) => s.port !== s.metricsPort,
+  },
+);
+
+const toleration = z
+  .strictObject({
+    key: z
+      .string()
+      .max(316)
+      .optional()
+      .describe("Taint key the toleration applies to; empty matches all keys."),
+    operator: z.enum(["Exists", "Equal"]).optional().describe("Exists or Equal (the default)."),
+    value: z.string().max(63).optional().describe("Taint value to match with operator Equal."),
+    effect: z
+      .enum(["NoSchedule", "PreferNoSchedule", "NoExecute"])
+      .optional()
+      .describe("Taint effect to match; empty matches all effects."),
+    tolerationSeconds: z.int().optional().describe("How long a NoExecute taint is tolerated."),
+  })
+  .describe("A Kubernetes toleration.");
+
+export const agentTypeSpec = z
+  .strictObject({
+    image: z
+      .string()
+      .min(1)
+      .max(1024)
+      .regex(/^[^\s]+$/, { error: "must be a container image reference without spaces" })
+      .describe("The agent's container image, run unmodified."),
+    imagePullPolicy: z
+      .enum(["Always", "IfNotPresent", "Never"])
+      .optional()
+      .describe("Image pull policy of the agent container."),
+    command: z
+      .array(z.string())
+      .max(64)
+      .optional()
+      .describe("Entrypoint override; the image's ENTRYPOINT when unset."),
+    args: z.array(z.string()).max(256).optional().describe("Arguments; the image's CMD when unset."),
+    env: keyedList(envVar, "name", 128).optional().describe("Environment of the agent container."),
+    resources: resources.optional().describe("Compute resources of the agent container."),
+    language: z
+      .enum(["node", "python", "generic"])
+      .default("generic")
+      .describe(
+        "Runtime hint for the wrapper's preload: node (NODE_OPTIONS --require), python (sitecustomize) or generic (environment only).",
+      ),
+    replicas: z.int().min(0).max(1000).default(1).describe("Number of agent pods (scale subresource)."),
+    llm: llm.optional().describe("LLM providers and routing; without it the agent gets no LLM proxy."),
+    tools: keyedList(toolRequest, "name", 64)
+      .optional()
+      .describe("Tools the agent asks for, resolved against AgentTools."),
+    memory: memory.prefault({}).describe("The agent's memory store."),
+    runtime: runtime.prefault({}).describe("Where the agent runs."),
+    sidecar: sidecar.prefault({}).describe("Sidecar settings."),
+    nodeSelector: z
+      .record(z.string(), z.string())
+      .optional()
+      .describe("Node labels the agent pods must match (kubernetes runtime)."),
+    tolerations: z
+      .array(toleration)
+      .max(64)
+      .optional()
+      .describe("Tolerations of the agent pods (kubernetes runtime)."),
+    affinity: z
+      .looseObject({})
+      .optional()
+      .meta({ "x-kubernetes-preserve-unknown-fields": true })
+      .describe("Kubernetes Affinity of the agent pods, passed through (kubernetes runtime)."),
+  })
+  .describe("Desired state of an AgentType.");
+
+const resolvedTool = z
+  .strictObject({
+    name: dnsSubdomain.describe("Name of the tool as requested."),
+    version: semverVersion.describe("Version chosen: the highest that matches the requested range."),
+    agentTool: dnsSubdomain.describe("The AgentTool object that offers this version."),
+    protocol: z.enum(["mcp", "http"]).describe("Protocol of the tool."),
+  })
+  .describe("A tool request resolved to one AgentTool.");
+
+export const agentTypeStatus = z
+  .strictObject({
+    observedGeneration,
+    conditions: conditions.optional(),
+    replicas: z.int().min(0).optional().describe("Pods of the agent's workload."),
+    readyReplicas: z.int().min(0).optional().describe("Pods whose containers are all ready."),
+    selector: z
+      .string()
+      .optional()
+      .describe("Label selector of the agent's pods, for the scale subresource."),
+    resolvedTools: keyedList(resolvedTool, "name", 64).optional().describe("Tools resolved for the agent."),
+    missingTools: uniqueList(dnsSubdomain, 64).optional().describe("Requested tools no AgentTool satisfies."),
+  })
+  .describe("Observed state of an AgentType.");
+
+export const agentType = z
+  .looseObject({
+    apiVersion: z.literal("agenttype.dev/v1alpha1"),
+    kind: z.literal("AgentType"),
+    metadata: objectMeta("Namespaced"),
+    spec: agentTypeSpec,
+    status: agentTypeStatus.optional(),
+  })
+  .describe(
+    "An AI agent run from an unmodified container image, with an LLM proxy, tools and memory in a sidecar.",
+  );
+
+export type AgentType = z.output<typeof agentType>;
+export type AgentTypeSpec = z.output<typeof agentTypeSpec>;
+export type AgentTypeStatus = z.output<typeof agentTypeStatus>;
+export type LlmProvider = z.output<typeof provider>;
