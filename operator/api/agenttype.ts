@@ -59,7 +59,7 @@ const resources = z
   })
   .describe("Compute resources of the container, as in a Kubernetes container.");
 
-const rateLimit = z
+export const rateLimit = z
   .strictObject({
     requestsPerMinute: z.int().min(1).max(1_000_000).optional().describe("Requests allowed per minute."),
     tokensPerMinute: z
@@ -73,66 +73,73 @@ const rateLimit = z
   })
   .describe("Token-bucket limits; a request over the limit is answered 429 with Retry-After.");
 
-const provider = withRule(
-  withRule(
-    z
+/** A provider's fields; the sidecar's config reuses them with a credentials path instead. */
+export const providerBase = z
+  .strictObject({
+    name: dnsLabel.describe("Name of the provider, used in llm.fallback and in metrics."),
+    type: z
+      .enum(["ollama", "bedrock"])
+      .describe("Provider protocol: ollama (REST API) or bedrock (Converse API)."),
+    endpoint: httpUrl
+      .optional()
+      .describe(
+        "Base URL of the provider. Required for ollama; for bedrock it overrides the regional endpoint.",
+      ),
+    model: z
+      .string()
+      .min(1)
+      .max(256)
+      .describe("Model to call, for example llama3.2 or anthropic.claude-3-5-sonnet-20240620-v1:0."),
+    region: z
+      .string()
+      .regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, { error: "must be an AWS region such as us-east-1" })
+      .optional()
+      .describe("AWS region of a bedrock provider, for example us-east-1."),
+    credentialsSecretRef: z
       .strictObject({
-        name: dnsLabel.describe("Name of the provider, used in llm.fallback and in metrics."),
-        type: z
-          .enum(["ollama", "bedrock"])
-          .describe("Provider protocol: ollama (REST API) or bedrock (Converse API)."),
-        endpoint: httpUrl
-          .optional()
-          .describe(
-            "Base URL of the provider. Required for ollama; for bedrock it overrides the regional endpoint.",
-          ),
-        model: z
-          .string()
-          .min(1)
-          .max(256)
-          .describe("Model to call, for example llama3.2 or anthropic.claude-3-5-sonnet-20240620-v1:0."),
-        region: z
-          .string()
-          .regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, { error: "must be an AWS region such as us-east-1" })
-          .optional()
-          .describe("AWS region of a bedrock provider, for example us-east-1."),
-        credentialsSecretRef: z
-          .strictObject({
-            name: dnsSubdomain.describe("Name of the Secret, in the AgentType's namespace."),
-          })
-          .optional()
-          .describe(
-            "Secret with the provider's credentials, mounted into the sidecar only, never into the agent. bedrock: keys AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optionally AWS_SESSION_TOKEN; ollama: key token, sent as a bearer token.",
-          ),
-        timeoutSeconds: z
-          .int()
-          .min(1)
-          .max(3600)
-          .optional()
-          .describe("Timeout of one request to this provider; defaults to llm.timeoutSeconds."),
-        rateLimit: rateLimit
-          .optional()
-          .describe("This provider's quota; when it is used up the request falls back to the next provider."),
+        name: dnsSubdomain.describe("Name of the Secret, in the AgentType's namespace."),
       })
-      .describe("One LLM provider."),
-    {
+      .optional()
+      .describe(
+        "Secret with the provider's credentials, mounted into the sidecar only, never into the agent. bedrock: keys AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optionally AWS_SESSION_TOKEN; ollama: key token, sent as a bearer token.",
+      ),
+    timeoutSeconds: z
+      .int()
+      .min(1)
+      .max(3600)
+      .optional()
+      .describe("Timeout of one request to this provider; defaults to llm.timeoutSeconds."),
+    rateLimit: rateLimit
+      .optional()
+      .describe("This provider's quota; when it is used up the request falls back to the next provider."),
+  })
+  .describe("One LLM provider.");
+
+/** The rules every provider obeys, in the AgentType and in the sidecar's config. */
+export function withProviderRules<S extends z.ZodType<{ type: string; region?: string; endpoint?: string }>>(
+  schema: S,
+): S {
+  return withRule(
+    withRule(schema, {
       cel: "self.type != 'bedrock' || has(self.region)",
       message: "a bedrock provider needs a region",
       field: "region",
       reason: "FieldValueRequired",
       holds: (p) => p.type !== "bedrock" || p.region !== undefined,
+    }),
+    {
+      cel: "self.type != 'ollama' || has(self.endpoint)",
+      message: "an ollama provider needs an endpoint",
+      field: "endpoint",
+      reason: "FieldValueRequired",
+      holds: (p) => p.type !== "ollama" || p.endpoint !== undefined,
     },
-  ),
-  {
-    cel: "self.type != 'ollama' || has(self.endpoint)",
-    message: "an ollama provider needs an endpoint",
-    field: "endpoint",
-    reason: "FieldValueRequired",
-    holds: (p) => p.type !== "ollama" || p.endpoint !== undefined,
-  },
-);
+  );
+}
 
-const retries = withRule(
+export const provider = withProviderRules(providerBase);
+
+export const retries = withRule(
   z
     .strictObject({
       maxAttempts: z
