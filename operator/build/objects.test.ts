@@ -1,0 +1,203 @@
+import { describe, expect, it } from "vitest";
+import { loadSample } from "../../tests/fixtures/manifests.ts";
+import { type AgentTool, agentTool } from "../api/agenttool.ts";
+import { type AgentType, agentType } from "../api/agenttype.ts";
+import { sidecarConfig as sidecarConfigSchema } from "../api/sidecarconfig.ts";
+import { resolveTools } from "../tools/resolve-tools.ts";
+import { type BuildSettings, buildObjects, RESTRICTED } from "./objects.ts";
+
+const settings: BuildSettings = {
+  sidecarImage: "agenttype/sidecar:dev",
+  wrapperImage: "agenttype/wrapper:dev",
+  imagePullPolicy: "IfNotPresent",
+  sidecarResources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "128Mi" } },
+  memoryMaxBytes: 64 * 2 ** 20,
+};
+
+function agentFrom(file: string, edit: (m: ReturnType<typeof loadSample>) => void = () => {}): AgentType {
+  const manifest = loadSample(file);
+  manifest.metadata.namespace = "team-a";
+  manifest.metadata.uid = "3f2c0e1a-0000-4000-8000-000000000001";
+  edit(manifest);
+  return agentType.parse(manifest);
+}
+
+function toolFrom(file: string, edit: (m: ReturnType<typeof loadSample>) => void = () => {}): AgentTool {
+  const manifest = loadSample(file);
+  manifest.metadata.namespace = "team-a";
+  edit(manifest);
+  return agentTool.parse(manifest);
+}
+
+const researcher = agentFrom("agenttype_node-researcher.yaml");
+const tools = [toolFrom("agenttool_web-search-mcp.yaml"), toolFrom("agenttool_calculator-http.yaml")];
+const resolved = resolveTools("researcher", researcher.spec.tools, tools).resolved;
+const built = buildObjects(researcher, resolved, settings);
+const pod = built.workload.spec?.template.spec;
+
+describe("pod contract", () => {
+  it("runs the wrapper, then the sidecar as a native sidecar, then the agent", () => {
+    expect(pod?.initContainers?.map((c) => [c.name, c.restartPolicy])).toEqual([
+      ["agenttype-wrapper", undefined],
+      ["agenttype-sidecar", "Always"],
+    ]);
+    expect(pod?.containers.map((c) => c.name)).toEqual(["agent"]);
+    const sidecar = pod?.initContainers?.[1];
+    expect(sidecar?.startupProbe?.httpGet?.path).toBe("/readyz");
+    expect(sidecar?.readinessProbe?.httpGet?.path).toBe("/readyz");
+  });
+
+  it("keeps the agent container as the user wrote it, adding the contract's env and volume", () => {
+    const summarizer = agentFrom("agenttype_python-summarizer.yaml");
+    const agent = buildObjects(summarizer, [], settings).workload.spec?.template.spec?.containers[0];
+    expect(agent?.image).toBe("ghcr.io/acme/summarizer:0.9.0");
+    expect(agent?.command).toEqual(["python", "-m", "summarizer"]);
+    expect(agent?.args).toEqual(["--max-words", "200"]);
+    expect(agent?.securityContext).toBeUndefined();
+    const env = Object.fromEntries((agent?.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
+    expect(env).toMatchObject({
+      SUMMARY_STYLE: "bullet-points",
+      SLACK_WEBHOOK: { secretKeyRef: { name: "summarizer-slack", key: "webhook" } },
+      OPENAI_BASE_URL: "http://127.0.0.1:4000/v1",
+      OLLAMA_HOST: "http://127.0.0.1:4000",
+      AGENTTYPE_TOOLS_URL: "http://127.0.0.1:4000/tools",
+      AGENTTYPE_MCP_URL: "http://127.0.0.1:4000/mcp",
+      AGENTTYPE_MEMORY_URL: "http://127.0.0.1:4000/memory",
+      AGENTTYPE_NAME: "summarizer",
+      AGENTTYPE_NAMESPACE: "team-a",
+      PYTHONPATH: "/opt/agenttype/python",
+    });
+    expect(agent?.volumeMounts).toEqual([{ name: "agenttype", mountPath: "/opt/agenttype", readOnly: true }]);
+  });
+
+  it("preloads node through NODE_OPTIONS, keeping the user's own options", () => {
+    const agent = agentFrom("agenttype_node-researcher.yaml", (m) =>
+      m.spec.env.push({ name: "NODE_OPTIONS", value: "--max-old-space-size=256" }),
+    );
+    const env = buildObjects(agent, [], settings).workload.spec?.template.spec?.containers[0]?.env ?? [];
+    expect(env.filter((e) => e.name === "NODE_OPTIONS")).toEqual([
+      { name: "NODE_OPTIONS", value: "--require /opt/agenttype/node/register.cjs --max-old-space-size=256" },
+    ]);
+  });
+
+  it("lets a contract variable the user set keep the user's value, once", () => {
+    const agent = agentFrom("agenttype_python-summarizer.yaml", (m) =>
+      m.spec.env.push({ name: "OPENAI_BASE_URL", value: "http://my-proxy:8080/v1" }),
+    );
+    const env = buildObjects(agent, [], settings).workload.spec?.template.spec?.containers[0]?.env ?? [];
+    expect(env.filter((e) => e.name === "OPENAI_BASE_URL")).toEqual([
+      { name: "OPENAI_BASE_URL", value: "http://my-proxy:8080/v1" },
+    ]);
+  });
+
+  it("mounts provider and tool credentials into the sidecar only", () => {
+    const secretVolumes = (pod?.volumes ?? [])
+      .filter((v) => v.secret)
+      .map((v) => [v.name, v.secret?.secretName]);
+    expect(secretVolumes).toEqual([
+      ["llm-credentials-1", "bedrock-credentials"],
+      ["tool-credentials-0", "web-search-api"],
+    ]);
+    const sidecarMounts = pod?.initContainers?.[1]?.volumeMounts?.map((m) => m.name) ?? [];
+    expect(sidecarMounts).toEqual(expect.arrayContaining(["llm-credentials-1", "tool-credentials-0"]));
+    for (const container of [...(pod?.containers ?? []), pod?.initContainers?.[0]]) {
+      expect(container?.volumeMounts?.map((m) => m.name)).toEqual(["agenttype"]);
+      expect(JSON.stringify(container?.env ?? [])).not.toContain("bedrock-credentials");
+    }
+  });
+
+  it("runs our containers under the restricted profile", () => {
+    for (const container of pod?.initContainers ?? []) expect(container.securityContext).toEqual(RESTRICTED);
+    expect(pod?.automountServiceAccountToken).toBe(false);
+  });
+
+  it("passes placement through", () => {
+    const summarizer = buildObjects(agentFrom("agenttype_python-summarizer.yaml"), [], settings);
+    expect(summarizer.workload.spec?.template.spec?.nodeSelector).toEqual({ "kubernetes.io/arch": "amd64" });
+    expect(summarizer.workload.spec?.template.spec?.tolerations?.[0]?.key).toBe("workload");
+  });
+});
+
+describe("workload", () => {
+  it("is a StatefulSet with a claim per replica when memory is persistent", () => {
+    expect(built.workload.kind).toBe("StatefulSet");
+    if (built.workload.kind !== "StatefulSet") return;
+    expect(built.workload.spec?.replicas).toBe(2);
+    expect(built.workload.spec?.volumeClaimTemplates?.[0]?.spec?.resources?.requests).toEqual({
+      storage: "1Gi",
+    });
+    expect(built.workload.spec?.persistentVolumeClaimRetentionPolicy?.whenDeleted).toBe("Retain");
+  });
+
+  it("is a Deployment with an emptyDir memory when memory is ephemeral", () => {
+    const summarizer = buildObjects(agentFrom("agenttype_python-summarizer.yaml"), [], settings);
+    expect(summarizer.workload.kind).toBe("Deployment");
+    expect(summarizer.workload.spec?.template.spec?.volumes?.find((v) => v.name === "memory")).toEqual({
+      name: "memory",
+      emptyDir: {},
+    });
+  });
+
+  it("every object is owned by the AgentType as its controller", () => {
+    for (const object of [built.serviceAccount, built.configMap, built.metricsService, built.workload]) {
+      expect(object.metadata?.namespace).toBe("team-a");
+      expect(object.metadata?.ownerReferences).toEqual([
+        {
+          apiVersion: "agenttype.dev/v1alpha1",
+          kind: "AgentType",
+          name: "researcher",
+          uid: "3f2c0e1a-0000-4000-8000-000000000001",
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ]);
+    }
+  });
+
+  it("rolls the pods when the sidecar config changes, and only then", () => {
+    const hash = (agent: AgentType) =>
+      buildObjects(agent, resolved, settings).workload.spec?.template.metadata?.annotations?.[
+        "agenttype.dev/config-hash"
+      ];
+    const same = agentFrom("agenttype_node-researcher.yaml");
+    const otherModel = agentFrom(
+      "agenttype_node-researcher.yaml",
+      (m) => (m.spec.llm.providers[0].model = "llama3.3"),
+    );
+    expect(hash(same)).toBe(hash(researcher));
+    expect(hash(otherModel)).not.toBe(hash(researcher));
+  });
+});
+
+describe("sidecar config", () => {
+  it("is valid for the sidecar, in fallback order, with credentials as paths", () => {
+    const config = sidecarConfigSchema.parse(JSON.parse(built.configMap.data?.["sidecar.json"] ?? "{}"));
+    expect(config.llm?.providers.map((p) => [p.name, p.credentialsDir])).toEqual([
+      ["local", undefined],
+      ["cloud", "/var/run/agenttype/credentials/cloud"],
+    ]);
+    expect(config.tools.map((t) => [t.name, t.version, t.url])).toEqual([
+      ["web-search", "1.3.0", "http://web-search.team-a.svc:8080/mcp"],
+      ["calculator", "2.1.0", "http://calculator.tools.svc:8000/evaluate"],
+    ]);
+    expect(config.tools[0]?.auth).toEqual({
+      header: "Authorization",
+      scheme: "Bearer",
+      secretFile: "/var/run/agenttype/tools/web-search/token",
+    });
+    expect(config.memory).toEqual({
+      type: "persistent",
+      path: "/var/lib/agenttype/memory",
+      maxBytes: 2 ** 30,
+    });
+    // The sidecar learns only where credentials are mounted, not even which Secret holds them.
+    expect(built.configMap.data?.["sidecar.json"]).not.toMatch(/bedrock-credentials|web-search-api/);
+  });
+
+  it("uses only the providers llm.fallback names", () => {
+    const agent = agentFrom("agenttype_node-researcher.yaml", (m) => (m.spec.llm.fallback = ["cloud"]));
+    expect(buildObjects(agent, [], settings).sidecarConfig.llm?.providers.map((p) => p.name)).toEqual([
+      "cloud",
+    ]);
+  });
+});

@@ -1,0 +1,316 @@
+// Builds every object the operator owns for one AgentType: ServiceAccount, sidecar ConfigMap,
+// metrics Service and the workload (Deployment, or StatefulSet when memory is persistent),
+// following the pod contract of ARCHITECTURE.md. Pure: same inputs, same objects.
+import { createHash } from "node:crypto";
+import type {
+  V1ConfigMap,
+  V1Container,
+  V1Deployment,
+  V1EnvVar,
+  V1OwnerReference,
+  V1PodTemplateSpec,
+  V1ResourceRequirements,
+  V1SecurityContext,
+  V1Service,
+  V1ServiceAccount,
+  V1StatefulSet,
+  V1Volume,
+  V1VolumeMount,
+} from "@kubernetes/client-node";
+import type { AgentType } from "../api/agenttype.ts";
+import { API_VERSION } from "../api/common.ts";
+import { MEMORY_PATH, SIDECAR_CONFIG_PATH, type SidecarConfig } from "../api/sidecarconfig.ts";
+import type { ResolvedTool } from "../tools/resolve-tools.ts";
+import {
+  AGENT_CONTAINER,
+  CONFIG_HASH_ANNOTATION,
+  commonLabels,
+  ownedNames,
+  SIDECAR_CONTAINER,
+  selectorLabels,
+  WRAPPER_CONTAINER,
+} from "./names.ts";
+import {
+  buildSidecarConfig,
+  providerCredentialsDir,
+  type SidecarDefaults,
+  toolSecretDir,
+} from "./sidecar-config.ts";
+
+export interface BuildSettings extends SidecarDefaults {
+  sidecarImage: string;
+  wrapperImage: string;
+  /** Pull policy of the sidecar and wrapper images. */
+  imagePullPolicy: "Always" | "IfNotPresent" | "Never";
+  /** Resources of the sidecar when the AgentType sets none. */
+  sidecarResources: V1ResourceRequirements;
+}
+
+/** Where the wrapper's files appear in the agent container. */
+export const WRAPPER_MOUNT = "/opt/agenttype";
+const CONFIG_FILE = "sidecar.json";
+// A uid no base image uses, so our containers never share an identity with the agent's.
+const OUR_UID = 65532;
+
+/** The restricted Pod Security profile, for the containers we ship. */
+export const RESTRICTED: V1SecurityContext = {
+  runAsNonRoot: true,
+  runAsUser: OUR_UID,
+  runAsGroup: OUR_UID,
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  capabilities: { drop: ["ALL"] },
+  seccompProfile: { type: "RuntimeDefault" },
+};
+
+export type Workload = (V1Deployment & { kind: "Deployment" }) | (V1StatefulSet & { kind: "StatefulSet" });
+
+export interface DesiredObjects {
+  serviceAccount: V1ServiceAccount;
+  configMap: V1ConfigMap;
+  metricsService: V1Service;
+  workload: Workload;
+  sidecarConfig: SidecarConfig;
+}
+
+function ownerReference(agent: AgentType): V1OwnerReference {
+  const uid = agent.metadata.uid;
+  if (typeof uid !== "string")
+    throw new Error(`AgentType ${agent.metadata.name} has no uid; read it from the API server`);
+  return {
+    apiVersion: API_VERSION,
+    kind: "AgentType",
+    name: agent.metadata.name,
+    uid,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+/**
+ * The agent's environment: the user's variables as written, plus the pod contract's. A
+ * contract variable the user set keeps the user's value; the preload variables are combined
+ * so that both the user's options and the wrapper's preload apply.
+ */
+export function agentEnv(agent: AgentType, config: SidecarConfig): V1EnvVar[] {
+  const base = `http://127.0.0.1:${config.listen.port}`;
+  const user = (agent.spec.env ?? []) as V1EnvVar[];
+  const userValue = (name: string) => user.find((e) => e.name === name)?.value;
+  const contract: V1EnvVar[] = [
+    { name: "OPENAI_BASE_URL", value: `${base}/v1` },
+    { name: "OLLAMA_HOST", value: base },
+    { name: "AGENTTYPE_TOOLS_URL", value: `${base}/tools` },
+    { name: "AGENTTYPE_MCP_URL", value: `${base}/mcp` },
+    { name: "AGENTTYPE_MEMORY_URL", value: `${base}/memory` },
+    { name: "AGENTTYPE_NAME", value: config.agent.name },
+    { name: "AGENTTYPE_NAMESPACE", value: config.agent.namespace },
+  ];
+  if (agent.spec.language === "node") {
+    const preload = `--require ${WRAPPER_MOUNT}/node/register.cjs`;
+    const own = userValue("NODE_OPTIONS");
+    contract.push({ name: "NODE_OPTIONS", value: own ? `${preload} ${own}` : preload });
+  }
+  if (agent.spec.language === "python") {
+    const own = userValue("PYTHONPATH");
+    contract.push({
+      name: "PYTHONPATH",
+      value: own ? `${WRAPPER_MOUNT}/python:${own}` : `${WRAPPER_MOUNT}/python`,
+    });
+  }
+  const combined = new Set(["NODE_OPTIONS", "PYTHONPATH"].filter((n) => contract.some((c) => c.name === n)));
+  return [
+    ...user.filter((e) => !combined.has(e.name)),
+    ...contract.filter((c) => combined.has(c.name) || !user.some((e) => e.name === c.name)),
+  ];
+}
+
+function sidecarVolumes(
+  agent: AgentType,
+  tools: readonly ResolvedTool[],
+): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+  const names = ownedNames(agent);
+  const volumes: V1Volume[] = [
+    { name: "sidecar-config", configMap: { name: names.configMap } },
+    { name: "sidecar-tmp", emptyDir: { sizeLimit: "64Mi" } },
+  ];
+  const mounts: V1VolumeMount[] = [
+    {
+      name: "sidecar-config",
+      mountPath: SIDECAR_CONFIG_PATH.slice(0, SIDECAR_CONFIG_PATH.lastIndexOf("/")),
+      readOnly: true,
+    },
+    { name: "sidecar-tmp", mountPath: "/tmp" },
+    { name: "memory", mountPath: MEMORY_PATH },
+  ];
+  (agent.spec.llm?.providers ?? []).forEach((provider, index) => {
+    if (provider.credentialsSecretRef === undefined) return;
+    const name = `llm-credentials-${index}`;
+    volumes.push({ name, secret: { secretName: provider.credentialsSecretRef.name, defaultMode: 0o440 } });
+    mounts.push({ name, mountPath: providerCredentialsDir(provider.name), readOnly: true });
+  });
+  tools.forEach((tool, index) => {
+    const auth = tool.agentTool.spec.auth;
+    if (auth === undefined) return;
+    const name = `tool-credentials-${index}`;
+    const { name: secretName, key } = auth.secretKeyRef;
+    volumes.push({ name, secret: { secretName, items: [{ key, path: key }], defaultMode: 0o440 } });
+    mounts.push({ name, mountPath: toolSecretDir(tool.name), readOnly: true });
+  });
+  return { volumes, mounts };
+}
+
+function podTemplate(
+  agent: AgentType,
+  tools: readonly ResolvedTool[],
+  config: SidecarConfig,
+  configHash: string,
+  settings: BuildSettings,
+): V1PodTemplateSpec {
+  const { spec } = agent;
+  const sidecar = sidecarVolumes(agent, tools);
+  const wrapper: V1Container = {
+    name: WRAPPER_CONTAINER,
+    image: settings.wrapperImage,
+    imagePullPolicy: settings.imagePullPolicy,
+    args: [WRAPPER_MOUNT],
+    volumeMounts: [{ name: "agenttype", mountPath: WRAPPER_MOUNT }],
+    resources: { requests: { cpu: "10m", memory: "16Mi" }, limits: { memory: "64Mi" } },
+    securityContext: RESTRICTED,
+  };
+  const probe = (path: string, periodSeconds: number, failureThreshold: number) => ({
+    httpGet: { path, port: "metrics" },
+    periodSeconds,
+    failureThreshold,
+  });
+  const sidecarContainer: V1Container = {
+    name: SIDECAR_CONTAINER,
+    image: settings.sidecarImage,
+    imagePullPolicy: settings.imagePullPolicy,
+    restartPolicy: "Always",
+    args: ["--config", SIDECAR_CONFIG_PATH],
+    ports: [{ name: "metrics", containerPort: config.listen.metricsPort }],
+    startupProbe: probe("/readyz", 1, 120),
+    readinessProbe: probe("/readyz", 5, 3),
+    livenessProbe: probe("/healthz", 10, 3),
+    volumeMounts: sidecar.mounts,
+    resources: (spec.sidecar.resources as V1ResourceRequirements | undefined) ?? settings.sidecarResources,
+    securityContext: RESTRICTED,
+  };
+  const agentContainer: V1Container = {
+    name: AGENT_CONTAINER,
+    image: spec.image,
+    ...(spec.imagePullPolicy === undefined ? {} : { imagePullPolicy: spec.imagePullPolicy }),
+    ...(spec.command === undefined ? {} : { command: spec.command }),
+    ...(spec.args === undefined ? {} : { args: spec.args }),
+    env: agentEnv(agent, config),
+    ...(spec.resources === undefined ? {} : { resources: spec.resources as V1ResourceRequirements }),
+    volumeMounts: [{ name: "agenttype", mountPath: WRAPPER_MOUNT, readOnly: true }],
+  };
+  const volumes: V1Volume[] = [{ name: "agenttype", emptyDir: { sizeLimit: "64Mi" } }, ...sidecar.volumes];
+  if (spec.memory.type === "ephemeral") {
+    volumes.push({
+      name: "memory",
+      emptyDir: spec.memory.size === undefined ? {} : { sizeLimit: String(spec.memory.size) },
+    });
+  }
+  return {
+    metadata: { labels: commonLabels(agent), annotations: { [CONFIG_HASH_ANNOTATION]: configHash } },
+    spec: {
+      serviceAccountName: ownedNames(agent).serviceAccount,
+      // The agent needs no Kubernetes API access; the sidecar is its only door out.
+      automountServiceAccountToken: false,
+      // Lets the sidecar (uid 65532) write the memory volume whatever the volume's owner.
+      securityContext: { fsGroup: OUR_UID },
+      initContainers: [wrapper, sidecarContainer],
+      containers: [agentContainer],
+      volumes,
+      ...(spec.nodeSelector === undefined ? {} : { nodeSelector: spec.nodeSelector }),
+      ...(spec.tolerations === undefined ? {} : { tolerations: spec.tolerations }),
+      ...(spec.affinity === undefined ? {} : { affinity: spec.affinity }),
+    },
+  };
+}
+
+/** A stable hash of the sidecar's config; a change rolls the pods. */
+export function configHash(config: SidecarConfig): string {
+  return createHash("sha256").update(JSON.stringify(config)).digest("hex").slice(0, 16);
+}
+
+export function buildObjects(
+  agent: AgentType,
+  tools: readonly ResolvedTool[],
+  settings: BuildSettings,
+): DesiredObjects {
+  const names = ownedNames(agent);
+  const namespace = agent.metadata.namespace;
+  const meta = (name: string) => ({
+    name,
+    namespace,
+    labels: commonLabels(agent),
+    ownerReferences: [ownerReference(agent)],
+  });
+  const sidecarConfig = buildSidecarConfig(agent, tools, settings);
+  const configText = `${JSON.stringify(sidecarConfig, null, 2)}\n`;
+  const template = podTemplate(agent, tools, sidecarConfig, configHash(sidecarConfig), settings);
+  const selector = { matchLabels: selectorLabels(agent) };
+  const { memory, replicas } = agent.spec;
+  const workload: Workload =
+    memory.type === "persistent"
+      ? {
+          apiVersion: "apps/v1",
+          kind: "StatefulSet",
+          metadata: meta(names.workload),
+          spec: {
+            replicas,
+            selector,
+            serviceName: names.metricsService,
+            template,
+            persistentVolumeClaimRetentionPolicy: { whenDeleted: memory.retainPolicy, whenScaled: "Retain" },
+            volumeClaimTemplates: [
+              {
+                metadata: { name: "memory" },
+                spec: {
+                  accessModes: ["ReadWriteOnce"],
+                  resources: { requests: { storage: String(memory.size) } },
+                  ...(memory.storageClassName === undefined
+                    ? {}
+                    : { storageClassName: memory.storageClassName }),
+                },
+              },
+            ],
+          },
+        }
+      : {
+          apiVersion: "apps/v1",
+          kind: "Deployment",
+          metadata: meta(names.workload),
+          spec: { replicas, selector, template },
+        };
+  return {
+    serviceAccount: {
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: meta(names.serviceAccount),
+      automountServiceAccountToken: false,
+    },
+    configMap: {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: meta(names.configMap),
+      data: { [CONFIG_FILE]: configText },
+    },
+    metricsService: {
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: meta(names.metricsService),
+      spec: {
+        selector: selectorLabels(agent),
+        ports: [
+          { name: "metrics", port: sidecarConfig.listen.metricsPort, targetPort: "metrics", protocol: "TCP" },
+        ],
+      },
+    },
+    workload,
+    sidecarConfig,
+  };
+}
