@@ -1,5 +1,9 @@
 // Names and labels of the objects the operator owns for one AgentType. Pure.
-import type { AgentType } from "../api/agenttype.ts";
+
+/** Anything with a name: an AgentType, parsed or as the API server sent it. */
+interface Named {
+  metadata: { name: string };
+}
 
 export const FIELD_MANAGER = "agenttype-operator";
 export const AGENT_LABEL = "agenttype.dev/agent";
@@ -10,7 +14,7 @@ export const SIDECAR_CONTAINER = "agenttype-sidecar";
 export const AGENT_CONTAINER = "agent";
 
 /** Names of the owned objects; the workload and ServiceAccount take the AgentType's name. */
-export function ownedNames(agent: Pick<AgentType, "metadata">) {
+export function ownedNames(agent: Named) {
   const name = agent.metadata.name;
   return {
     workload: name,
@@ -21,11 +25,11 @@ export function ownedNames(agent: Pick<AgentType, "metadata">) {
 }
 
 /** The pod selector: one label, stable for the life of the AgentType. */
-export function selectorLabels(agent: Pick<AgentType, "metadata">): Record<string, string> {
+export function selectorLabels(agent: Named): Record<string, string> {
   return { [AGENT_LABEL]: agent.metadata.name };
 }
 
-export function commonLabels(agent: Pick<AgentType, "metadata">): Record<string, string> {
+export function commonLabels(agent: Named): Record<string, string> {
   return {
     ...selectorLabels(agent),
     "app.kubernetes.io/name": agent.metadata.name,

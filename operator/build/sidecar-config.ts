@@ -1,10 +1,12 @@
 // Builds the sidecar's configuration from an AgentType and its resolved tools. Pure: the
 // result is what the operator writes into the agent's ConfigMap.
+import type * as z from "zod";
 import type { AgentType } from "../api/agenttype.ts";
 import {
   CREDENTIALS_ROOT,
   MEMORY_PATH,
   type SidecarConfig,
+  sidecarConfig,
   TOOL_SECRETS_ROOT,
 } from "../api/sidecarconfig.ts";
 import type { ResolvedTool } from "../tools/resolve-tools.ts";
@@ -41,7 +43,7 @@ export function buildSidecarConfig(
   defaults: SidecarDefaults,
 ): SidecarConfig {
   const { spec } = agent;
-  const config: SidecarConfig = {
+  const config: z.input<typeof sidecarConfig> = {
     agent: { name: agent.metadata.name, namespace: agent.metadata.namespace ?? "default" },
     listen: { port: spec.sidecar.port, metricsPort: spec.sidecar.metricsPort },
     tools: tools.map((tool) => {
@@ -94,5 +96,6 @@ export function buildSidecarConfig(
       ...(llm.rateLimit === undefined ? {} : { rateLimit: llm.rateLimit }),
     };
   }
-  return config;
+  // Parsed, so the defaults are filled and the operator never writes a config the sidecar rejects.
+  return sidecarConfig.parse(config);
 }

@@ -1,0 +1,224 @@
+// A thin REST client for the few verbs the operator needs (list, watch, get, server-side
+// apply, delete, create) on any resource, authenticated through @kubernetes/client-node's
+// KubeConfig. Thin on purpose: the controller engine needs control over watch streams,
+// resourceVersions and error classes that the generated clients hide.
+import { HttpMethod, type KubeConfig, RequestContext } from "@kubernetes/client-node";
+import { fetch } from "undici";
+
+/** Identifies a resource collection, for example apps/v1 deployments. */
+export interface ResourceType {
+  group: string;
+  version: string;
+  plural: string;
+  kind: string;
+  namespaced: boolean;
+}
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean }[];
+  deletionTimestamp?: string;
+  creationTimestamp?: string;
+}
+
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+}
+
+export interface ObjectList<T> {
+  items: T[];
+  metadata: { resourceVersion: string; continue?: string };
+}
+
+export type WatchEvent<T> =
+  | { type: "ADDED" | "MODIFIED" | "DELETED"; object: T }
+  | { type: "BOOKMARK"; object: { metadata: { resourceVersion: string } } }
+  | { type: "ERROR"; object: { code?: number; reason?: string; message?: string } };
+
+/** An error answer of the API server, classified for retry decisions. */
+export class KubeApiError extends Error {
+  readonly status: number;
+  readonly reason: string;
+  constructor(status: number, reason: string, message: string) {
+    super(message);
+    this.name = "KubeApiError";
+    this.status = status;
+    this.reason = reason;
+  }
+  /** Whether the same request may succeed later without anyone changing it. */
+  get retryable(): boolean {
+    return this.status === 409 || this.status === 429 || this.status >= 500 || this.status === 0;
+  }
+}
+
+export function isNotFound(error: unknown): boolean {
+  return error instanceof KubeApiError && error.status === 404;
+}
+
+export function isGone(error: unknown): boolean {
+  return error instanceof KubeApiError && error.status === 410;
+}
+
+export function collectionPath(type: ResourceType, namespace?: string): string {
+  const prefix = type.group === "" ? `/api/${type.version}` : `/apis/${type.group}/${type.version}`;
+  return type.namespaced && namespace !== undefined
+    ? `${prefix}/namespaces/${namespace}/${type.plural}`
+    : `${prefix}/${type.plural}`;
+}
+
+export function objectPath(type: ResourceType, namespace: string | undefined, name: string): string {
+  return `${collectionPath(type, namespace)}/${encodeURIComponent(name)}`;
+}
+
+type Query = Record<string, string | number | boolean | undefined>;
+
+interface RequestOptions {
+  query?: Query;
+  body?: unknown;
+  contentType?: string;
+  signal?: AbortSignal;
+}
+
+export class KubeClient {
+  readonly server: string;
+  private readonly config: KubeConfig;
+
+  constructor(config: KubeConfig) {
+    const cluster = config.getCurrentCluster();
+    if (cluster === null) throw new Error("the kubeconfig has no current cluster");
+    this.config = config;
+    this.server = cluster.server.replace(/\/$/, "");
+  }
+
+  private async send(method: HttpMethod, path: string, options: RequestOptions = {}) {
+    const url = new URL(this.server + path);
+    for (const [key, value] of Object.entries(options.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    const context = new RequestContext(url.toString(), method);
+    await this.config.applySecurityAuthentication(context);
+    const headers: Record<string, string> = { ...context.getHeaders(), accept: "application/json" };
+    if (options.body !== undefined) headers["content-type"] = options.contentType ?? "application/json";
+    let response: Awaited<ReturnType<typeof fetch>>;
+    try {
+      response = await fetch(url, {
+        method,
+        headers,
+        dispatcher: context.getDispatcher(),
+        ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      });
+    } catch (error) {
+      if (options.signal?.aborted) throw error;
+      // No answer at all: the API server is down or restarting.
+      throw new KubeApiError(0, "ConnectionFailed", `${method} ${path}: ${(error as Error).message}`);
+    }
+    if (!response.ok) {
+      const text = await response.text();
+      let status: { reason?: string; message?: string } = {};
+      try {
+        status = JSON.parse(text);
+      } catch {
+        status = { message: text };
+      }
+      throw new KubeApiError(
+        response.status,
+        status.reason ?? String(response.status),
+        status.message ?? text,
+      );
+    }
+    return response;
+  }
+
+  private async json<T>(method: HttpMethod, path: string, options?: RequestOptions): Promise<T> {
+    return (await (await this.send(method, path, options)).json()) as T;
+  }
+
+  get<T extends KubeObject>(type: ResourceType, namespace: string | undefined, name: string): Promise<T> {
+    return this.json(HttpMethod.GET, objectPath(type, namespace, name));
+  }
+
+  list<T extends KubeObject>(
+    type: ResourceType,
+    namespace?: string,
+    query: Query = {},
+  ): Promise<ObjectList<T>> {
+    return this.json(HttpMethod.GET, collectionPath(type, namespace), { query });
+  }
+
+  create<T extends KubeObject>(type: ResourceType, namespace: string | undefined, object: T): Promise<T> {
+    return this.json(HttpMethod.POST, collectionPath(type, namespace), { body: object });
+  }
+
+  /** Replaces an object; the resourceVersion in it makes this a compare-and-swap. */
+  replace<T extends KubeObject>(type: ResourceType, object: T): Promise<T> {
+    return this.json(HttpMethod.PUT, objectPath(type, object.metadata.namespace, object.metadata.name), {
+      body: object,
+    });
+  }
+
+  /** Server-side apply: the field manager owns exactly the fields in `object`. */
+  apply<T extends KubeObject>(
+    type: ResourceType,
+    object: T,
+    fieldManager: string,
+    subresource?: "status",
+  ): Promise<T> {
+    const path =
+      objectPath(type, object.metadata.namespace, object.metadata.name) +
+      (subresource ? `/${subresource}` : "");
+    return this.json(HttpMethod.PATCH, path, {
+      query: { fieldManager, force: true },
+      body: object,
+      contentType: "application/apply-patch+yaml",
+    });
+  }
+
+  async delete(
+    type: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    propagationPolicy = "Background",
+  ) {
+    await this.send(HttpMethod.DELETE, objectPath(type, namespace, name), {
+      body: { kind: "DeleteOptions", apiVersion: "v1", propagationPolicy },
+    });
+  }
+
+  /**
+   * Watches a collection from a resourceVersion. Yields events until the server ends the
+   * stream (after timeoutSeconds) or `signal` aborts; HTTP errors are thrown as KubeApiError.
+   */
+  async *watch<T extends KubeObject>(
+    type: ResourceType,
+    namespace: string | undefined,
+    query: Query,
+    signal: AbortSignal,
+  ): AsyncGenerator<WatchEvent<T>> {
+    const response = await this.send(HttpMethod.GET, collectionPath(type, namespace), {
+      query: { ...query, watch: true, allowWatchBookmarks: true },
+      signal,
+    });
+    if (response.body === null) return;
+    const decoder = new TextDecoder();
+    let buffered = "";
+    for await (const chunk of response.body) {
+      buffered += decoder.decode(chunk as Uint8Array, { stream: true });
+      let newline = buffered.indexOf("\n");
+      while (newline >= 0) {
+        const line = buffered.slice(0, newline).trim();
+        buffered = buffered.slice(newline + 1);
+        if (line !== "") yield JSON.parse(line) as WatchEvent<T>;
+        newline = buffered.indexOf("\n");
+      }
+    }
+  }
+}

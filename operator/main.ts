@@ -1,0 +1,29 @@
+// Entry point of the operator: `node operator/main.ts [--flag value ...]`. Runs until SIGTERM
+// or SIGINT, then finishes in-flight reconciles and releases the leader lease.
+import { KubeConfig } from "@kubernetes/client-node";
+import { pino } from "pino";
+import { loadConfig } from "./config.ts";
+import { Manager } from "./manager.ts";
+
+let config: ReturnType<typeof loadConfig>;
+try {
+  config = loadConfig(process.argv.slice(2), process.env);
+} catch (error) {
+  console.error((error as Error).message);
+  process.exit(2);
+}
+const logger = pino({ level: config.logLevel, base: { component: "agenttype-operator" } });
+const kubeConfig = new KubeConfig();
+kubeConfig.loadFromDefault();
+const manager = new Manager(config, kubeConfig, logger);
+
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  process.once(signal, () => {
+    logger.info({ signal }, "shutting down: finishing reconciles in flight");
+    void manager.stop().then(() => process.exit(0));
+  });
+}
+manager.start().catch((error: unknown) => {
+  logger.fatal({ err: (error as Error).message }, "operator failed to start");
+  process.exit(1);
+});

@@ -1,0 +1,211 @@
+// Reconciles one AgentType: reads it and its tools from the informer caches, builds the
+// desired objects, applies them with server-side apply, and writes the status when it
+// changed. Level-triggered: it never asks which event woke it.
+import { createHash } from "node:crypto";
+import type { Logger } from "pino";
+import { type AgentTool, agentTool } from "../api/agenttool.ts";
+import { type AgentType, type AgentTypeStatus, agentType } from "../api/agenttype.ts";
+import { API_VERSION } from "../api/common.ts";
+import { formatFieldErrors, parseAs } from "../api/validate.ts";
+import { FIELD_MANAGER, ownedNames, selectorLabels } from "../build/names.ts";
+import { type BuildSettings, buildObjects } from "../build/objects.ts";
+import { KubeApiError, type KubeClient, type KubeObject, type ResourceType } from "../kube/client.ts";
+import type { EventRecorder } from "../kube/events.ts";
+import { resources } from "../kube/resources.ts";
+import { TerminalError } from "../runtime/controller.ts";
+import type { ObjectCache } from "../runtime/informer.ts";
+import { resolveTools, type ToolResolution } from "../tools/resolve-tools.ts";
+import { computeStatus, type Observation, transitions, type WorkloadState } from "./status.ts";
+
+export interface OwnedInformers {
+  deployment: ObjectCache<KubeObject>;
+  statefulSet: ObjectCache<KubeObject>;
+  configMap: ObjectCache<KubeObject>;
+  service: ObjectCache<KubeObject>;
+  serviceAccount: ObjectCache<KubeObject>;
+}
+
+export interface ReconcilerDeps {
+  client: KubeClient;
+  agentTypes: ObjectCache<KubeObject>;
+  agentTools: ObjectCache<KubeObject>;
+  owned: OwnedInformers;
+  settings: BuildSettings;
+  events: EventRecorder;
+}
+
+interface WorkloadObject extends KubeObject {
+  status?: {
+    observedGeneration?: number;
+    replicas?: number;
+    readyReplicas?: number;
+    updatedReplicas?: number;
+  };
+}
+
+function workloadState(object: WorkloadObject | undefined): WorkloadState | undefined {
+  if (object === undefined) return undefined;
+  const status = object.status ?? {};
+  return {
+    generation: object.metadata.generation ?? 0,
+    observedGeneration: status.observedGeneration ?? 0,
+    replicas: status.replicas ?? 0,
+    readyReplicas: status.readyReplicas ?? 0,
+    updatedReplicas: status.updatedReplicas ?? 0,
+  };
+}
+
+function ownedBy(object: KubeObject | undefined, agent: KubeObject): boolean {
+  return (
+    object?.metadata.ownerReferences?.some((ref) => ref.controller && ref.uid === agent.metadata.uid) ?? false
+  );
+}
+
+const digest = (object: unknown) => createHash("sha256").update(JSON.stringify(object)).digest("hex");
+
+export function createAgentTypeReconciler(deps: ReconcilerDeps) {
+  const { client, agentTypes, agentTools, owned, settings, events } = deps;
+  // What we last applied to each object and the resourceVersion the server gave back: an
+  // object whose cached copy still has that version and whose desired state is unchanged
+  // needs no request. Anyone else's edit changes the version, and we apply again.
+  const lastApplied = new Map<string, { digest: string; resourceVersion: string }>();
+
+  async function applyIfChanged(
+    type: ResourceType,
+    informer: ObjectCache<KubeObject>,
+    desired: KubeObject,
+  ): Promise<KubeObject> {
+    const key = `${type.plural}/${desired.metadata.namespace}/${desired.metadata.name}`;
+    const wanted = digest(desired);
+    const cached = informer.get(`${desired.metadata.namespace}/${desired.metadata.name}`);
+    const previous = lastApplied.get(key);
+    if (
+      cached !== undefined &&
+      previous?.digest === wanted &&
+      previous.resourceVersion === cached.metadata.resourceVersion
+    ) {
+      return cached;
+    }
+    const applied = await client.apply(type, desired, FIELD_MANAGER);
+    lastApplied.set(key, { digest: wanted, resourceVersion: applied.metadata.resourceVersion ?? "" });
+    return applied;
+  }
+
+  function toolsOf(namespace: string, log: Logger): AgentTool[] {
+    return agentTools.list(namespace).flatMap((raw) => {
+      const parsed = parseAs(agentTool, raw);
+      if (parsed.ok) return [parsed.value];
+      log.warn(
+        { agentTool: raw.metadata.name, errors: formatFieldErrors(parsed.errors) },
+        "ignoring an invalid AgentTool",
+      );
+      return [];
+    });
+  }
+
+  async function writeStatus(
+    raw: KubeObject,
+    previous: AgentTypeStatus | undefined,
+    observation: Observation,
+  ) {
+    const status = computeStatus(previous, observation, new Date());
+    if (JSON.stringify(status) === JSON.stringify(previous ?? {})) return;
+    const { name, namespace } = raw.metadata;
+    await client.apply(
+      resources.agentType,
+      { apiVersion: API_VERSION, kind: "AgentType", metadata: { name, namespace }, status } as KubeObject,
+      FIELD_MANAGER,
+      "status",
+    );
+    for (const condition of transitions(previous, status)) {
+      const warning =
+        (condition.type === "Degraded" && condition.status === "True") ||
+        (condition.type === "ToolsResolved" && condition.status === "False");
+      if (warning || (condition.type === "Ready" && condition.status === "True")) {
+        await events.record(raw, warning ? "Warning" : "Normal", condition.reason, condition.message);
+      }
+    }
+  }
+
+  return async function reconcile(key: string, log: Logger): Promise<undefined> {
+    const raw = agentTypes.get(key);
+    // Gone: the garbage collector removes what it owned, through the ownerReferences.
+    if (raw === undefined || raw.metadata.deletionTimestamp !== undefined) return undefined;
+    const previous = (raw as { status?: AgentTypeStatus }).status;
+    const base = {
+      generation: raw.metadata.generation ?? 0,
+      desiredReplicas: 0,
+      selector: Object.entries(selectorLabels(raw))
+        .map(([k, v]) => `${k}=${v}`)
+        .join(","),
+    };
+
+    const parsed = parseAs(agentType, raw);
+    if (!parsed.ok) {
+      const message = formatFieldErrors(parsed.errors).replaceAll("\n", "; ");
+      await writeStatus(raw, previous, { ...base, problem: { reason: "InvalidSpec", message } });
+      throw new TerminalError(`invalid spec: ${message}`);
+    }
+    const agent: AgentType = parsed.value;
+    const observation: Observation = { ...base, desiredReplicas: agent.spec.replicas };
+    if (agent.spec.runtime.type !== "kubernetes") {
+      const message = `runtime ${agent.spec.runtime.type} is not available in this operator version; the agent is not started`;
+      await writeStatus(raw, previous, {
+        ...observation,
+        problem: { reason: "RuntimeNotAvailable", message },
+      });
+      return undefined;
+    }
+
+    const namespace = raw.metadata.namespace ?? "default";
+    const resolution: ToolResolution = resolveTools(
+      agent.metadata.name,
+      agent.spec.tools,
+      toolsOf(namespace, log),
+    );
+    observation.resolution = resolution;
+    if (resolution.missing.some((m) => m.required)) {
+      // Pods are left as they are: a missing tool must not take a running agent down.
+      await writeStatus(raw, previous, observation);
+      return undefined;
+    }
+
+    const desired = buildObjects(agent, resolution.resolved, settings);
+    const names = ownedNames(agent);
+    try {
+      await applyIfChanged(
+        resources.serviceAccount,
+        owned.serviceAccount,
+        desired.serviceAccount as KubeObject,
+      );
+      await applyIfChanged(resources.configMap, owned.configMap, desired.configMap as KubeObject);
+      await applyIfChanged(resources.service, owned.service, desired.metricsService as KubeObject);
+      const isStatefulSet = desired.workload.kind === "StatefulSet";
+      const [type, informer, otherType, otherInformer] = isStatefulSet
+        ? [resources.statefulSet, owned.statefulSet, resources.deployment, owned.deployment]
+        : [resources.deployment, owned.deployment, resources.statefulSet, owned.statefulSet];
+      const existed = informer.get(key) !== undefined;
+      const workload = await applyIfChanged(type, informer, desired.workload as KubeObject);
+      if (!existed) {
+        await events.record(raw, "Normal", "Created", `created ${type.kind} ${names.workload}`);
+      }
+      // Memory changed between ephemeral and persistent: the other kind of workload goes.
+      const stale = otherInformer.get(key);
+      if (ownedBy(stale, raw)) {
+        await client.delete(otherType, namespace, names.workload);
+        log.info({ kind: otherType.kind }, "deleted the workload of the previous memory type");
+      }
+      observation.workload = workloadState((informer.get(key) ?? workload) as WorkloadObject);
+    } catch (error) {
+      if (error instanceof KubeApiError && !error.retryable) {
+        const message = `the API server rejected an object built from this AgentType: ${error.message}`;
+        await writeStatus(raw, previous, { ...observation, problem: { reason: "ApplyFailed", message } });
+        throw new TerminalError(message);
+      }
+      throw error;
+    }
+    await writeStatus(raw, previous, observation);
+    log.debug({ replicas: observation.workload?.readyReplicas }, "reconciled");
+    return undefined;
+  };
+}

@@ -1,0 +1,123 @@
+import { describe, expect, it } from "vitest";
+import type { AgentTypeStatus } from "../api/agenttype.ts";
+import { computeStatus, type Observation, setCondition, transitions } from "./status.ts";
+
+const t0 = new Date("2026-01-01T00:00:00Z");
+const t1 = new Date("2026-01-01T00:01:00Z");
+const base: Observation = {
+  generation: 3,
+  desiredReplicas: 2,
+  selector: "agenttype.dev/agent=a",
+  resolution: { resolved: [], missing: [] },
+};
+const rolledOut = { generation: 5, observedGeneration: 5, replicas: 2, readyReplicas: 2, updatedReplicas: 2 };
+const byType = (status: AgentTypeStatus) =>
+  Object.fromEntries((status.conditions ?? []).map((c) => [c.type, [c.status, c.reason]]));
+
+describe("computeStatus", () => {
+  it("is Ready when every desired pod is ready at the latest spec", () => {
+    const status = computeStatus(undefined, { ...base, workload: rolledOut }, t0);
+    expect(byType(status)).toEqual({
+      Ready: ["True", "PodsReady"],
+      Progressing: ["False", "Complete"],
+      Degraded: ["False", "AsExpected"],
+      ToolsResolved: ["True", "Resolved"],
+    });
+    expect(status).toMatchObject({
+      observedGeneration: 3,
+      replicas: 2,
+      readyReplicas: 2,
+      selector: "agenttype.dev/agent=a",
+    });
+    for (const condition of status.conditions ?? []) expect(condition.observedGeneration).toBe(3);
+  });
+
+  it("is Progressing and not Ready during a rollout", () => {
+    const status = computeStatus(
+      undefined,
+      { ...base, workload: { ...rolledOut, updatedReplicas: 1, readyReplicas: 1 } },
+      t0,
+    );
+    expect(byType(status).Ready).toEqual(["False", "RollingOut"]);
+    expect(byType(status).Progressing).toEqual(["True", "RollingOut"]);
+    expect(status.conditions?.find((c) => c.type === "Progressing")?.message).toBe("1 of 2 pods updated");
+  });
+
+  it("is Degraded and not Ready when a required tool is missing, naming it", () => {
+    const status = computeStatus(
+      undefined,
+      {
+        ...base,
+        resolution: {
+          resolved: [],
+          missing: [{ name: "search", range: "^2", required: true, reason: "no AgentTool offers it" }],
+        },
+      },
+      t0,
+    );
+    expect(byType(status)).toMatchObject({
+      Ready: ["False", "RequiredToolsMissing"],
+      Degraded: ["True", "RequiredToolsMissing"],
+      ToolsResolved: ["False", "RequiredToolsMissing"],
+    });
+    expect(status.conditions?.find((c) => c.type === "ToolsResolved")?.message).toBe(
+      "search@^2: no AgentTool offers it",
+    );
+    expect(status.missingTools).toEqual(["search"]);
+  });
+
+  it("stays Ready with a missing optional tool, and says so", () => {
+    const missing = [{ name: "maps", range: "*", required: false, reason: "no AgentTool offers it" }];
+    const status = computeStatus(
+      undefined,
+      { ...base, workload: rolledOut, resolution: { resolved: [], missing } },
+      t0,
+    );
+    expect(byType(status)).toMatchObject({
+      Ready: ["True", "PodsReady"],
+      ToolsResolved: ["True", "OptionalToolsMissing"],
+    });
+  });
+
+  it("is Ready with zero replicas", () => {
+    const status = computeStatus(
+      undefined,
+      {
+        ...base,
+        desiredReplicas: 0,
+        workload: { ...rolledOut, replicas: 0, readyReplicas: 0, updatedReplicas: 0 },
+      },
+      t0,
+    );
+    expect(byType(status).Ready).toEqual(["True", "ScaledToZero"]);
+  });
+
+  it("keeps lastTransitionTime while a condition keeps its status", () => {
+    const first = computeStatus(undefined, { ...base, workload: rolledOut }, t0);
+    const again = computeStatus(first, { ...base, workload: rolledOut }, t1);
+    expect(again).toEqual(first);
+    const notReady = computeStatus(first, { ...base, workload: { ...rolledOut, readyReplicas: 1 } }, t1);
+    const ready = notReady.conditions?.find((c) => c.type === "Ready");
+    expect(ready?.lastTransitionTime).toBe(t1.toISOString());
+    expect(notReady.conditions?.find((c) => c.type === "Degraded")?.lastTransitionTime).toBe(
+      t0.toISOString(),
+    );
+    expect(transitions(first, notReady).map((c) => c.type)).toEqual(["Ready"]);
+  });
+});
+
+describe("setCondition", () => {
+  it("replaces the condition of the same type only", () => {
+    const one = setCondition([], { type: "A", status: "True", reason: "R", message: "m" }, t0);
+    const two = setCondition(one, { type: "B", status: "False", reason: "R", message: "m" }, t0);
+    expect(
+      setCondition(two, { type: "A", status: "False", reason: "S", message: "n" }, t1).map((c) => [
+        c.type,
+        c.status,
+      ]),
+    ).toEqual([
+      ["B", "False"],
+      ["A", "False"],
+    ]);
+  });
+});

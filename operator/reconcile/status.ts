@@ -1,0 +1,173 @@
+// Computes an AgentType's status from what the reconcile observed, following the Kubernetes
+// API conventions for conditions: one entry per type, lastTransitionTime moves only when the
+// status flips, every condition carries the generation it was computed for. Pure.
+import type { AgentTypeStatus } from "../api/agenttype.ts";
+import { describeMissing, type ToolResolution } from "../tools/resolve-tools.ts";
+
+type Condition = NonNullable<AgentTypeStatus["conditions"]>[number];
+type ConditionStatus = Condition["status"];
+
+/** What the workload reports, from Deployment or StatefulSet status. */
+export interface WorkloadState {
+  generation: number;
+  observedGeneration: number;
+  replicas: number;
+  readyReplicas: number;
+  updatedReplicas: number;
+}
+
+export interface Observation {
+  generation: number;
+  desiredReplicas: number;
+  selector: string;
+  /** Absent when the reconcile stopped before resolving tools. */
+  resolution?: ToolResolution;
+  /** Absent until the workload exists. */
+  workload?: WorkloadState;
+  /** Why the agent cannot run as specified; Degraded and not Ready. */
+  problem?: { reason: string; message: string };
+}
+
+/** Sets a condition, keeping lastTransitionTime when the status did not change. */
+export function setCondition(
+  conditions: readonly Condition[],
+  next: Omit<Condition, "lastTransitionTime">,
+  now: Date,
+): Condition[] {
+  const previous = conditions.find((c) => c.type === next.type);
+  const lastTransitionTime =
+    previous !== undefined && previous.status === next.status
+      ? previous.lastTransitionTime
+      : now.toISOString();
+  return [...conditions.filter((c) => c.type !== next.type), { ...next, lastTransitionTime }];
+}
+
+function progress(observation: Observation): { progressing: boolean; message: string } {
+  const { workload, desiredReplicas } = observation;
+  if (workload === undefined) return { progressing: true, message: "creating the workload" };
+  if (workload.observedGeneration < workload.generation) {
+    return { progressing: true, message: "the workload controller has not seen the latest spec yet" };
+  }
+  if (workload.updatedReplicas < desiredReplicas) {
+    return { progressing: true, message: `${workload.updatedReplicas} of ${desiredReplicas} pods updated` };
+  }
+  if (workload.replicas > desiredReplicas) {
+    return { progressing: true, message: `${workload.replicas - desiredReplicas} old pods terminating` };
+  }
+  return { progressing: false, message: `${desiredReplicas} pods at the latest spec` };
+}
+
+export function computeStatus(
+  previous: AgentTypeStatus | undefined,
+  observation: Observation,
+  now: Date,
+): AgentTypeStatus {
+  const { generation, resolution, workload, problem, desiredReplicas } = observation;
+  const required = resolution?.missing.filter((m) => m.required) ?? [];
+  const optional = resolution?.missing.filter((m) => !m.required) ?? [];
+  const set = (
+    conditions: Condition[],
+    type: string,
+    status: ConditionStatus,
+    reason: string,
+    message: string,
+  ): Condition[] =>
+    setCondition(conditions, { type, status, reason, message, observedGeneration: generation }, now);
+
+  let conditions: Condition[] = [...(previous?.conditions ?? [])];
+
+  if (resolution === undefined) {
+    conditions = set(
+      conditions,
+      "ToolsResolved",
+      "Unknown",
+      problem?.reason ?? "NotResolved",
+      "tools were not resolved",
+    );
+  } else if (required.length > 0) {
+    conditions = set(conditions, "ToolsResolved", "False", "RequiredToolsMissing", describeMissing(required));
+  } else if (optional.length > 0) {
+    conditions = set(conditions, "ToolsResolved", "True", "OptionalToolsMissing", describeMissing(optional));
+  } else {
+    const count = resolution.resolved.length;
+    conditions = set(
+      conditions,
+      "ToolsResolved",
+      "True",
+      "Resolved",
+      count === 0 ? "no tools requested" : `${count} tools resolved`,
+    );
+  }
+
+  const blocked =
+    problem ??
+    (required.length > 0
+      ? { reason: "RequiredToolsMissing", message: describeMissing(required) }
+      : undefined);
+  conditions = blocked
+    ? set(conditions, "Degraded", "True", blocked.reason, blocked.message)
+    : set(conditions, "Degraded", "False", "AsExpected", "no problems");
+
+  const { progressing, message } = progress(observation);
+  conditions = blocked
+    ? set(conditions, "Progressing", "False", blocked.reason, "not rolling out until the problem is fixed")
+    : set(
+        conditions,
+        "Progressing",
+        progressing ? "True" : "False",
+        progressing ? "RollingOut" : "Complete",
+        message,
+      );
+
+  const ready = workload?.readyReplicas ?? 0;
+  if (blocked) {
+    conditions = set(conditions, "Ready", "False", blocked.reason, blocked.message);
+  } else if (!progressing && ready >= desiredReplicas) {
+    conditions = set(
+      conditions,
+      "Ready",
+      "True",
+      desiredReplicas === 0 ? "ScaledToZero" : "PodsReady",
+      `${ready}/${desiredReplicas} pods ready`,
+    );
+  } else {
+    conditions = set(
+      conditions,
+      "Ready",
+      "False",
+      progressing ? "RollingOut" : "PodsNotReady",
+      `${ready}/${desiredReplicas} pods ready`,
+    );
+  }
+
+  const order = ["Ready", "Progressing", "Degraded", "ToolsResolved"];
+  conditions.sort((a, b) => order.indexOf(a.type) - order.indexOf(b.type));
+
+  const status: AgentTypeStatus = {
+    observedGeneration: generation,
+    conditions,
+    replicas: workload?.replicas ?? 0,
+    readyReplicas: ready,
+    selector: observation.selector,
+  };
+  if (resolution !== undefined) {
+    status.resolvedTools = resolution.resolved.map((r) => ({
+      name: r.name,
+      version: r.version,
+      agentTool: r.agentTool.metadata.name,
+      protocol: r.agentTool.spec.protocol,
+    }));
+    if (resolution.missing.length > 0) status.missingTools = resolution.missing.map((m) => m.name);
+  }
+  return status;
+}
+
+/** Conditions whose status differs from before: the transitions worth an Event. */
+export function transitions(previous: AgentTypeStatus | undefined, next: AgentTypeStatus): Condition[] {
+  return (next.conditions ?? []).filter((condition) => {
+    const before = previous?.conditions?.find((c) => c.type === condition.type);
+    return before === undefined
+      ? condition.status !== "Unknown"
+      : before.status !== condition.status || before.reason !== condition.reason;
+  });
+}
