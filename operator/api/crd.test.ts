@@ -83,7 +83,10 @@ describe("generated CRDs", () => {
     const spec = schemaOf("AgentType").properties?.spec?.properties ?? {};
     expect(spec.replicas).toMatchObject({ type: "integer", default: 1, minimum: 0 });
     expect(spec.language).toMatchObject({ default: "generic", enum: ["node", "python", "generic"] });
-    expect(spec.memory?.default).toEqual({});
+    expect(spec.memory?.default).toEqual({ type: "ephemeral", retainPolicy: "Delete" });
+    // A defaulted field is never required: the API server checks defaults against `required`.
+    expect(spec.sidecar?.required).toBeUndefined();
+    expect(spec.llm?.properties?.retries?.required).toBeUndefined();
     expect(spec.memory?.properties?.type?.default).toBe("ephemeral");
     expect(spec.tools?.["x-kubernetes-list-type"]).toBe("map");
   });

@@ -105,8 +105,15 @@ export function toOpenApi(schema: z.ZodType, path = "$"): JSONSchemaProps {
       out = toOpenApi(def.innerType as z.ZodType, path);
       break;
     case "default":
-    case "prefault":
       out = { ...toOpenApi(def.innerType as z.ZodType, path), default: def.defaultValue };
+      break;
+    case "prefault":
+      // The API server checks a default against CEL rules before nested defaults apply, so
+      // the CRD carries the value with them applied, as zod produces it.
+      out = {
+        ...toOpenApi(def.innerType as z.ZodType, path),
+        default: (def.innerType as z.ZodType).parse(def.defaultValue),
+      };
       break;
     case "object": {
       const shape = def.shape as Record<string, z.ZodType>;
@@ -114,7 +121,8 @@ export function toOpenApi(schema: z.ZodType, path = "$"): JSONSchemaProps {
       const required: string[] = [];
       for (const [key, field] of Object.entries(shape)) {
         properties[key] = toOpenApi(field, `${path}.${key}`);
-        if (field._zod.optin !== "optional") required.push(key);
+        // optin is "optional" for .optional() and "defaulted" for .default()/.prefault().
+        if (field._zod.optin === undefined) required.push(key);
       }
       out = { type: "object" };
       if (Object.keys(properties).length > 0) out.properties = properties;
