@@ -18,7 +18,8 @@ endif
 DEPS := node_modules/.package-lock.json
 
 .DEFAULT_GOAL := help
-.PHONY: help deps generate lint format typecheck test test-unit check-generated
+.PHONY: help deps generate lint format test test-unit test-integration check-generated \
+	cluster-up cluster-down bench-operator
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -51,4 +52,19 @@ format: $(DEPS) ## rewrite files in the project's format
 test-unit: $(DEPS) ## unit tests: pure logic, seconds
 	npm run --silent test:unit
 
-test: lint check-generated test-unit ## every test tier that exists
+test-integration: $(DEPS) ## integration tests on a real etcd + kube-apiserver + controller-manager
+	npx vitest run --project integration
+
+TIER ?= full
+cluster-up: ## start the local cluster: TIER=control-plane or TIER=full (the default)
+	tests/cluster/cluster.sh up $(TIER)
+
+cluster-down: ## stop the local cluster and remove what it left
+	tests/cluster/cluster.sh down
+
+BENCH_N ?= 1000
+bench-operator: $(DEPS) ## time the operator on N AgentTypes against the API server's ceiling
+	@kubeconfig=$$(tests/cluster/cluster.sh up control-plane | tail -n 1) && \
+	  node tests/bench/operator.ts --n $(BENCH_N) --kubeconfig "$$kubeconfig"
+
+test: lint check-generated test-unit test-integration ## every test tier that exists

@@ -9,6 +9,18 @@ export default defineConfig({
           include: ["operator/**/*.test.ts", "sidecar/**/*.test.ts", "wrapper/**/*.test.ts"],
         },
       },
+      {
+        // A real etcd + kube-apiserver + kube-controller-manager, started once per run.
+        test: {
+          name: "integration",
+          include: ["tests/integration/**/*.test.ts"],
+          globalSetup: ["tests/integration/global-setup.ts"],
+          // One file at a time: one of them restarts the shared API server.
+          fileParallelism: false,
+          testTimeout: 180_000,
+          hookTimeout: 120_000,
+        },
+      },
     ],
   },
 });

@@ -26,5 +26,6 @@ export const resources = {
   service: core("services", "Service"),
   serviceAccount: core("serviceaccounts", "ServiceAccount"),
   event: core("events", "Event"),
+  namespace: { group: "", version: "v1", plural: "namespaces", kind: "Namespace", namespaced: false },
   lease: { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true },
 } satisfies Record<string, ResourceType>;

@@ -1,0 +1,178 @@
+# shellcheck shell=bash disable=SC2034  # sourced: defines variables for the other scripts
+# Shared by every script of the local cluster harness: pinned versions and the paths
+# of the build cache (outside the repo, reused across runs) and of the cluster state.
+# Source it; it defines variables and small helpers, and starts nothing.
+
+# Pins. Changing one makes build-components.sh rebuild into a new, versioned cache dir.
+# Kubernetes: newest 1.34 patch on the Go module proxy (`go list -m -versions k8s.io/kubernetes`).
+#   1.34 still runs on cgroup v1 by default (1.35 flips failCgroupV1) and supports containerd 1.6.
+K8S_VERSION=${K8S_VERSION:-v1.34.4}
+# etcd: newest 3.6 patch on the proxy (Kubernetes 1.34 ships etcd 3.6.x).
+ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
+# Helm 3.19 is the line built against the k8s 0.34 libraries (skew policy: 1.31–1.34).
+HELM_VERSION=${HELM_VERSION:-v3.19.5}
+# crictl follows the Kubernetes minor.
+CRICTL_VERSION=${CRICTL_VERSION:-v1.34.0}
+
+AGENTTYPE_CACHE=${AGENTTYPE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/agenttype}
+# Binaries built from the Go module proxy, one directory per pin set.
+AGENTTYPE_BIN=${AGENTTYPE_BIN:-$AGENTTYPE_CACHE/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION-crictl-$CRICTL_VERSION}
+# Everything a running cluster owns: pids, logs, certs, etcd data, containerd state, kubeconfig.
+AGENTTYPE_STATE=${AGENTTYPE_STATE:-/var/lib/agenttype-cluster}
+AGENTTYPE_KUBECONFIG=$AGENTTYPE_STATE/kubeconfig
+
+# Network of the control plane. AGENTTYPE_APISERVER_IP is the apiserver's --bind-address and
+# --advertise-address and is in its serving certificate; the node tier sets it to an address
+# pods can reach (e.g. the CNI bridge gateway). Certificates are regenerated when it changes.
+# When unset, the address a running control plane was started with (recorded by `cluster.sh up`,
+# removed by `down`) is kept, so a plain `cluster.sh up control-plane` (e.g. from a test) never
+# moves an apiserver that the node tier started on another address.
+if [[ -z ${AGENTTYPE_APISERVER_IP:-} && -s $AGENTTYPE_STATE/apiserver-ip ]]; then
+  AGENTTYPE_APISERVER_IP=$(<"$AGENTTYPE_STATE/apiserver-ip")
+fi
+AGENTTYPE_APISERVER_IP=${AGENTTYPE_APISERVER_IP:-127.0.0.1}
+AGENTTYPE_APISERVER_PORT=${AGENTTYPE_APISERVER_PORT:-6443}
+AGENTTYPE_ETCD_CLIENT_PORT=${AGENTTYPE_ETCD_CLIENT_PORT:-2379}
+AGENTTYPE_ETCD_PEER_PORT=${AGENTTYPE_ETCD_PEER_PORT:-2380}
+AGENTTYPE_KCM_PORT=${AGENTTYPE_KCM_PORT:-10257}           # controller-manager secure port
+AGENTTYPE_SERVICE_CIDR=${AGENTTYPE_SERVICE_CIDR:-10.96.0.0/16}
+AGENTTYPE_SERVICE_IP=${AGENTTYPE_SERVICE_IP:-10.96.0.1}    # first IP of the service CIDR
+AGENTTYPE_CLUSTER_CIDR=${AGENTTYPE_CLUSTER_CIDR:-10.88.0.0/16}
+AGENTTYPE_CLUSTER_DOMAIN=${AGENTTYPE_CLUSTER_DOMAIN:-cluster.local}
+AGENTTYPE_NODE_NAME=${AGENTTYPE_NODE_NAME:-agenttype-node}
+AGENTTYPE_APISERVER_URL="https://$AGENTTYPE_APISERVER_IP:$AGENTTYPE_APISERVER_PORT"
+
+# Derived paths (state).
+AGENTTYPE_PKI=$AGENTTYPE_STATE/pki
+AGENTTYPE_LOGS=$AGENTTYPE_STATE/logs
+AGENTTYPE_RUN=$AGENTTYPE_STATE/run          # pidfiles
+AGENTTYPE_KUBECONFIGS=$AGENTTYPE_STATE/kubeconfigs   # one per component identity
+
+at_log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+at_die() { at_log "ERROR: $*"; exit 1; }
+
+# at_pid_alive NAME: true when $AGENTTYPE_RUN/NAME.pid names a live (not zombie) process whose
+# program is NAME, so a pid recycled by an unrelated process is never taken for ours.
+at_pid_alive() {
+  local f=$AGENTTYPE_RUN/$1.pid pid state argv0
+  [[ -s $f ]] || return 1
+  pid=$(<"$f")
+  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+  state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$pid/status" 2>/dev/null)
+  [[ -n $state && $state != Z ]] || return 1
+  argv0=$(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | head -1)
+  [[ ${argv0##*/} == "$1" ]]
+}
+
+# at_port_listening PORT [IPV4]: true when something listens on that TCP port (on IPV4 or on a
+# wildcard address, when IPV4 is given; listeners on other addresses do not conflict).
+at_port_listening() {
+  local port hex ip=${2:-}
+  port=$(printf '%04X' "$1")
+  if [[ -n $ip ]]; then
+    local a b c d
+    IFS=. read -r a b c d <<< "$ip"
+    hex=$(printf '%02X%02X%02X%02X' "$d" "$c" "$b" "$a")   # /proc/net/tcp is little-endian
+  fi
+  # /proc/net/tcp{,6}: column 2 is local addr:port, column 4 the state (0A = LISTEN).
+  awk -v port="$port" -v ip="$hex" '
+    $4 == "0A" {
+      split($2, l, ":")
+      if (l[2] != port) next
+      if (ip == "" || l[1] == ip || l[1] ~ /^0+$/) found = 1
+    }
+    END { exit !found }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+# at_wait_for DESCRIPTION TIMEOUT_SECONDS COMMAND...: poll COMMAND until it succeeds.
+at_wait_for() {
+  local what=$1 timeout=$2 start=$SECONDS
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    if (( SECONDS - start >= timeout )); then
+      at_log "timed out after ${timeout}s waiting for $what"
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+# ---------------------------------------------------------------- PKI (openssl)
+# All certificates are signed by one CA, $AGENTTYPE_PKI/ca.{crt,key}; the controller-manager
+# signs CSRs with it too, so every certificate in the cluster chains to ca.crt.
+
+# at_pki_ca [NAME]: create the CA $AGENTTYPE_PKI/NAME.{crt,key} once (NAME defaults to ca).
+at_pki_ca() {
+  local ca=${1:-ca}
+  mkdir -p "$AGENTTYPE_PKI"
+  [[ -s $AGENTTYPE_PKI/$ca.crt && -s $AGENTTYPE_PKI/$ca.key ]] && return 0
+  at_log "pki: creating CA $ca"
+  openssl req -x509 -new -nodes -newkey rsa:2048 -sha256 -days 3650 \
+    -keyout "$AGENTTYPE_PKI/$ca.key" -out "$AGENTTYPE_PKI/$ca.crt" -subj "/CN=agenttype-$ca" \
+    -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" 2>/dev/null
+  chmod 600 "$AGENTTYPE_PKI/$ca.key"
+}
+
+# at_pki_issue NAME CN ORG USAGE [SANS]: issue $AGENTTYPE_PKI/NAME.{crt,key} signed by the CA
+#   (by $AGENTTYPE_PKI/$AT_PKI_CA.crt when AT_PKI_CA is set, e.g. front-proxy-ca).
+#   ORG may be empty; USAGE is client, server or both; SANS like "DNS:localhost,IP:127.0.0.1".
+#   Skipped when NAME.crt exists with the same subject/usage/SANs (recorded in NAME.spec);
+#   reissued (same key kept) when they differ.
+at_pki_issue() {
+  local name=$1 cn=$2 org=$3 usage=$4 sans=${5:-}
+  local crt=$AGENTTYPE_PKI/$name.crt key=$AGENTTYPE_PKI/$name.key spec=$AGENTTYPE_PKI/$name.spec
+  local ca=${AT_PKI_CA:-ca}
+  local want="ca=$ca cn=$cn o=$org usage=$usage sans=$sans"
+  if [[ -s $crt && -s $key && -f $spec && $(<"$spec") == "$want" ]]; then return 0; fi
+  at_log "pki: issuing $name (CN=$cn${org:+ O=$org}${sans:+ $sans})"
+  local subj="/CN=$cn" eku ext
+  [[ -n $org ]] && subj="/O=$org/CN=$cn"
+  case $usage in
+    client) eku=clientAuth ;; server) eku=serverAuth ;; both) eku=serverAuth,clientAuth ;;
+    *) at_die "at_pki_issue: usage must be client, server or both" ;;
+  esac
+  [[ -s $key ]] || { openssl genrsa -out "$key" 2048 2>/dev/null; chmod 600 "$key"; }
+  ext=$(mktemp)
+  {
+    echo "basicConstraints=critical,CA:FALSE"
+    echo "keyUsage=critical,digitalSignature,keyEncipherment"
+    echo "extendedKeyUsage=$eku"
+    [[ -n $sans ]] && echo "subjectAltName=$sans"
+  } > "$ext"
+  openssl req -new -key "$key" -subj "$subj" 2>/dev/null |
+    openssl x509 -req -CA "$AGENTTYPE_PKI/$ca.crt" -CAkey "$AGENTTYPE_PKI/$ca.key" \
+      -CAcreateserial -CAserial "$AGENTTYPE_PKI/$ca.srl" -sha256 -days 825 \
+      -extfile "$ext" -out "$crt" 2>/dev/null
+  rm -f "$ext"
+  echo "$want" > "$spec"
+}
+
+# at_write_kubeconfig OUT USER CERT KEY [SERVER]: a kubeconfig with embedded credentials.
+at_write_kubeconfig() {
+  local out=$1 user=$2 cert=$3 key=$4 server=${5:-$AGENTTYPE_APISERVER_URL} tmp
+  mkdir -p "$(dirname "$out")"
+  tmp=$out.tmp.$$
+  cat > "$tmp" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: agenttype
+  cluster:
+    server: $server
+    certificate-authority-data: $(base64 -w0 "$AGENTTYPE_PKI/ca.crt")
+users:
+- name: $user
+  user:
+    client-certificate-data: $(base64 -w0 "$cert")
+    client-key-data: $(base64 -w0 "$key")
+contexts:
+- name: $user@agenttype
+  context:
+    cluster: agenttype
+    user: $user
+current-context: $user@agenttype
+KUBECONFIG
+  chmod 600 "$tmp"
+  mv "$tmp" "$out"
+}

@@ -1,0 +1,86 @@
+// Runs the real operator (`node operator/main.ts`) as a child process against the test
+// cluster, the way it runs in a pod: its own process, killable, with flags and environment.
+import { type ChildProcess, spawn } from "node:child_process";
+import { createServer } from "node:net";
+import { join } from "node:path";
+
+const MAIN = join(import.meta.dirname, "..", "..", "operator", "main.ts");
+
+export interface OperatorProcess {
+  child: ChildProcess;
+  port: number;
+  identity: string;
+  logs: () => string;
+  metrics: () => Promise<string>;
+  /** Value of one metric line (name with labels, as printed), or undefined. */
+  metric: (name: string) => Promise<number | undefined>;
+  /** Sends a signal and waits for the process to exit; resolves with its exit code. */
+  stop: (signal?: NodeJS.Signals) => Promise<number | null>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
+      );
+    });
+  });
+}
+
+export async function startOperator(options: {
+  kubeconfig: string;
+  namespace: string;
+  identity: string;
+  leaderElection?: boolean;
+  extraEnv?: Record<string, string>;
+}): Promise<OperatorProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [MAIN], {
+    env: {
+      ...process.env,
+      KUBECONFIG: options.kubeconfig,
+      WATCH_NAMESPACES: options.namespace,
+      POD_NAMESPACE: options.namespace,
+      POD_NAME: options.identity,
+      LEADER_ELECTION: String(options.leaderElection ?? true),
+      BIND_ADDRESS: "127.0.0.1",
+      PORT: String(port),
+      LOG_LEVEL: "debug",
+      ...options.extraEnv,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout?.on("data", (chunk) => (output += chunk));
+  child.stderr?.on("data", (chunk) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const metrics = async () => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  // Wait until it serves its endpoints.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`operator exited early:\n${output}`);
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) break;
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`operator did not serve /healthz:\n${output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    child,
+    port,
+    identity: options.identity,
+    logs: () => output,
+    metrics,
+    metric: async (name) => {
+      const line = (await metrics()).split("\n").find((l) => l.startsWith(`${name} `));
+      return line === undefined ? undefined : Number(line.split(" ")[1]);
+    },
+    stop: async (signal = "SIGTERM") => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
