@@ -19,7 +19,7 @@ DEPS := node_modules/.package-lock.json
 
 .DEFAULT_GOAL := help
 .PHONY: help deps generate lint format test test-unit test-integration check-generated \
-	cluster-up cluster-down bench-operator
+	test-e2e images cluster-up cluster-down bench-operator
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -55,6 +55,12 @@ test-unit: $(DEPS) ## unit tests: pure logic, seconds
 test-integration: $(DEPS) ## integration tests on a real etcd + kube-apiserver + controller-manager
 	npx vitest run --project integration
 
+test-e2e: $(DEPS) ## end-to-end tests on the full local cluster (kubelet, containerd, runc, CNI)
+	npx vitest run --project e2e
+
+images: ## build the images without Docker (buildah) and import them into the node's containerd
+	tests/cluster/images.sh all
+
 TIER ?= full
 cluster-up: ## start the local cluster: TIER=control-plane or TIER=full (the default)
 	tests/cluster/cluster.sh up $(TIER)
@@ -67,4 +73,4 @@ bench-operator: $(DEPS) ## time the operator on N AgentTypes against the API ser
 	@kubeconfig=$$(tests/cluster/cluster.sh up control-plane | tail -n 1) && \
 	  node tests/bench/operator.ts --n $(BENCH_N) --kubeconfig "$$kubeconfig"
 
-test: lint check-generated test-unit test-integration ## every test tier that exists
+test: lint check-generated test-unit test-integration test-e2e ## every test tier that exists

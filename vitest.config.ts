@@ -21,6 +21,17 @@ export default defineConfig({
           hookTimeout: 120_000,
         },
       },
+      {
+        // The full local cluster: control plane, containerd, kubelet, kube-proxy, CNI.
+        test: {
+          name: "e2e",
+          include: ["tests/e2e/**/*.test.ts"],
+          globalSetup: ["tests/e2e/global-setup.ts"],
+          fileParallelism: false,
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+        },
+      },
     ],
   },
 });
