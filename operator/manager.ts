@@ -119,7 +119,16 @@ export class Manager {
       namespaces,
     );
     const agentTools = new InformerGroup<KubeObject>(this.informerOptions(resources.agentTool), namespaces);
-    const ownedSelector = { labelSelector: `app.kubernetes.io/managed-by=${FIELD_MANAGER}` };
+    const ownedSelector = {
+      labelSelector: `app.kubernetes.io/managed-by=${FIELD_MANAGER}`,
+      // The reconciler reads only metadata and status of what it owns; the spec is ours anyway.
+      transform: ({ apiVersion, kind, metadata, status }: KubeObject & { status?: unknown }) => {
+        const { managedFields: _, ...kept } = metadata as KubeObject["metadata"] & {
+          managedFields?: unknown;
+        };
+        return { apiVersion, kind, metadata: kept, status } as KubeObject;
+      },
+    };
     const owned: Record<keyof OwnedInformers, InformerGroup<KubeObject>> = {
       deployment: new InformerGroup(this.informerOptions(resources.deployment, ownedSelector), namespaces),
       statefulSet: new InformerGroup(this.informerOptions(resources.statefulSet, ownedSelector), namespaces),

@@ -52,6 +52,10 @@ const sidecarTool = z
       .optional()
       .describe("Credential the sidecar adds to every call; the agent never sees it."),
     timeoutSeconds: z.int().min(1).max(600).describe("Timeout of one call."),
+    allowedTools: z
+      .array(z.string().min(1))
+      .optional()
+      .describe("For an mcp tool: names of the server's tools the agent may list and call; all when unset."),
   })
   .describe("A tool resolved for the agent.");
 
@@ -67,6 +71,13 @@ export const sidecarConfig = z
       .strictObject({
         port: port.default(4000).describe("Loopback port of the agent-facing API."),
         metricsPort: port.default(9090).describe("Port of /metrics, /healthz and /readyz."),
+        metricsHost: z
+          .string()
+          .min(1)
+          .default("0.0.0.0")
+          .describe(
+            "Address the metrics port binds; all interfaces by default so kubelet probes and Prometheus reach it. The agent API always binds 127.0.0.1.",
+          ),
       })
       .prefault({})
       .describe("Ports of the sidecar."),
@@ -79,6 +90,20 @@ export const sidecarConfig = z
         retries,
         timeoutSeconds: z.int().min(1).max(3600).describe("Timeout of one request, per provider attempt."),
         rateLimit: rateLimit.optional().describe("The agent's own budget across all providers."),
+        cooldown: z
+          .strictObject({
+            failures: z
+              .int()
+              .min(1)
+              .max(100)
+              .default(3)
+              .describe("Consecutive failed requests after which a provider is skipped."),
+            seconds: z.int().min(1).max(3600).default(30).describe("How long a failing provider is skipped."),
+          })
+          .prefault({})
+          .describe(
+            "Cool-down of a provider that keeps failing; skipped providers are used when all are cooling.",
+          ),
       })
       .optional()
       .describe("LLM routing; absent when the AgentType has no llm."),

@@ -59,6 +59,16 @@ export class KubeApiError extends Error {
   }
 }
 
+/**
+ * Whether `a` is an older resourceVersion than `b`. Only ever used to skip a redundant write:
+ * resourceVersions are etcd revisions on every API server we run against, and a wrong answer
+ * would cost one extra request, never a missed change.
+ */
+export function olderVersion(a: string | undefined, b: string | undefined): boolean {
+  if (a === undefined || b === undefined || !/^\d+$/.test(a) || !/^\d+$/.test(b)) return false;
+  return BigInt(a) < BigInt(b);
+}
+
 export function isNotFound(error: unknown): boolean {
   return error instanceof KubeApiError && error.status === 404;
 }

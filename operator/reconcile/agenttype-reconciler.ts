@@ -9,7 +9,13 @@ import { API_VERSION } from "../api/common.ts";
 import { formatFieldErrors, parseAs } from "../api/validate.ts";
 import { FIELD_MANAGER, ownedNames, selectorLabels } from "../build/names.ts";
 import { type BuildSettings, buildObjects } from "../build/objects.ts";
-import { KubeApiError, type KubeClient, type KubeObject, type ResourceType } from "../kube/client.ts";
+import {
+  KubeApiError,
+  type KubeClient,
+  type KubeObject,
+  olderVersion,
+  type ResourceType,
+} from "../kube/client.ts";
 import type { EventRecorder } from "../kube/events.ts";
 import { resources } from "../kube/resources.ts";
 import { TerminalError } from "../runtime/controller.ts";
@@ -65,10 +71,21 @@ const digest = (object: unknown) => createHash("sha256").update(JSON.stringify(o
 
 export function createAgentTypeReconciler(deps: ReconcilerDeps) {
   const { client, agentTypes, agentTools, owned, settings, events } = deps;
-  // What we last applied to each object and the resourceVersion the server gave back: an
-  // object whose cached copy still has that version and whose desired state is unchanged
-  // needs no request. Anyone else's edit changes the version, and we apply again.
-  const lastApplied = new Map<string, { digest: string; resourceVersion: string }>();
+  // What we last applied to each object and what the server gave back. An object needs no
+  // request when its desired state is unchanged and its cached copy is the one we applied,
+  // or an older one the cache has not replaced yet; anyone else's edit makes it newer.
+  // Workloads are compared by generation, since their controllers write status all the time.
+  type Applied = { digest: string; uid?: string; resourceVersion?: string; generation?: number };
+  const lastApplied = new Map<string, Applied>();
+
+  function upToDate(cached: KubeObject, applied: Applied): boolean {
+    const { uid, resourceVersion, generation } = cached.metadata;
+    if (uid !== applied.uid) return false;
+    if (generation !== undefined && applied.generation !== undefined) return generation <= applied.generation;
+    return (
+      resourceVersion === applied.resourceVersion || olderVersion(resourceVersion, applied.resourceVersion)
+    );
+  }
 
   async function applyIfChanged(
     type: ResourceType,
@@ -79,15 +96,10 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
     const wanted = digest(desired);
     const cached = informer.get(`${desired.metadata.namespace}/${desired.metadata.name}`);
     const previous = lastApplied.get(key);
-    if (
-      cached !== undefined &&
-      previous?.digest === wanted &&
-      previous.resourceVersion === cached.metadata.resourceVersion
-    ) {
-      return cached;
-    }
+    if (cached !== undefined && previous?.digest === wanted && upToDate(cached, previous)) return cached;
     const applied = await client.apply(type, desired, FIELD_MANAGER);
-    lastApplied.set(key, { digest: wanted, resourceVersion: applied.metadata.resourceVersion ?? "" });
+    const { uid, resourceVersion, generation } = applied.metadata;
+    lastApplied.set(key, { digest: wanted, uid, resourceVersion, generation });
     return applied;
   }
 

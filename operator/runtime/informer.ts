@@ -27,6 +27,11 @@ export interface InformerOptions<T> {
   logger: Logger;
   /** Named indexes: each maps an object to the values it is found under. */
   indexers?: Record<string, (object: T) => string[]>;
+  /**
+   * Trims each object before it is cached, to keep the cache small: by default only
+   * metadata.managedFields goes, which the operator never reads and which dominates size.
+   */
+  transform?: (object: T) => T;
   /** Told of every watch restart and why. */
   onRestart?: (reason: "gone" | "silent" | "error") => void;
 }
@@ -130,7 +135,7 @@ export class Informer<T extends KubeObject> {
         limit: 500,
         continue: continueToken,
       });
-      for (const item of page.items) fresh.set(objectKey(item), item);
+      for (const item of page.items) fresh.set(objectKey(item), this.trim(item));
       continueToken = page.metadata.continue || undefined;
       resourceVersion = page.metadata.resourceVersion;
     } while (continueToken !== undefined);
@@ -184,7 +189,7 @@ export class Informer<T extends KubeObject> {
           const key = objectKey(event.object);
           this.remove(key, this.cache.get(key) ?? event.object);
         } else {
-          this.upsert(event.object);
+          this.upsert(this.trim(event.object));
         }
       }
       return current;
@@ -199,6 +204,12 @@ export class Informer<T extends KubeObject> {
       clearTimeout(silence);
       outer.removeEventListener("abort", stop);
     }
+  }
+
+  private trim(object: T): T {
+    if (this.options.transform !== undefined) return this.options.transform(object);
+    const { managedFields: _, ...metadata } = object.metadata as T["metadata"] & { managedFields?: unknown };
+    return { ...object, metadata };
   }
 
   private upsert(object: T): void {
