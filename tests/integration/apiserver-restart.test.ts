@@ -5,8 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { AppsV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { beforeAll, describe, expect } from "vitest";
-import { loadSample } from "../fixtures/manifests.ts";
-import { kubeconfigPath, loadKubeConfig, test } from "./cluster.ts";
+import { eventually, kubeconfigPath, loadKubeConfig, simpleAgent, test } from "./cluster.ts";
 import { installCrds } from "./crds.ts";
 import { startOperator } from "./operator-process.ts";
 
@@ -16,27 +15,6 @@ const CLUSTER_DIR = join(import.meta.dirname, "..", "cluster");
 beforeAll(async () => {
   await installCrds(loadKubeConfig());
 });
-
-async function eventually<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn().catch(() => undefined);
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-function agent(name: string) {
-  const manifest = loadSample("agenttype_python-summarizer.yaml");
-  manifest.metadata = { name };
-  delete manifest.spec.tools;
-  return manifest;
-}
 
 describe("kube-apiserver restart", () => {
   test("watches recover and nothing is missed", async ({ kc, namespace }) => {
@@ -50,7 +28,7 @@ describe("kube-apiserver restart", () => {
       leaderElection: false,
     });
     try {
-      await custom.createNamespacedCustomObject({ ...at, body: agent("before") });
+      await custom.createNamespacedCustomObject({ ...at, body: simpleAgent("before") });
       await eventually("the first Deployment", () =>
         apps.readNamespacedDeployment({ namespace, name: "before" }),
       );
@@ -60,30 +38,35 @@ describe("kube-apiserver restart", () => {
         "-c",
         `source ${CLUSTER_DIR}/lib.sh && kill -TERM "$(cat "$AGENTTYPE_RUN/kube-apiserver.pid")"`,
       ]);
-      await eventually("the API server down", async () => {
-        try {
-          await apps.listNamespacedDeployment({ namespace });
-          return false;
-        } catch {
-          return true;
-        }
-      });
+      await eventually("the API server down", () =>
+        apps.listNamespacedDeployment({ namespace }).then(
+          () => false,
+          () => true,
+        ),
+      );
       await run(join(CLUSTER_DIR, "cluster.sh"), ["up", "control-plane"], { timeout: 180_000 });
 
       // Changes made straight after the restart, before the watches may have reconnected.
-      await custom.createNamespacedCustomObject({ ...at, body: agent("after") });
+      await custom.createNamespacedCustomObject({ ...at, body: simpleAgent("after") });
       await custom.patchNamespacedCustomObject({
         ...at,
         name: "before",
         body: [{ op: "replace", path: "/spec/image", value: "ghcr.io/acme/summarizer:2.0.0" }],
       });
-      await eventually("the new AgentType reconciled", () =>
-        apps.readNamespacedDeployment({ namespace, name: "after" }),
+      // Reconnects back off up to 30 s: allow for that.
+      await eventually(
+        "the new AgentType reconciled",
+        () => apps.readNamespacedDeployment({ namespace, name: "after" }),
+        60_000,
       );
-      await eventually("the changed AgentType reconciled", async () => {
-        const d = await apps.readNamespacedDeployment({ namespace, name: "before" });
-        return d.spec?.template.spec?.containers[0]?.image === "ghcr.io/acme/summarizer:2.0.0";
-      });
+      await eventually(
+        "the changed AgentType reconciled",
+        async () => {
+          const d = await apps.readNamespacedDeployment({ namespace, name: "before" });
+          return d.spec?.template.spec?.containers[0]?.image === "ghcr.io/acme/summarizer:2.0.0";
+        },
+        60_000,
+      );
       const metrics = await operator.metrics();
       const restarts = metrics
         .split("\n")

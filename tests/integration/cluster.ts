@@ -9,6 +9,7 @@
 import { randomBytes } from "node:crypto";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { test as base, inject } from "vitest";
+import { loadSample } from "../fixtures/manifests.ts";
 
 export function kubeconfigPath(): string {
   const path = inject("kubeconfig") ?? process.env.KUBECONFIG;
@@ -33,19 +34,36 @@ export function namespaceName(testName: string): string {
   return `it-${slug || "test"}-${randomBytes(3).toString("hex")}`;
 }
 
-async function poll<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
+/**
+ * Polls `fn` until it returns something other than undefined or false (errors count as "not
+ * yet"), and returns that; fails naming `what` and the last error after `timeoutMs`.
+ */
+export async function eventually<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
     try {
       const value = await fn();
-      if (value !== undefined) return value;
+      if (value !== undefined && value !== false) return value;
     } catch (err) {
       lastError = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`, { cause: lastError });
-    await new Promise((r) => setTimeout(r, 100));
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`, { cause: lastError });
+    await new Promise((r) => setTimeout(r, 150));
   }
+}
+
+/** The Python sample without tools: an AgentType that needs nothing else in its namespace. */
+export function simpleAgent(name: string) {
+  const manifest = loadSample("agenttype_python-summarizer.yaml");
+  manifest.metadata = { name };
+  delete manifest.spec.tools;
+  return manifest;
 }
 
 /**
@@ -57,10 +75,10 @@ export async function createNamespace(kc: KubeConfig, name: string): Promise<str
   await core.createNamespace({
     body: { metadata: { name, labels: { "agenttype.dev/test-namespace": "true" } } },
   });
-  await poll(`serviceaccount ${name}/default`, 30_000, () =>
+  await eventually(`serviceaccount ${name}/default`, () =>
     core.readNamespacedServiceAccount({ name: "default", namespace: name }),
   );
-  await poll(`configmap ${name}/kube-root-ca.crt`, 30_000, () =>
+  await eventually(`configmap ${name}/kube-root-ca.crt`, () =>
     core.readNamespacedConfigMap({ name: "kube-root-ca.crt", namespace: name }),
   );
   return name;

@@ -16,7 +16,7 @@ import { afterEach, beforeAll, describe, expect, inject } from "vitest";
 import type { AgentTypeStatus } from "../../operator/api/agenttype.ts";
 import { sidecarConfig } from "../../operator/api/sidecarconfig.ts";
 import { loadSample } from "../fixtures/manifests.ts";
-import { kubeconfigPath, loadKubeConfig, test } from "./cluster.ts";
+import { eventually, kubeconfigPath, loadKubeConfig, simpleAgent, test } from "./cluster.ts";
 import { installCrds } from "./crds.ts";
 import { type OperatorProcess, startOperator } from "./operator-process.ts";
 
@@ -43,38 +43,10 @@ async function operatorFor(
   return operator;
 }
 
-async function eventually<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await fn();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`, { cause: last });
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
-
 function kubectl(...args: string[]) {
   return run(join(cluster.binDir, "kubectl"), ["--kubeconfig", cluster.kubeconfig, ...args], {
     timeout: 60_000,
   });
-}
-
-/** The Python sample without tools: it needs nothing else in the namespace to run. */
-function simpleAgent(name: string) {
-  const manifest = loadSample("agenttype_python-summarizer.yaml");
-  manifest.metadata = { name };
-  delete manifest.spec.tools;
-  return manifest;
 }
 
 function apis(kc: KubeConfig) {
