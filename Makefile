@@ -19,10 +19,10 @@ DEPS := node_modules/.package-lock.json
 
 .DEFAULT_GOAL := help
 .PHONY: help deps generate lint format test test-unit test-integration check-generated \
-	test-e2e images cluster-up cluster-down bench-operator
+	test-e2e images up down cluster-up cluster-down bench-operator
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 $(NODE):
 	@command -v npm >/dev/null || { echo "error: npm is needed to install Node $(NODE_VERSION) from the npm registry" >&2; exit 1; }
@@ -36,12 +36,14 @@ $(DEPS): package.json package-lock.json | $(NODE)
 
 deps: $(DEPS) ## install Node (if needed) and the npm dependencies
 
-generate: $(DEPS) ## write crds/*.yaml from the zod schemas
+generate: $(DEPS) ## write crds/*.yaml from the zod schemas, and their copies for kustomize and Helm
 	npm run --silent generate
+	config/sync-crds.sh
 
-check-generated: generate ## fail when the committed crds/ differ from what the generator writes
-	@git diff --exit-code --stat -- crds/ || { echo "error: crds/ is out of date; run 'make generate' and commit" >&2; exit 1; }
-	@test -z "$$(git status --porcelain -- crds/)" || { git status --porcelain -- crds/; echo "error: untracked files in crds/; run 'make generate' and commit" >&2; exit 1; }
+GENERATED := crds/ config/crd/bases/ charts/agenttype-operator/files/crds/
+check-generated: generate ## fail when the committed CRDs differ from what the generator writes
+	@git diff --exit-code --stat -- $(GENERATED) || { echo "error: CRDs are out of date; run 'make generate' and commit" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- $(GENERATED))" || { git status --porcelain -- $(GENERATED); echo "error: untracked CRD files; run 'make generate' and commit" >&2; exit 1; }
 
 lint: $(DEPS) ## biome (lint + format check) and the TypeScript type check
 	npm run --silent lint
@@ -58,8 +60,16 @@ test-integration: $(DEPS) ## integration tests on a real etcd + kube-apiserver +
 test-e2e: $(DEPS) ## end-to-end tests on the full local cluster (kubelet, containerd, runc, CNI)
 	npx vitest run --project e2e
 
-images: ## build the images without Docker (buildah) and import them into the node's containerd
+images: | $(NODE) ## build every image with buildah (no Docker) and import them into the node's containerd
 	tests/cluster/images.sh all
+	tests/cluster/images.sh project
+	tests/cluster/images.sh e2e
+
+up: $(DEPS) ## local cluster (or the current KUBECONFIG/CONTEXT), images, operator via Helm, two demo agents, Ready
+	tests/e2e/demo.sh up
+
+down: ## remove the demo and the operator; stop the local cluster
+	tests/e2e/demo.sh down
 
 TIER ?= full
 cluster-up: ## start the local cluster: TIER=control-plane or TIER=full (the default)

@@ -88,16 +88,17 @@ async function allReconciled(ns: string): Promise<void> {
   for (const item of list.items) count(item);
   let resourceVersion = list.metadata.resourceVersion;
   while (done.size < n) {
-    const abort = new AbortController();
     const query = { resourceVersion, timeoutSeconds: 60 };
-    for await (const event of client.watch<WithStatus>(resources.agentType, ns, query, abort.signal)) {
+    for await (const event of client.watch<WithStatus>(
+      resources.agentType,
+      ns,
+      query,
+      AbortSignal.timeout(120_000),
+    )) {
       if (event.type === "ERROR") throw new Error(`watch failed: ${event.object.message}`);
       resourceVersion = event.object.metadata.resourceVersion ?? resourceVersion;
       if (event.type !== "BOOKMARK" && event.type !== "DELETED") count(event.object);
-      if (done.size === n) {
-        abort.abort();
-        break;
-      }
+      if (done.size === n) break; // leaving the loop closes the watch
     }
   }
 }

@@ -10,6 +10,11 @@
 #                                          any Dockerfile; BASE_IMAGE defaults to the local base
 #   tests/cluster/images.sh import IMAGE...    into the node's containerd (skips unchanged ones)
 #   tests/cluster/images.sh list           images in buildah storage
+#   tests/cluster/images.sh project        the Dockerfile's operator, sidecar and wrapper images
+#                                          (localhost/agenttype/*:dev) FROM a local Node base;
+#                                          imported when the node runs
+#   tests/cluster/images.sh e2e            the e2e suite's images: the upstream (Ollama-protocol
+#                                          server, HTTP tool server) and the two sample agents
 #
 # Buildah keeps its storage under $AGENTTYPE_CACHE/buildah (never in the repo); the overlay
 # driver is used when the kernel allows it, vfs otherwise (AGENTTYPE_BUILDAH_DRIVER overrides).
@@ -25,6 +30,16 @@ DEBIAN_MIRROR=${AGENTTYPE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 BASE_IMAGE=${AGENTTYPE_BASE_IMAGE:-localhost/agenttype/debian-base:$SUITE}
 PAUSE_IMAGE=${AGENTTYPE_PAUSE_IMAGE:-localhost/agenttype/pause:1.0}
 TEST_IMAGE=${AGENTTYPE_TEST_IMAGE:-localhost/agenttype/testimage:latest}
+# Node for the images, from the npm registry's `node` package (the same pin as the Makefile's),
+# with npm beside it, laid out like the official node image.
+NODE_VERSION=${AGENTTYPE_NODE_VERSION:-24.21.0}
+NPM_VERSION=${AGENTTYPE_NPM_VERSION:-11.19.1}
+NODE_IMAGE=${AGENTTYPE_NODE_IMAGE:-localhost/agenttype/node:$NODE_VERSION}
+PYTHON_IMAGE=${AGENTTYPE_PYTHON_IMAGE:-localhost/agenttype/python:3-$SUITE}
+PROJECT_TAG=${AGENTTYPE_IMAGE_TAG:-dev}
+PROJECT_IMAGES=(operator sidecar wrapper)
+E2E_IMAGES=(e2e-upstream e2e-agent-node e2e-agent-python)
+REPO=$(cd "$HERE/../.." && pwd)
 BUILDAH_DIR=$AGENTTYPE_CACHE/buildah
 CONTAINERD_SOCK=${AGENTTYPE_CONTAINERD_SOCK:-$AGENTTYPE_STATE/containerd/containerd.sock}
 IMPORTED_DIR=$AGENTTYPE_STATE/containerd/imported
@@ -170,12 +185,88 @@ build_dockerfile() {
     build_base
     extra+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
   fi
+  # A Dockerfile step may mount the build secret `ca` (a CA bundle) for registries behind a
+  # TLS-intercepting proxy; the host's bundle is passed when it has one.
+  local ca=${AGENTTYPE_BUILD_CA:-${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}}
+  if grep -q 'id=ca' "$dockerfile" && [ -s "$ca" ]; then extra+=(--secret "id=ca,src=$ca"); fi
   log "building $image from $dockerfile"
   # --isolation chroot: RUN steps need no nested runtime or network setup; --network host keeps
   # RUN steps able to reach package registries (npm ci etc.) without a CNI config for buildah.
   bh bud --signature-policy "$(policy)" --pull=never --layers --format oci \
     --isolation "${AGENTTYPE_BUILDAH_ISOLATION:-chroot}" --network host \
     -f "$dockerfile" -t "$image" "${extra[@]}" "$@" "$context" >&2
+}
+
+# --- local language bases: what docker.io/library/{node,python} give users ------------------
+build_node() {
+  build_base
+  local dir=$AGENTTYPE_CACHE/node-image/v$NODE_VERSION-npm-$NPM_VERSION
+  if [ ! -x "$dir/node_modules/node/bin/node" ] || [ ! -f "$dir/node_modules/npm/bin/npm-cli.js" ]; then
+    command -v npm >/dev/null || die "npm is needed to fetch node@$NODE_VERSION from the npm registry"
+    log "installing node@$NODE_VERSION and npm@$NPM_VERSION from the npm registry into $dir"
+    npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error \
+      "node@$NODE_VERSION" "npm@$NPM_VERSION" >&2
+  fi
+  local key; key="node $NODE_VERSION npm $NPM_VERSION base $(image_id "$BASE_IMAGE")"
+  if image_exists "$NODE_IMAGE" && [ "$(image_label "$NODE_IMAGE" agenttype.node)" = "$key" ]; then
+    log "node image $NODE_IMAGE is up to date"; return
+  fi
+  log "building $NODE_IMAGE"
+  local ctr mnt
+  ctr=$(bh from --signature-policy "$(policy)" --pull=never "$BASE_IMAGE")
+  mnt=$(bh mount "$ctr")
+  install -D -m 0755 "$(readlink -f "$dir/node_modules/node/bin/node")" "$mnt/usr/local/bin/node"
+  mkdir -p "$mnt/usr/local/lib/node_modules"
+  cp -a "$dir/node_modules/npm" "$mnt/usr/local/lib/node_modules/npm"
+  ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$mnt/usr/local/bin/npm"
+  ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$mnt/usr/local/bin/npx"
+  bh umount "$ctr" >/dev/null
+  bh config --cmd '["node"]' --annotation "agenttype.node=$key" \
+    --label "org.opencontainers.image.title=agenttype node $NODE_VERSION on debian $SUITE minbase" "$ctr"
+  bh commit --quiet --rm --format oci "$ctr" "$NODE_IMAGE" >/dev/null
+  log "built $NODE_IMAGE"
+}
+
+build_python() {
+  build_base
+  local key; key="python3 base $(image_id "$BASE_IMAGE")"
+  if image_exists "$PYTHON_IMAGE" && [ "$(image_label "$PYTHON_IMAGE" agenttype.python)" = "$key" ]; then
+    log "python image $PYTHON_IMAGE is up to date"; return
+  fi
+  log "building $PYTHON_IMAGE (Debian's python3 with apt)"
+  local ctr
+  ctr=$(bh from --signature-policy "$(policy)" --pull=never "$BASE_IMAGE")
+  bh run --isolation "${AGENTTYPE_BUILDAH_ISOLATION:-chroot}" --network host "$ctr" -- sh -c \
+    'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 >/dev/null && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin' >&2
+  bh config --cmd '["python3"]' --annotation "agenttype.python=$key" "$ctr"
+  bh commit --quiet --rm --format oci "$ctr" "$PYTHON_IMAGE" >/dev/null
+  log "built $PYTHON_IMAGE"
+}
+
+# --- the project's images (Dockerfile targets) and the e2e suite's --------------------------
+build_project() {
+  build_node
+  local target
+  for target in "${PROJECT_IMAGES[@]}"; do
+    build_dockerfile "localhost/agenttype/$target:$PROJECT_TAG" "$REPO/Dockerfile" "$REPO" --target "$target" \
+      --build-arg "NODE_IMAGE=$NODE_IMAGE" --build-arg "WRAPPER_BASE_IMAGE=$BASE_IMAGE"
+  done
+}
+
+build_e2e() {
+  build_node; build_python
+  local e2e=$REPO/tests/e2e
+  build_dockerfile "localhost/agenttype/e2e-upstream:$PROJECT_TAG" "$e2e/upstream/Dockerfile" "$REPO" \
+    --ignorefile "$e2e/upstream/Dockerfile.dockerignore" --build-arg "NODE_IMAGE=$NODE_IMAGE"
+  build_dockerfile "localhost/agenttype/e2e-agent-node:$PROJECT_TAG" "$e2e/agents/node/Dockerfile" \
+    "$e2e/agents/node" --build-arg "NODE_IMAGE=$NODE_IMAGE"
+  build_dockerfile "localhost/agenttype/e2e-agent-python:$PROJECT_TAG" "$e2e/agents/python/Dockerfile" \
+    "$e2e/agents/python" --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE"
+}
+
+import_set() {  # import_set NAME...: localhost/agenttype/NAME:TAG, when the node runs
+  if ! node_up; then log "node not running: skipped the import"; return; fi
+  local n; for n in "$@"; do import_image "localhost/agenttype/$n:$PROJECT_TAG"; done
 }
 
 build_test() {
@@ -225,6 +316,8 @@ main() {
     base) need_tools; build_base ;;
     pause) need_tools; build_pause ;;
     test) need_tools; build_test ;;
+    project) need_tools; build_project; import_set "${PROJECT_IMAGES[@]}" ;;
+    e2e) need_tools; build_e2e; import_set "${E2E_IMAGES[@]}" ;;
     build)
       [ $# -ge 3 ] || die "usage: images.sh build IMAGE DOCKERFILE CONTEXT [buildah bud args]"
       need_tools; build_dockerfile "$@" ;;
@@ -233,7 +326,7 @@ main() {
       local i; for i in "$@"; do import_image "$i"; done ;;
     list) bh images ;;
     buildah) bh "$@" ;;   # escape hatch: buildah on our storage
-    *) die "unknown command $cmd (all|base|pause|test|build|import|list|buildah)" ;;
+    *) die "unknown command $cmd (all|base|pause|test|project|e2e|build|import|list|buildah)" ;;
   esac
 }
 

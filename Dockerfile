@@ -1,0 +1,82 @@
+# The project's three images, one target each:
+#   buildah bud --target operator -t agenttype/operator:dev .   (also the default target)
+#   buildah bud --target sidecar  -t agenttype/sidecar:dev .
+#   buildah bud --target wrapper  -t agenttype/wrapper:dev .
+# (docker build works the same.) Base images are build arguments: public images by default;
+# tests/cluster/images.sh passes the ones it makes locally from a Debian minbase, because our
+# machines pull from no registry. NODE_IMAGE needs node >= 22.18 (TypeScript runs as is, types
+# stripped by Node) and npm; WRAPPER_BASE_IMAGE needs nothing but `cp`.
+ARG NODE_IMAGE=docker.io/library/node:24-bookworm-slim
+ARG WRAPPER_BASE_IMAGE=docker.io/library/busybox:1.37-musl
+
+# ---- production dependencies, shared by operator and sidecar -------------------------------
+# The optional build secret `ca` is a CA bundle for networks that intercept TLS (images.sh
+# passes the host's); it is mounted for this step only and never lands in a layer.
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
+    NODE_EXTRA_CA_CERTS=/run/secrets/ca.crt npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+      --loglevel=error \
+ && rm -rf /root/.npm
+
+# Each image drops the large packages only the other one imports.
+FROM deps AS deps-operator
+RUN rm -rf node_modules/@aws-sdk node_modules/@aws-crypto node_modules/@smithy node_modules/@modelcontextprotocol
+FROM deps AS deps-sidecar
+RUN rm -rf node_modules/@kubernetes
+
+# ---- the wrapper's payload: node preload (types stripped), python shim, env.sh --------------
+FROM ${NODE_IMAGE} AS wrapper-build
+WORKDIR /src
+COPY wrapper/ wrapper/
+RUN node wrapper/build.ts /agenttype && chmod -R a+rX /agenttype
+
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json ./
+# uid 65532: the restricted profile's non-root user, the same as the pod contract's.
+USER 65532:65532
+
+# ---- sidecar: `node sidecar/main.ts --config FILE`; agent API on 4000, health/metrics on 9090
+FROM runtime AS sidecar
+COPY --from=deps-sidecar /app/node_modules/ node_modules/
+COPY operator/api/ operator/api/
+COPY sidecar/ sidecar/
+# Node's compile cache, filled at build time: the sidecar starts before the agent in every pod,
+# and loading its modules from the cache halves that start. Read-only at run time.
+# The cache is kept per uid: it is written as 65532, the uid the pod runs it as, then made root's.
+ENV NODE_COMPILE_CACHE=/app/.compile-cache
+USER root
+RUN install -d -o 65532 /app/.compile-cache
+USER 65532:65532
+RUN node --input-type=module -e "await import('/app/sidecar/server.ts')"
+USER root
+RUN chown -R root:root /app/.compile-cache && chmod -R a+rX,go-w /app/.compile-cache
+USER 65532:65532
+EXPOSE 4000 9090
+ENTRYPOINT ["node", "sidecar/main.ts"]
+
+# ---- wrapper: the init container; copies its payload into the directory given as argument ---
+FROM ${WRAPPER_BASE_IMAGE} AS wrapper
+COPY --from=wrapper-build /agenttype/ /agenttype/
+USER 65532:65532
+ENTRYPOINT ["cp", "-R", "/agenttype/."]
+CMD ["/opt/agenttype"]
+
+# ---- operator (last: the default target) ----------------------------------------------------
+FROM runtime AS operator
+COPY --from=deps-operator /app/node_modules/ node_modules/
+COPY operator/ operator/
+# The compile cache, as for the sidecar: a standby replica takes over sooner.
+ENV NODE_COMPILE_CACHE=/app/.compile-cache
+USER root
+RUN install -d -o 65532 /app/.compile-cache
+USER 65532:65532
+RUN node --input-type=module -e "await import('/app/operator/manager.ts')"
+USER root
+RUN chown -R root:root /app/.compile-cache && chmod -R a+rX,go-w /app/.compile-cache
+USER 65532:65532
+EXPOSE 8080
+ENTRYPOINT ["node", "operator/main.ts"]
