@@ -1,0 +1,119 @@
+// Builds what serves the agent from one validated config: the LLM router with its providers
+// and budgets, and the tools with their credentials. A reload builds a new one beside the old,
+// so requests in flight finish on the runtime they started with.
+import { readFileSync } from "node:fs";
+import type { SidecarConfig, SidecarProvider } from "../operator/api/sidecarconfig.ts";
+import { readSecretDir } from "./config.ts";
+import { OllamaProvider } from "./llm/ollama.ts";
+import type { LlmProvider } from "./llm/provider.ts";
+import { RateLimiter } from "./llm/ratelimit.ts";
+import { Router } from "./llm/router.ts";
+import type { Metrics } from "./metrics.ts";
+import { ToolHealth } from "./tools/health.ts";
+import { McpGateway } from "./tools/mcp.ts";
+import type { ToolsRuntime } from "./tools/routes.ts";
+
+export interface Runtime {
+  config: SidecarConfig;
+  router: Router | undefined;
+  tools: ToolsRuntime;
+}
+
+/** A config that validates but cannot be used, named by field like a schema error. */
+class ConfigError extends Error {
+  constructor(field: string, message: string) {
+    super(`${field}: ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+function readCredentials(dir: string, field: string): Record<string, string> {
+  try {
+    return readSecretDir(dir);
+  } catch (error) {
+    throw new ConfigError(field, `cannot read the credentials directory ${dir}: ${(error as Error).message}`);
+  }
+}
+
+async function buildProvider(p: SidecarProvider, field: string): Promise<LlmProvider> {
+  const credentials =
+    p.credentialsDir === undefined ? undefined : readCredentials(p.credentialsDir, `${field}.credentialsDir`);
+  if (p.type === "ollama") {
+    // The schema requires an endpoint for ollama; the check keeps the types honest.
+    if (p.endpoint === undefined)
+      throw new ConfigError(`${field}.endpoint`, "an ollama provider needs an endpoint");
+    const token = credentials?.token;
+    return new OllamaProvider({
+      name: p.name,
+      endpoint: p.endpoint,
+      model: p.model,
+      ...(token === undefined ? {} : { token }),
+    });
+  }
+  if (p.region === undefined) throw new ConfigError(`${field}.region`, "a bedrock provider needs a region");
+  let aws: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined;
+  if (credentials !== undefined) {
+    const { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey } = credentials;
+    if (accessKeyId === undefined || secretAccessKey === undefined) {
+      throw new ConfigError(
+        `${field}.credentialsDir`,
+        `${p.credentialsDir} must hold the files AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (keys of the provider's Secret)`,
+      );
+    }
+    aws = { accessKeyId, secretAccessKey };
+    if (credentials.AWS_SESSION_TOKEN !== undefined) aws.sessionToken = credentials.AWS_SESSION_TOKEN;
+  }
+  // The AWS SDK costs tens of MiB of memory; only agents with a Bedrock provider load it.
+  const { BedrockProvider } = await import("./llm/bedrock.ts");
+  return new BedrockProvider({
+    name: p.name,
+    model: p.model,
+    region: p.region,
+    ...(p.endpoint === undefined ? {} : { endpoint: p.endpoint }),
+    ...(aws === undefined ? {} : { credentials: aws }),
+  });
+}
+
+export async function buildRuntime(config: SidecarConfig, metrics: Metrics): Promise<Runtime> {
+  const now = Date.now();
+  let router: Router | undefined;
+  if (config.llm !== undefined) {
+    const llm = config.llm;
+    const providers = await Promise.all(llm.providers.map((p, i) => buildProvider(p, `llm.providers[${i}]`)));
+    router = new Router({
+      providers: llm.providers.map((p, i) => ({
+        provider: providers[i] as LlmProvider,
+        timeoutMs: (p.timeoutSeconds ?? llm.timeoutSeconds) * 1000,
+        ...(p.rateLimit === undefined ? {} : { limiter: new RateLimiter(p.rateLimit, now) }),
+      })),
+      retries: llm.retries,
+      cooldown: llm.cooldown,
+      ...(llm.rateLimit === undefined ? {} : { limiter: new RateLimiter(llm.rateLimit, now) }),
+      metrics,
+    });
+  }
+  const secrets = new Map<string, string>();
+  for (const [i, tool] of config.tools.entries()) {
+    if (tool.auth === undefined) continue;
+    try {
+      secrets.set(tool.name, readFileSync(tool.auth.secretFile, "utf8").replace(/\r?\n$/, ""));
+    } catch (error) {
+      throw new ConfigError(
+        `tools[${i}].auth.secretFile`,
+        `cannot read the tool's credential: ${(error as Error).message}`,
+      );
+    }
+  }
+  return {
+    config,
+    router,
+    tools: {
+      tools: config.tools,
+      secrets,
+      gateway: new McpGateway(config.tools, secrets, metrics),
+      httpHealth: new Map(
+        config.tools.filter((t) => t.protocol === "http").map((t) => [t.name, new ToolHealth()]),
+      ),
+    },
+  };
+}

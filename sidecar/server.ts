@@ -1,0 +1,163 @@
+// The sidecar: the agent-facing API on loopback and the health and metrics port, over a
+// runtime that is rebuilt when the config file changes (the last good config is kept when the
+// new one is invalid).
+import type { AddressInfo } from "node:net";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
+import type { SidecarConfig } from "../operator/api/sidecarconfig.ts";
+import { credentialPaths, loadConfig, watchPath } from "./config.ts";
+import { registerOllamaRoutes } from "./llm/ollama-api.ts";
+import { registerOpenAiRoutes } from "./llm/openai-api.ts";
+import { MemoryStore } from "./memory.ts";
+import { registerMemoryRoutes } from "./memory-api.ts";
+import { Metrics } from "./metrics.ts";
+import { buildRuntime, type Runtime } from "./runtime.ts";
+import { registerToolRoutes } from "./tools/routes.ts";
+
+/** The agent API binds loopback only: it is for the agent in the same pod, nobody else. */
+const AGENT_HOST = "127.0.0.1";
+/** Largest request body the agent may send; long contexts fit, a runaway client does not. */
+const BODY_LIMIT_BYTES = 8 * 1024 * 1024;
+
+export interface SidecarOptions {
+  configPath: string;
+  logger: FastifyBaseLogger;
+  /** Log request bodies (prompts) at debug level; off in production. */
+  debug?: boolean;
+  /** How often the config file is checked for changes. */
+  reloadIntervalMs?: number;
+  /** Overrides of the configured ports, for tests (0 picks a free port). */
+  port?: number;
+  metricsPort?: number;
+}
+
+export class Sidecar {
+  readonly metrics: Metrics;
+  readonly memory: MemoryStore;
+  readonly #agentApp: FastifyInstance;
+  readonly #opsApp: FastifyInstance;
+  readonly #logger: FastifyBaseLogger;
+  readonly #configPath: string;
+  #runtime: Runtime;
+  readonly #reloadIntervalMs: number;
+  #watchers: (() => void)[] = [];
+
+  private constructor(options: SidecarOptions, runtime: Runtime, metrics: Metrics) {
+    this.metrics = metrics;
+    this.#runtime = runtime;
+    this.#logger = options.logger;
+    this.#configPath = options.configPath;
+    this.#reloadIntervalMs = options.reloadIntervalMs ?? 2000;
+    const { memory } = runtime.config;
+    this.memory = new MemoryStore(memory.type === "persistent" ? memory.path : undefined, memory.maxBytes);
+
+    this.#agentApp = Fastify({
+      loggerInstance: options.logger,
+      bodyLimit: BODY_LIMIT_BYTES,
+      // Request lines name memory keys and cost time per request; failures are logged instead.
+      logController: new LogController({ disableRequestLogging: true }),
+    });
+    if (options.debug === true) {
+      this.#agentApp.addHook("preHandler", async (request) => {
+        request.log.debug({ method: request.method, url: request.url, body: request.body }, "agent request");
+      });
+    }
+    // With request logging off, fastify would log unexpected errors nowhere; they are logged here.
+    this.#agentApp.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
+      if ((error.statusCode ?? 500) >= 500)
+        request.log.error({ err: error, url: request.url }, "request failed");
+      return reply.send(error);
+    });
+    registerOpenAiRoutes(this.#agentApp, () => this.#runtime.router);
+    registerOllamaRoutes(this.#agentApp, () => this.#runtime.router);
+    registerToolRoutes(this.#agentApp, () => this.#runtime.tools, metrics);
+    registerMemoryRoutes(this.#agentApp, this.memory, metrics);
+
+    this.#opsApp = Fastify({
+      loggerInstance: options.logger,
+      logController: new LogController({ disableRequestLogging: true }),
+    });
+    this.#opsApp.get("/healthz", async () => "ok");
+    this.#opsApp.get("/readyz", async () => "ok");
+    this.#opsApp.get("/metrics", async (_request, reply) =>
+      reply.header("content-type", metrics.registry.contentType).send(await metrics.registry.metrics()),
+    );
+  }
+
+  /** Loads and validates the config; throws with every offending field named when it is bad. */
+  static async start(options: SidecarOptions): Promise<Sidecar> {
+    const loaded = loadConfig(options.configPath);
+    if (!loaded.ok) throw new Error(loaded.message);
+    const metrics = new Metrics();
+    const runtime = await buildRuntime(loaded.config, metrics);
+    const sidecar = new Sidecar(options, runtime, metrics);
+    const { listen } = loaded.config;
+    await sidecar.#agentApp.listen({ host: AGENT_HOST, port: options.port ?? listen.port });
+    await sidecar.#opsApp.listen({
+      host: listen.metricsHost,
+      port: options.metricsPort ?? listen.metricsPort,
+    });
+    sidecar.#watch();
+    options.logger.info(
+      { agentUrl: sidecar.agentUrl, metricsPort: (sidecar.#opsApp.server.address() as AddressInfo).port },
+      "sidecar ready",
+    );
+    return sidecar;
+  }
+
+  get config(): SidecarConfig {
+    return this.#runtime.config;
+  }
+
+  get agentUrl(): string {
+    return `http://${AGENT_HOST}:${(this.#agentApp.server.address() as AddressInfo).port}`;
+  }
+
+  get metricsUrl(): string {
+    return `http://127.0.0.1:${(this.#opsApp.server.address() as AddressInfo).port}`;
+  }
+
+  /** Watches the config file and the credentials the running config reads. */
+  #watch(): void {
+    for (const stop of this.#watchers) stop();
+    const paths = [this.#configPath, ...credentialPaths(this.#runtime.config)];
+    this.#watchers = paths.map((path) => watchPath(path, this.#reloadIntervalMs, () => void this.reload()));
+  }
+
+  /** Re-reads the config file and credentials; a bad config is logged and the running one kept. */
+  async reload(): Promise<boolean> {
+    const loaded = loadConfig(this.#configPath);
+    let runtime: Runtime;
+    try {
+      if (!loaded.ok) throw new Error(loaded.message);
+      runtime = await buildRuntime(loaded.config, this.metrics);
+    } catch (error) {
+      this.metrics.configReloads.inc({ result: "invalid" });
+      this.#logger.error(`config reload refused, keeping the running config: ${(error as Error).message}`);
+      return false;
+    }
+    const previous = this.#runtime;
+    this.#runtime = runtime;
+    this.#watch();
+    // Tool calls in flight on the old gateway get their full timeout before it disconnects.
+    const longestToolTimeoutMs = Math.max(0, ...previous.config.tools.map((t) => t.timeoutSeconds * 1000));
+    setTimeout(() => previous.tools.gateway.close(), longestToolTimeoutMs).unref();
+    this.memory.maxBytes = runtime.config.memory.maxBytes;
+    this.metrics.memoryLimitBytes.set(runtime.config.memory.maxBytes);
+    const restartNeeded =
+      JSON.stringify(previous.config.listen) !== JSON.stringify(runtime.config.listen) ||
+      previous.config.memory.type !== runtime.config.memory.type ||
+      previous.config.memory.path !== runtime.config.memory.path;
+    if (restartNeeded)
+      this.#logger.warn("listen ports and memory type or path change only at the next restart");
+    this.metrics.configReloads.inc({ result: "ok" });
+    this.#logger.info("config reloaded");
+    return true;
+  }
+
+  async close(): Promise<void> {
+    for (const stop of this.#watchers) stop();
+    this.#runtime.tools.gateway.close();
+    await Promise.all([this.#agentApp.close(), this.#opsApp.close()]);
+    this.memory.close();
+  }
+}

@@ -1,0 +1,341 @@
+// A local server that speaks Ollama's REST protocol as Ollama does (NDJSON streams, error
+// objects, done fields, durations), with scripted faults for tests. Run it standalone with
+// `node sidecar/testing/ollama-server.ts --port N [--host 127.0.0.1] [--token T]`.
+import { createHash } from "node:crypto";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { parseArgs } from "node:util";
+
+/** How the server answers one request; unset fields take the normal behaviour. */
+export interface Scenario {
+  /** Answer with this HTTP status and Ollama's error object instead of an answer. */
+  status?: number;
+  error?: string;
+  /** Text of the answer; the default echoes the last user message. */
+  text?: string;
+  toolCalls?: { name: string; arguments: Record<string, unknown> }[];
+  /** done_reason of the final chunk: stop (default) or length. */
+  doneReason?: string;
+  /** Send an error object as a line after this many content chunks (what Ollama does when the runner fails). */
+  errorAfterChunks?: number;
+  /** Close the connection after this many content chunks, as a crashing server does. */
+  dieAfterChunks?: number;
+  /** Never answer. */
+  hang?: boolean;
+  /** Pause before each chunk. */
+  chunkDelayMs?: number;
+  /** Pause before the response headers. */
+  delayMs?: number;
+}
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  headers: http.IncomingHttpHeaders;
+  body: Record<string, unknown>;
+}
+
+export interface OllamaServerOptions {
+  host?: string;
+  port?: number;
+  /** Models the server has pulled. */
+  models?: string[];
+  /** When set, every request needs `Authorization: Bearer <token>`. */
+  token?: string;
+  /** Words per streamed chunk. */
+  wordsPerChunk?: number;
+}
+
+const RECORDED_MAX = 200;
+
+export class OllamaServer {
+  readonly requests: RecordedRequest[] = [];
+  /** Streams whose client went away before the answer was complete. */
+  abandoned = 0;
+  readonly #server: http.Server;
+  readonly #scenarios: Scenario[] = [];
+  readonly #models: string[];
+  readonly #token: string | undefined;
+  readonly #wordsPerChunk: number;
+  readonly #hanging = new Set<ServerResponse>();
+
+  constructor(options: OllamaServerOptions = {}) {
+    this.#models = options.models ?? ["llama3.2:latest", "all-minilm:latest"];
+    this.#token = options.token;
+    this.#wordsPerChunk = options.wordsPerChunk ?? 1;
+    this.#server = http.createServer((req, res) => {
+      this.#handle(req, res).catch((error: unknown) => {
+        if (!res.headersSent) this.#error(res, 500, String(error));
+        else res.destroy();
+      });
+    });
+    this.#server.keepAliveTimeout = 60_000;
+  }
+
+  /** Scenarios for the next requests to /api/chat, /api/generate and /api/embed, in order. */
+  enqueue(...scenarios: Scenario[]): void {
+    this.#scenarios.push(...scenarios);
+  }
+
+  listen(port = 0, host = "127.0.0.1"): Promise<string> {
+    return new Promise((resolve) => {
+      this.#server.listen(port, host, () => resolve(this.url));
+    });
+  }
+
+  get url(): string {
+    const address = this.#server.address() as AddressInfo;
+    return `http://127.0.0.1:${address.port}`;
+  }
+
+  close(): Promise<void> {
+    for (const res of this.#hanging) res.destroy();
+    this.#server.closeAllConnections();
+    return new Promise((resolve) => this.#server.close(() => resolve()));
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? "/", "http://localhost").pathname;
+    const raw = await readBody(req);
+    let body: Record<string, unknown> = {};
+    if (raw !== "") {
+      try {
+        body = JSON.parse(raw) as Record<string, unknown>;
+      } catch (error) {
+        return this.#error(res, 400, `invalid character in JSON: ${(error as Error).message}`);
+      }
+    }
+    this.requests.push({ method: req.method ?? "", path, headers: req.headers, body });
+    if (this.requests.length > RECORDED_MAX) this.requests.shift();
+    if (this.#token !== undefined && req.headers.authorization !== `Bearer ${this.#token}`) {
+      return this.#error(res, 401, "unauthorized");
+    }
+    const route = `${req.method} ${path}`;
+    switch (route) {
+      case "GET /api/version":
+        return json(res, 200, { version: "0.12.6" });
+      case "GET /api/tags":
+        return json(res, 200, { models: this.#models.map(modelEntry) });
+      case "POST /api/show":
+        return this.#show(res, body);
+      case "POST /api/chat":
+      case "POST /api/generate":
+        return this.#generate(res, body, path === "/api/chat");
+      case "POST /api/embed":
+        return this.#embed(res, body);
+      default:
+        res.writeHead(404, { "content-type": "text/plain" }).end("404 page not found");
+    }
+  }
+
+  #findModel(res: ServerResponse, body: Record<string, unknown>): string | undefined {
+    const model = typeof body.model === "string" ? body.model : "";
+    if (model === "") {
+      this.#error(res, 400, "model is required");
+      return undefined;
+    }
+    const name = model.includes(":") ? model : `${model}:latest`;
+    if (!this.#models.includes(name)) {
+      this.#error(res, 404, `model "${model}" not found, try pulling it first`);
+      return undefined;
+    }
+    return model;
+  }
+
+  #show(res: ServerResponse, body: Record<string, unknown>): void {
+    if (this.#findModel(res, body) === undefined) return;
+    json(res, 200, {
+      license: "",
+      modelfile: "# Modelfile generated by the test server\nFROM llama3.2:latest\n",
+      parameters: "stop <|eot_id|>",
+      template: "{{ .Prompt }}",
+      details: modelEntry("llama3.2:latest").details,
+      model_info: { "general.architecture": "llama", "llama.context_length": 131072 },
+      capabilities: ["completion", "tools"],
+      modified_at: "2025-01-01T00:00:00Z",
+    });
+  }
+
+  async #generate(res: ServerResponse, body: Record<string, unknown>, chat: boolean): Promise<void> {
+    const model = this.#findModel(res, body);
+    if (model === undefined) return;
+    const scenario = this.#scenarios.shift() ?? {};
+    if (await this.#fault(res, scenario)) return;
+    const prompt = chat ? lastUserMessage(body.messages) : String(body.prompt ?? "");
+    const text = scenario.text ?? `You said: ${prompt}`;
+    const toolCalls = (scenario.toolCalls ?? []).map((c) => ({ function: c }));
+    const promptTokens = Math.max(1, Math.ceil(JSON.stringify(chat ? body.messages : prompt).length / 4));
+    const chunks = chunkWords(text, this.#wordsPerChunk);
+    const started = process.hrtime.bigint();
+    const piece = (content: string, extra: Record<string, unknown> = {}) =>
+      chat
+        ? {
+            model,
+            created_at: new Date().toISOString(),
+            message: { role: "assistant", content, ...extra },
+            done: false,
+          }
+        : { model, created_at: new Date().toISOString(), response: content, done: false };
+    const final = () => {
+      const total = Number(process.hrtime.bigint() - started);
+      const done: Record<string, unknown> = {
+        ...piece(""),
+        done: true,
+        done_reason: scenario.doneReason ?? "stop",
+        total_duration: total,
+        load_duration: 1_000_000,
+        prompt_eval_count: promptTokens,
+        prompt_eval_duration: 2_000_000,
+        eval_count: chunks.length,
+        eval_duration: Math.max(1, total - 3_000_000),
+      };
+      if (!chat) done.context = [1, 2, 3];
+      return done;
+    };
+    if (body.stream === false) {
+      const answer = final();
+      if (chat)
+        answer.message = {
+          role: "assistant",
+          content: text,
+          ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
+        };
+      else answer.response = text;
+      return json(res, 200, answer);
+    }
+    res.writeHead(200, { "content-type": "application/x-ndjson", date: new Date().toUTCString() });
+    for (const [i, content] of chunks.entries()) {
+      if (scenario.errorAfterChunks === i) {
+        res.end(
+          `${JSON.stringify({ error: "an error was encountered while running the model: unexpected EOF" })}\n`,
+        );
+        return;
+      }
+      if (scenario.dieAfterChunks === i) {
+        // Let the chunks already written reach the client, as they would from a real crash.
+        await sleep(20);
+        res.destroy();
+        return;
+      }
+      if (scenario.chunkDelayMs !== undefined) await sleep(scenario.chunkDelayMs);
+      if (res.destroyed) {
+        this.abandoned++;
+        return;
+      }
+      res.write(`${JSON.stringify(piece(content))}\n`);
+    }
+    if (toolCalls.length > 0) res.write(`${JSON.stringify(piece("", { tool_calls: toolCalls }))}\n`);
+    res.end(`${JSON.stringify(final())}\n`);
+  }
+
+  async #embed(res: ServerResponse, body: Record<string, unknown>): Promise<void> {
+    const model = this.#findModel(res, body);
+    if (model === undefined) return;
+    const scenario = this.#scenarios.shift() ?? {};
+    if (await this.#fault(res, scenario)) return;
+    const inputs = Array.isArray(body.input) ? body.input.map(String) : [String(body.input ?? "")];
+    json(res, 200, {
+      model,
+      embeddings: inputs.map(embedding),
+      total_duration: 1_000_000,
+      load_duration: 100_000,
+      prompt_eval_count: inputs.reduce((n, s) => n + Math.max(1, Math.ceil(s.length / 4)), 0),
+    });
+  }
+
+  /** Plays the scenario's fault, if any; true when the response is taken care of. */
+  async #fault(res: ServerResponse, scenario: Scenario): Promise<boolean> {
+    if (scenario.delayMs !== undefined) await sleep(scenario.delayMs);
+    if (scenario.hang === true) {
+      this.#hanging.add(res);
+      res.on("close", () => this.#hanging.delete(res));
+      return true;
+    }
+    if (scenario.status !== undefined) {
+      this.#error(res, scenario.status, scenario.error ?? http.STATUS_CODES[scenario.status] ?? "error");
+      return true;
+    }
+    return false;
+  }
+
+  #error(res: ServerResponse, status: number, message: string): void {
+    json(res, status, { error: message });
+  }
+}
+
+function modelEntry(name: string) {
+  return {
+    name,
+    model: name,
+    modified_at: "2025-01-01T00:00:00.000000000Z",
+    size: 2_019_393_189,
+    digest: createHash("sha256").update(name).digest("hex"),
+    details: {
+      parent_model: "",
+      format: "gguf",
+      family: "llama",
+      families: ["llama"],
+      parameter_size: "3.2B",
+      quantization_level: "Q4_K_M",
+    },
+  };
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res
+    .writeHead(status, {
+      "content-type": "application/json; charset=utf-8",
+      "content-length": Buffer.byteLength(text),
+      date: new Date().toUTCString(),
+    })
+    .end(text);
+}
+
+function lastUserMessage(messages: unknown): string {
+  if (!Array.isArray(messages)) return "";
+  const users = messages.filter((m: { role?: unknown }) => m.role === "user") as { content?: unknown }[];
+  return String(users.at(-1)?.content ?? "");
+}
+
+/** Splits text into chunks of whole words, keeping the spaces, so joined chunks equal the text. */
+function chunkWords(text: string, perChunk: number): string[] {
+  const words = text.split(/(?<= )/);
+  const chunks: string[] = [];
+  for (let i = 0; i < words.length; i += perChunk) chunks.push(words.slice(i, i + perChunk).join(""));
+  return chunks;
+}
+
+/** A deterministic unit vector, so tests can compare embeddings. */
+function embedding(input: string): number[] {
+  const digest = createHash("sha256").update(input).digest();
+  const vector = Array.from({ length: 8 }, (_, i) => (digest[i] ?? 0) - 128);
+  const norm = Math.hypot(...vector) || 1;
+  return vector.map((v) => v / norm);
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("error", reject);
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    options: {
+      port: { type: "string", default: "11434" },
+      host: { type: "string", default: "127.0.0.1" },
+      token: { type: "string" },
+    },
+  });
+  const server = new OllamaServer(values.token === undefined ? {} : { token: values.token });
+  const url = await server.listen(Number(values.port), values.host);
+  console.log(`fake ollama listening on ${values.host}:${new URL(url).port}`);
+}
