@@ -79,4 +79,6 @@ USER root
 RUN chown -R root:root /app/.compile-cache && chmod -R a+rX,go-w /app/.compile-cache
 USER 65532:65532
 EXPOSE 8080
-ENTRYPOINT ["node", "operator/main.ts"]
+# A small young generation keeps the resident set near the live heap: 144 MiB at 1,000
+# AgentTypes instead of 340 (tests/integration/operator-process.ts runs it the same way).
+ENTRYPOINT ["node", "--max-semi-space-size=1", "--max-old-space-size=128", "operator/main.ts"]

@@ -1,8 +1,8 @@
 // Entry point of the operator: `node operator/main.ts [--flag value ...]`. Runs until SIGTERM
 // or SIGINT, then finishes in-flight reconciles and releases the leader lease.
-import { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { loadConfig } from "./config.ts";
+import { loadAccess } from "./kube/access.ts";
 import { Manager } from "./manager.ts";
 
 let config: ReturnType<typeof loadConfig>;
@@ -13,9 +13,14 @@ try {
   process.exit(2);
 }
 const logger = pino({ level: config.logLevel, base: { component: "agenttype-operator" } });
-const kubeConfig = new KubeConfig();
-kubeConfig.loadFromDefault();
-const manager = new Manager(config, kubeConfig, logger);
+let access: ReturnType<typeof loadAccess>;
+try {
+  access = loadAccess();
+} catch (error) {
+  logger.fatal({ err: (error as Error).message }, "cannot reach Kubernetes");
+  process.exit(2);
+}
+const manager = new Manager(config, access, logger);
 
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.once(signal, () => {

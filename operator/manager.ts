@@ -1,13 +1,13 @@
 // Wires the operator together: informers, the AgentType controller, leader election and
 // the health and metrics endpoints; start() runs it until stop() finishes in-flight work
 // and releases the lease.
-import type { KubeConfig } from "@kubernetes/client-node";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import type { AgentTool } from "./api/agenttool.ts";
 import type { AgentType } from "./api/agenttype.ts";
 import { FIELD_MANAGER } from "./build/names.ts";
 import type { OperatorConfig } from "./config.ts";
+import type { ApiServerAccess } from "./kube/access.ts";
 import { KubeClient, type KubeObject, type ResourceType } from "./kube/client.ts";
 import { EventRecorder } from "./kube/events.ts";
 import { resources } from "./kube/resources.ts";
@@ -33,10 +33,10 @@ export class Manager {
   private informersSynced = false;
   private stopped: Promise<void> | undefined;
 
-  constructor(config: OperatorConfig, kubeConfig: KubeConfig, logger: Logger) {
+  constructor(config: OperatorConfig, access: ApiServerAccess, logger: Logger) {
     this.config = config;
     this.logger = logger;
-    this.client = new KubeClient(kubeConfig);
+    this.client = new KubeClient(access);
     this.server = Fastify({ logger: false });
     this.server.get("/healthz", async () => "ok");
     this.server.get("/readyz", async (_request, reply) => {

@@ -1,10 +1,8 @@
 // A thin REST client for the few verbs the operator needs (list, watch, get, server-side
-// apply, delete, create) on any resource, authenticated through @kubernetes/client-node's
-// KubeConfig. Thin on purpose: the controller engine needs control over watch streams,
-// resourceVersions and error classes that the generated clients hide.
-import type { RequestOptions as HttpsRequestOptions } from "node:https";
-import type { KubeConfig } from "@kubernetes/client-node";
+// apply, delete, create) on any resource. Thin on purpose: the controller engine needs
+// control over watch streams, resourceVersions and error classes that generated clients hide.
 import { Agent, fetch } from "undici";
+import type { ApiServerAccess } from "./access.ts";
 
 type HttpMethod = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 
@@ -102,17 +100,23 @@ interface RequestOptions {
 
 export class KubeClient {
   readonly server: string;
-  private readonly config: KubeConfig;
-  // One connection pool for the client's lifetime. client-node makes a new undici Agent for
-  // every request it authenticates, so every request paid a TLS handshake: at 1,000
-  // AgentTypes that made reconciles seconds long and the process hundreds of MiB large.
-  private dispatcher: Agent | undefined;
+  private readonly access: ApiServerAccess;
+  // One connection pool for the client's lifetime; every request reuses its connections.
+  private readonly dispatcher: Agent;
 
-  constructor(config: KubeConfig) {
-    const cluster = config.getCurrentCluster();
-    if (cluster === null) throw new Error("the kubeconfig has no current cluster");
-    this.config = config;
-    this.server = cluster.server.replace(/\/$/, "");
+  constructor(access: ApiServerAccess) {
+    this.access = access;
+    this.server = access.server;
+    this.dispatcher = new Agent({
+      connect: {
+        ...(access.ca === undefined ? {} : { ca: access.ca }),
+        ...(access.cert === undefined ? {} : { cert: access.cert }),
+        ...(access.key === undefined ? {} : { key: access.key }),
+        ...(access.insecureSkipTlsVerify ? { rejectUnauthorized: false } : {}),
+        keepAlive: true,
+        keepAliveInitialDelay: 30_000,
+      },
+    });
   }
 
   private async send(method: HttpMethod, path: string, options: RequestOptions = {}) {
@@ -120,23 +124,9 @@ export class KubeClient {
     for (const [key, value] of Object.entries(options.query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, String(value));
     }
-    // Credentials are read on every request, so rotated tokens (in-cluster, exec) are used.
-    const tls: HttpsRequestOptions = {};
-    await this.config.applyToHTTPSOptions(tls);
-    this.dispatcher ??= new Agent({
-      connect: {
-        ca: tls.ca,
-        cert: tls.cert,
-        key: tls.key,
-        ...(tls.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: tls.rejectUnauthorized }),
-        ...(tls.servername === undefined ? {} : { servername: tls.servername }),
-        keepAlive: true,
-        keepAliveInitialDelay: 30_000,
-      },
-    });
     const headers: Record<string, string> = { accept: "application/json" };
-    for (const [name, value] of Object.entries(tls.headers ?? {}))
-      headers[name.toLowerCase()] = String(value);
+    const token = this.access.token?.();
+    if (token) headers.authorization = `Bearer ${token}`;
     if (options.body !== undefined) headers["content-type"] = options.contentType ?? "application/json";
     let response: Awaited<ReturnType<typeof fetch>>;
     try {

@@ -5,9 +5,9 @@
 // The last line is machine-readable.
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { KubeConfig } from "@kubernetes/client-node";
 import { type AgentType, agentType } from "../../operator/api/agenttype.ts";
 import { buildObjects } from "../../operator/build/objects.ts";
+import { loadAccess } from "../../operator/kube/access.ts";
 import { isNotFound, KubeClient, type KubeObject } from "../../operator/kube/client.ts";
 import { resources } from "../../operator/kube/resources.ts";
 import { computeStatus } from "../../operator/reconcile/status.ts";
@@ -25,9 +25,7 @@ const n = Number(values.n);
 const concurrency = Number(values.concurrency);
 if (!values.kubeconfig) throw new Error("--kubeconfig or KUBECONFIG is required");
 const kubeconfig = values.kubeconfig;
-const kc = new KubeConfig();
-kc.loadFromFile(kubeconfig);
-const client = new KubeClient(kc);
+const client = new KubeClient(loadAccess({ KUBECONFIG: kubeconfig }));
 const suffix = Date.now().toString(36);
 
 /** Replicas 0: the benchmark measures the operator, not the controller-manager creating pods. */

@@ -6,7 +6,7 @@ import { ApiextensionsV1Api } from "@kubernetes/client-node";
 import { dump } from "js-yaml";
 import { beforeAll, describe, expect, inject } from "vitest";
 import { badManifests, buildBadManifest, loadSample, sampleFiles } from "../fixtures/manifests.ts";
-import { loadKubeConfig, test } from "./cluster.ts";
+import { kubeconfigPath, test } from "./cluster.ts";
 import { crdManifests, installCrds } from "./crds.ts";
 
 const cluster = inject("cluster");
@@ -25,7 +25,7 @@ function kubectl(args: string[], stdin?: string): Promise<{ code: number; stdout
 }
 
 beforeAll(async () => {
-  await installCrds(loadKubeConfig());
+  await installCrds(kubeconfigPath());
 });
 
 describe("CRDs on the API server", () => {

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { AppsV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { beforeAll, describe, expect } from "vitest";
-import { eventually, kubeconfigPath, loadKubeConfig, simpleAgent, test } from "./cluster.ts";
+import { eventually, kubeconfigPath, simpleAgent, test } from "./cluster.ts";
 import { installCrds } from "./crds.ts";
 import { startOperator } from "./operator-process.ts";
 
@@ -13,7 +13,7 @@ const run = promisify(execFile);
 const CLUSTER_DIR = join(import.meta.dirname, "..", "cluster");
 
 beforeAll(async () => {
-  await installCrds(loadKubeConfig());
+  await installCrds(kubeconfigPath());
 });
 
 describe("kube-apiserver restart", () => {

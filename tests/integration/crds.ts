@@ -3,8 +3,8 @@
 // client: client-node's typed serializer would drop the x-kubernetes-* keys.
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { KubeConfig } from "@kubernetes/client-node";
 import { load } from "js-yaml";
+import { loadAccess } from "../../operator/kube/access.ts";
 import { KubeClient, type KubeObject, type ResourceType } from "../../operator/kube/client.ts";
 
 const CRDS_DIR = join(import.meta.dirname, "..", "..", "crds");
@@ -22,8 +22,8 @@ export function crdManifests(): KubeObject[] {
     .map((f) => load(readFileSync(join(CRDS_DIR, f), "utf8")) as KubeObject);
 }
 
-export async function installCrds(kc: KubeConfig): Promise<void> {
-  const client = new KubeClient(kc);
+export async function installCrds(kubeconfig: string): Promise<void> {
+  const client = new KubeClient(loadAccess({ KUBECONFIG: kubeconfig }));
   for (const crd of crdManifests()) await client.apply(CRD, crd, "agenttype-tests");
   const deadline = Date.now() + 30_000;
   for (const crd of crdManifests()) {

@@ -16,7 +16,7 @@ import { afterEach, beforeAll, describe, expect, inject } from "vitest";
 import type { AgentTypeStatus } from "../../operator/api/agenttype.ts";
 import { sidecarConfig } from "../../operator/api/sidecarconfig.ts";
 import { loadSample } from "../fixtures/manifests.ts";
-import { eventually, kubeconfigPath, loadKubeConfig, simpleAgent, test } from "./cluster.ts";
+import { eventually, kubeconfigPath, simpleAgent, test } from "./cluster.ts";
 import { installCrds } from "./crds.ts";
 import { type OperatorProcess, startOperator } from "./operator-process.ts";
 
@@ -26,7 +26,7 @@ const AT = { group: "agenttype.dev", version: "v1alpha1" };
 const running: OperatorProcess[] = [];
 
 beforeAll(async () => {
-  await installCrds(loadKubeConfig());
+  await installCrds(kubeconfigPath());
 });
 
 afterEach(async () => {
