@@ -19,7 +19,7 @@ DEPS := node_modules/.package-lock.json
 
 .DEFAULT_GOAL := help
 .PHONY: help deps generate lint format test test-unit test-integration check-generated \
-	test-e2e images up down cluster-up cluster-down bench-operator
+	test-e2e images up down cluster-up cluster-down bench bench-operator bench-sidecar
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -82,5 +82,10 @@ BENCH_N ?= 1000
 bench-operator: $(DEPS) ## time the operator on N AgentTypes against the API server's ceiling
 	@kubeconfig=$$(tests/cluster/cluster.sh up control-plane | tail -n 1) && \
 	  node tests/bench/operator.ts --n $(BENCH_N) --kubeconfig "$$kubeconfig"
+
+bench-sidecar: $(DEPS) ## the sidecar's added latency, throughput and memory against a direct upstream
+	node tests/bench/sidecar.ts
+
+bench: bench-operator bench-sidecar ## every benchmark (never part of make test)
 
 test: lint check-generated test-unit test-integration test-e2e ## every test tier that exists
