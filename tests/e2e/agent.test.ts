@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import * as k8s from "@kubernetes/client-node";
 import yaml from "js-yaml";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { eventually } from "../fixtures/eventually.ts";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -85,21 +86,23 @@ const helm = (...args: string[]) =>
 const getJson = async <V = Obj>(...args: string[]): Promise<V> =>
   JSON.parse(await kubectl("get", "-o", "json", ...args)) as V;
 
-async function waitFor<V>(what: string, fn: () => Promise<V | undefined>, timeoutMs = 180_000): Promise<V> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+/** Fetches a URL from inside a pod's sidecar container, as a process in the pod would. */
+const fetchInSidecar = (pod: string, url: string) =>
+  kubectl(
+    "exec",
+    "-n",
+    ns,
+    pod,
+    "-c",
+    "agenttype-sidecar",
+    "--",
+    "node",
+    "-e",
+    `fetch(${JSON.stringify(url)}).then(r => r.text()).then(console.log)`,
+  );
+
+const waitFor = <V>(what: string, fn: () => Promise<V | undefined>, timeoutMs = 180_000) =>
+  eventually(what, fn, timeoutMs, 250);
 
 const condition = (o: Obj, type: string): Condition | undefined =>
   ((o.status?.conditions as Condition[] | undefined) ?? []).find((c) => c.type === type);
@@ -347,31 +350,12 @@ describe("an agent from an unmodified image, end to end", () => {
         expect(log).toContain(`memory: runs/${pod.metadata.name} = {"question":`);
 
         // The memory lives in the sidecar: read it from there, as another process would.
-        const stored = await kubectl(
-          "exec",
-          "-n",
-          ns,
+        const stored = await fetchInSidecar(
           pod.metadata.name,
-          "-c",
-          "agenttype-sidecar",
-          "--",
-          "node",
-          "-e",
-          `fetch("http://127.0.0.1:4000/memory/runs/${pod.metadata.name}").then(r => r.text()).then(console.log)`,
+          `http://127.0.0.1:4000/memory/runs/${pod.metadata.name}`,
         );
         expect(JSON.parse(stored).value).toMatchObject({ answer: agent === "node-agent" ? "42" : "35" });
-        const metrics = await kubectl(
-          "exec",
-          "-n",
-          ns,
-          pod.metadata.name,
-          "-c",
-          "agenttype-sidecar",
-          "--",
-          "node",
-          "-e",
-          'fetch("http://127.0.0.1:9090/metrics").then(r => r.text()).then(console.log)',
-        );
+        const metrics = await fetchInSidecar(pod.metadata.name, "http://127.0.0.1:9090/metrics");
         expect(metrics).toMatch(/agenttype_tool_calls_total\{[^}]*tool="calculator"[^}]*\} 1/);
         expect(metrics).toMatch(/agenttype_llm_requests_total\{[^}]*outcome="[^"]*"[^}]*\} 1/);
       }

@@ -7,6 +7,7 @@ import { resolve } from "node:path";
 import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { eventually } from "../fixtures/eventually.ts";
 
 const execFileP = promisify(execFile);
 
@@ -28,22 +29,8 @@ const apps = kc.makeApiClient(k8s.AppsV1Api);
 const ns = `e2e-node-${Date.now().toString(36)}`;
 const T = 180_000;
 
-async function waitFor<V>(what: string, fn: () => Promise<V | undefined>, timeoutMs = 120_000): Promise<V> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
+const waitFor = <V>(what: string, fn: () => Promise<V | undefined>, timeoutMs = 120_000) =>
+  eventually(what, fn, timeoutMs, 250);
 
 async function kubectl(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
   try {

@@ -9,7 +9,10 @@
 import { randomBytes } from "node:crypto";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { test as base, inject } from "vitest";
+import { eventually } from "../fixtures/eventually.ts";
 import { loadSample } from "../fixtures/manifests.ts";
+
+export { eventually };
 
 export function kubeconfigPath(): string {
   const path = inject("kubeconfig") ?? process.env.KUBECONFIG;
@@ -32,30 +35,6 @@ export function namespaceName(testName: string): string {
     .slice(0, 40)
     .replace(/-+$/, "");
   return `it-${slug || "test"}-${randomBytes(3).toString("hex")}`;
-}
-
-/**
- * Polls `fn` until it returns something other than undefined or false (errors count as "not
- * yet"), and returns that; fails naming `what` and the last error after `timeoutMs`.
- */
-export async function eventually<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await fn();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`, { cause: lastError });
-    await new Promise((r) => setTimeout(r, 150));
-  }
 }
 
 /** The Python sample without tools: an AgentType that needs nothing else in its namespace. */
