@@ -35,8 +35,11 @@ function closer(server: http.Server): () => Promise<void> {
   };
 }
 
-/** A calculator MCP server with tools `add` and `multiply`, stateless. */
-export async function startCalculatorServer(): Promise<TestMcpServer> {
+/**
+ * Serves a fresh MCP server per request over stateless Streamable HTTP on loopback, recording
+ * the Authorization header of each request.
+ */
+async function serveMcp(build: () => McpServer | Server): Promise<TestMcpServer> {
   const authorizations: (string | undefined)[] = [];
   const server = http.createServer(async (req, res) => {
     authorizations.push(req.headers.authorization);
@@ -44,17 +47,7 @@ export async function startCalculatorServer(): Promise<TestMcpServer> {
     for await (const chunk of req as AsyncIterable<Buffer>) chunks.push(chunk);
     const body: unknown =
       chunks.length === 0 ? undefined : JSON.parse(Buffer.concat(chunks).toString("utf8"));
-    const mcp = new McpServer({ name: "calculator", version: "1.0.0" });
-    mcp.registerTool(
-      "add",
-      { description: "Adds two numbers.", inputSchema: { a: z.number(), b: z.number() } },
-      async ({ a, b }) => ({ content: [{ type: "text", text: String(a + b) }] }),
-    );
-    mcp.registerTool(
-      "multiply",
-      { description: "Multiplies two numbers.", inputSchema: { a: z.number(), b: z.number() } },
-      async ({ a, b }) => ({ content: [{ type: "text", text: String(a * b) }] }),
-    );
+    const mcp = build();
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: undefined,
       enableJsonResponse: true,
@@ -69,16 +62,30 @@ export async function startCalculatorServer(): Promise<TestMcpServer> {
   return { url: await listen(server), authorizations, close: closer(server) };
 }
 
+/** A calculator MCP server with tools `add` and `multiply`, stateless. */
+export function startCalculatorServer(): Promise<TestMcpServer> {
+  return serveMcp(() => {
+    const mcp = new McpServer({ name: "calculator", version: "1.0.0" });
+    mcp.registerTool(
+      "add",
+      { description: "Adds two numbers.", inputSchema: { a: z.number(), b: z.number() } },
+      async ({ a, b }) => ({ content: [{ type: "text", text: String(a + b) }] }),
+    );
+    mcp.registerTool(
+      "multiply",
+      { description: "Multiplies two numbers.", inputSchema: { a: z.number(), b: z.number() } },
+      async ({ a, b }) => ({ content: [{ type: "text", text: String(a * b) }] }),
+    );
+    return mcp;
+  });
+}
+
 /**
  * A server on the SDK's low-level Server, which answers bad input with a JSON-RPC error rather
  * than a tool result, as servers not built on McpServer do: tool `divide`, refusing b = 0.
  */
-export async function startStrictServer(): Promise<TestMcpServer> {
-  const server = http.createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req as AsyncIterable<Buffer>) chunks.push(chunk);
-    const body: unknown =
-      chunks.length === 0 ? undefined : JSON.parse(Buffer.concat(chunks).toString("utf8"));
+export function startStrictServer(): Promise<TestMcpServer> {
+  return serveMcp(() => {
     const mcp = new Server({ name: "strict", version: "1.0.0" }, { capabilities: { tools: {} } });
     mcp.setRequestHandler(ListToolsRequestSchema, async () => ({
       tools: [{ name: "divide", description: "Divides a by b.", inputSchema: { type: "object" } }],
@@ -88,18 +95,8 @@ export async function startStrictServer(): Promise<TestMcpServer> {
       if (b === 0) throw new McpError(ErrorCode.InvalidParams, "b must not be 0");
       return { content: [{ type: "text", text: String(a / b) }] };
     });
-    const transport = new StreamableHTTPServerTransport({
-      sessionIdGenerator: undefined,
-      enableJsonResponse: true,
-    });
-    res.on("close", () => {
-      void transport.close();
-      void mcp.close();
-    });
-    await mcp.connect(transport);
-    await transport.handleRequest(req, res, body);
+    return mcp;
   });
-  return { url: await listen(server), authorizations: [], close: closer(server) };
 }
 
 /** A server that reads requests and never answers them, like a tool server stuck in a loop. */
