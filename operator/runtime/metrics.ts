@@ -71,6 +71,11 @@ export function createMetrics() {
 export type OperatorMetrics = ReturnType<typeof createMetrics>;
 
 export function queueObserver(metrics: OperatorMetrics, name: string): WorkQueueObserver {
+  // The series exist from the start, as Prometheus users expect; a queue whose keys all went
+  // straight to idle workers would otherwise never report its depth at all.
+  metrics.queueDepth.set({ name }, 0);
+  metrics.queueAdds.inc({ name }, 0);
+  metrics.queueRetries.inc({ name }, 0);
   return {
     depth: (depth) => metrics.queueDepth.set({ name }, depth),
     added: () => metrics.queueAdds.inc({ name }),
