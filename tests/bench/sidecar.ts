@@ -4,8 +4,9 @@
 // rotating rounds; each figure is computed within a round (sidecar minus direct, measured
 // seconds apart) and the median over rounds is reported, so a burst from another process on
 // the machine spoils one round, not the figure. Everything runs on 127.0.0.1; the
-// upstream and the sidecar run in their own processes. A bare node:http proxy (this file run
-// with --bare-proxy) is measured alongside, as the floor any Node proxy pays on this machine.
+// upstream and the sidecar run in their own processes, the sidecar bundled and started as its
+// image starts it. A bare node:http proxy (bare-proxy.mjs) is measured
+// alongside, as the floor any Node proxy pays on this machine, latency, throughput and memory.
 // The last line is machine-readable.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -13,6 +14,7 @@ import http from "node:http";
 import { createServer } from "node:net";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { buildSidecar, SIDECAR_NODE_FLAGS } from "../../sidecar/build.ts";
 
 const RATE = 1000;
 const ROUND_MS = 1000;
@@ -235,10 +237,11 @@ async function main(): Promise<void> {
       memory: { type: "ephemeral", maxBytes: 1_000_000 },
     }),
   );
+  await buildSidecar(join(dir, "sidecar"));
   const children = [
     startProcess(["sidecar/testing/ollama-server.ts", "--port", String(upstreamPort)]),
-    startProcess(["tests/bench/sidecar.ts", "--bare-proxy", String(barePort), String(upstreamPort)]),
-    startProcess(["sidecar/main.ts", "--config", configPath]),
+    startProcess(["tests/bench/bare-proxy.mjs", String(barePort), String(upstreamPort)]),
+    startProcess([...SIDECAR_NODE_FLAGS, join(dir, "sidecar/main.mjs"), "--config", configPath]),
   ];
   // Children must not outlive the benchmark, even when it dies of an uncaught error.
   process.on("exit", () => {
@@ -248,10 +251,12 @@ async function main(): Promise<void> {
     await waitFor(`http://127.0.0.1:${upstreamPort}/api/version`);
     await waitFor(`http://127.0.0.1:${barePort}/api/version`);
     await waitFor(`http://127.0.0.1:${metricsPort}/readyz`);
-    const sidecarPid = children[2]?.pid ?? 0;
+    const [barePid, sidecarPid] = [children[1]?.pid ?? 0, children[2]?.pid ?? 0];
     let rssMax = 0;
+    let bareRssMax = 0;
     const rssTimer = setInterval(() => {
       rssMax = Math.max(rssMax, rssMiB(sidecarPid));
+      bareRssMax = Math.max(bareRssMax, rssMiB(barePid));
     }, 100);
 
     const agents: Record<Target, http.Agent> = {
@@ -292,7 +297,7 @@ async function main(): Promise<void> {
     }
     clearInterval(rssTimer);
     console.log(
-      `sidecar RSS under load: max ${fmt(rssMax, 1)} MiB; failed requests in the run: ${failures.count}; load average ${fmt(loadavg()[0] ?? 0)} at end`,
+      `RSS under load: sidecar max ${fmt(rssMax, 1)} MiB, bare proxy max ${fmt(bareRssMax, 1)} MiB; failed requests in the run: ${failures.count}; load average ${fmt(loadavg()[0] ?? 0)} at end`,
     );
     for (const agent of Object.values(agents)) agent.destroy();
     const plain = added["plain.totalMs"] ?? { p50: Number.NaN, p99: Number.NaN };
@@ -306,37 +311,4 @@ async function main(): Promise<void> {
   }
 }
 
-/** The least a Node proxy can do: read the body, forward it, read the answer, send it back. */
-function bareProxy(port: number, upstreamPort: number): void {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
-  http
-    .createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("end", () => {
-        const payload = Buffer.concat(chunks);
-        const upstream = http.request(
-          {
-            host: "127.0.0.1",
-            port: upstreamPort,
-            path: req.url,
-            method: req.method,
-            agent,
-            headers: { "content-type": "application/json", "content-length": payload.length },
-          },
-          (answer) => {
-            res.writeHead(answer.statusCode ?? 502, {
-              "content-type": String(answer.headers["content-type"]),
-            });
-            answer.pipe(res);
-          },
-        );
-        upstream.on("error", () => res.writeHead(502).end());
-        upstream.end(payload);
-      });
-    })
-    .listen(port, "127.0.0.1");
-}
-
-if (process.argv[2] === "--bare-proxy") bareProxy(Number(process.argv[3]), Number(process.argv[4]));
-else await main();
+await main();
