@@ -1,6 +1,6 @@
 # shellcheck shell=sh
 # AgentType's environment for agents in any language: `. /opt/agenttype/env.sh` in a POSIX
-# shell entrypoint. It waits, bounded, for the sidecar (AGENTTYPE_WAIT_MS, default 3000; 0 skips)
+# shell entrypoint. It waits, bounded, for the sidecar (AGENTTYPE_WAIT_MS, default 30000; 0 skips)
 # and defines small functions over the sidecar's API, using curl or wget, whichever the image has:
 #   agenttype_tools                      the tools of this agent (JSON)
 #   agenttype_invoke NAME JSON           call a tool
@@ -39,7 +39,7 @@ agenttype_memory_put() { agenttype_http PUT "/memory/$1" "$2"; }
 agenttype_memory_get() { agenttype_http GET "/memory/$1"; }
 
 agenttype_wait() {
-  _agenttype_left=${AGENTTYPE_WAIT_MS:-3000}
+  _agenttype_left=${AGENTTYPE_WAIT_MS:-30000}
   [ "${AGENTTYPE_SIDECAR_READY:-}" = 1 ] && return 0
   while [ "$_agenttype_left" -gt 0 ]; do
     agenttype_http GET /api/version >/dev/null 2>&1
@@ -50,7 +50,7 @@ agenttype_wait() {
     sleep 0.1 2>/dev/null || sleep 1
     _agenttype_left=$((_agenttype_left - 100))
   done
-  echo "agenttype: sidecar not ready after ${AGENTTYPE_WAIT_MS:-3000} ms; starting the agent anyway" >&2
+  echo "agenttype: sidecar not ready after ${AGENTTYPE_WAIT_MS:-30000} ms; starting the agent anyway" >&2
   return 0
 }
 

@@ -43,8 +43,19 @@ describe("pod contract", () => {
     ]);
     expect(pod?.containers.map((c) => c.name)).toEqual(["agent"]);
     const sidecar = pod?.initContainers?.[1];
-    expect(sidecar?.startupProbe?.httpGet?.path).toBe("/readyz");
     expect(sidecar?.readinessProbe?.httpGet?.path).toBe("/readyz");
+  });
+
+  it("holds a generic agent until the sidecar answers; node and python agents wait in their preload", () => {
+    const sidecarOf = (language: string) =>
+      buildObjects(
+        { ...researcher, spec: { ...researcher.spec, language } } as typeof researcher,
+        resolved,
+        settings,
+      ).workload.spec?.template.spec?.initContainers?.find((c) => c.name === "agenttype-sidecar");
+    expect(sidecarOf("generic")?.startupProbe?.httpGet?.path).toBe("/readyz");
+    expect(sidecarOf("node")?.startupProbe).toBeUndefined();
+    expect(sidecarOf("python")?.startupProbe).toBeUndefined();
   });
 
   it("keeps the agent container as the user wrote it, adding the contract's env and volume", () => {

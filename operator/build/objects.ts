@@ -189,7 +189,11 @@ function podTemplate(
     restartPolicy: "Always",
     args: ["--config", SIDECAR_CONFIG_PATH],
     ports: [{ name: "metrics", containerPort: config.listen.metricsPort }],
-    startupProbe: probe("/readyz", 1, 120),
+    // The kubelet starts the agent once the sidecar has started, or, with a startupProbe, once
+    // it answers; each step waits for its 1 s status relist. Node and Python agents get the
+    // wrapper's preload, which waits for the sidecar itself, so they skip the probe and start
+    // about a second sooner; other runtimes have nothing that waits and keep it.
+    ...(spec.language === "generic" ? { startupProbe: probe("/readyz", 1, 120) } : {}),
     readinessProbe: probe("/readyz", 5, 3),
     livenessProbe: probe("/healthz", 10, 3),
     volumeMounts: sidecar.mounts,

@@ -10,7 +10,7 @@ type WorkerThreads = typeof import("node:worker_threads");
 
 const http: Http = require("node:http");
 
-const DEFAULT_WAIT_MS = 3000;
+const DEFAULT_WAIT_MS = 30_000;
 const READY_ENV = "AGENTTYPE_SIDECAR_READY";
 
 /** Where the sidecar's agent API is: the origin of the contract's URLs, set by the operator. */

@@ -14,9 +14,9 @@ def _agenttype_wait():
     if os.environ.get("AGENTTYPE_SIDECAR_READY") == "1":
         return  # a parent process waited already
     try:
-        wait_ms = int(os.environ.get("AGENTTYPE_WAIT_MS", "3000"))
+        wait_ms = int(os.environ.get("AGENTTYPE_WAIT_MS", "30000"))
     except ValueError:
-        wait_ms = 3000
+        wait_ms = 30000
     if wait_ms <= 0:
         return
     host, port = _agenttype_sidecar()
