@@ -171,6 +171,37 @@ describe("reloading", { timeout: 30_000 }, () => {
   });
 });
 
+describe("budgets across reloads", { timeout: 30_000 }, () => {
+  it("keeps a used-up budget when a reload leaves its limit alone, and starts afresh when the limit changes", async () => {
+    const up = await upstream();
+    const config = (timeoutSeconds: number, requestsPerMinute: number) =>
+      baseConfig({
+        llm: llmConfig([{ name: "o", type: "ollama", endpoint: up.url, model: "llama3.2" }], {
+          timeoutSeconds,
+          rateLimit: { requestsPerMinute },
+        }),
+      });
+    const sc = await sidecarWith(config(5, 2));
+    const openai = new OpenAI({ baseURL: `${sc.sidecar.agentUrl}/v1`, apiKey: "x", maxRetries: 0 });
+    const ask = () =>
+      openai.chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] });
+    const status = (p: Promise<unknown>) =>
+      p.then(
+        () => 200,
+        (e: { status?: number }) => e.status,
+      );
+    expect([await status(ask()), await status(ask()), await status(ask())]).toEqual([200, 200, 429]);
+
+    sc.writeConfig(config(6, 2));
+    await until(() => sc.sidecar.config.llm?.timeoutSeconds === 6);
+    expect(await status(ask())).toBe(429);
+
+    sc.writeConfig(config(6, 3));
+    await until(() => sc.sidecar.config.llm?.rateLimit?.requestsPerMinute === 3);
+    expect(await status(ask())).toBe(200);
+  });
+});
+
 describe("credential rotation", { timeout: 30_000 }, () => {
   it("picks up a rotated provider token without a restart", async () => {
     const up = new OllamaServer();

@@ -1,12 +1,13 @@
 // Builds what serves the agent from one validated config: the LLM router with its providers
 // and budgets, and the tools with their credentials. A reload builds a new one beside the old,
-// so requests in flight finish on the runtime they started with.
+// so requests in flight finish on the runtime they started with; budgets whose limits did not
+// change carry over, so a reload (a rotated credential, say) does not refill them.
 import { readFileSync } from "node:fs";
 import type { SidecarConfig, SidecarProvider } from "../operator/api/sidecarconfig.ts";
 import { readSecretDir } from "./config.ts";
 import { OllamaProvider } from "./llm/ollama.ts";
 import type { LlmProvider } from "./llm/provider.ts";
-import { RateLimiter } from "./llm/ratelimit.ts";
+import { type RateLimit, RateLimiter } from "./llm/ratelimit.ts";
 import { Router } from "./llm/router.ts";
 import type { Metrics } from "./metrics.ts";
 import { ToolHealth } from "./tools/health.ts";
@@ -17,6 +18,25 @@ export interface Runtime {
   config: SidecarConfig;
   router: Router | undefined;
   tools: ToolsRuntime;
+  budgets: Budgets;
+}
+
+/** Rate limiters by the config field that sets them, with that field's value. */
+export type Budgets = Map<string, { limit: string; limiter: RateLimiter }>;
+
+/** The limiter for `field`: the previous runtime's when its limit is unchanged, else a full one. */
+function budget(
+  budgets: Budgets,
+  previous: Budgets | undefined,
+  field: string,
+  limit: RateLimit,
+  now: number,
+) {
+  const value = JSON.stringify(limit);
+  const kept = previous?.get(field);
+  const limiter = kept !== undefined && kept.limit === value ? kept.limiter : new RateLimiter(limit, now);
+  budgets.set(field, { limit: value, limiter });
+  return limiter;
 }
 
 /** A config that validates but cannot be used, named by field like a schema error. */
@@ -74,8 +94,13 @@ async function buildProvider(p: SidecarProvider, field: string): Promise<LlmProv
   });
 }
 
-export async function buildRuntime(config: SidecarConfig, metrics: Metrics): Promise<Runtime> {
+export async function buildRuntime(
+  config: SidecarConfig,
+  metrics: Metrics,
+  previous?: Budgets,
+): Promise<Runtime> {
   const now = Date.now();
+  const budgets: Budgets = new Map();
   let router: Router | undefined;
   if (config.llm !== undefined) {
     const llm = config.llm;
@@ -84,11 +109,15 @@ export async function buildRuntime(config: SidecarConfig, metrics: Metrics): Pro
       providers: llm.providers.map((p, i) => ({
         provider: providers[i] as LlmProvider,
         timeoutMs: (p.timeoutSeconds ?? llm.timeoutSeconds) * 1000,
-        ...(p.rateLimit === undefined ? {} : { limiter: new RateLimiter(p.rateLimit, now) }),
+        ...(p.rateLimit === undefined
+          ? {}
+          : { limiter: budget(budgets, previous, `llm.providers[${p.name}].rateLimit`, p.rateLimit, now) }),
       })),
       retries: llm.retries,
       cooldown: llm.cooldown,
-      ...(llm.rateLimit === undefined ? {} : { limiter: new RateLimiter(llm.rateLimit, now) }),
+      ...(llm.rateLimit === undefined
+        ? {}
+        : { limiter: budget(budgets, previous, "llm.rateLimit", llm.rateLimit, now) }),
       metrics,
     });
   }
@@ -107,6 +136,7 @@ export async function buildRuntime(config: SidecarConfig, metrics: Metrics): Pro
   return {
     config,
     router,
+    budgets,
     tools: {
       tools: config.tools,
       secrets,

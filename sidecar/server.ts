@@ -129,7 +129,7 @@ export class Sidecar {
     let runtime: Runtime;
     try {
       if (!loaded.ok) throw new Error(loaded.message);
-      runtime = await buildRuntime(loaded.config, this.metrics);
+      runtime = await buildRuntime(loaded.config, this.metrics, this.#runtime.budgets);
     } catch (error) {
       this.metrics.configReloads.inc({ result: "invalid" });
       this.#logger.error(`config reload refused, keeping the running config: ${(error as Error).message}`);
