@@ -3,7 +3,6 @@
 // one proves the bundle, including the chunks loaded on demand (AWS SDK, MCP SDK), works.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -12,6 +11,7 @@ import { Ollama } from "ollama";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually } from "../tests/fixtures/eventually.ts";
+import { freePort } from "../tests/fixtures/ports.ts";
 import { buildSidecar, SIDECAR_NODE_FLAGS } from "./build.ts";
 import { BedrockServer } from "./testing/bedrock-server.ts";
 import { startCalculatorServer, type TestMcpServer } from "./testing/mcp-server.ts";
@@ -25,18 +25,6 @@ let calc: TestMcpServer;
 let child: ChildProcess;
 let output = "";
 let agentUrl: string;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "sidecar-bundle-"));

@@ -11,10 +11,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
-import { createServer } from "node:net";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildSidecar, SIDECAR_NODE_FLAGS } from "../../sidecar/build.ts";
+import { freePort } from "../fixtures/ports.ts";
 
 const RATE = 1000;
 const ROUND_MS = 1000;
@@ -27,18 +27,6 @@ const root = new URL("../../", import.meta.url).pathname;
 
 /** Requests that failed (reset, refused, non-200) in the whole run; they are reported, not timed. */
 const failures = { count: 0 };
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function startProcess(args: string[]): ChildProcess {
   const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });

@@ -1,8 +1,8 @@
 // Runs the real operator (`node operator/main.ts`) as a child process against the test
 // cluster, the way it runs in a pod: its own process, killable, with flags and environment.
 import { type ChildProcess, spawn } from "node:child_process";
-import { createServer } from "node:net";
 import { join } from "node:path";
+import { freePort } from "../fixtures/ports.ts";
 
 const MAIN = join(import.meta.dirname, "..", "..", "operator", "main.ts");
 
@@ -16,18 +16,6 @@ export interface OperatorProcess {
   metric: (name: string) => Promise<number | undefined>;
   /** Sends a signal and waits for the process to exit; resolves with its exit code. */
   stop: (signal?: NodeJS.Signals) => Promise<number | null>;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
 }
 
 export async function startOperator(options: {
