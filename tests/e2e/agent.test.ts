@@ -59,13 +59,16 @@ interface Condition {
 /** Runs a binary of the harness; rejects with its stderr on a non-zero exit. */
 function sh(cmd: string, args: string[], input?: string, timeoutMs = 120_000): Promise<string> {
   return new Promise((res, rej) => {
-    const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], timeout: timeoutMs });
+    const child = spawn(cmd, args, {
+      stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+      timeout: timeoutMs,
+    });
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (c: Buffer) => {
+    child.stdout?.on("data", (c: Buffer) => {
       stdout += c;
     });
-    child.stderr.on("data", (c: Buffer) => {
+    child.stderr?.on("data", (c: Buffer) => {
       stderr += c;
     });
     child.on("error", rej);
@@ -74,7 +77,11 @@ function sh(cmd: string, args: string[], input?: string, timeoutMs = 120_000): P
         ? res(stdout)
         : rej(Object.assign(new Error(`${cmd} ${args.join(" ")} (exit ${code}): ${stderr}`), { stdout })),
     );
-    child.stdin.end(input ?? "");
+    if (input !== undefined) {
+      // A command that exits before reading its input (EPIPE) fails through its exit code.
+      child.stdin?.on("error", () => undefined);
+      child.stdin?.end(input);
+    }
   });
 }
 

@@ -20,7 +20,11 @@ function kubectl(args: string[], stdin?: string): Promise<{ code: number; stdout
       { timeout: 60_000 },
       (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
     );
-    if (stdin !== undefined) child.stdin?.end(stdin);
+    if (stdin !== undefined) {
+      // A command that exits before reading its input (EPIPE) fails through its exit code.
+      child.stdin?.on("error", () => undefined);
+      child.stdin?.end(stdin);
+    }
   });
 }
 
