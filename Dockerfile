@@ -62,8 +62,8 @@ USER 65532:65532
 ENTRYPOINT ["cp", "-R", "/agenttype/."]
 CMD ["/opt/agenttype"]
 
-# ---- operator (last: the default target) ----------------------------------------------------
-FROM runtime AS operator
+# ---- operator: `node operator/main.ts`; metrics and health on 8080 ------------------------------
+FROM runtime AS operator-base
 COPY --from=deps-operator /app/node_modules/ node_modules/
 COPY operator/ operator/
 # Node's compile cache, filled at build time, so a standby replica takes over sooner; read-only
@@ -80,3 +80,12 @@ EXPOSE 8080
 # A small young generation keeps the resident set near the live heap: 144 MiB at 1,000
 # AgentTypes instead of 340 (tests/integration/operator-process.ts runs it the same way).
 ENTRYPOINT ["node", "--max-semi-space-size=1", "--max-old-space-size=128", "operator/main.ts"]
+
+# ---- operator-dev: Tilt's live update syncs code into /app/operator as the pod's uid 65532 ----
+FROM operator-base AS operator-dev
+USER root
+RUN chown -R 65532:65532 /app/operator
+USER 65532:65532
+
+# ---- operator (last: the default target) ----------------------------------------------------
+FROM operator-base AS operator
