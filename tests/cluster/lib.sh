@@ -13,10 +13,15 @@ ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 HELM_VERSION=${HELM_VERSION:-v3.19.5}
 # crictl follows the Kubernetes minor.
 CRICTL_VERSION=${CRICTL_VERSION:-v1.34.0}
+# Tilt: newest release on the proxy that builds with our Go (its go.mod needs go >= 1.26.0).
+#   Built on its own by build-tilt.sh, into its own cache dir (not part of AGENTTYPE_BIN).
+TILT_VERSION=${TILT_VERSION:-v0.37.6}
 
 AGENTTYPE_CACHE=${AGENTTYPE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/agenttype}
 # Binaries built from the Go module proxy, one directory per pin set.
 AGENTTYPE_BIN=${AGENTTYPE_BIN:-$AGENTTYPE_CACHE/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION-crictl-$CRICTL_VERSION}
+# Tilt, built by build-tilt.sh: a directory of its own, so its pin never invalidates the above.
+AGENTTYPE_TILT_BIN=${AGENTTYPE_TILT_BIN:-$AGENTTYPE_CACHE/bin/tilt-$TILT_VERSION}
 # Everything a running cluster owns: pids, logs, certs, etcd data, containerd state, kubeconfig.
 AGENTTYPE_STATE=${AGENTTYPE_STATE:-/var/lib/agenttype-cluster}
 AGENTTYPE_KUBECONFIG=$AGENTTYPE_STATE/kubeconfig
