@@ -53,7 +53,7 @@ USER 65532:65532
 FROM runtime AS sidecar
 COPY --from=sidecar-build /dist/sidecar/ sidecar/
 EXPOSE 4000 9090
-ENTRYPOINT ["node", "--max-semi-space-size=1", "sidecar/main.mjs"]
+ENTRYPOINT ["node", "--max-semi-space-size=2", "sidecar/main.mjs"]
 
 # ---- wrapper: the init container; copies its payload into the directory given as argument ---
 FROM ${WRAPPER_BASE_IMAGE} AS wrapper
