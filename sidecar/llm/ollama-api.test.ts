@@ -29,6 +29,28 @@ beforeEach(() => {
 });
 
 describe("Ollama-native API over an Ollama provider", () => {
+  it("reads a body sent without a JSON content type, as Ollama's own curl examples send it", async () => {
+    for (const contentType of ["application/x-www-form-urlencoded", "text/plain"]) {
+      const response = await fetch(`${sc.sidecar.agentUrl}/api/chat`, {
+        method: "POST",
+        headers: { "content-type": contentType },
+        body: JSON.stringify({
+          model: "llama3.2",
+          messages: [{ role: "user", content: "curl" }],
+          stream: false,
+        }),
+      });
+      expect(response.status).toBe(200);
+      expect(await response.json()).toMatchObject({ message: { content: "You said: curl" }, done: true });
+    }
+    const broken = await fetch(`${sc.sidecar.agentUrl}/api/chat`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: "model=llama3.2",
+    });
+    expect(broken.status).toBe(400);
+  });
+
   it("streams /api/chat as NDJSON ending with the done fields", async () => {
     const stream = await client.chat({
       model: "llama3.2",

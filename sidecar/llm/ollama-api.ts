@@ -182,6 +182,18 @@ function modelDetails() {
 }
 
 export function registerOllamaRoutes(app: FastifyInstance, router: () => Router | undefined): void {
+  // Ollama reads every body as JSON whatever its content type, and its own docs call it with
+  // `curl -d '{...}'` (application/x-www-form-urlencoded): the routes below do the same, in a
+  // scope of their own so the other APIs keep fastify's strict content types.
+  void app.register(async (scope) => {
+    const json = scope.getDefaultJsonParser("error", "error");
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser("*", { parseAs: "string" }, json);
+    registerRoutes(scope, router);
+  });
+}
+
+function registerRoutes(app: FastifyInstance, router: () => Router | undefined): void {
   const answer = async (
     reply: FastifyReply,
     routerNow: Router,
