@@ -43,24 +43,42 @@ h() {
   "$(tool helm)" "${args[@]}" "$@"
 }
 
+# The tag the chart gets for each project image: dev-<image id>, so that `make up` after a code
+# change upgrades the operator to the new images and the operator rolls the agents' pods (the
+# same :dev tag would leave every running pod on the old image).
+declare -A TAG=([operator]=dev [sidecar]=dev [wrapper]=dev)
+
 images() {
+  local t
   if [[ $OWN_CLUSTER == 1 ]]; then
-    local out=$AGENTTYPE_CACHE/demo-images.log
+    local out=$AGENTTYPE_CACHE/demo-images.log id
     log "building and importing the images (buildah; log in $out)"
     { "$REPO/tests/cluster/images.sh" project && "$REPO/tests/cluster/images.sh" e2e; } >"$out" 2>&1 ||
       { tail -n 30 "$out" >&2; die "building the images failed (log: $out)"; }
+    for t in operator sidecar wrapper; do
+      id=$("$REPO/tests/cluster/images.sh" buildah images --no-trunc --format '{{.ID}}' "localhost/agenttype/$t:dev" | head -n 1)
+      id=${id#sha256:}
+      TAG[$t]=dev-${id:0:12}
+      { "$REPO/tests/cluster/images.sh" buildah tag "localhost/agenttype/$t:dev" "localhost/agenttype/$t:${TAG[$t]}" &&
+        "$REPO/tests/cluster/images.sh" import "localhost/agenttype/$t:${TAG[$t]}"; } >>"$out" 2>&1 ||
+        { tail -n 30 "$out" >&2; die "importing localhost/agenttype/$t:${TAG[$t]} failed (log: $out)"; }
+    done
     return
   fi
   local ctx; ctx=${CONTEXT:-$(k config current-context)}
   if [[ $ctx == kind-* ]] && command -v docker >/dev/null && command -v kind >/dev/null; then
-    local t
     for t in operator sidecar wrapper; do
       docker build -q --target "$t" -t "localhost/agenttype/$t:dev" "$REPO" >/dev/null
+      TAG[$t]=dev-$(docker image inspect -f '{{.Id}}' "localhost/agenttype/$t:dev" | sed 's/^sha256://' | cut -c1-12)
+      docker tag "localhost/agenttype/$t:dev" "localhost/agenttype/$t:${TAG[$t]}"
     done
     docker build -q -f "$HERE/upstream/Dockerfile" -t localhost/agenttype/e2e-upstream:dev "$REPO" >/dev/null
     docker build -q -t localhost/agenttype/e2e-agent-node:dev "$HERE/agents/node" >/dev/null
     docker build -q -t localhost/agenttype/e2e-agent-python:dev "$HERE/agents/python" >/dev/null
-    for t in operator sidecar wrapper e2e-upstream e2e-agent-node e2e-agent-python; do
+    for t in operator sidecar wrapper; do
+      kind load docker-image --name "${ctx#kind-}" "localhost/agenttype/$t:${TAG[$t]}"
+    done
+    for t in e2e-upstream e2e-agent-node e2e-agent-python; do
       kind load docker-image --name "${ctx#kind-}" "localhost/agenttype/$t:dev"
     done
   else
@@ -75,9 +93,9 @@ install_operator() {
   k create namespace "$DEMO_NS" --dry-run=client -o yaml | k apply -f - >/dev/null
   h upgrade --install "$RELEASE" "$REPO/charts/agenttype-operator" --namespace "$OPERATOR_NS" \
     --create-namespace --wait --timeout 3m --set "watchNamespaces={$DEMO_NS}" \
-    --set image.repository=localhost/agenttype/operator --set image.tag=dev \
-    --set sidecar.image.repository=localhost/agenttype/sidecar --set sidecar.image.tag=dev \
-    --set wrapper.image.repository=localhost/agenttype/wrapper --set wrapper.image.tag=dev >/dev/null
+    --set image.repository=localhost/agenttype/operator --set "image.tag=${TAG[operator]}" \
+    --set sidecar.image.repository=localhost/agenttype/sidecar --set "sidecar.image.tag=${TAG[sidecar]}" \
+    --set wrapper.image.repository=localhost/agenttype/wrapper --set "wrapper.image.tag=${TAG[wrapper]}" >/dev/null
   k wait --for=condition=Established --timeout=60s crd/agenttypes.agenttype.dev crd/agenttools.agenttype.dev >/dev/null
 }
 
