@@ -341,7 +341,7 @@ export const agentTypeSpec = z
       .enum(["node", "python", "generic"])
       .default("generic")
       .describe(
-        "Runtime hint for the wrapper's preload: node (NODE_OPTIONS --require), python (sitecustomize) or generic (environment only).",
+        "Runtime hint for the wrapper's preload: node (NODE_OPTIONS --require) or python (sitecustomize), whose preload holds the agent until the sidecar answers; or generic (environment only), where a startup probe on the sidecar makes the kubelet hold it.",
       ),
     replicas: z.int().min(0).max(1000).default(1).describe("Number of agent pods (scale subresource)."),
     llm: llm.optional().describe("LLM providers and routing; without it the agent gets no LLM proxy."),
