@@ -98,8 +98,21 @@ describe("Tiltfile on the project's cluster (tilt -- --local)", () => {
       const ci = await run(tilt, ["ci", "--port", "0", "--timeout", "8m", "--", "--local"], copy);
       expect(ci.code, ci.output.slice(-4000)).toBe(0);
       expect(ci.output).toContain("SUCCESS. All workloads are healthy.");
-      expect(ci.output).toContain("agent done (version 1)"); // the Node agent's last line
-      expect(ci.output).toMatch(/python-agent │ agent done/);
+      // tilt ci ends once the pods are Ready; the agents finish their run a moment later.
+      for (const agent of ["node-agent", "python-agent"]) {
+        await eventually(
+          `${agent} to finish its run`,
+          async () => {
+            const logs = await run(
+              join(bin, "kubectl"),
+              ["logs", "-n", "agenttype-demo", `deploy/${agent}`, "-c", "agent"],
+              copy,
+            );
+            return /^llm: You said: /m.test(logs.output) && /^agent done/m.test(logs.output);
+          },
+          60_000,
+        );
+      }
       // The operator runs the images Tilt built, and so do the agents' pods it made.
       const images = await run(
         join(bin, "kubectl"),
