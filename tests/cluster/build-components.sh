@@ -20,9 +20,7 @@ FORCE=0
 [[ ${1:-} == --force ]] && FORCE=1
 
 export CGO_ENABLED=0
-export GOTOOLCHAIN=local          # never fetch another Go toolchain
-export GOFLAGS=-buildvcs=false
-command -v go >/dev/null || at_die "go is not installed"
+at_go_env
 
 STAMP=$AGENTTYPE_BIN/.complete
 K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl kube-proxy)
@@ -46,14 +44,10 @@ mkdir -p "$PARTIAL" "$WORK"
 rm -f "$STAMP"
 at_log "building into $PARTIAL (go $(go env GOVERSION), GOMODCACHE=$(go env GOMODCACHE), GOCACHE=$(go env GOCACHE))"
 
-# mod_info MODULE@VERSION FIELD: a field of `go mod download -json`.
-mod_info() {
-  go mod download -json "$1" | sed -n "s/^[[:space:]]*\"$2\": \"\(.*\)\",\{0,1\}$/\1/p"
-}
 # rfc3339 time of a module version (its tag time on the proxy): a reproducible buildDate.
 mod_time() {
   local info
-  info=$(mod_info "$1" Info)
+  info=$(at_mod_info "$1" Info)
   sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "$info"
 }
 
@@ -61,7 +55,7 @@ mod_time() {
 # `=> ./staging/...` replace lines of that release's go.mod.
 k8s_staging_modules() {
   local gomod
-  gomod=$(mod_info "k8s.io/kubernetes@$K8S_VERSION" GoMod)
+  gomod=$(at_mod_info "k8s.io/kubernetes@$K8S_VERSION" GoMod)
   [[ -f $gomod ]] || at_die "could not download k8s.io/kubernetes@$K8S_VERSION"
   sed -n 's#^[[:space:]]*\([^[:space:]]*\) => \./staging/.*#\1#p' "$gomod" | sort -u
 }
@@ -75,7 +69,7 @@ build_kubernetes() {
 
   at_log "kubernetes $v: downloading the release's go.mod"
   local gomod
-  gomod=$(mod_info "k8s.io/kubernetes@$v" GoMod)
+  gomod=$(at_mod_info "k8s.io/kubernetes@$v" GoMod)
   [[ -f $gomod ]] || at_die "could not download k8s.io/kubernetes@$v"
   local -a staging
   mapfile -t staging < <(k8s_staging_modules)
@@ -179,8 +173,8 @@ build_helm() {
   at_log "helm $v: go install helm.sh/helm/v3/cmd/helm@$v"
   # Version variables as helm's Makefile sets them; the default Kubernetes version of
   # `helm template` (.Capabilities.KubeVersion) comes from the client-go version helm uses.
-  dir=$(mod_info "helm.sh/helm/v3@$v" Dir)
-  gomod=$(mod_info "helm.sh/helm/v3@$v" GoMod)
+  dir=$(at_mod_info "helm.sh/helm/v3@$v" Dir)
+  gomod=$(at_mod_info "helm.sh/helm/v3@$v" GoMod)
   [[ -d $dir ]] || at_die "could not download helm.sh/helm/v3@$v"
   cg=$(sed -n 's/^[[:space:]]*k8s.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$gomod" | head -1)
   local ld="-s -w -X helm.sh/helm/v3/internal/version.version=$v"
@@ -202,7 +196,7 @@ build_crictl() {
   # and for the k8s.io v0.34.0-rc.2 modules it requires. So a wrapper module requires cri-tools
   # (exempt from the sumdb check: GONOSUMDB for that one module only) and lifts its k8s.io
   # staging dependencies to the published versions of our Kubernetes pin, which are verified.
-  gomod=$(GONOSUMDB=sigs.k8s.io/cri-tools mod_info "sigs.k8s.io/cri-tools@$v" GoMod)
+  gomod=$(GONOSUMDB=sigs.k8s.io/cri-tools at_mod_info "sigs.k8s.io/cri-tools@$v" GoMod)
   [[ -f $gomod ]] || at_die "could not download sigs.k8s.io/cri-tools@$v"
   local staging_v=v0.${K8S_VERSION#v1.} m
   mkdir -p "$dir"

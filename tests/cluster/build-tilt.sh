@@ -30,9 +30,7 @@ FORCE=0
 # package that does not build without it. Linked statically with osusergo,netgo as tilt's
 # .goreleaser.yml does (there with musl; here glibc's libc.a), so the binary needs no libc.
 export CGO_ENABLED=1
-export GOTOOLCHAIN=local          # never fetch another Go toolchain
-export GOFLAGS=-buildvcs=false
-command -v go >/dev/null || at_die "go is not installed"
+at_go_env
 need_cc() {
   # -print-file-name prints the bare name when the file is not found.
   command -v gcc >/dev/null && [[ $(gcc -print-file-name=libc.a) == /* ]] && return 0
@@ -67,13 +65,8 @@ mkdir -p "$PARTIAL" "$DIR"
 rm -f "$STAMP" "$PARTIAL/tilt"
 at_log "tilt $V: building into $PARTIAL (go $(go env GOVERSION))"
 
-# mod_info MODULE@VERSION FIELD: a field of `go mod download -json`.
-mod_info() {
-  go mod download -json "$1" | sed -n "s/^[[:space:]]*\"$2\": \"\(.*\)\",\{0,1\}$/\1/p"
-}
-
-GOMOD=$(mod_info "$MODULE@$V" GoMod)
-SRC=$(mod_info "$MODULE@$V" Dir)
+GOMOD=$(at_mod_info "$MODULE@$V" GoMod)
+SRC=$(at_mod_info "$MODULE@$V" Dir)
 [[ -f $GOMOD && -f $SRC/go.sum ]] || at_die "could not download $MODULE@$V from the module proxy"
 GO_DIRECTIVE=$(sed -n 's/^go \(.*\)$/\1/p' "$GOMOD")
 
@@ -141,7 +134,7 @@ for attempt in 1 2 3 4 5 6; do
 done
 
 # rfc3339 time of the release (its tag time on the proxy): a reproducible build date.
-DATE=$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "$(mod_info "$MODULE@$V" Info)")
+DATE=$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "$(at_mod_info "$MODULE@$V" Info)")
 [[ -n $DATE ]] || DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 LD="-s -w -X main.version=${V#v} -X main.date=$DATE -linkmode external -extldflags -static"
 

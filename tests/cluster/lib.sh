@@ -56,6 +56,17 @@ AGENTTYPE_KUBECONFIGS=$AGENTTYPE_STATE/kubeconfigs   # one per component identit
 at_log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 at_die() { at_log "ERROR: $*"; exit 1; }
 
+# Go for the builds from the module proxy (build-components.sh, build-tilt.sh): the installed
+# toolchain only, never another one fetched, and no VCS stamping (module sources have no VCS).
+at_go_env() {
+  export GOTOOLCHAIN=local GOFLAGS=-buildvcs=false
+  command -v go >/dev/null || at_die "go is not installed"
+}
+# at_mod_info MODULE@VERSION FIELD: a field of `go mod download -json` (Dir, GoMod, Info, ...).
+at_mod_info() {
+  go mod download -json "$1" | sed -n "s/^[[:space:]]*\"$2\": \"\(.*\)\",\{0,1\}$/\1/p"
+}
+
 # at_pid_alive NAME: true when $AGENTTYPE_RUN/NAME.pid names a live (not zombie) process whose
 # program is NAME, so a pid recycled by an unrelated process is never taken for ours.
 at_pid_alive() {
