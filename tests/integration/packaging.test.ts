@@ -1,0 +1,137 @@
+// The two ways to install the operator, checked against each other and against a real API
+// server: `helm lint --strict` is clean in both modes, `kubectl apply -k config/default`
+// installs the same objects as the chart with default values (labels aside), both renderings
+// pass a server-side dry run, and the namespaced mode needs nothing cluster-wide but the CRDs.
+import { execFile } from "node:child_process";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { loadAll } from "js-yaml";
+import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
+import { installCrds } from "./crds.ts";
+
+const cluster = inject("cluster");
+const repo = resolve(fileURLToPath(import.meta.url), "../../..");
+const chart = join(repo, "charts/agenttype-operator");
+const OPERATOR_NS = "agenttype-system";
+
+interface Manifest {
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: object; annotations?: object };
+  [field: string]: unknown;
+}
+
+function run(
+  tool: "helm" | "kubectl",
+  args: string[],
+  stdin?: string,
+): Promise<{ code: number; out: string }> {
+  return new Promise((done) => {
+    const child = execFile(
+      join(cluster.binDir, tool),
+      ["--kubeconfig", cluster.kubeconfig, ...args],
+      { timeout: 60_000, maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) => done({ code: error ? Number(error.code ?? 1) : 0, out: stdout + stderr }),
+    );
+    if (stdin !== undefined) {
+      child.stdin?.on("error", () => undefined);
+      child.stdin?.end(stdin);
+    }
+  });
+}
+
+async function rendered(
+  tool: "helm" | "kubectl",
+  args: string[],
+): Promise<{ text: string; objects: Manifest[] }> {
+  const { code, out } = await run(tool, args);
+  expect(code, out).toBe(0);
+  return {
+    text: out,
+    objects: (loadAll(out) as (Manifest | null)[]).filter((o): o is Manifest => o !== null),
+  };
+}
+
+const helmTemplate = (...set: string[]) =>
+  rendered("helm", [
+    "template",
+    "agenttype-operator",
+    chart,
+    "-n",
+    OPERATOR_NS,
+    ...set.flatMap((s) => ["--set", s]),
+  ]);
+
+/** An object without its labels and annotations, keys sorted, as comparable text. */
+function canonical(o: Manifest): string {
+  const sort = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(sort)
+      : v !== null && typeof v === "object"
+        ? Object.fromEntries(
+            Object.entries(v)
+              .filter(([k]) => k !== "labels" && k !== "annotations")
+              .sort(([a], [b]) => a.localeCompare(b))
+              .map(([k, x]) => [k, sort(x)]),
+          )
+        : v;
+  return JSON.stringify(sort(o), null, 1);
+}
+
+const key = (o: Manifest) => `${o.kind}/${o.metadata.namespace ?? ""}/${o.metadata.name}`;
+
+beforeAll(async () => {
+  await installCrds(cluster.kubeconfig);
+  // The operator's namespace, for the dry runs; kustomize's output creates it, Helm does not.
+  await run("kubectl", ["create", "namespace", OPERATOR_NS]);
+});
+
+afterAll(async () => {
+  await run("kubectl", ["delete", "namespace", OPERATOR_NS, "--wait=false", "--ignore-not-found"]);
+});
+
+describe("Helm chart and kustomize config", () => {
+  test("helm lint --strict is clean, cluster-wide and namespaced", async () => {
+    for (const set of [[], ["watchNamespaces={team-a,team-b}"]]) {
+      const { code, out } = await run("helm", [
+        "lint",
+        "--strict",
+        chart,
+        ...set.flatMap((s) => ["--set", s]),
+      ]);
+      expect(code, out).toBe(0);
+      expect(out).toContain("1 chart(s) linted, 0 chart(s) failed");
+      expect(out).not.toMatch(/\[(WARNING|ERROR)\]/);
+    }
+  });
+
+  test("kubectl apply -k config/default installs the same operator as the chart with default values", async () => {
+    const [helm, kustomize] = [
+      await helmTemplate(),
+      await rendered("kubectl", ["kustomize", join(repo, "config/default")]),
+    ];
+    const fromHelm = new Map(helm.objects.map((o) => [key(o), canonical(o)]));
+    // kustomize creates the namespace itself; Helm installs into one (--create-namespace).
+    const fromKustomize = new Map(
+      kustomize.objects.filter((o) => o.kind !== "Namespace").map((o) => [key(o), canonical(o)]),
+    );
+    expect([...fromKustomize.keys()].sort()).toEqual([...fromHelm.keys()].sort());
+    for (const [k, text] of fromHelm) expect(fromKustomize.get(k), k).toBe(text);
+    for (const [tool, text] of [
+      ["helm", helm.text],
+      ["kustomize", kustomize.text],
+    ] as const) {
+      const dryRun = await run("kubectl", ["apply", "--server-side", "--dry-run=server", "-f", "-"], text);
+      expect(dryRun.code, `${tool}: ${dryRun.out}`).toBe(0);
+    }
+  });
+
+  test("namespaced mode: a Role per watched namespace, nothing cluster-wide but the CRDs", async () => {
+    const { objects } = await helmTemplate("watchNamespaces={team-a,team-b}");
+    const clusterWide = objects.filter((o) => o.metadata.namespace === undefined).map((o) => o.kind);
+    expect(new Set(clusterWide)).toEqual(new Set(["CustomResourceDefinition"]));
+    const roles = objects.filter((o) => o.kind === "Role" && o.metadata.name === "agenttype-operator");
+    expect(roles.map((r) => r.metadata.namespace).sort()).toEqual(["team-a", "team-b"]);
+    const deployment = objects.find((o) => o.kind === "Deployment");
+    expect(JSON.stringify(deployment)).toContain("team-a,team-b");
+  });
+});
