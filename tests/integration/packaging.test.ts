@@ -125,6 +125,16 @@ describe("Helm chart and kustomize config", () => {
     }
   });
 
+  test("values.schema.json refuses a bad value naming it; the ServiceMonitor is there when asked for", async () => {
+    const bad = await run("helm", ["template", "x", chart, "--set", "workers=abc"]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.out).toMatch(/at '\/workers': got string, want integer/);
+    expect((await helmTemplate()).objects.map((o) => o.kind)).not.toContain("ServiceMonitor");
+    const monitored = await helmTemplate("metrics.serviceMonitor.enabled=true");
+    const monitor = monitored.objects.find((o) => o.kind === "ServiceMonitor");
+    expect(monitor?.metadata.namespace).toBe(OPERATOR_NS);
+  });
+
   test("namespaced mode: a Role per watched namespace, nothing cluster-wide but the CRDs", async () => {
     const { objects } = await helmTemplate("watchNamespaces={team-a,team-b}");
     const clusterWide = objects.filter((o) => o.metadata.namespace === undefined).map((o) => o.kind);
