@@ -4,9 +4,9 @@ import type { FastifyInstance, FastifyReply } from "fastify";
 import * as z from "zod";
 import { fieldErrors, formatFieldErrors } from "../../operator/api/validate.ts";
 import type { ChatEvent, ChatMessage, ChatRequest, ChatResult, Usage } from "./chat.ts";
-import { sendFailure } from "./failure.ts";
+import { type Failure, sendFailure } from "./failure.ts";
 import type { Router } from "./router.ts";
-import { agentGone, writeStream } from "./stream.ts";
+import { agentGone, answerChat } from "./stream.ts";
 
 /** The Ollama version this API imitates, reported by /api/version. */
 const OLLAMA_VERSION = "0.12.6";
@@ -162,8 +162,13 @@ function toOllamaAnswer(result: ChatResult, model: string, kind: "chat" | "gener
   return { ...head, message, ...done };
 }
 
+/** Ollama's error object. */
+function ollamaError(failure: Failure) {
+  return { error: failure.message };
+}
+
 function sendError(reply: FastifyReply, error: unknown): FastifyReply {
-  return sendFailure(reply, error, (failure) => ({ error: failure.message }));
+  return sendFailure(reply, error, ollamaError);
 }
 
 function invalid(reply: FastifyReply, error: z.ZodError): FastifyReply {
@@ -194,7 +199,7 @@ export function registerOllamaRoutes(app: FastifyInstance, router: () => Router 
 }
 
 function registerRoutes(app: FastifyInstance, router: () => Router | undefined): void {
-  const answer = async (
+  const answer = (
     reply: FastifyReply,
     routerNow: Router,
     chat: ChatRequest,
@@ -202,32 +207,19 @@ function registerRoutes(app: FastifyInstance, router: () => Router | undefined):
     kind: "chat" | "generate",
   ) => {
     const startedAt = process.hrtime.bigint();
-    const signal = agentGone(reply);
-    if (!stream) {
-      try {
-        const result = await routerNow.chat(chat, "ollama", signal);
-        return reply.send(toOllamaAnswer(result.value, result.provider.model, kind, startedAt));
-      } catch (error) {
-        return sendError(reply, error);
-      }
-    }
-    let routed: Awaited<ReturnType<Router["chatStream"]>>;
-    try {
-      routed = await routerNow.chatStream(chat, "ollama", signal);
-    } catch (error) {
-      return sendError(reply, error);
-    }
-    const { model } = routed.provider;
-    await writeStream(reply, routed.value, {
-      contentType: "application/x-ndjson",
-      event: (event) => {
-        const chunk = ollamaChunk(event, model, kind, startedAt);
-        return chunk === undefined ? "" : `${JSON.stringify(chunk)}\n`;
-      },
-      error: (failure) => `${JSON.stringify({ error: failure.message })}\n`,
-      end: "",
+    return answerChat(reply, routerNow, chat, "ollama", stream, {
+      whole: (result, model) => toOllamaAnswer(result, model, kind, startedAt),
+      stream: (model) => ({
+        contentType: "application/x-ndjson",
+        event: (event) => {
+          const chunk = ollamaChunk(event, model, kind, startedAt);
+          return chunk === undefined ? "" : `${JSON.stringify(chunk)}\n`;
+        },
+        error: (failure) => `${JSON.stringify(ollamaError(failure))}\n`,
+        end: "",
+      }),
+      failure: ollamaError,
     });
-    return reply;
   };
 
   const noLlm = (reply: FastifyReply) =>

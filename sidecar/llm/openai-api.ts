@@ -7,7 +7,7 @@ import { fieldErrors, formatFieldErrors } from "../../operator/api/validate.ts";
 import type { ChatEvent, ChatMessage, ChatRequest, ChatResult, StopReason } from "./chat.ts";
 import { type Failure, sendFailure } from "./failure.ts";
 import type { Router } from "./router.ts";
-import { agentGone, writeStream } from "./stream.ts";
+import { agentGone, answerChat } from "./stream.ts";
 
 const textContent = z.union([
   z.string(),
@@ -230,41 +230,33 @@ export function registerOpenAiRoutes(app: FastifyInstance, router: () => Router 
     if (routerNow === undefined) return noLlm(reply);
     const parsed = openAiChatRequest.safeParse(request.body);
     if (!parsed.success) return invalid(reply, parsed.error);
-    const chat = fromOpenAiRequest(parsed.data);
     const id = `chatcmpl-${randomUUID().replaceAll("-", "")}`;
     const created = Math.floor(Date.now() / 1000);
-    const signal = agentGone(reply);
-    if (parsed.data.stream !== true) {
-      try {
-        const answer = await routerNow.chat(chat, "openai", signal);
-        return reply.send(toOpenAiCompletion(answer.value, answer.provider.model, id, created));
-      } catch (error) {
-        return sendError(reply, error);
-      }
-    }
-    let answer: Awaited<ReturnType<Router["chatStream"]>>;
-    try {
-      answer = await routerNow.chatStream(chat, "openai", signal);
-    } catch (error) {
-      return sendError(reply, error);
-    }
-    const chunker = new OpenAiChunker(
-      answer.provider.model,
-      id,
-      created,
-      parsed.data.stream_options?.include_usage === true,
+    const includeUsage = parsed.data.stream_options?.include_usage === true;
+    return answerChat(
+      reply,
+      routerNow,
+      fromOpenAiRequest(parsed.data),
+      "openai",
+      parsed.data.stream === true,
+      {
+        whole: (result, model) => toOpenAiCompletion(result, model, id, created),
+        stream: (model) => {
+          const chunker = new OpenAiChunker(model, id, created, includeUsage);
+          return {
+            contentType: "text/event-stream",
+            event: (event) =>
+              chunker
+                .chunks(event)
+                .map((c) => `data: ${JSON.stringify(c)}\n\n`)
+                .join(""),
+            error: (failure) => `data: ${JSON.stringify(openAiError(failure))}\n\n`,
+            end: "data: [DONE]\n\n",
+          };
+        },
+        failure: openAiError,
+      },
     );
-    await writeStream(reply, answer.value, {
-      contentType: "text/event-stream",
-      event: (event) =>
-        chunker
-          .chunks(event)
-          .map((c) => `data: ${JSON.stringify(c)}\n\n`)
-          .join(""),
-      error: (failure) => `data: ${JSON.stringify(openAiError(failure))}\n\n`,
-      end: "data: [DONE]\n\n",
-    });
-    return reply;
   });
 
   app.get("/v1/models", async (_request, reply) => {

@@ -1,9 +1,11 @@
-// Writes an answer stream to the agent event by event (SSE or NDJSON), honouring
-// backpressure, and aborts the provider call when the agent goes away.
+// Answers the agent's chat request, whole or as a stream written event by event (SSE or
+// NDJSON) with backpressure honoured, and aborts the provider call when the agent goes away.
+// The agent-facing APIs differ only in the shapes they give the answer.
 import type { ServerResponse } from "node:http";
 import type { FastifyReply } from "fastify";
-import type { ChatEvent } from "./chat.ts";
-import { describeFailure, type Failure } from "./failure.ts";
+import type { ChatEvent, ChatRequest, ChatResult } from "./chat.ts";
+import { describeFailure, type Failure, sendFailure } from "./failure.ts";
+import type { Router } from "./router.ts";
 
 /** A signal that fires when the agent closes the connection before the answer is complete. */
 export function agentGone(reply: FastifyReply): AbortSignal {
@@ -22,6 +24,47 @@ export interface StreamFormat {
   error(failure: Failure): string;
   /** Text after the last event, such as SSE's [DONE]. */
   end: string;
+}
+
+/** How one agent-facing API shapes a chat answer. */
+export interface ChatAnswerShape {
+  /** The answer of a request that did not ask to stream. */
+  whole(result: ChatResult, model: string): object;
+  /** How the stream is written, once the model that answers is known. */
+  stream(model: string): StreamFormat;
+  /** The body of a failure answered before anything was sent. */
+  failure(failure: Failure): object;
+}
+
+/**
+ * Asks the router and sends the answer whole or streamed; a failure before the first byte is
+ * answered with its status, one after it ends the stream (see writeStream).
+ */
+export async function answerChat(
+  reply: FastifyReply,
+  router: Router,
+  chat: ChatRequest,
+  api: string,
+  stream: boolean,
+  shape: ChatAnswerShape,
+): Promise<FastifyReply> {
+  const signal = agentGone(reply);
+  if (!stream) {
+    try {
+      const answer = await router.chat(chat, api, signal);
+      return reply.send(shape.whole(answer.value, answer.provider.model));
+    } catch (error) {
+      return sendFailure(reply, error, shape.failure);
+    }
+  }
+  let answer: Awaited<ReturnType<Router["chatStream"]>>;
+  try {
+    answer = await router.chatStream(chat, api, signal);
+  } catch (error) {
+    return sendFailure(reply, error, shape.failure);
+  }
+  await writeStream(reply, answer.value, shape.stream(answer.provider.model));
+  return reply;
 }
 
 export async function writeStream(
