@@ -6,6 +6,7 @@ import { promisify } from "node:util";
 import OpenAI from "openai";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
+import { eventually } from "../tests/fixtures/eventually.ts";
 import { parseConfig } from "./config.ts";
 import { Sidecar } from "./server.ts";
 import { OllamaServer } from "./testing/ollama-server.ts";
@@ -30,18 +31,6 @@ async function sidecarWith(config: object): Promise<TestSidecar> {
   const sc = await startTestSidecar(config);
   cleanups.unshift(() => sc.close());
   return sc;
-}
-
-function until(check: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const poll = () => {
-      if (check()) resolve();
-      else if (Date.now() > deadline) reject(new Error("condition not met in time"));
-      else setTimeout(poll, 20);
-    };
-    poll();
-  });
 }
 
 describe("parseConfig", () => {
@@ -125,11 +114,21 @@ describe("reloading", { timeout: 30_000 }, () => {
     sc.writeConfig(
       baseConfig({ llm: llmConfig([{ name: "b", type: "ollama", endpoint: b.url, model: "llama3.2" }]) }),
     );
-    await until(() => sc.sidecar.config.llm?.providers[0]?.name === "b");
+    await eventually(
+      "the reloaded config",
+      async () => sc.sidecar.config.llm?.providers[0]?.name === "b",
+      10_000,
+      20,
+    );
     expect((await openai.chat.completions.create(ask)).model).toBe("llama3.2");
 
     sc.writeConfig(baseConfig({ llm: llmConfig([{ name: "c", type: "bedrock", model: "x" }]) }));
-    await until(() => sc.logs.some((l) => l.includes("config reload refused")));
+    await eventually(
+      "the reload to be refused",
+      async () => sc.logs.some((l) => l.includes("config reload refused")),
+      10_000,
+      20,
+    );
     expect(sc.logs.join("")).toContain("llm.providers[0].region: a bedrock provider needs a region");
     expect((await openai.chat.completions.create(ask)).model).toBe("llama3.2");
     const metrics = await (await fetch(`${sc.sidecar.metricsUrl}/metrics`)).text();
@@ -157,7 +156,12 @@ describe("reloading", { timeout: 30_000 }, () => {
         sc.writeConfig(
           baseConfig({ llm: llmConfig([{ name: "b", type: "ollama", endpoint: b.url, model: "llama3.2" }]) }),
         );
-        await until(() => sc.sidecar.config.llm?.providers[0]?.name === "b");
+        await eventually(
+          "the reloaded config",
+          async () => sc.sidecar.config.llm?.providers[0]?.name === "b",
+          10_000,
+          20,
+        );
       }
     }
     expect(text).toBe("slow words from the old config");
@@ -193,11 +197,21 @@ describe("budgets across reloads", { timeout: 30_000 }, () => {
     expect([await status(ask()), await status(ask()), await status(ask())]).toEqual([200, 200, 429]);
 
     sc.writeConfig(config(6, 2));
-    await until(() => sc.sidecar.config.llm?.timeoutSeconds === 6);
+    await eventually(
+      "the reloaded config",
+      async () => sc.sidecar.config.llm?.timeoutSeconds === 6,
+      10_000,
+      20,
+    );
     expect(await status(ask())).toBe(429);
 
     sc.writeConfig(config(6, 3));
-    await until(() => sc.sidecar.config.llm?.rateLimit?.requestsPerMinute === 3);
+    await eventually(
+      "the reloaded config",
+      async () => sc.sidecar.config.llm?.rateLimit?.requestsPerMinute === 3,
+      10_000,
+      20,
+    );
     expect(await status(ask())).toBe(200);
   });
 });
@@ -220,7 +234,12 @@ describe("credential rotation", { timeout: 30_000 }, () => {
     // Kubernetes writes the new Secret beside the old and swaps it in with a rename.
     writeFileSync(join(credentialsDir, "token.new"), "new-token");
     renameSync(join(credentialsDir, "token.new"), join(credentialsDir, "token"));
-    await until(() => sc.logs.some((l) => l.includes("config reloaded")));
+    await eventually(
+      "the config to be reloaded",
+      async () => sc.logs.some((l) => l.includes("config reloaded")),
+      10_000,
+      20,
+    );
     await openai.chat.completions.create(ask);
     expect(up.requests.map((r) => r.headers.authorization)).toEqual(["Bearer old-token", "Bearer new-token"]);
   });

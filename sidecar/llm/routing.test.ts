@@ -3,6 +3,7 @@
 import { Ollama } from "ollama";
 import OpenAI, { type APIError } from "openai";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { eventually } from "../../tests/fixtures/eventually.ts";
 import { OllamaServer } from "../testing/ollama-server.ts";
 import { baseConfig, llmConfig, startTestSidecar, type TestSidecar } from "../testing/sidecar.ts";
 
@@ -43,14 +44,6 @@ async function start(llm: Record<string, unknown>): Promise<{ openai: OpenAI; ol
 
 function chatRequests(server: OllamaServer) {
   return server.requests.filter((r) => r.path === "/api/chat");
-}
-
-async function until(check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 async function metricsText(): Promise<string> {
@@ -215,9 +208,18 @@ describe("an agent that goes away", () => {
     const reader = response.body?.getReader();
     await reader?.read();
     controller.abort();
-    await until(() => primary.abandoned === 1);
-    await until(async () =>
-      /agenttype_llm_requests_total\{api="ollama",outcome="cancelled"\} 1/.test(await metricsText()),
+    await eventually(
+      "the primary to see the request abandoned",
+      async () => primary.abandoned === 1,
+      10_000,
+      20,
+    );
+    await eventually(
+      "the cancelled request to be counted",
+      async () =>
+        /agenttype_llm_requests_total\{api="ollama",outcome="cancelled"\} 1/.test(await metricsText()),
+      10_000,
+      20,
     );
     expect(await metricsText()).toMatch(/agenttype_llm_requests_in_flight 0/);
     expect(chatRequests(secondary)).toHaveLength(0);
