@@ -14,17 +14,11 @@ import * as k8s from "@kubernetes/client-node";
 import yaml from "js-yaml";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { eventually } from "../fixtures/eventually.ts";
+import { e2eCluster } from "./cluster-env.ts";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
-function required(name: string): string {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set: run these tests through the e2e globalSetup`);
-  return v;
-}
-
-const kubeconfig = required("AGENTTYPE_KUBECONFIG");
-const bin = required("AGENTTYPE_BIN");
+const { kubeconfig, bin } = e2eCluster();
 const run = Date.now().toString(36);
 const ns = `e2e-agents-${run}`;
 const operatorNs = `e2e-operator-${run}`;

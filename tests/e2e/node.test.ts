@@ -8,17 +8,12 @@ import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { eventually } from "../fixtures/eventually.ts";
+import { e2eCluster } from "./cluster-env.ts";
 
 const execFileP = promisify(execFile);
 
-function required(name: string): string {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set: run these tests through the e2e globalSetup`);
-  return v;
-}
-
-const kubeconfigPath = required("AGENTTYPE_KUBECONFIG");
-const kubectlBin = resolve(required("AGENTTYPE_BIN"), "kubectl");
+const { kubeconfig: kubeconfigPath, bin } = e2eCluster();
+const kubectlBin = resolve(bin, "kubectl");
 const IMAGE = process.env.AGENTTYPE_TEST_IMAGE ?? "localhost/agenttype/testimage:latest";
 
 const kc = new k8s.KubeConfig();

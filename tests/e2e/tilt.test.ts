@@ -12,10 +12,10 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { eventually } from "../fixtures/eventually.ts";
+import { e2eCluster } from "./cluster-env.ts";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const kubeconfig = process.env.AGENTTYPE_KUBECONFIG ?? "";
-const bin = process.env.AGENTTYPE_BIN ?? "";
+const { kubeconfig, bin } = e2eCluster();
 const T = 600_000;
 
 let copy = "";
@@ -61,7 +61,6 @@ async function copyRepository(to: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  if (kubeconfig === "" || bin === "") throw new Error("run these tests through the e2e globalSetup");
   const built = await run("bash", [join(repo, "tests/cluster/build-tilt.sh")], repo, { env: process.env });
   if (built.code !== 0) throw new Error(`tests/cluster/build-tilt.sh failed:\n${built.output}`);
   tilt = built.output.trim().split("\n").at(-1) ?? "";
