@@ -30,7 +30,7 @@ RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     NODE_EXTRA_CA_CERTS=/run/secrets/ca.crt npm install --no-save --ignore-scripts --no-audit --no-fund \
       --loglevel=error "esbuild@$(node -p "require('./package-lock.json').packages['node_modules/esbuild'].version")" \
  && rm -rf /root/.npm
-COPY operator/api/ operator/api/
+COPY api/ api/
 COPY sidecar/ sidecar/
 RUN node sidecar/build.ts /dist/sidecar && chmod -R a+rX /dist
 
@@ -65,6 +65,7 @@ CMD ["/opt/agenttype"]
 # ---- operator: `node operator/main.ts`; metrics and health on 8080 ------------------------------
 FROM runtime AS operator-base
 COPY --from=deps-operator /app/node_modules/ node_modules/
+COPY api/ api/
 COPY operator/ operator/
 # Node's compile cache, filled at build time, so a standby replica takes over sooner; read-only
 # at run time. It is kept per uid: written as 65532, the uid the pod runs it as, then made root's.
@@ -81,10 +82,10 @@ EXPOSE 8080
 # AgentTypes instead of 340 (tests/integration/operator-process.ts runs it the same way).
 ENTRYPOINT ["node", "--max-semi-space-size=1", "--max-old-space-size=128", "operator/main.ts"]
 
-# ---- operator-dev: Tilt's live update syncs code into /app/operator as the pod's uid 65532 ----
+# ---- operator-dev: Tilt's live update syncs code into /app/operator and /app/api as the pod's uid 65532 ----
 FROM operator-base AS operator-dev
 USER root
-RUN chown -R 65532:65532 /app/operator
+RUN chown -R 65532:65532 /app/operator /app/api
 USER 65532:65532
 
 # ---- operator (last: the default target) ----------------------------------------------------

@@ -6,7 +6,12 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          include: ["operator/**/*.test.ts", "sidecar/**/*.test.ts", "wrapper/**/*.test.ts"],
+          include: [
+            "api/**/*.test.ts",
+            "operator/**/*.test.ts",
+            "sidecar/**/*.test.ts",
+            "wrapper/**/*.test.ts",
+          ],
         },
       },
       {

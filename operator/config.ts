@@ -3,8 +3,8 @@
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import * as z from "zod";
-import { dnsLabel } from "./api/common.ts";
-import { parseAs } from "./api/validate.ts";
+import { dnsLabel } from "../api/common.ts";
+import { parseAs } from "../api/field-errors.ts";
 
 const csv = z
   .string()

@@ -1,25 +1,22 @@
-// Wires the operator together: informers, the AgentType controller, leader election and
-// the health and metrics endpoints; start() runs it until stop() finishes in-flight work
-// and releases the lease.
+// The process around the controllers: health and metrics endpoints, leader election, and the
+// informers the controllers ask for. start() runs every controller once the caches are filled;
+// stop() finishes in-flight work and releases the lease. It knows no kind of its own.
 import Fastify, { type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
-import type { AgentTool } from "./api/agenttool.ts";
-import type { AgentType } from "./api/agenttype.ts";
 import { FIELD_MANAGER } from "./build/names.ts";
 import type { OperatorConfig } from "./config.ts";
+import { setupAgentTypeController } from "./controllers/agenttype/controller.ts";
+import type { Controller } from "./engine/controller.ts";
+import type { ControllerContext, ControllerSetup, InformerExtras } from "./engine/controller-context.ts";
+import { InformerGroup } from "./engine/informer.ts";
+import { LeaderElector } from "./engine/leader-election.ts";
+import { createMetrics } from "./engine/metrics.ts";
 import type { ApiServerAccess } from "./kube/access.ts";
 import { KubeClient, type KubeObject, type ResourceType } from "./kube/client.ts";
 import { EventRecorder } from "./kube/events.ts";
-import { resources } from "./kube/resources.ts";
-import { createAgentTypeReconciler, type OwnedInformers } from "./reconcile/agenttype-reconciler.ts";
-import { Controller } from "./runtime/controller.ts";
-import { InformerGroup, type InformerOptions, objectKey } from "./runtime/informer.ts";
-import { LeaderElector } from "./runtime/leader-election.ts";
-import { createMetrics, queueObserver } from "./runtime/metrics.ts";
-import { WorkQueue } from "./runtime/workqueue.ts";
-import { toolName } from "./tools/resolve-tools.ts";
 
-const CONTROLLER = "agenttype";
+/** Every controller this operator runs; a new one is a folder under controllers/ and a line here. */
+const CONTROLLERS: ControllerSetup[] = [setupAgentTypeController];
 
 export class Manager {
   readonly metrics = createMetrics();
@@ -29,7 +26,7 @@ export class Manager {
   private readonly abort = new AbortController();
   private readonly server: FastifyInstance;
   private readonly elector: LeaderElector | undefined;
-  private controller: Controller | undefined;
+  private controllers: Controller[] = [];
   private informersSynced = false;
   private stopped: Promise<void> | undefined;
 
@@ -77,124 +74,56 @@ export class Manager {
       };
       if (!(await this.elector.acquire(signal, lost))) return;
     }
-    this.runController(signal);
+    this.runControllers(signal);
   }
 
   /** Finishes the reconciles in flight, releases the lease and closes the endpoints. */
   stop(): Promise<void> {
     this.stopped ??= (async () => {
       this.abort.abort();
-      await this.controller?.stop();
+      await Promise.all(this.controllers.map((c) => c.stop()));
       await this.elector?.release();
       await this.server.close();
     })();
     return this.stopped;
   }
 
-  private informerOptions<T extends KubeObject>(type: ResourceType, extra: Partial<InformerOptions<T>> = {}) {
-    return {
+  private runControllers(signal: AbortSignal): void {
+    const informers: InformerGroup<KubeObject>[] = [];
+    const context: ControllerContext = {
       client: this.client,
-      type,
-      resyncMs: this.config.resyncSeconds * 1000,
-      watchTimeoutSeconds: 60,
-      silenceMs: 120_000,
-      retryBaseMs: 200,
-      retryMaxMs: 30_000,
+      config: this.config,
       logger: this.logger,
-      onRestart: (reason: string) => this.metrics.watchRestarts.inc({ resource: type.plural, reason }),
-      ...extra,
-    } satisfies InformerOptions<T>;
-  }
-
-  private runController(signal: AbortSignal): void {
-    const namespaces = this.config.namespaces;
-    const agentTypes = new InformerGroup<KubeObject>(
-      this.informerOptions(resources.agentType, {
-        indexers: {
-          // namespace/tool name → the AgentTypes asking for that tool.
-          tools: (object) =>
-            ((object as AgentType).spec?.tools ?? []).map((t) => `${object.metadata.namespace}/${t.name}`),
-        },
-      }),
-      namespaces,
-    );
-    const agentTools = new InformerGroup<KubeObject>(this.informerOptions(resources.agentTool), namespaces);
-    const ownedSelector = {
-      labelSelector: `app.kubernetes.io/managed-by=${FIELD_MANAGER}`,
-      // The reconciler reads only metadata and status of what it owns; the spec is ours anyway.
-      transform: ({ apiVersion, kind, metadata, status }: KubeObject & { status?: unknown }) => {
-        const { managedFields: _, ...kept } = metadata as KubeObject["metadata"] & {
-          managedFields?: unknown;
-        };
-        return { apiVersion, kind, metadata: kept, status } as KubeObject;
+      metrics: this.metrics,
+      events: new EventRecorder(this.client, FIELD_MANAGER, this.logger),
+      informer: <T extends KubeObject>(type: ResourceType, extras: InformerExtras<T> = {}) => {
+        const informer = new InformerGroup<T>(
+          {
+            client: this.client,
+            type,
+            resyncMs: this.config.resyncSeconds * 1000,
+            watchTimeoutSeconds: 60,
+            silenceMs: 120_000,
+            retryBaseMs: 200,
+            retryMaxMs: 30_000,
+            logger: this.logger,
+            onRestart: (reason) => this.metrics.watchRestarts.inc({ resource: type.plural, reason }),
+            ...extras,
+          },
+          this.config.namespaces,
+        );
+        informers.push(informer as unknown as InformerGroup<KubeObject>);
+        return informer;
       },
     };
-    const owned: Record<keyof OwnedInformers, InformerGroup<KubeObject>> = {
-      deployment: new InformerGroup(this.informerOptions(resources.deployment, ownedSelector), namespaces),
-      statefulSet: new InformerGroup(this.informerOptions(resources.statefulSet, ownedSelector), namespaces),
-      configMap: new InformerGroup(this.informerOptions(resources.configMap, ownedSelector), namespaces),
-      service: new InformerGroup(this.informerOptions(resources.service, ownedSelector), namespaces),
-      serviceAccount: new InformerGroup(
-        this.informerOptions(resources.serviceAccount, ownedSelector),
-        namespaces,
-      ),
-    };
-    const queue = new WorkQueue({ observer: queueObserver(this.metrics, CONTROLLER) });
-
-    agentTypes.on((event, object, previous) => {
-      // Our own status writes change neither generation nor deletion: nothing to do for them.
-      const unchanged =
-        event === "update" &&
-        previous?.metadata.generation === object.metadata.generation &&
-        previous?.metadata.deletionTimestamp === object.metadata.deletionTimestamp &&
-        JSON.stringify(previous?.metadata.labels) === JSON.stringify(object.metadata.labels);
-      if (!unchanged) queue.add(objectKey(object));
-    });
-    agentTools.on((_event, object, previous) => {
-      for (const tool of [object, previous]) {
-        if (tool === undefined) continue;
-        const key = `${tool.metadata.namespace}/${toolName(tool as AgentTool)}`;
-        for (const agent of agentTypes.byIndex("tools", key)) queue.add(objectKey(agent));
-      }
-    });
-    for (const informer of Object.values(owned)) {
-      informer.on((_event, object) => {
-        const owner = object.metadata.ownerReferences?.find(
-          (ref) => ref.controller && ref.kind === "AgentType",
-        );
-        if (owner !== undefined) queue.add(`${object.metadata.namespace}/${owner.name}`);
-      });
-    }
-
-    const all = [agentTypes, agentTools, ...Object.values(owned)];
-    for (const informer of all) void informer.run(signal);
-    this.controller = new Controller({
-      name: CONTROLLER,
-      queue,
-      workers: this.config.workers,
-      metrics: this.metrics,
-      logger: this.logger,
-      reconcile: createAgentTypeReconciler({
-        client: this.client,
-        agentTypes,
-        agentTools,
-        owned,
-        settings: {
-          sidecarImage: this.config.sidecarImage,
-          wrapperImage: this.config.wrapperImage,
-          imagePullPolicy: this.config.imagePullPolicy,
-          sidecarResources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "256Mi" } },
-          memoryMaxBytes: this.config.memoryMaxBytes,
-        },
-        events: new EventRecorder(this.client, FIELD_MANAGER, this.logger),
-      }),
-    });
+    this.controllers = CONTROLLERS.map((setup) => setup(context));
+    for (const informer of informers) void informer.run(signal);
     // Reconcile only once every cache is filled, so no reconcile acts on half a picture.
-    void Promise.all(all.map((i) => i.synced)).then(() => {
+    void Promise.all(informers.map((i) => i.synced)).then(() => {
       if (signal.aborted) return;
       this.informersSynced = true;
       this.logger.info("caches synced; reconciling");
-      this.controller?.start();
+      for (const controller of this.controllers) controller.start();
     });
   }
 }

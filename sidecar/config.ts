@@ -2,8 +2,8 @@
 // shared zod schema is refused with every offending field named.
 import { readdirSync, readFileSync, statSync, unwatchFile, watchFile } from "node:fs";
 import { join } from "node:path";
-import { type SidecarConfig, sidecarConfig } from "../operator/api/sidecarconfig.ts";
-import { fieldErrors, formatFieldErrors } from "../operator/api/validate.ts";
+import { fieldErrors, formatFieldErrors } from "../api/field-errors.ts";
+import { type SidecarConfig, sidecarConfig } from "../api/sidecarconfig.ts";
 
 export type ConfigResult = { ok: true; config: SidecarConfig } | { ok: false; message: string };
 

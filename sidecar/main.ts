@@ -2,7 +2,7 @@
 // Exits non-zero with the offending fields named when the config is bad.
 import { parseArgs } from "node:util";
 import { pino } from "pino";
-import { SIDECAR_CONFIG_PATH } from "../operator/api/sidecarconfig.ts";
+import { SIDECAR_CONFIG_PATH } from "../api/sidecarconfig.ts";
 import { Sidecar } from "./server.ts";
 
 const { values } = parseArgs({

@@ -1,16 +1,16 @@
-// The sidecar: the agent-facing API on loopback and the health and metrics port, over a
-// runtime that is rebuilt when the config file changes (the last good config is kept when the
+// The sidecar: the agent-facing API on loopback and the health and metrics port, over the
+// services (router, tools) that are rebuilt when the config file changes (the last good config is kept when the
 // new one is invalid).
 import type { AddressInfo } from "node:net";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
-import type { SidecarConfig } from "../operator/api/sidecarconfig.ts";
+import type { SidecarConfig } from "../api/sidecarconfig.ts";
 import { credentialPaths, loadConfig, watchPath } from "./config.ts";
 import { registerOllamaRoutes } from "./llm/ollama-api.ts";
 import { registerOpenAiRoutes } from "./llm/openai-api.ts";
 import { MemoryStore } from "./memory.ts";
 import { registerMemoryRoutes } from "./memory-api.ts";
 import { Metrics } from "./metrics.ts";
-import { buildRuntime, type Runtime } from "./runtime.ts";
+import { buildServices, type Services } from "./services.ts";
 import { registerToolRoutes } from "./tools/routes.ts";
 
 /** The agent API binds loopback only: it is for the agent in the same pod, nobody else. */
@@ -37,17 +37,17 @@ export class Sidecar {
   readonly #opsApp: FastifyInstance;
   readonly #logger: FastifyBaseLogger;
   readonly #configPath: string;
-  #runtime: Runtime;
+  #services: Services;
   readonly #reloadIntervalMs: number;
   #watchers: (() => void)[] = [];
 
-  private constructor(options: SidecarOptions, runtime: Runtime, metrics: Metrics) {
+  private constructor(options: SidecarOptions, services: Services, metrics: Metrics) {
     this.metrics = metrics;
-    this.#runtime = runtime;
+    this.#services = services;
     this.#logger = options.logger;
     this.#configPath = options.configPath;
     this.#reloadIntervalMs = options.reloadIntervalMs ?? 2000;
-    const { memory } = runtime.config;
+    const { memory } = services.config;
     this.memory = new MemoryStore(memory.type === "persistent" ? memory.path : undefined, memory.maxBytes);
 
     this.#agentApp = Fastify({
@@ -67,9 +67,9 @@ export class Sidecar {
         request.log.error({ err: error, url: request.url }, "request failed");
       return reply.send(error);
     });
-    registerOpenAiRoutes(this.#agentApp, () => this.#runtime.router);
-    registerOllamaRoutes(this.#agentApp, () => this.#runtime.router);
-    registerToolRoutes(this.#agentApp, () => this.#runtime.tools, metrics);
+    registerOpenAiRoutes(this.#agentApp, () => this.#services.router);
+    registerOllamaRoutes(this.#agentApp, () => this.#services.router);
+    registerToolRoutes(this.#agentApp, () => this.#services.tools, metrics);
     registerMemoryRoutes(this.#agentApp, this.memory, metrics);
 
     this.#opsApp = Fastify({
@@ -88,8 +88,8 @@ export class Sidecar {
     const loaded = loadConfig(options.configPath);
     if (!loaded.ok) throw new Error(loaded.message);
     const metrics = new Metrics();
-    const runtime = await buildRuntime(loaded.config, metrics);
-    const sidecar = new Sidecar(options, runtime, metrics);
+    const services = await buildServices(loaded.config, metrics);
+    const sidecar = new Sidecar(options, services, metrics);
     const { listen } = loaded.config;
     await sidecar.#agentApp.listen({ host: AGENT_HOST, port: options.port ?? listen.port });
     await sidecar.#opsApp.listen({
@@ -105,7 +105,7 @@ export class Sidecar {
   }
 
   get config(): SidecarConfig {
-    return this.#runtime.config;
+    return this.#services.config;
   }
 
   get agentUrl(): string {
@@ -119,34 +119,34 @@ export class Sidecar {
   /** Watches the config file and the credentials the running config reads. */
   #watch(): void {
     for (const stop of this.#watchers) stop();
-    const paths = [this.#configPath, ...credentialPaths(this.#runtime.config)];
+    const paths = [this.#configPath, ...credentialPaths(this.#services.config)];
     this.#watchers = paths.map((path) => watchPath(path, this.#reloadIntervalMs, () => void this.reload()));
   }
 
   /** Re-reads the config file and credentials; a bad config is logged and the running one kept. */
   async reload(): Promise<boolean> {
     const loaded = loadConfig(this.#configPath);
-    let runtime: Runtime;
+    let next: Services;
     try {
       if (!loaded.ok) throw new Error(loaded.message);
-      runtime = await buildRuntime(loaded.config, this.metrics, this.#runtime.budgets);
+      next = await buildServices(loaded.config, this.metrics, this.#services.budgets);
     } catch (error) {
       this.metrics.configReloads.inc({ result: "invalid" });
       this.#logger.error(`config reload refused, keeping the running config: ${(error as Error).message}`);
       return false;
     }
-    const previous = this.#runtime;
-    this.#runtime = runtime;
+    const previous = this.#services;
+    this.#services = next;
     this.#watch();
     // Tool calls in flight on the old gateway get their full timeout before it disconnects.
     const longestToolTimeoutMs = Math.max(0, ...previous.config.tools.map((t) => t.timeoutSeconds * 1000));
     setTimeout(() => previous.tools.gateway.close(), longestToolTimeoutMs).unref();
-    this.memory.maxBytes = runtime.config.memory.maxBytes;
-    this.metrics.memoryLimitBytes.set(runtime.config.memory.maxBytes);
+    this.memory.maxBytes = next.config.memory.maxBytes;
+    this.metrics.memoryLimitBytes.set(next.config.memory.maxBytes);
     const restartNeeded =
-      JSON.stringify(previous.config.listen) !== JSON.stringify(runtime.config.listen) ||
-      previous.config.memory.type !== runtime.config.memory.type ||
-      previous.config.memory.path !== runtime.config.memory.path;
+      JSON.stringify(previous.config.listen) !== JSON.stringify(next.config.listen) ||
+      previous.config.memory.type !== next.config.memory.type ||
+      previous.config.memory.path !== next.config.memory.path;
     if (restartNeeded)
       this.#logger.warn("listen ports and memory type or path change only at the next restart");
     this.metrics.configReloads.inc({ result: "ok" });
@@ -156,7 +156,7 @@ export class Sidecar {
 
   async close(): Promise<void> {
     for (const stop of this.#watchers) stop();
-    this.#runtime.tools.gateway.close();
+    this.#services.tools.gateway.close();
     await Promise.all([this.#agentApp.close(), this.#opsApp.close()]);
     this.memory.close();
   }

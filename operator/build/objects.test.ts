@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { type AgentTool, agentTool } from "../../api/agenttool.ts";
+import { type AgentType, agentType } from "../../api/agenttype.ts";
+import { sidecarConfig as sidecarConfigSchema } from "../../api/sidecarconfig.ts";
 import { loadSample } from "../../tests/fixtures/manifests.ts";
-import { type AgentTool, agentTool } from "../api/agenttool.ts";
-import { type AgentType, agentType } from "../api/agenttype.ts";
-import { sidecarConfig as sidecarConfigSchema } from "../api/sidecarconfig.ts";
 import { resolveTools } from "../tools/resolve-tools.ts";
 import { type BuildSettings, buildObjects, RESTRICTED } from "./objects.ts";
 

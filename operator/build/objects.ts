@@ -17,9 +17,9 @@ import type {
   V1Volume,
   V1VolumeMount,
 } from "@kubernetes/client-node";
-import type { AgentType } from "../api/agenttype.ts";
-import { API_VERSION } from "../api/common.ts";
-import { MEMORY_PATH, SIDECAR_CONFIG_PATH, type SidecarConfig } from "../api/sidecarconfig.ts";
+import type { AgentType } from "../../api/agenttype.ts";
+import { API_VERSION } from "../../api/common.ts";
+import { MEMORY_PATH, SIDECAR_CONFIG_PATH, type SidecarConfig } from "../../api/sidecarconfig.ts";
 import type { ResolvedTool } from "../tools/resolve-tools.ts";
 import {
   AGENT_CONTAINER,

@@ -1,14 +1,14 @@
 // Builds the sidecar's configuration from an AgentType and its resolved tools. Pure: the
 // result is what the operator writes into the agent's ConfigMap.
 import type * as z from "zod";
-import type { AgentType } from "../api/agenttype.ts";
+import type { AgentType } from "../../api/agenttype.ts";
 import {
   CREDENTIALS_ROOT,
   MEMORY_PATH,
   type SidecarConfig,
   sidecarConfig,
   TOOL_SECRETS_ROOT,
-} from "../api/sidecarconfig.ts";
+} from "../../api/sidecarconfig.ts";
 import type { ResolvedTool } from "../tools/resolve-tools.ts";
 import { parseQuantity } from "./quantity.ts";
 

@@ -1,5 +1,5 @@
 // The resource collections the operator reads and writes.
-import { GROUP, VERSION } from "../api/common.ts";
+import { GROUP, VERSION } from "../../api/common.ts";
 import type { ResourceType } from "./client.ts";
 
 const core = (plural: string, kind: string): ResourceType => ({

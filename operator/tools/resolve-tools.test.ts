@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { type AgentTool, agentTool } from "../../api/agenttool.ts";
 import { loadSample } from "../../tests/fixtures/manifests.ts";
-import { type AgentTool, agentTool } from "../api/agenttool.ts";
 import { describeMissing, resolveTools } from "./resolve-tools.ts";
 
 function tool(name: string, version: string, extra: Record<string, unknown> = {}): AgentTool {

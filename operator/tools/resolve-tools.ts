@@ -1,8 +1,8 @@
 // Resolves an AgentType's tool requests (name + semver range) against the AgentTools of its
 // namespace: the highest version that matches and that the agent may use wins. Pure.
 import { maxSatisfying } from "semver";
-import type { AgentTool } from "../api/agenttool.ts";
-import type { AgentTypeSpec } from "../api/agenttype.ts";
+import type { AgentTool } from "../../api/agenttool.ts";
+import type { AgentTypeSpec } from "../../api/agenttype.ts";
 
 export interface ResolvedTool {
   name: string;

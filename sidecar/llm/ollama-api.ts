@@ -2,7 +2,7 @@
 // /api/version): maps Ollama's wire format to the neutral chat shape and back, NDJSON streaming.
 import type { FastifyInstance, FastifyReply } from "fastify";
 import * as z from "zod";
-import { fieldErrors, formatFieldErrors } from "../../operator/api/validate.ts";
+import { fieldErrors, formatFieldErrors } from "../../api/field-errors.ts";
 import type { ChatEvent, ChatMessage, ChatRequest, ChatResult, Usage } from "./chat.ts";
 import { type Failure, sendFailure } from "./failure.ts";
 import type { Router } from "./router.ts";

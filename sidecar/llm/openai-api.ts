@@ -3,7 +3,7 @@
 import { randomUUID } from "node:crypto";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import * as z from "zod";
-import { fieldErrors, formatFieldErrors } from "../../operator/api/validate.ts";
+import { fieldErrors, formatFieldErrors } from "../../api/field-errors.ts";
 import type { ChatEvent, ChatMessage, ChatRequest, ChatResult, StopReason } from "./chat.ts";
 import { type Failure, sendFailure } from "./failure.ts";
 import type { Router } from "./router.ts";

@@ -1,6 +1,6 @@
 // Calls an http tool: POSTs the agent's input as JSON with the tool's credential added, within
 // the tool's timeout. Only the status and body come back; the tool server's headers never do.
-import type { SidecarTool } from "../../operator/api/sidecarconfig.ts";
+import type { SidecarTool } from "../../api/sidecarconfig.ts";
 import { readText, send, target } from "../http-client.ts";
 
 export interface ToolAnswer {

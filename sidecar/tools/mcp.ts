@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import type { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { CallToolResult, Tool } from "@modelcontextprotocol/sdk/types.js";
-import type { SidecarTool } from "../../operator/api/sidecarconfig.ts";
+import type { SidecarTool } from "../../api/sidecarconfig.ts";
 import type { Metrics } from "../metrics.ts";
 import { ToolHealth, UNAVAILABLE_MS } from "./health.ts";
 import { authHeaders } from "./http.ts";

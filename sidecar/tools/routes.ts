@@ -1,14 +1,14 @@
 // Tool discovery and invocation for the agent: GET /tools, POST /tools/{name}/invoke and the
 // MCP gateway at /mcp.
 import type { FastifyInstance } from "fastify";
-import type { SidecarTool } from "../../operator/api/sidecarconfig.ts";
+import type { SidecarTool } from "../../api/sidecarconfig.ts";
 import { agentGone } from "../llm/stream.ts";
 import type { Metrics } from "../metrics.ts";
 import { type ToolHealth, UNAVAILABLE_MS } from "./health.ts";
 import { invokeHttpTool, ToolCallError } from "./http.ts";
 import { type McpGateway, prefixedName } from "./mcp.ts";
 
-export interface ToolsRuntime {
+export interface ToolServices {
   tools: readonly SidecarTool[];
   secrets: ReadonlyMap<string, string>;
   gateway: McpGateway;
@@ -18,7 +18,7 @@ export interface ToolsRuntime {
 
 export function registerToolRoutes(
   app: FastifyInstance,
-  current: () => ToolsRuntime,
+  current: () => ToolServices,
   metrics: Metrics,
 ): void {
   app.get("/tools", async (_request, reply) => {

@@ -5,12 +5,12 @@
 // The last line is machine-readable.
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { type AgentType, agentType } from "../../operator/api/agenttype.ts";
+import { type AgentType, agentType } from "../../api/agenttype.ts";
 import { buildObjects } from "../../operator/build/objects.ts";
+import { computeStatus } from "../../operator/controllers/agenttype/status.ts";
 import { loadAccess } from "../../operator/kube/access.ts";
 import { isNotFound, KubeClient, type KubeObject } from "../../operator/kube/client.ts";
 import { resources } from "../../operator/kube/resources.ts";
-import { computeStatus } from "../../operator/reconcile/status.ts";
 import { loadSample } from "../fixtures/manifests.ts";
 import { startOperator } from "../integration/operator-process.ts";
 

@@ -13,8 +13,8 @@ import {
   type V1Deployment,
 } from "@kubernetes/client-node";
 import { afterEach, beforeAll, describe, expect, inject } from "vitest";
-import type { AgentTypeStatus } from "../../operator/api/agenttype.ts";
-import { sidecarConfig } from "../../operator/api/sidecarconfig.ts";
+import type { AgentTypeStatus } from "../../api/agenttype.ts";
+import { sidecarConfig } from "../../api/sidecarconfig.ts";
 import { loadSample } from "../fixtures/manifests.ts";
 import { eventually, kubeconfigPath, simpleAgent, test } from "./cluster.ts";
 import { installCrds } from "./crds.ts";

@@ -1,8 +1,6 @@
-// Validates a manifest of any agenttype.dev kind against its zod schema and reports every
-// problem with the field path Kubernetes users know (spec.llm.providers[0].region).
+// Parses against a zod schema and reports every problem with the field path Kubernetes users
+// know (spec.llm.providers[0].region). Knows no kind, so the sidecar bundle imports it alone.
 import type * as z from "zod";
-import { API_VERSION } from "./common.ts";
-import { kinds } from "./kinds.ts";
 
 export interface FieldError {
   /** Path of the offending field, for example spec.llm.providers[0].region. */
@@ -38,18 +36,4 @@ export function formatFieldErrors(errors: readonly FieldError[]): string {
 export function parseAs<S extends z.ZodType>(schema: S, manifest: unknown): Validated<z.output<S>> {
   const result = schema.safeParse(manifest);
   return result.success ? { ok: true, value: result.data } : { ok: false, errors: fieldErrors(result.error) };
-}
-
-/** Validates a manifest of any agenttype.dev kind, choosing the schema by apiVersion and kind. */
-export function validateManifest(manifest: unknown): Validated {
-  const { apiVersion, kind } = (manifest ?? {}) as { apiVersion?: unknown; kind?: unknown };
-  if (apiVersion !== API_VERSION) {
-    return { ok: false, errors: [{ path: "apiVersion", message: `must be ${API_VERSION}` }] };
-  }
-  const definition = kinds.find((k) => k.kind === kind);
-  if (definition === undefined) {
-    const known = kinds.map((k) => k.kind).join(", ");
-    return { ok: false, errors: [{ path: "kind", message: `must be one of ${known}` }] };
-  }
-  return parseAs(definition.schema, manifest);
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { AgentTypeStatus } from "../api/agenttype.ts";
+import type { AgentTypeStatus } from "../../../api/agenttype.ts";
 import { computeStatus, type Observation, setCondition, transitions } from "./status.ts";
 
 const t0 = new Date("2026-01-01T00:00:00Z");

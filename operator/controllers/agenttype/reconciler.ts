@@ -3,24 +3,24 @@
 // changed. Level-triggered: it never asks which event woke it.
 import { createHash } from "node:crypto";
 import type { Logger } from "pino";
-import { type AgentTool, agentTool } from "../api/agenttool.ts";
-import { type AgentType, type AgentTypeStatus, agentType } from "../api/agenttype.ts";
-import { API_VERSION } from "../api/common.ts";
-import { formatFieldErrors, parseAs } from "../api/validate.ts";
-import { FIELD_MANAGER, ownedNames, selectorLabels } from "../build/names.ts";
-import { type BuildSettings, buildObjects } from "../build/objects.ts";
+import { type AgentTool, agentTool } from "../../../api/agenttool.ts";
+import { type AgentType, type AgentTypeStatus, agentType } from "../../../api/agenttype.ts";
+import { API_VERSION } from "../../../api/common.ts";
+import { formatFieldErrors, parseAs } from "../../../api/field-errors.ts";
+import { FIELD_MANAGER, ownedNames, selectorLabels } from "../../build/names.ts";
+import { type BuildSettings, buildObjects } from "../../build/objects.ts";
+import { TerminalError } from "../../engine/controller.ts";
+import type { ObjectCache } from "../../engine/informer.ts";
 import {
   KubeApiError,
   type KubeClient,
   type KubeObject,
   olderVersion,
   type ResourceType,
-} from "../kube/client.ts";
-import type { EventRecorder } from "../kube/events.ts";
-import { resources } from "../kube/resources.ts";
-import { TerminalError } from "../runtime/controller.ts";
-import type { ObjectCache } from "../runtime/informer.ts";
-import { resolveTools, type ToolResolution } from "../tools/resolve-tools.ts";
+} from "../../kube/client.ts";
+import type { EventRecorder } from "../../kube/events.ts";
+import { resources } from "../../kube/resources.ts";
+import { resolveTools, type ToolResolution } from "../../tools/resolve-tools.ts";
 import { computeStatus, type Observation, transitions, type WorkloadState } from "./status.ts";
 
 export interface OwnedInformers {

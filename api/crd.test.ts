@@ -3,12 +3,12 @@ import { join } from "node:path";
 import { load } from "js-yaml";
 import { describe, expect, it } from "vitest";
 import * as z from "zod";
-import { badManifests, buildBadManifest } from "../../tests/fixtures/manifests.ts";
+import { badManifests, buildBadManifest } from "../tests/fixtures/manifests.ts";
 import { type JSONSchemaProps, toOpenApi, UnsupportedSchemaError } from "./crd.ts";
 import { renderCrds } from "./generate-crds.ts";
 import { validateManifest } from "./validate.ts";
 
-const CRDS_DIR = join(import.meta.dirname, "..", "..", "crds");
+const CRDS_DIR = join(import.meta.dirname, "..", "crds");
 const rendered = renderCrds();
 // biome-ignore lint/suspicious/noExplicitAny: a CRD is plain YAML data here.
 const crds = rendered.map(({ yaml }) => load(yaml) as any);

@@ -1,8 +1,8 @@
 // Computes an AgentType's status from what the reconcile observed, following the Kubernetes
 // API conventions for conditions: one entry per type, lastTransitionTime moves only when the
 // status flips, every condition carries the generation it was computed for. Pure.
-import type { AgentTypeStatus } from "../api/agenttype.ts";
-import { describeMissing, type ToolResolution } from "../tools/resolve-tools.ts";
+import type { AgentTypeStatus } from "../../../api/agenttype.ts";
+import { describeMissing, type ToolResolution } from "../../tools/resolve-tools.ts";
 
 type Condition = NonNullable<AgentTypeStatus["conditions"]>[number];
 type ConditionStatus = Condition["status"];

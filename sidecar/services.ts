@@ -1,9 +1,9 @@
 // Builds what serves the agent from one validated config: the LLM router with its providers
 // and budgets, and the tools with their credentials. A reload builds a new one beside the old,
-// so requests in flight finish on the runtime they started with; budgets whose limits did not
+// so requests in flight finish on the services they started with; budgets whose limits did not
 // change carry over, so a reload (a rotated credential, say) does not refill them.
 import { readFileSync } from "node:fs";
-import type { SidecarConfig, SidecarProvider } from "../operator/api/sidecarconfig.ts";
+import type { SidecarConfig, SidecarProvider } from "../api/sidecarconfig.ts";
 import { readSecretDir } from "./config.ts";
 import { OllamaProvider } from "./llm/ollama.ts";
 import type { LlmProvider } from "./llm/provider.ts";
@@ -12,19 +12,19 @@ import { Router } from "./llm/router.ts";
 import type { Metrics } from "./metrics.ts";
 import { ToolHealth } from "./tools/health.ts";
 import { McpGateway } from "./tools/mcp.ts";
-import type { ToolsRuntime } from "./tools/routes.ts";
+import type { ToolServices } from "./tools/routes.ts";
 
-export interface Runtime {
+export interface Services {
   config: SidecarConfig;
   router: Router | undefined;
-  tools: ToolsRuntime;
+  tools: ToolServices;
   budgets: Budgets;
 }
 
 /** Rate limiters by the config field that sets them, with that field's value. */
 export type Budgets = Map<string, { limit: string; limiter: RateLimiter }>;
 
-/** The limiter for `field`: the previous runtime's when its limit is unchanged, else a full one. */
+/** The limiter for `field`: the previous services' when its limit is unchanged, else a full one. */
 function budget(
   budgets: Budgets,
   previous: Budgets | undefined,
@@ -94,11 +94,11 @@ async function buildProvider(p: SidecarProvider, field: string): Promise<LlmProv
   });
 }
 
-export async function buildRuntime(
+export async function buildServices(
   config: SidecarConfig,
   metrics: Metrics,
   previous?: Budgets,
-): Promise<Runtime> {
+): Promise<Services> {
   const now = Date.now();
   const budgets: Budgets = new Map();
   let router: Router | undefined;

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { badManifests, buildBadManifest, loadSample, sampleFiles } from "../../tests/fixtures/manifests.ts";
+import { badManifests, buildBadManifest, loadSample, sampleFiles } from "../tests/fixtures/manifests.ts";
 import { agentType } from "./agenttype.ts";
-import { formatFieldErrors, parseAs, validateManifest } from "./validate.ts";
+import { formatFieldErrors, parseAs } from "./field-errors.ts";
+import { validateManifest } from "./validate.ts";
 
 describe("samples", () => {
   it("config/samples has a manifest of every kind", () => {
