@@ -1,5 +1,7 @@
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "./config.ts";
+import { helpText, loadConfig, wantsHelp } from "./config.ts";
 
 describe("loadConfig", () => {
   it("has defaults a cluster install can run with", () => {
@@ -27,5 +29,31 @@ describe("loadConfig", () => {
     expect(() => loadConfig(["--workers", "0"], {})).toThrow(/--workers \(WORKERS\): .*>=1/);
     expect(() => loadConfig([], { WATCH_NAMESPACES: "Team_A" })).toThrow(/--namespaces \(WATCH_NAMESPACES\)/);
     expect(() => loadConfig(["--no-such-flag", "1"], {})).toThrow(/no-such-flag/);
+  });
+});
+
+describe("--help", () => {
+  it("lists every flag with its environment variable and default, and exits 0", () => {
+    const main = join(import.meta.dirname, "main.ts");
+    const run = spawnSync(process.execPath, [main, "--help"], { encoding: "utf8", timeout: 30_000, env: {} });
+    expect(run.status, run.stderr).toBe(0);
+    const config = loadConfig([], {});
+    for (const name of Object.keys(config)) {
+      const flag = `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+      const line = run.stdout.split("\n").find((l) => l.trimStart().startsWith(`${flag} `));
+      expect(line, `${flag} in --help`).toBeDefined();
+      // flag, environment variable, default, then a description
+      expect(line?.trim().split(/\s{2,}/).length, line).toBe(4);
+    }
+    expect(run.stdout).toMatch(/--workers\s+WORKERS\s+4\s+\S/);
+    expect(run.stdout).toMatch(/--namespaces\s+WATCH_NAMESPACES\s+""\s+.*every namespace/);
+    // the same text as helpText(), but for the identity default (hostname-pid of each process)
+    expect(helpText().split("\n").length).toBe(run.stdout.split("\n").length);
+  });
+
+  it("is asked for by --help or -h anywhere on the command line", () => {
+    expect(wantsHelp(["--workers", "2", "-h"])).toBe(true);
+    expect(wantsHelp(["--help"])).toBe(true);
+    expect(wantsHelp(["--workers", "2"])).toBe(false);
   });
 });

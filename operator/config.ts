@@ -37,21 +37,62 @@ export const operatorConfig = z.object({
 
 export type OperatorConfig = z.output<typeof operatorConfig>;
 
-const FLAGS: Record<keyof OperatorConfig, { env: string; default: string }> = {
-  namespaces: { env: "WATCH_NAMESPACES", default: "" },
-  workers: { env: "WORKERS", default: "4" },
-  logLevel: { env: "LOG_LEVEL", default: "info" },
-  sidecarImage: { env: "SIDECAR_IMAGE", default: "agenttype/sidecar:dev" },
-  wrapperImage: { env: "WRAPPER_IMAGE", default: "agenttype/wrapper:dev" },
-  imagePullPolicy: { env: "IMAGE_PULL_POLICY", default: "IfNotPresent" },
-  leaderElection: { env: "LEADER_ELECTION", default: "true" },
-  leaseNamespace: { env: "POD_NAMESPACE", default: "agenttype-system" },
-  leaseName: { env: "LEASE_NAME", default: "agenttype-operator" },
-  identity: { env: "POD_NAME", default: `${hostname()}-${process.pid}` },
-  bindAddress: { env: "BIND_ADDRESS", default: "0.0.0.0" },
-  port: { env: "PORT", default: "8080" },
-  resyncSeconds: { env: "RESYNC_SECONDS", default: "600" },
-  memoryMaxBytes: { env: "MEMORY_MAX_BYTES", default: String(64 * 2 ** 20) },
+/** Each setting's flag (the kebab-case of its name), environment variable, default and meaning. */
+const FLAGS: Record<keyof OperatorConfig, { env: string; default: string; help: string }> = {
+  namespaces: {
+    env: "WATCH_NAMESPACES",
+    default: "",
+    help: "namespaces to watch, comma-separated; empty: every namespace",
+  },
+  workers: { env: "WORKERS", default: "4", help: "reconciles running at once (1-64)" },
+  logLevel: {
+    env: "LOG_LEVEL",
+    default: "info",
+    help: "fatal, error, warn, info, debug or trace (pino JSON on stdout)",
+  },
+  sidecarImage: {
+    env: "SIDECAR_IMAGE",
+    default: "agenttype/sidecar:dev",
+    help: "image of the sidecar container in agent pods",
+  },
+  wrapperImage: {
+    env: "WRAPPER_IMAGE",
+    default: "agenttype/wrapper:dev",
+    help: "image of the wrapper init container in agent pods",
+  },
+  imagePullPolicy: {
+    env: "IMAGE_PULL_POLICY",
+    default: "IfNotPresent",
+    help: "pull policy of the sidecar and wrapper images: Always, IfNotPresent or Never",
+  },
+  leaderElection: {
+    env: "LEADER_ELECTION",
+    default: "true",
+    help: "true: only the replica holding the Lease reconciles; false: reconcile at once",
+  },
+  leaseNamespace: {
+    env: "POD_NAMESPACE",
+    default: "agenttype-system",
+    help: "namespace of the leader Lease",
+  },
+  leaseName: { env: "LEASE_NAME", default: "agenttype-operator", help: "name of the leader Lease" },
+  identity: {
+    env: "POD_NAME",
+    default: `${hostname()}-${process.pid}`,
+    help: "this replica's name in the Lease",
+  },
+  bindAddress: { env: "BIND_ADDRESS", default: "0.0.0.0", help: "address of /metrics, /healthz and /readyz" },
+  port: { env: "PORT", default: "8080", help: "port of /metrics, /healthz and /readyz" },
+  resyncSeconds: {
+    env: "RESYNC_SECONDS",
+    default: "600",
+    help: "seconds between two resyncs of every watched object (10-86400)",
+  },
+  memoryMaxBytes: {
+    env: "MEMORY_MAX_BYTES",
+    default: String(64 * 2 ** 20),
+    help: "bound of a sidecar's memory store when the AgentType sets no memory.size",
+  },
 };
 
 const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -74,4 +115,35 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorConf
     throw new Error(`invalid operator configuration:\n${lines.join("\n")}`);
   }
   return parsed.value;
+}
+
+/** True when the command line asks for the usage text (`--help` or `-h`) rather than a run. */
+export function wantsHelp(argv: string[]): boolean {
+  return argv.includes("--help") || argv.includes("-h");
+}
+
+/** The usage text: every flag with its environment variable, its default and what it sets. */
+export function helpText(): string {
+  const rows = Object.entries(FLAGS).map(([name, flag]) => ({
+    flag: `--${kebab(name)}`,
+    env: flag.env,
+    default: flag.default === "" ? '""' : flag.default,
+    help: flag.help,
+  }));
+  const width = (key: "flag" | "env" | "default") => Math.max(...rows.map((r) => r[key].length));
+  const [f, e, d] = [width("flag"), width("env"), width("default")];
+  const lines = rows.map(
+    (r) => `  ${r.flag.padEnd(f)}  ${r.env.padEnd(e)}  ${r.default.padEnd(d)}  ${r.help}`,
+  );
+  return [
+    "Usage: node operator/main.ts [--flag value ...]",
+    "",
+    "Runs the AgentType operator against the cluster of KUBECONFIG (or the in-cluster service",
+    "account). A flag wins over its environment variable, which wins over the default.",
+    "",
+    `  ${"flag".padEnd(f)}  ${"environment".padEnd(e)}  ${"default".padEnd(d)}  meaning`,
+    ...lines,
+    `  ${"--help, -h".padEnd(f)}  ${"".padEnd(e)}  ${"".padEnd(d)}  print this text and exit`,
+    "",
+  ].join("\n");
 }

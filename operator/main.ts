@@ -1,10 +1,15 @@
-// Entry point of the operator: `node operator/main.ts [--flag value ...]`. Runs until SIGTERM
-// or SIGINT, then finishes in-flight reconciles and releases the leader lease.
+// Entry point of the operator: `node operator/main.ts [--flag value ...]` (`--help` lists the
+// flags). Runs until SIGTERM or SIGINT, then finishes in-flight reconciles and releases the
+// leader lease.
 import { pino } from "pino";
-import { loadConfig } from "./config.ts";
+import { helpText, loadConfig, wantsHelp } from "./config.ts";
 import { loadAccess } from "./kube/access.ts";
 import { Manager } from "./manager.ts";
 
+if (wantsHelp(process.argv.slice(2))) {
+  process.stdout.write(helpText());
+  process.exit(0);
+}
 let config: ReturnType<typeof loadConfig>;
 try {
   config = loadConfig(process.argv.slice(2), process.env);
