@@ -1,0 +1,142 @@
+// The contract between the operator and a backend that runs containers on a host outside the
+// cluster. Plain data in and out; every method takes a Call (AbortSignal + deadline) and
+// throws DriverErrors (errors.ts). Implementations: containerd/ (CRI over SSH).
+import type { Call } from "./call.ts";
+import type {
+  ContainerConfigInput,
+  GroupConfigInput,
+  LabelFilter,
+  Labels,
+  NetworkConfig,
+  VolumeConfigInput,
+} from "./config.ts";
+
+export type ContainerState = "created" | "running" | "exited" | "unknown";
+
+export interface ContainerInfo {
+  id: string;
+  /** The group (pod sandbox) the container belongs to. */
+  groupId: string;
+  name: string;
+  attempt: number;
+  image: string;
+  labels: Labels;
+  state: ContainerState;
+  createdAt?: Date;
+  startedAt?: Date;
+  finishedAt?: Date;
+  /** Set once the container has exited. */
+  exitCode?: number;
+  /** Why it exited, as the backend says (Completed, Error, OOMKilled). */
+  reason?: string;
+  message?: string;
+}
+
+export type GroupState = "ready" | "not-ready";
+
+export interface GroupInfo {
+  id: string;
+  name: string;
+  attempt: number;
+  labels: Labels;
+  state: GroupState;
+  createdAt?: Date;
+  /** The group's address in its network, when it has one. */
+  ip?: string;
+}
+
+export interface LogLine {
+  time: Date;
+  stream: "stdout" | "stderr";
+  text: string;
+}
+
+export interface LogOptions {
+  /** Only the last `tail` lines. */
+  tail?: number;
+  /** Only lines written at or after this time. */
+  since?: Date;
+}
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface DriverHealth {
+  /** True when the backend answers and can run containers. */
+  ready: boolean;
+  /** What is wrong when not ready. */
+  message?: string;
+  /** Versions the backend reports, for example `{ containerd: "1.6.20", cri: "v1" }`. */
+  versions: Record<string, string>;
+}
+
+export interface ContainerHealth {
+  healthy: boolean;
+  state: ContainerState;
+  message?: string;
+}
+
+export interface VolumeInfo {
+  name: string;
+  labels: Labels;
+  /** Where the volume lives on the host. */
+  path: string;
+}
+
+export interface NetworkInfo {
+  name: string;
+  labels: Labels;
+  subnet?: string;
+}
+
+/** Directories on the host that containers mount: for backends whose hosts have a file system. */
+export interface VolumeOperations {
+  create(config: VolumeConfigInput, call: Call): Promise<VolumeInfo>;
+  list(filter: LabelFilter, call: Call): Promise<VolumeInfo[]>;
+  /** Removing a volume that does not exist succeeds: removal is idempotent. */
+  remove(name: string, call: Call): Promise<void>;
+}
+
+/** Networks, for backends that manage them (libvirt networks); absent otherwise. */
+export interface NetworkOperations {
+  create(config: NetworkConfig, call: Call): Promise<NetworkInfo>;
+  list(filter: LabelFilter, call: Call): Promise<NetworkInfo[]>;
+  remove(name: string, call: Call): Promise<void>;
+}
+
+export interface ContainerDriver {
+  /** The registry's name of this driver, for example `containerd`. */
+  readonly kind: string;
+
+  health(call: Call): Promise<DriverHealth>;
+
+  /** Creates a ready group: its network namespace exists, no container runs yet. */
+  createGroup(config: GroupConfigInput, call: Call): Promise<GroupInfo>;
+  listGroups(filter: LabelFilter, call: Call): Promise<GroupInfo[]>;
+  /** Stops every container of the group (each with `gracePeriodMs`), then removes it all. */
+  removeGroup(groupId: string, gracePeriodMs: number, call: Call): Promise<void>;
+
+  /** Creates a container in a group, pulling its image when the host lacks it. */
+  create(groupId: string, config: ContainerConfigInput, call: Call): Promise<ContainerInfo>;
+  start(containerId: string, call: Call): Promise<void>;
+  /** SIGTERM, then SIGKILL after `gracePeriodMs`. Stopping a stopped container succeeds. */
+  stop(containerId: string, gracePeriodMs: number, call: Call): Promise<void>;
+  /** Removing a container that does not exist succeeds: removal is idempotent. */
+  remove(containerId: string, call: Call): Promise<void>;
+  /** Throws NotFoundError for an unknown id. */
+  get(containerId: string, call: Call): Promise<ContainerInfo>;
+  list(filter: LabelFilter, call: Call): Promise<ContainerInfo[]>;
+  logs(containerId: string, options: LogOptions, call: Call): Promise<LogLine[]>;
+  containerHealth(containerId: string, call: Call): Promise<ContainerHealth>;
+  /** Runs a command in a running container and waits for it. */
+  exec(containerId: string, command: readonly string[], call: Call): Promise<ExecResult>;
+
+  readonly volumes?: VolumeOperations;
+  readonly networks?: NetworkOperations;
+
+  /** Releases what the driver holds (the forwarded socket); the transport stays open. */
+  close(): Promise<void>;
+}

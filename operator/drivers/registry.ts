@@ -1,0 +1,39 @@
+// Drivers by name: a driver is one file exporting a DriverFactory, and one line in drivers.ts
+// registering it. Settings are validated with the factory's schema before it sees them.
+import type * as z from "zod";
+import { parseConfig } from "./config.ts";
+import type { ContainerDriver } from "./driver.ts";
+import type { HostTransport } from "./transport.ts";
+
+export interface DriverFactory<S extends z.ZodType = z.ZodType> {
+  /** The name an AgentHost's `spec.driver` uses. */
+  kind: string;
+  /** Schema of the driver's settings (for example an AgentHost's `spec.containerd`). */
+  settings: S;
+  create(settings: z.output<S>, transport: HostTransport): ContainerDriver;
+}
+
+export class DriverRegistry {
+  readonly #factories = new Map<string, DriverFactory>();
+
+  register<S extends z.ZodType>(factory: DriverFactory<S>): this {
+    if (this.#factories.has(factory.kind)) throw new Error(`driver ${factory.kind} is registered twice`);
+    this.#factories.set(factory.kind, factory as unknown as DriverFactory);
+    return this;
+  }
+
+  kinds(): string[] {
+    return [...this.#factories.keys()].sort();
+  }
+
+  /** A driver of `kind` on `transport`; unknown kinds and bad settings throw, naming them. */
+  create(kind: string, settings: unknown, transport: HostTransport): ContainerDriver {
+    const factory = this.#factories.get(kind);
+    if (factory === undefined)
+      throw new Error(`no driver named ${JSON.stringify(kind)}; known: ${this.kinds().join(", ") || "none"}`);
+    return factory.create(
+      parseConfig(factory.settings, `${kind} driver settings`, settings ?? {}),
+      transport,
+    );
+  }
+}
