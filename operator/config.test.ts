@@ -30,6 +30,14 @@ describe("loadConfig", () => {
     expect(() => loadConfig([], { WATCH_NAMESPACES: "Team_A" })).toThrow(/--namespaces \(WATCH_NAMESPACES\)/);
     expect(() => loadConfig(["--no-such-flag", "1"], {})).toThrow(/no-such-flag/);
   });
+
+  it("bounds every API request by --request-timeout-seconds, 30 s unless set", () => {
+    expect(loadConfig([], {}).requestTimeoutSeconds).toBe(30);
+    expect(loadConfig([], { REQUEST_TIMEOUT_SECONDS: "5" }).requestTimeoutSeconds).toBe(5);
+    expect(() => loadConfig(["--request-timeout-seconds", "0"], {})).toThrow(
+      /--request-timeout-seconds \(REQUEST_TIMEOUT_SECONDS\): .*>=1/,
+    );
+  });
 });
 
 describe("--help", () => {

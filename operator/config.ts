@@ -32,6 +32,7 @@ export const operatorConfig = z.object({
   bindAddress: z.string().min(1).describe("Address of /metrics, /healthz and /readyz."),
   port: intFrom(1, 65535),
   resyncSeconds: intFrom(10, 86_400),
+  requestTimeoutSeconds: intFrom(1, 600),
   memoryMaxBytes: intFrom(1, 2 ** 40),
 });
 
@@ -87,6 +88,11 @@ const FLAGS: Record<keyof OperatorConfig, { env: string; default: string; help: 
     env: "RESYNC_SECONDS",
     default: "600",
     help: "seconds between two resyncs of every watched object (10-86400)",
+  },
+  requestTimeoutSeconds: {
+    env: "REQUEST_TIMEOUT_SECONDS",
+    default: "30",
+    help: "deadline of each Kubernetes API request (1-600); a leader's writes also end with its lease",
   },
   memoryMaxBytes: {
     env: "MEMORY_MAX_BYTES",

@@ -1,8 +1,10 @@
 // A thin REST client for the few verbs the operator needs (list, watch, get, server-side
 // apply, delete, create) on any resource. Thin on purpose: the controller engine needs
 // control over watch streams, resourceVersions and error classes that generated clients hide.
+// Every request has a deadline and takes the caller's AbortSignal; see docs/adr/0004.
 import { Agent, fetch } from "undici";
 import type { ApiServerAccess } from "./access.ts";
+import { deadline, formatMs } from "./deadline.ts";
 
 type HttpMethod = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 
@@ -95,31 +97,75 @@ interface RequestOptions {
   query?: Query;
   body?: unknown;
   contentType?: string;
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
+}
+
+type Response = Awaited<ReturnType<typeof fetch>>;
+
+/** controller-runtime's default is no limit at all; 30 s is kubectl's usual --request-timeout in scripts. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
+export interface KubeClientOptions {
+  /**
+   * Deadline of each request, from sending it to the end of its answer. A watch is bounded
+   * only until its answer starts; its stream then runs until the server ends it or the
+   * caller aborts.
+   */
+  requestTimeoutMs?: number;
+  /**
+   * Milliseconds left in which this client may write (POST, PUT, PATCH, DELETE): a write is
+   * refused once it is 0, and no write's deadline reaches past it. Leader election sets it
+   * so that a leader that cannot renew its lease writes nothing after its renew deadline.
+   */
+  writeWindowMs?: () => number;
+  /** Shares a connection pool with another client. */
+  dispatcher?: Agent;
 }
 
 export class KubeClient {
   readonly server: string;
   private readonly access: ApiServerAccess;
+  private readonly options: KubeClientOptions;
+  private readonly requestTimeoutMs: number;
   // One connection pool for the client's lifetime; every request reuses its connections.
   private readonly dispatcher: Agent;
 
-  constructor(access: ApiServerAccess) {
+  constructor(access: ApiServerAccess, options: KubeClientOptions = {}) {
     this.access = access;
     this.server = access.server;
-    this.dispatcher = new Agent({
-      connect: {
-        ...(access.ca === undefined ? {} : { ca: access.ca }),
-        ...(access.cert === undefined ? {} : { cert: access.cert }),
-        ...(access.key === undefined ? {} : { key: access.key }),
-        ...(access.insecureSkipTlsVerify ? { rejectUnauthorized: false } : {}),
-        keepAlive: true,
-        keepAliveInitialDelay: 30_000,
-      },
-    });
+    this.options = options;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.dispatcher =
+      options.dispatcher ??
+      new Agent({
+        connect: {
+          ...(access.ca === undefined ? {} : { ca: access.ca }),
+          ...(access.cert === undefined ? {} : { cert: access.cert }),
+          ...(access.key === undefined ? {} : { key: access.key }),
+          ...(access.insecureSkipTlsVerify ? { rejectUnauthorized: false } : {}),
+          keepAlive: true,
+          keepAliveInitialDelay: 30_000,
+        },
+      });
   }
 
-  private async send(method: HttpMethod, path: string, options: RequestOptions = {}) {
+  /** The same client (and connections) with its writes confined to `writeWindowMs`. */
+  withWriteWindow(writeWindowMs: () => number): KubeClient {
+    return new KubeClient(this.access, { ...this.options, writeWindowMs, dispatcher: this.dispatcher });
+  }
+
+  /**
+   * Sends one request and reads its answer with `read`, all within the request's deadline.
+   * Errors: KubeApiError for an error answer, no answer ("ConnectionFailed"), no answer in
+   * time ("Timeout", also when the caller's own signal timed out) or a write outside the
+   * write window ("WriteWindowClosed"); the caller's abort reason when the caller cancelled.
+   */
+  private async send<T>(
+    method: HttpMethod,
+    path: string,
+    options: RequestOptions,
+    read: (response: Response) => Promise<T>,
+  ): Promise<T> {
     const url = new URL(this.server + path);
     for (const [key, value] of Object.entries(options.query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, String(value));
@@ -128,61 +174,96 @@ export class KubeClient {
     const token = this.access.token?.();
     if (token) headers.authorization = `Bearer ${token}`;
     if (options.body !== undefined) headers["content-type"] = options.contentType ?? "application/json";
-    let response: Awaited<ReturnType<typeof fetch>>;
+    let timeoutMs = this.requestTimeoutMs;
+    if (method !== "GET" && this.options.writeWindowMs !== undefined) {
+      const window = this.options.writeWindowMs();
+      if (window <= 0) {
+        throw new KubeApiError(
+          0,
+          "WriteWindowClosed",
+          `${method} ${path}: not sent: this replica's leadership lapsed`,
+        );
+      }
+      timeoutMs = Math.min(timeoutMs, window);
+    }
+    const limit = deadline(timeoutMs, options.signal);
     try {
-      response = await fetch(url, {
+      const response = await fetch(url, {
         method,
         headers,
         dispatcher: this.dispatcher,
+        signal: limit.signal,
         ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-        ...(options.signal === undefined ? {} : { signal: options.signal }),
       });
-    } catch (error) {
-      if (options.signal?.aborted) throw error;
-      // No answer at all: the API server is down or restarting.
-      throw new KubeApiError(0, "ConnectionFailed", `${method} ${path}: ${(error as Error).message}`);
-    }
-    if (!response.ok) {
-      const text = await response.text();
-      let status: { reason?: string; message?: string } = {};
-      try {
-        status = JSON.parse(text);
-      } catch {
-        status = { message: text };
+      if (!response.ok) {
+        const text = await response.text();
+        let status: { reason?: string; message?: string } = {};
+        try {
+          status = JSON.parse(text);
+        } catch {
+          status = { message: text };
+        }
+        throw new KubeApiError(
+          response.status,
+          status.reason ?? String(response.status),
+          status.message ?? text,
+        );
       }
+      return await read(response);
+    } catch (error) {
+      if (error instanceof KubeApiError) throw error;
+      if (limit.expired) {
+        throw new KubeApiError(0, "Timeout", `${method} ${path}: no answer within ${formatMs(timeoutMs)}`);
+      }
+      if (options.signal?.aborted) throw options.signal.reason;
+      // No answer at all: the API server is down or restarting, or the connection broke.
+      const { message, cause } = error as Error & { cause?: Error };
       throw new KubeApiError(
-        response.status,
-        status.reason ?? String(response.status),
-        status.message ?? text,
+        0,
+        "ConnectionFailed",
+        `${method} ${path}: ${message}${cause?.message ? ` (${cause.message})` : ""}`,
       );
+    } finally {
+      limit.clear();
     }
-    return response;
   }
 
-  private async json<T>(method: HttpMethod, path: string, options?: RequestOptions): Promise<T> {
-    return (await (await this.send(method, path, options)).json()) as T;
+  private json<T>(method: HttpMethod, path: string, options: RequestOptions): Promise<T> {
+    return this.send(method, path, options, async (response) => (await response.json()) as T);
   }
 
-  get<T extends KubeObject>(type: ResourceType, namespace: string | undefined, name: string): Promise<T> {
-    return this.json("GET", objectPath(type, namespace, name));
+  get<T extends KubeObject>(
+    type: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    signal?: AbortSignal,
+  ): Promise<T> {
+    return this.json("GET", objectPath(type, namespace, name), { signal });
   }
 
   list<T extends KubeObject>(
     type: ResourceType,
     namespace?: string,
     query: Query = {},
+    signal?: AbortSignal,
   ): Promise<ObjectList<T>> {
-    return this.json("GET", collectionPath(type, namespace), { query });
+    return this.json("GET", collectionPath(type, namespace), { query, signal });
   }
 
-  create<T extends KubeObject>(type: ResourceType, namespace: string | undefined, object: T): Promise<T> {
-    return this.json("POST", collectionPath(type, namespace), { body: object });
+  create<T extends KubeObject>(
+    type: ResourceType,
+    namespace: string | undefined,
+    object: T,
+    signal?: AbortSignal,
+  ): Promise<T> {
+    return this.json("POST", collectionPath(type, namespace), { body: object, signal });
   }
 
   /** Replaces an object; the resourceVersion in it makes this a compare-and-swap. */
-  replace<T extends KubeObject>(type: ResourceType, object: T): Promise<T> {
+  replace<T extends KubeObject>(type: ResourceType, object: T, signal?: AbortSignal): Promise<T> {
     return this.json("PUT", objectPath(type, object.metadata.namespace, object.metadata.name), {
       body: object,
+      signal,
     });
   }
 
@@ -192,6 +273,7 @@ export class KubeClient {
     object: T,
     fieldManager: string,
     subresource?: "status",
+    signal?: AbortSignal,
   ): Promise<T> {
     const path =
       objectPath(type, object.metadata.namespace, object.metadata.name) +
@@ -200,23 +282,29 @@ export class KubeClient {
       query: { fieldManager, force: true },
       body: object,
       contentType: "application/apply-patch+yaml",
+      signal,
     });
   }
 
+  /** Deletes an object; the garbage collector removes its dependents in the background. */
   async delete(
     type: ResourceType,
     namespace: string | undefined,
     name: string,
-    propagationPolicy = "Background",
-  ) {
-    await this.send("DELETE", objectPath(type, namespace, name), {
-      body: { kind: "DeleteOptions", apiVersion: "v1", propagationPolicy },
-    });
+    signal?: AbortSignal,
+  ): Promise<void> {
+    await this.send(
+      "DELETE",
+      objectPath(type, namespace, name),
+      { body: { kind: "DeleteOptions", apiVersion: "v1", propagationPolicy: "Background" }, signal },
+      async (response) => void (await response.arrayBuffer()),
+    );
   }
 
   /**
    * Watches a collection from a resourceVersion. Yields events until the server ends the
    * stream (after timeoutSeconds) or `signal` aborts; HTTP errors are thrown as KubeApiError.
+   * Only the wait for the answer to start is bounded by the request deadline.
    */
   async *watch<T extends KubeObject>(
     type: ResourceType,
@@ -224,10 +312,12 @@ export class KubeClient {
     query: Query,
     signal: AbortSignal,
   ): AsyncGenerator<WatchEvent<T>> {
-    const response = await this.send("GET", collectionPath(type, namespace), {
-      query: { ...query, watch: true, allowWatchBookmarks: true },
-      signal,
-    });
+    const response = await this.send(
+      "GET",
+      collectionPath(type, namespace),
+      { query: { ...query, watch: true, allowWatchBookmarks: true }, signal },
+      async (answer) => answer,
+    );
     if (response.body === null) return;
     const decoder = new TextDecoder();
     let buffered = "";
