@@ -91,13 +91,14 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
     type: ResourceType,
     informer: ObjectCache<KubeObject>,
     desired: KubeObject,
+    signal: AbortSignal,
   ): Promise<KubeObject> {
     const key = `${type.plural}/${desired.metadata.namespace}/${desired.metadata.name}`;
     const wanted = digest(desired);
     const cached = informer.get(`${desired.metadata.namespace}/${desired.metadata.name}`);
     const previous = lastApplied.get(key);
     if (cached !== undefined && previous?.digest === wanted && upToDate(cached, previous)) return cached;
-    const applied = await client.apply(type, desired, FIELD_MANAGER);
+    const applied = await client.apply(type, desired, FIELD_MANAGER, undefined, signal);
     const { uid, resourceVersion, generation } = applied.metadata;
     lastApplied.set(key, { digest: wanted, uid, resourceVersion, generation });
     return applied;
@@ -119,6 +120,7 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
     raw: KubeObject,
     previous: AgentTypeStatus | undefined,
     observation: Observation,
+    signal: AbortSignal,
   ) {
     const status = computeStatus(previous, observation, new Date());
     if (JSON.stringify(status) === JSON.stringify(previous ?? {})) return;
@@ -128,6 +130,7 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
       { apiVersion: API_VERSION, kind: "AgentType", metadata: { name, namespace }, status } as KubeObject,
       FIELD_MANAGER,
       "status",
+      signal,
     );
     for (const condition of transitions(previous, status)) {
       const warning =
@@ -139,7 +142,7 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
     }
   }
 
-  return async function reconcile(key: string, log: Logger): Promise<undefined> {
+  return async function reconcile(key: string, log: Logger, signal: AbortSignal): Promise<undefined> {
     const raw = agentTypes.get(key);
     // Gone: the garbage collector removes what it owned, through the ownerReferences.
     if (raw === undefined || raw.metadata.deletionTimestamp !== undefined) return undefined;
@@ -155,17 +158,22 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
     const parsed = parseAs(agentType, raw);
     if (!parsed.ok) {
       const message = formatFieldErrors(parsed.errors).replaceAll("\n", "; ");
-      await writeStatus(raw, previous, { ...base, problem: { reason: "InvalidSpec", message } });
+      await writeStatus(raw, previous, { ...base, problem: { reason: "InvalidSpec", message } }, signal);
       throw new TerminalError(`invalid spec: ${message}`);
     }
     const agent: AgentType = parsed.value;
     const observation: Observation = { ...base, desiredReplicas: agent.spec.replicas };
     if (agent.spec.runtime.type !== "kubernetes") {
       const message = `runtime ${agent.spec.runtime.type} is not available in this operator version; the agent is not started`;
-      await writeStatus(raw, previous, {
-        ...observation,
-        problem: { reason: "RuntimeNotAvailable", message },
-      });
+      await writeStatus(
+        raw,
+        previous,
+        {
+          ...observation,
+          problem: { reason: "RuntimeNotAvailable", message },
+        },
+        signal,
+      );
       return undefined;
     }
 
@@ -178,7 +186,7 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
     observation.resolution = resolution;
     if (resolution.missing.some((m) => m.required)) {
       // Pods are left as they are: a missing tool must not take a running agent down.
-      await writeStatus(raw, previous, observation);
+      await writeStatus(raw, previous, observation, signal);
       return undefined;
     }
 
@@ -189,34 +197,40 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
         resources.serviceAccount,
         owned.serviceAccount,
         desired.serviceAccount as KubeObject,
+        signal,
       );
-      await applyIfChanged(resources.configMap, owned.configMap, desired.configMap as KubeObject);
-      await applyIfChanged(resources.service, owned.service, desired.metricsService as KubeObject);
+      await applyIfChanged(resources.configMap, owned.configMap, desired.configMap as KubeObject, signal);
+      await applyIfChanged(resources.service, owned.service, desired.metricsService as KubeObject, signal);
       const isStatefulSet = desired.workload.kind === "StatefulSet";
       const [type, informer, otherType, otherInformer] = isStatefulSet
         ? [resources.statefulSet, owned.statefulSet, resources.deployment, owned.deployment]
         : [resources.deployment, owned.deployment, resources.statefulSet, owned.statefulSet];
       const existed = informer.get(key) !== undefined;
-      const workload = await applyIfChanged(type, informer, desired.workload as KubeObject);
+      const workload = await applyIfChanged(type, informer, desired.workload as KubeObject, signal);
       if (!existed) {
         await events.record(raw, "Normal", "Created", `created ${type.kind} ${names.workload}`);
       }
       // Memory changed between ephemeral and persistent: the other kind of workload goes.
       const stale = otherInformer.get(key);
       if (ownedBy(stale, raw)) {
-        await client.delete(otherType, namespace, names.workload);
+        await client.delete(otherType, namespace, names.workload, signal);
         log.info({ kind: otherType.kind }, "deleted the workload of the previous memory type");
       }
       observation.workload = workloadState((informer.get(key) ?? workload) as WorkloadObject);
     } catch (error) {
       if (error instanceof KubeApiError && !error.retryable) {
         const message = `the API server rejected an object built from this AgentType: ${error.message}`;
-        await writeStatus(raw, previous, { ...observation, problem: { reason: "ApplyFailed", message } });
+        await writeStatus(
+          raw,
+          previous,
+          { ...observation, problem: { reason: "ApplyFailed", message } },
+          signal,
+        );
         throw new TerminalError(message);
       }
       throw error;
     }
-    await writeStatus(raw, previous, observation);
+    await writeStatus(raw, previous, observation, signal);
     log.debug({ replicas: observation.workload?.readyReplicas }, "reconciled");
     return undefined;
   };
