@@ -41,6 +41,44 @@ export function objectKey(object: KubeObject): string {
   return namespace === undefined ? name : `${namespace}/${name}`;
 }
 
+/** One change of an informer's cache, as its handlers are told of it. */
+export type CacheChange<T> =
+  | { event: "add"; object: T }
+  | { event: "update"; object: T; previous: T }
+  | { event: "delete"; key: string; object: T };
+
+/**
+ * What storing `object` over the cached `previous` changes: nothing when it is the very version
+ * cached (a relist or a reconnect hands the same objects over again).
+ */
+export function upsertChange<T extends KubeObject>(previous: T | undefined, object: T): CacheChange<T>[] {
+  if (previous === undefined) return [{ event: "add", object }];
+  if (previous.metadata.resourceVersion === object.metadata.resourceVersion) return [];
+  return [{ event: "update", object, previous }];
+}
+
+/**
+ * What a relist changes in the cache, in the order the handlers hear it: first the deletions the
+ * watch missed (objects cached but no longer listed), then each listed object added or updated.
+ */
+export function relistChanges<T extends KubeObject>(
+  cached: ReadonlyMap<string, T>,
+  listed: ReadonlyMap<string, T>,
+): CacheChange<T>[] {
+  const changes: CacheChange<T>[] = [];
+  for (const [key, object] of cached) {
+    if (!listed.has(key)) changes.push({ event: "delete", key, object });
+  }
+  for (const [key, object] of listed) changes.push(...upsertChange(cached.get(key), object));
+  return changes;
+}
+
+/** The default trim of cached objects: metadata.managedFields, never read, dominates their size. */
+export function withoutManagedFields<T extends KubeObject>(object: T): T {
+  const { managedFields: _, ...metadata } = object.metadata as T["metadata"] & { managedFields?: unknown };
+  return { ...object, metadata };
+}
+
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
@@ -139,10 +177,7 @@ export class Informer<T extends KubeObject> {
       continueToken = page.metadata.continue || undefined;
       resourceVersion = page.metadata.resourceVersion;
     } while (continueToken !== undefined);
-    for (const [key, old] of this.cache) {
-      if (!fresh.has(key)) this.remove(key, old);
-    }
-    for (const object of fresh.values()) this.upsert(object);
+    for (const change of relistChanges(this.cache, fresh)) this.applyChange(change);
     if (!this.hasSynced) {
       this.hasSynced = true;
       this.resolveSynced();
@@ -207,20 +242,23 @@ export class Informer<T extends KubeObject> {
   }
 
   private trim(object: T): T {
-    if (this.options.transform !== undefined) return this.options.transform(object);
-    const { managedFields: _, ...metadata } = object.metadata as T["metadata"] & { managedFields?: unknown };
-    return { ...object, metadata };
+    return (this.options.transform ?? withoutManagedFields)(object);
   }
 
   private upsert(object: T): void {
-    const key = objectKey(object);
-    const previous = this.cache.get(key);
-    if (previous?.metadata.resourceVersion === object.metadata.resourceVersion && previous !== undefined)
+    for (const change of upsertChange(this.cache.get(objectKey(object)), object)) this.applyChange(change);
+  }
+
+  private applyChange(change: CacheChange<T>): void {
+    if (change.event === "delete") {
+      this.remove(change.key, change.object);
       return;
-    if (previous !== undefined) this.unindex(key, previous);
-    this.cache.set(key, object);
-    this.index(key, object);
-    this.emit(previous === undefined ? "add" : "update", object, previous);
+    }
+    const key = objectKey(change.object);
+    if (change.event === "update") this.unindex(key, change.previous);
+    this.cache.set(key, change.object);
+    this.index(key, change.object);
+    this.emit(change.event, change.object, change.event === "update" ? change.previous : undefined);
   }
 
   private remove(key: string, object: T): void {
