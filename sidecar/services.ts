@@ -5,12 +5,13 @@
 import { readFileSync } from "node:fs";
 import type { SidecarConfig, SidecarProvider } from "../api/sidecarconfig.ts";
 import { readSecretDir } from "./config.ts";
+import { Cooldown } from "./cooldown.ts";
 import { OllamaProvider } from "./llm/ollama.ts";
 import type { LlmProvider } from "./llm/provider.ts";
 import { type RateLimit, RateLimiter } from "./llm/ratelimit.ts";
 import { Router } from "./llm/router.ts";
 import type { Metrics } from "./metrics.ts";
-import { ToolHealth } from "./tools/health.ts";
+import { TOOL_COOLDOWN } from "./tools/errors.ts";
 import { McpGateway } from "./tools/mcp.ts";
 import type { ToolServices } from "./tools/routes.ts";
 
@@ -141,8 +142,8 @@ export async function buildServices(
       tools: config.tools,
       secrets,
       gateway: new McpGateway(config.tools, secrets, metrics),
-      httpHealth: new Map(
-        config.tools.filter((t) => t.protocol === "http").map((t) => [t.name, new ToolHealth()]),
+      httpCooldowns: new Map(
+        config.tools.filter((t) => t.protocol === "http").map((t) => [t.name, new Cooldown(TOOL_COOLDOWN)]),
       ),
     },
   };

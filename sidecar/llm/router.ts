@@ -2,6 +2,8 @@
 // retries with jittered backoff, a per-attempt timeout, fallback on retryable failures and a
 // cool-down for providers that keep failing. A stream is committed at its first event; after
 // that a failure ends the stream instead of being retried, so the agent never sees text twice.
+import { Cooldown } from "../cooldown.ts";
+import { deadline } from "../deadline.ts";
 import type { Metrics } from "../metrics.ts";
 import {
   type ChatEvent,
@@ -26,7 +28,8 @@ export interface RetryPolicy {
   maxBackoffMs: number;
 }
 
-export interface CooldownPolicy {
+/** llm.cooldown of the config. */
+export interface ProviderCooldown {
   /** Consecutive failed requests after which a provider is skipped. */
   failures: number;
   seconds: number;
@@ -41,7 +44,7 @@ export interface RoutedProvider {
 export interface RouterOptions {
   providers: RoutedProvider[];
   retries: RetryPolicy;
-  cooldown: CooldownPolicy;
+  cooldown: ProviderCooldown;
   limiter?: RateLimiter;
   metrics: Metrics;
   now?: () => number;
@@ -57,29 +60,6 @@ export interface Answer<T> {
 export function backoffMs(retry: number, policy: RetryPolicy, random: number): number {
   const ceiling = Math.min(policy.maxBackoffMs, policy.initialBackoffMs * 2 ** (retry - 1));
   return Math.round(ceiling / 2 + (ceiling / 2) * random);
-}
-
-/** Tracks consecutive failed requests of one provider and when its cool-down ends. */
-export class ProviderHealth {
-  #failures = 0;
-  #cooledUntil = 0;
-
-  isCooledDown(now: number): boolean {
-    return now < this.#cooledUntil;
-  }
-
-  recordFailure(now: number, policy: CooldownPolicy): void {
-    this.#failures += 1;
-    if (this.#failures >= policy.failures) {
-      this.#cooledUntil = now + policy.seconds * 1000;
-      this.#failures = 0;
-    }
-  }
-
-  recordSuccess(): void {
-    this.#failures = 0;
-    this.#cooledUntil = 0;
-  }
 }
 
 /** Providers in the order to try: cooled-down ones are skipped unless all are cooled down. */
@@ -102,7 +82,7 @@ type Operation = "chat" | "embeddings";
 
 export class Router {
   readonly #options: RouterOptions;
-  readonly #health = new Map<string, ProviderHealth>();
+  readonly #cooldowns = new Map<string, Cooldown>();
   readonly #now: () => number;
   readonly #random: () => number;
 
@@ -110,7 +90,8 @@ export class Router {
     this.#options = options;
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;
-    for (const p of options.providers) this.#health.set(p.provider.name, new ProviderHealth());
+    const policy = { failures: options.cooldown.failures, ms: options.cooldown.seconds * 1000 };
+    for (const p of options.providers) this.#cooldowns.set(p.provider.name, new Cooldown(policy));
   }
 
   get providers(): readonly LlmProvider[] {
@@ -253,7 +234,7 @@ export class Router {
     signal: AbortSignal,
     call: (provider: LlmProvider, signal: AbortSignal) => Promise<T>,
   ): Promise<Attempt<T>> {
-    const { metrics, cooldown } = this.#options;
+    const { metrics } = this.#options;
     const startedAt = this.#now();
     const agentWait = this.#options.limiter?.tryAcquire(estimate, startedAt) ?? 0;
     if (agentWait > 0) {
@@ -276,7 +257,7 @@ export class Router {
         "no configured provider offers embeddings; add an ollama provider with an embedding model to llm.providers",
       );
     }
-    const order = providerOrder(able, (p) => this.#healthOf(p).isCooledDown(this.#now()));
+    const order = providerOrder(able, (p) => this.#cooldownOf(p).isCoolingDown(this.#now()));
     for (const p of able) {
       if (!order.includes(p)) metrics.fallbacks.inc({ provider: p.provider.name, reason: "cooled_down" });
     }
@@ -303,7 +284,7 @@ export class Router {
         }
         routed.limiter?.correct(estimate, 0, this.#now());
         lastError = outcome;
-        this.#healthOf(routed).recordFailure(this.#now(), cooldown);
+        this.#cooldownOf(routed).failed(this.#now(), outcome.message);
         metrics.fallbacks.inc({ provider: routed.provider.name, reason: "failed" });
       }
     } finally {
@@ -341,28 +322,19 @@ export class Router {
         });
       }
       if (signal.aborted) throw new ProviderError(provider.name, "cancelled", "the agent closed the request");
-      const controller = new AbortController();
-      const timer = setTimeout(
-        () =>
-          controller.abort(
-            new ProviderError(provider.name, "timeout", `no answer within ${routed.timeoutMs / 1000}s`),
-          ),
+      const attempt = deadline(
         routed.timeoutMs,
+        () => new ProviderError(provider.name, "timeout", `no answer within ${routed.timeoutMs / 1000}s`),
+        signal,
       );
-      const onAgentAbort = () => controller.abort(signal.reason);
-      signal.addEventListener("abort", onAgentAbort, { once: true });
       // A completed call is not aborted: that would close its keep-alive connection.
-      const finish = (abort: boolean) => {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", onAgentAbort);
-        if (abort) controller.abort();
-      };
+      const finish = (abort: boolean) => attempt.finish(abort);
       try {
-        const value = await call(provider, controller.signal);
-        this.#healthOf(routed).recordSuccess();
-        return { routed, value, signal: controller.signal, estimate, startedAt, finish };
+        const value = await call(provider, attempt.signal);
+        this.#cooldownOf(routed).succeeded();
+        return { routed, value, signal: attempt.signal, estimate, startedAt, finish };
       } catch (error) {
-        const failure = this.#asProviderError(routed, error, controller.signal);
+        const failure = this.#asProviderError(routed, error, attempt.signal);
         finish(true);
         if (failure.errorClass === "cancelled") throw failure;
         metrics.errors.inc({ provider: provider.name, error_type: failure.errorClass });
@@ -374,10 +346,10 @@ export class Router {
     return lastFailure ?? new ProviderError(provider.name, "unavailable", "no attempt was made");
   }
 
-  #healthOf(routed: RoutedProvider): ProviderHealth {
-    const health = this.#health.get(routed.provider.name);
-    if (health === undefined) throw new Error(`no health record for provider ${routed.provider.name}`);
-    return health;
+  #cooldownOf(routed: RoutedProvider): Cooldown {
+    const cooldown = this.#cooldowns.get(routed.provider.name);
+    if (cooldown === undefined) throw new Error(`no cool-down record for provider ${routed.provider.name}`);
+    return cooldown;
   }
 
   /** Names the failure of an attempt; the attempt's abort reason tells a timeout from the agent leaving. */

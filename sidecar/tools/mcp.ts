@@ -4,10 +4,13 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import type { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import type { RequestOptions } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import type { CallToolResult, Tool } from "@modelcontextprotocol/sdk/types.js";
 import type { SidecarTool } from "../../api/sidecarconfig.ts";
+import { Cooldown } from "../cooldown.ts";
+import { deadline, untilAborted } from "../deadline.ts";
 import type { Metrics } from "../metrics.ts";
-import { ToolHealth, UNAVAILABLE_MS } from "./health.ts";
+import { setAside, TOOL_COOLDOWN, ToolError } from "./errors.ts";
 import { authHeaders } from "./http.ts";
 
 /**
@@ -55,13 +58,26 @@ function isAllowed(tool: SidecarTool, name: string): boolean {
   return tool.allowedTools === undefined || tool.allowedTools.includes(name);
 }
 
+/**
+ * An error the MCP SDK's server sends as it is. Unlike McpError, its message has no
+ * "MCP error <code>:" prefix: the agent's client adds that itself, and would show it twice.
+ */
+class JsonRpcError extends Error {
+  readonly code: number;
+
+  constructor(code: number, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
 /** One MCP tool server, connected on first use and reconnected after a failure. */
 class Upstream {
   readonly tool: SidecarTool;
   readonly #headers: Record<string, string>;
   #client: Promise<Client> | undefined;
   #transport: StreamableHTTPClientTransport | undefined;
-  readonly health = new ToolHealth();
+  readonly cooldown = new Cooldown(TOOL_COOLDOWN);
 
   constructor(tool: SidecarTool, secret: string | undefined) {
     this.tool = tool;
@@ -72,7 +88,7 @@ class Upstream {
     return this.tool.timeoutSeconds * 1000;
   }
 
-  async #connected(): Promise<Client> {
+  async #connected(options: RequestOptions): Promise<Client> {
     this.#client ??= (async () => {
       const { Client, StreamableHTTPClientTransport } = await sdk();
       const client = new Client({ name: "agenttype-sidecar", version: "0.1.0" });
@@ -80,21 +96,29 @@ class Upstream {
         requestInit: { headers: this.#headers },
       });
       this.#transport = transport;
-      await client.connect(transport, { timeout: this.timeoutMs });
+      await client.connect(transport, options);
       return client;
     })();
     return this.#client;
   }
 
   /**
-   * Runs a call on the server with the tool's timeout. A server that did not answer is set
-   * aside; one that answered with a JSON-RPC error (bad arguments, say) is alive and is not.
+   * Runs a call on the server within the tool's timeout. A server that did not answer is set
+   * aside and the failure thrown as a ToolError; one that answered with a JSON-RPC error (bad
+   * arguments, say) is alive, is not set aside, and its McpError is thrown as it is.
    */
-  async use<T>(call: (client: Client) => Promise<T>): Promise<T> {
+  async use<T>(call: (client: Client, options: RequestOptions) => Promise<T>): Promise<T> {
+    const seconds = this.tool.timeoutSeconds;
+    const bound = deadline(
+      this.timeoutMs,
+      () => new ToolError("timeout", `tool server "${this.tool.name}" did not answer within ${seconds}s`),
+    );
+    // The SDK's own request timeout (60 s unless told) is put past the deadline, which decides.
+    const options: RequestOptions = { signal: bound.signal, timeout: this.timeoutMs + 1000 };
     try {
-      const client = await withTimeout(this.#connected(), this.timeoutMs, this.tool.name);
-      const value = await call(client);
-      this.health.succeeded();
+      const client = await untilAborted(this.#connected(options), bound.signal);
+      const value = await call(client, options);
+      this.cooldown.succeeded();
       return value;
     } catch (error) {
       const { McpError, ErrorCode } = await sdk();
@@ -102,11 +126,21 @@ class Upstream {
         error instanceof McpError &&
         error.code !== ErrorCode.RequestTimeout &&
         error.code !== ErrorCode.ConnectionClosed;
-      if (!answered) {
-        this.health.failed(error instanceof Error ? error.message : String(error), Date.now());
-        this.close();
-      }
-      throw error;
+      if (answered) throw error;
+      const failure =
+        error instanceof ToolError
+          ? error
+          : error instanceof McpError && error.code === ErrorCode.RequestTimeout
+            ? new ToolError("timeout", `tool server "${this.tool.name}" did not answer: ${error.message}`)
+            : new ToolError(
+                "unavailable",
+                `tool server "${this.tool.name}" failed: ${error instanceof Error ? error.message : String(error)}`,
+              );
+      this.cooldown.failed(Date.now(), failure.message);
+      this.close();
+      throw failure;
+    } finally {
+      bound.finish();
     }
   }
 
@@ -116,17 +150,6 @@ class Upstream {
     this.#transport = undefined;
     this.#client = undefined;
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, server: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`tool server "${server}" did not answer within ${ms / 1000}s`)),
-      ms,
-    );
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 export interface ToolListing {
@@ -153,18 +176,18 @@ export class McpGateway {
     const listings = await Promise.all(
       [...this.#upstreams.values()].map(async (upstream) => {
         const server = upstream.tool.name;
-        if (!upstream.health.isAvailable(now)) {
-          unavailable.push({ server, reason: upstream.health.reason ?? "unavailable" });
+        if (upstream.cooldown.isCoolingDown(now)) {
+          unavailable.push({ server, reason: upstream.cooldown.reason ?? "unavailable" });
           return [];
         }
         try {
-          const listed = await upstream.use((c) => c.listTools(undefined, { timeout: upstream.timeoutMs }));
+          const listed = await upstream.use((c, options) => c.listTools(undefined, options));
           return listed.tools
             .filter((t) => isAllowed(upstream.tool, t.name))
             .map((t) => ({ ...t, name: prefixedName(server, t.name) }));
         } catch (error) {
-          this.#metrics.toolErrors.inc({ tool: server, error_type: errorType(error) });
-          unavailable.push({ server, reason: upstream.health.reason ?? String(error) });
+          this.#metrics.toolErrors.inc({ tool: server, error_type: metricType(error) });
+          unavailable.push({ server, reason: error instanceof Error ? error.message : String(error) });
           return [];
         }
       }),
@@ -172,56 +195,60 @@ export class McpGateway {
     return { tools: listings.flat(), unavailable };
   }
 
+  /**
+   * Calls a tool by its prefixed name. A name the agent does not have throws a ToolError
+   * (unknown_tool); a server that fails or hangs, or refuses the call, gives an error result.
+   */
   async callTool(name: string, args: Record<string, unknown> | undefined): Promise<CallToolResult> {
     const split = splitPrefixedName(name);
     const upstream = split === undefined ? undefined : this.#upstreams.get(split.server);
     if (split === undefined || upstream === undefined || !isAllowed(upstream.tool, split.tool)) {
-      const { McpError, ErrorCode } = await sdk();
-      throw new McpError(
-        ErrorCode.InvalidParams,
-        `unknown tool "${name}"; list the tools to see their names`,
-      );
+      throw new ToolError("unknown_tool", `unknown tool "${name}"; list the tools to see their names`);
     }
     this.#metrics.toolCalls.inc({ tool: upstream.tool.name });
-    if (!upstream.health.isAvailable(Date.now())) {
+    if (upstream.cooldown.isCoolingDown(Date.now())) {
       this.#metrics.toolErrors.inc({ tool: upstream.tool.name, error_type: "unavailable" });
-      return {
-        isError: true,
-        content: [
-          {
-            type: "text",
-            text: `tool server "${upstream.tool.name}" is unavailable (${upstream.health.reason ?? "failed"}); it is tried again within ${UNAVAILABLE_MS / 1000}s`,
-          },
-        ],
-      };
+      const refused = setAside(`tool server "${upstream.tool.name}"`, upstream.cooldown.reason);
+      return { isError: true, content: [{ type: "text", text: refused.message }] };
     }
     try {
-      const result = await upstream.use((c) =>
-        c.callTool({ name: split.tool, arguments: args ?? {} }, undefined, { timeout: upstream.timeoutMs }),
+      const result = await upstream.use((c, options) =>
+        c.callTool({ name: split.tool, arguments: args ?? {} }, undefined, options),
       );
       return result as CallToolResult;
     } catch (error) {
-      this.#metrics.toolErrors.inc({ tool: upstream.tool.name, error_type: errorType(error) });
-      const reason = error instanceof Error ? error.message : String(error);
-      return {
-        isError: true,
-        content: [{ type: "text", text: `tool server "${upstream.tool.name}" failed: ${reason}` }],
-      };
+      this.#metrics.toolErrors.inc({ tool: upstream.tool.name, error_type: metricType(error) });
+      const reason =
+        error instanceof ToolError
+          ? error.message
+          : `tool server "${upstream.tool.name}" refused the call: ${(error as Error).message}`;
+      return { isError: true, content: [{ type: "text", text: reason }] };
     }
   }
 
   /** Serves one request of the agent on a fresh stateless MCP server bound to this gateway. */
   async handle(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
-    const { Server, StreamableHTTPServerTransport, ListToolsRequestSchema, CallToolRequestSchema } =
-      await sdk();
+    const {
+      Server,
+      StreamableHTTPServerTransport,
+      ListToolsRequestSchema,
+      CallToolRequestSchema,
+      ErrorCode,
+    } = await sdk();
     const server = new Server(
       { name: "agenttype-sidecar", version: "0.1.0" },
       { capabilities: { tools: {} } },
     );
     server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: (await this.listTools()).tools }));
-    server.setRequestHandler(CallToolRequestSchema, async (request) =>
-      this.callTool(request.params.name, request.params.arguments),
-    );
+    server.setRequestHandler(CallToolRequestSchema, async (request) => {
+      try {
+        return await this.callTool(request.params.name, request.params.arguments);
+      } catch (error) {
+        if (error instanceof ToolError && error.kind === "unknown_tool")
+          throw new JsonRpcError(ErrorCode.InvalidParams, error.message);
+        throw error;
+      }
+    });
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: undefined,
       enableJsonResponse: true,
@@ -239,7 +266,7 @@ export class McpGateway {
   }
 }
 
-function errorType(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  return /did not answer|timed out|timeout/i.test(message) ? "timeout" : "unavailable";
+/** The error_type label of a failed call: a ToolError knows its own; a JSON-RPC error is the server's answer. */
+function metricType(error: unknown): string {
+  return error instanceof ToolError ? error.metricType : "error";
 }

@@ -2,18 +2,19 @@
 // MCP gateway at /mcp.
 import type { FastifyInstance } from "fastify";
 import type { SidecarTool } from "../../api/sidecarconfig.ts";
+import type { Cooldown } from "../cooldown.ts";
 import { agentGone } from "../llm/stream.ts";
 import type { Metrics } from "../metrics.ts";
-import { type ToolHealth, UNAVAILABLE_MS } from "./health.ts";
-import { invokeHttpTool, ToolCallError } from "./http.ts";
+import { setAside, ToolError } from "./errors.ts";
+import { invokeHttpTool } from "./http.ts";
 import { type McpGateway, prefixedName } from "./mcp.ts";
 
 export interface ToolServices {
   tools: readonly SidecarTool[];
   secrets: ReadonlyMap<string, string>;
   gateway: McpGateway;
-  /** Health of each http tool; MCP servers keep theirs in the gateway. */
-  httpHealth: ReadonlyMap<string, ToolHealth>;
+  /** Cool-down of each http tool; MCP servers keep theirs in the gateway. */
+  httpCooldowns: ReadonlyMap<string, Cooldown>;
 }
 
 export function registerToolRoutes(
@@ -22,12 +23,12 @@ export function registerToolRoutes(
   metrics: Metrics,
 ): void {
   app.get("/tools", async (_request, reply) => {
-    const { tools, gateway, httpHealth } = current();
+    const { tools, gateway, httpCooldowns } = current();
     const listing = await gateway.listTools();
     const down = new Map(listing.unavailable.map((u) => [u.server, u.reason]));
     const now = Date.now();
-    for (const [name, health] of httpHealth) {
-      if (!health.isAvailable(now)) down.set(name, health.reason ?? "unavailable");
+    for (const [name, cooldown] of httpCooldowns) {
+      if (cooldown.isCoolingDown(now)) down.set(name, cooldown.reason ?? "unavailable");
     }
     return reply.send({
       tools: tools.map((t) => ({
@@ -49,41 +50,56 @@ export function registerToolRoutes(
   });
 
   app.post<{ Params: { name: string } }>("/tools/:name/invoke", async (request, reply) => {
-    const { tools, secrets, gateway, httpHealth } = current();
+    const { tools, secrets, gateway, httpCooldowns } = current();
     const tool = tools.find((t) => t.name === request.params.name && t.protocol === "http");
     if (tool === undefined) {
       // MCP tools are invoked by their prefixed name, as /mcp lists them.
-      const result = await gateway
-        .callTool(request.params.name, request.body as Record<string, unknown>)
-        .catch(() => undefined);
-      if (result !== undefined) return reply.code(result.isError === true ? 502 : 200).send(result);
-      return reply.code(404).send({
-        error: `no tool named "${request.params.name}"; GET /tools lists the tools of this agent`,
-      });
+      try {
+        const result = await gateway.callTool(request.params.name, request.body as Record<string, unknown>);
+        return reply.code(result.isError === true ? 502 : 200).send(result);
+      } catch (error) {
+        if (!(error instanceof ToolError) || error.kind !== "unknown_tool") throw error;
+        return reply.code(404).send({
+          error: `no tool named "${request.params.name}"; GET /tools lists the tools of this agent`,
+        });
+      }
     }
     metrics.toolCalls.inc({ tool: tool.name });
-    const health = httpHealth.get(tool.name);
-    if (health !== undefined && !health.isAvailable(Date.now())) {
+    const cooldown = httpCooldowns.get(tool.name);
+    if (cooldown?.isCoolingDown(Date.now()) === true) {
       metrics.toolErrors.inc({ tool: tool.name, error_type: "unavailable" });
-      return reply.code(503).send({
-        error: `tool "${tool.name}" is unavailable (${health.reason}); it is tried again within ${UNAVAILABLE_MS / 1000}s`,
-      });
+      const refused = setAside(`tool "${tool.name}"`, cooldown.reason);
+      return reply.code(refused.status).send({ error: refused.message });
     }
     try {
       const answer = await invokeHttpTool(tool, secrets.get(tool.name), request.body, agentGone(reply));
-      health?.succeeded();
+      cooldown?.succeeded();
       if (answer.status >= 400) metrics.toolErrors.inc({ tool: tool.name, error_type: "error" });
       return reply.code(answer.status).send(answer.body);
     } catch (error) {
-      if (!(error instanceof ToolCallError)) throw error;
-      health?.failed(error.message, Date.now());
-      metrics.toolErrors.inc({ tool: tool.name, error_type: error.errorType });
+      if (!(error instanceof ToolError)) throw error;
+      cooldown?.failed(Date.now(), error.message);
+      metrics.toolErrors.inc({ tool: tool.name, error_type: error.metricType });
       return reply.code(error.status).send({ error: error.message });
     }
   });
 
   app.all("/mcp", async (request, reply) => {
     reply.hijack();
-    await current().gateway.handle(request.raw, reply.raw, request.body);
+    try {
+      await current().gateway.handle(request.raw, reply.raw, request.body);
+    } catch (error) {
+      // The MCP SDK answers what it can; what it could not is a JSON-RPC internal error.
+      request.log.error({ err: error }, "MCP request failed");
+      if (reply.raw.headersSent) reply.raw.destroy();
+      else
+        reply.raw.writeHead(500, { "content-type": "application/json" }).end(
+          JSON.stringify({
+            jsonrpc: "2.0",
+            id: null,
+            error: { code: -32603, message: `the sidecar's MCP gateway failed: ${(error as Error).message}` },
+          }),
+        );
+    }
   });
 }

@@ -156,8 +156,12 @@ describe("MCP gateway", () => {
 
   it("refuses tools outside the allowed list and reports a hanging server as a tool error", async () => {
     const client = await mcpClient();
-    await expect(client.callTool({ name: "limited__multiply", arguments: { a: 1, b: 2 } })).rejects.toThrow(
-      /unknown tool "limited__multiply"/,
+    const unknown = await client
+      .callTool({ name: "limited__multiply", arguments: { a: 1, b: 2 } })
+      .catch((e: unknown) => e);
+    // The client prefixes the JSON-RPC code itself: once, not twice.
+    expect((unknown as Error).message).toBe(
+      'MCP error -32602: unknown tool "limited__multiply"; list the tools to see their names',
     );
     const stuck = await client.callTool({ name: "stuck__anything", arguments: {} });
     expect(stuck.isError).toBe(true);
@@ -233,6 +237,19 @@ describe("tool discovery and http tools", () => {
     });
     expect(response.status).toBe(200);
     expect(await response.json()).toMatchObject({ content: [{ type: "text", text: "5" }] });
+  });
+
+  it("answers an MCP tool server's failure as a failure with its reason, never as an unknown tool", async () => {
+    const response = await fetch(`${sc.sidecar.agentUrl}/tools/gone__add/invoke`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ a: 1, b: 2 }),
+    });
+    expect(response.status).toBe(502);
+    expect(await response.json()).toMatchObject({
+      isError: true,
+      content: [{ text: expect.stringMatching(/^tool server "gone" (is unavailable|failed)/) }],
+    });
   });
 
   it("answers 404 for a tool the agent does not have", async () => {
