@@ -1,6 +1,6 @@
 // Entry point of the operator: `node operator/main.ts [--flag value ...]` (`--help` lists the
-// flags). Runs until SIGTERM or SIGINT, then finishes in-flight reconciles and releases the
-// leader lease.
+// flags). Runs until SIGTERM or SIGINT, then cancels the reconciles in flight, waits for them
+// to return and releases the leader lease.
 import { pino } from "pino";
 import { helpText, loadConfig, wantsHelp } from "./config.ts";
 import { loadAccess } from "./kube/access.ts";
@@ -29,7 +29,7 @@ const manager = new Manager(config, access, logger);
 
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.once(signal, () => {
-    logger.info({ signal }, "shutting down: finishing reconciles in flight");
+    logger.info({ signal }, "shutting down: cancelling and finishing reconciles in flight");
     void manager.stop().then(() => process.exit(0));
   });
 }

@@ -1,6 +1,8 @@
 // The process around the controllers: health and metrics endpoints, leader election, and the
 // informers the controllers ask for. start() runs every controller once the caches are filled;
-// stop() finishes in-flight work and releases the lease. It knows no kind of its own.
+// stop() cancels in-flight work and releases the lease; a lapsed lease stops the controllers at
+// once and exits (docs/adr/0004-leader-election-deadlines.md). It knows no kind of its own.
+import { setTimeout as sleep } from "node:timers/promises";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { FIELD_MANAGER } from "./build/names.ts";
@@ -18,6 +20,14 @@ import { EventRecorder } from "./kube/events.ts";
 /** Every controller this operator runs; a new one is a folder under controllers/ and a line here. */
 const CONTROLLERS: ControllerSetup[] = [setupAgentTypeController];
 
+// client-go's defaults scaled down (15 s, 10 s, 2 s) for a faster failover; the order is what
+// matters: every write ends before the renew deadline, which ends before the lease does.
+const LEASE_DURATION_SECONDS = 10;
+const RENEW_DEADLINE_MS = 8_000;
+const RETRY_PERIOD_MS = 2_000;
+/** How long a replica that lost its lease waits for its cancelled reconciles before it exits. */
+const EXIT_GRACE_MS = 1_000;
+
 export class Manager {
   readonly metrics = createMetrics();
   private readonly config: OperatorConfig;
@@ -33,7 +43,7 @@ export class Manager {
   constructor(config: OperatorConfig, access: ApiServerAccess, logger: Logger) {
     this.config = config;
     this.logger = logger;
-    this.client = new KubeClient(access);
+    this.client = new KubeClient(access, { requestTimeoutMs: config.requestTimeoutSeconds * 1000 });
     this.server = Fastify({ logger: false });
     this.server.get("/healthz", async () => "ok");
     this.server.get("/readyz", async (_request, reply) => {
@@ -51,12 +61,14 @@ export class Manager {
         namespace: config.leaseNamespace,
         name: config.leaseName,
         identity: config.identity,
-        leaseDurationSeconds: 10,
-        renewDeadlineMs: 8_000,
-        retryPeriodMs: 2_000,
+        leaseDurationSeconds: LEASE_DURATION_SECONDS,
+        renewDeadlineMs: RENEW_DEADLINE_MS,
+        retryPeriodMs: RETRY_PERIOD_MS,
         logger,
         onLeaderChange: (leading) => this.metrics.leader.set({ name: config.leaseName }, leading ? 1 : 0),
       });
+      // A standby says so from the start, so that a dashboard tells it from a dead replica.
+      this.metrics.leader.set({ name: config.leaseName }, 0);
     }
   }
 
@@ -68,34 +80,46 @@ export class Manager {
     const signal = this.abort.signal;
     if (this.elector !== undefined) {
       const lost = () => {
-        // Another replica may be reconciling already: continuing would fight it.
-        this.logger.fatal("lost the leader lease; exiting");
-        process.exit(1);
+        // Another replica may be reconciling already: stop at once (the write window of the
+        // controllers' client closed with the lease), then exit as controller-runtime does,
+        // to come back as a standby with fresh caches.
+        const stopped = this.stopControllers("lost the leader lease");
+        this.logger.fatal("lost the leader lease: reconciles cancelled; exiting");
+        void Promise.race([stopped, sleep(EXIT_GRACE_MS)]).then(() => process.exit(1));
       };
       if (!(await this.elector.acquire(signal, lost))) return;
     }
     this.runControllers(signal);
   }
 
-  /** Finishes the reconciles in flight, releases the lease and closes the endpoints. */
+  /** Cancels the reconciles in flight, waits for them, releases the lease and closes the endpoints. */
   stop(): Promise<void> {
     this.stopped ??= (async () => {
-      this.abort.abort();
-      await Promise.all(this.controllers.map((c) => c.stop()));
+      await this.stopControllers("the operator is shutting down");
       await this.elector?.release();
       await this.server.close();
     })();
     return this.stopped;
   }
 
+  /** Stops the informers and aborts every reconcile at once; resolves when they have returned. */
+  private stopControllers(reason: string): Promise<void> {
+    this.abort.abort();
+    return Promise.all(this.controllers.map((c) => c.stop(reason))).then(() => undefined);
+  }
+
   private runControllers(signal: AbortSignal): void {
     const informers: InformerGroup<KubeObject>[] = [];
+    // Reconcilers write only while this replica leads: not after its renew deadline passed.
+    const elector = this.elector;
+    const client =
+      elector === undefined ? this.client : this.client.withWriteWindow(() => elector.remainingMs());
     const context: ControllerContext = {
-      client: this.client,
+      client,
       config: this.config,
       logger: this.logger,
       metrics: this.metrics,
-      events: new EventRecorder(this.client, FIELD_MANAGER, this.logger),
+      events: new EventRecorder(client, FIELD_MANAGER, this.logger),
       informer: <T extends KubeObject>(type: ResourceType, extras: InformerExtras<T> = {}) => {
         const informer = new InformerGroup<T>(
           {
