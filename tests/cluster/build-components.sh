@@ -232,7 +232,7 @@ have_all crictl || build_crictl
 at_log "versions:"
 "$PARTIAL/kube-apiserver" --version >&2
 "$PARTIAL/kubectl" version --client >&2
-"$PARTIAL/etcd" --version | head -1 >&2
+"$PARTIAL/etcd" --version | sed -n 1p >&2  # not head: under pipefail, head closing early SIGPIPEs etcd (exit 141)
 "$PARTIAL/helm" version --short >&2
 "$PARTIAL/crictl" --version >&2
 
