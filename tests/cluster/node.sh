@@ -555,10 +555,10 @@ umount_state() {
   # Everything under the state dir: kubelet's rshared root and pod volumes, containerd's rootfs
   # and shm mounts, pod network namespaces (netns_mounts_under_state_dir). Deepest first.
   local m n=0
-  for m in $(awk -v d="$AGENTTYPE_STATE/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r); do
+  while IFS= read -r m; do
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
     n=$((n + 1))
-  done
+  done < <(awk -v d="$AGENTTYPE_STATE/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r)
   [ $n = 0 ] || log "unmounted $n leftover mount(s)"
 }
 
