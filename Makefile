@@ -36,17 +36,19 @@ $(DEPS): package.json package-lock.json | $(NODE)
 
 deps: $(DEPS) ## install Node (if needed) and the npm dependencies
 
-generate: $(DEPS) ## write crds/*.yaml from the zod schemas, and their copies for kustomize and Helm
+generate: $(DEPS) ## write crds/*.yaml from the zod schemas (and their copies for kustomize and Helm) and the RBAC
 	npm run --silent generate
 	config/sync-crds.sh
 
-GENERATED := crds/ config/crd/bases/ charts/agenttype-operator/files/crds/
-check-generated: generate ## fail when the committed CRDs differ from what the generator writes
-	@git diff --exit-code --stat -- $(GENERATED) || { echo "error: CRDs are out of date; run 'make generate' and commit" >&2; exit 1; }
-	@test -z "$$(git status --porcelain -- $(GENERATED))" || { git status --porcelain -- $(GENERATED); echo "error: untracked CRD files; run 'make generate' and commit" >&2; exit 1; }
+GENERATED := crds/ config/crd/bases/ charts/agenttype-operator/files/crds/ \
+	config/rbac/role.yaml config/rbac/leader_election_role.yaml charts/agenttype-operator/files/rbac/
+check-generated: generate ## fail when the committed CRDs or RBAC differ from what the generator writes
+	@git diff --exit-code --stat -- $(GENERATED) || { echo "error: generated files are out of date; run 'make generate' and commit" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- $(GENERATED))" || { git status --porcelain -- $(GENERATED); echo "error: untracked generated files; run 'make generate' and commit" >&2; exit 1; }
 
-lint: $(DEPS) ## biome (lint + format check) and the TypeScript type check
+lint: $(DEPS) ## biome (lint + format check), the TypeScript type check, shellcheck on every shell script
 	npm run --silent lint
+	tests/shellcheck.sh
 
 format: $(DEPS) ## rewrite files in the project's format
 	npm run --silent format

@@ -1,4 +1,5 @@
-// The resource collections the operator reads and writes.
+// The resource collections the operator reads and writes, and what it does with each: the
+// one table its RBAC is generated from (operator/kube/rbac.ts, `make generate`).
 import { GROUP, VERSION } from "../../api/common.ts";
 import type { ResourceType } from "./client.ts";
 
@@ -29,3 +30,41 @@ export const resources = {
   namespace: { group: "", version: "v1", plural: "namespaces", kind: "Namespace", namespaced: false },
   lease: { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true },
 } satisfies Record<string, ResourceType>;
+
+/** The RBAC verbs of the API server's requests (kube-apiserver's RequestInfo). */
+export type Verb = "get" | "list" | "watch" | "create" | "update" | "patch" | "delete";
+
+export interface Permission {
+  resource: ResourceType;
+  subresource?: "status";
+  verbs: readonly Verb[];
+}
+
+// How the client's calls become verbs: an informer lists and watches; server-side apply is a
+// patch, and a create when the object does not exist yet (the API server then checks both);
+// replace is an update.
+const informed: Verb[] = ["list", "watch"];
+const owned: Verb[] = [...informed, "create", "patch"];
+
+/**
+ * Everything the operator asks of the API server, and nothing more. `watched` holds in every
+ * namespace it watches (a ClusterRole, or a Role in each watched namespace); `leaderElection`
+ * only in its own namespace. An integration test runs the operator under exactly these rules
+ * and checks that it uses every one of them.
+ */
+export const permissions = {
+  watched: [
+    { resource: resources.agentType, verbs: informed },
+    { resource: resources.agentType, subresource: "status", verbs: ["patch"] },
+    { resource: resources.agentTool, verbs: informed },
+    // The workload is deleted when memory switches between ephemeral and persistent.
+    { resource: resources.deployment, verbs: [...owned, "delete"] },
+    { resource: resources.statefulSet, verbs: [...owned, "delete"] },
+    { resource: resources.configMap, verbs: owned },
+    { resource: resources.service, verbs: owned },
+    { resource: resources.serviceAccount, verbs: owned },
+    // A repeated Event is patched (count, lastTimestamp) rather than created again.
+    { resource: resources.event, verbs: ["create", "patch"] },
+  ],
+  leaderElection: [{ resource: resources.lease, verbs: ["get", "create", "update"] }],
+} satisfies Record<string, Permission[]>;

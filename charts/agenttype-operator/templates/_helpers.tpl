@@ -38,21 +38,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "%s:%s" $image.repository (default $root.Chart.AppVersion $image.tag) }}
 {{- end }}
 
-{{/* The rules the operator needs in a namespace it watches (ClusterRole or Role). */}}
+{{/* The rules the operator needs in a namespace it watches (ClusterRole or Role), generated
+     by `make generate` from operator/kube/resources.ts. */}}
 {{- define "agenttype.rules" -}}
-- apiGroups: [agenttype.dev]
-  resources: [agenttypes, agenttools]
-  verbs: [get, list, watch]
-- apiGroups: [agenttype.dev]
-  resources: [agenttypes/status]
-  verbs: [patch]
-- apiGroups: [apps]
-  resources: [deployments, statefulsets]
-  verbs: [get, list, watch, create, patch, update, delete]
-- apiGroups: [""]
-  resources: [configmaps, services, serviceaccounts]
-  verbs: [get, list, watch, create, patch, update, delete]
-- apiGroups: [""]
-  resources: [events]
-  verbs: [create, patch]
+{{ .Files.Get "files/rbac/rules.yaml" | trim }}
 {{- end }}
