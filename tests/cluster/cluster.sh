@@ -73,24 +73,6 @@ port_of() {  # "PORT IP" a component listens on
   esac
 }
 
-# stop_component NAME: TERM, then KILL after 15 s; only the pid in NAME's pidfile.
-stop_component() {
-  local name=$1 f=$AGENTTYPE_RUN/$1.pid pid i
-  [[ -s $f ]] || return 0
-  pid=$(<"$f")
-  if kill -0 "$pid" 2>/dev/null; then
-    at_log "stopping $name (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 75; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    if kill -0 "$pid" 2>/dev/null; then
-      at_log "$name did not stop on TERM: KILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      for ((i = 0; i < 25; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    fi
-  fi
-  rm -f "$f" "$AGENTTYPE_RUN/$name.args"
-}
-
 # Identity of a component's configuration: its command line, plus (for components reading
 # certificates) a fingerprint of the PKI, so reissued certificates restart them too.
 component_want() {  # component_want NAME ARGS...
@@ -106,7 +88,7 @@ is_current() {
 }
 
 # start_component NAME ARGS...: reuse a live process started with the same configuration,
-# otherwise (re)start it detached (own session, so it outlives the caller), logging to logs/NAME.log.
+# otherwise (re)start it (at_start: detached, logging to logs/NAME.log).
 start_component() {
   local name=$1
   if is_current "$@"; then
@@ -115,7 +97,7 @@ start_component() {
   fi
   if at_pid_alive "$name"; then
     at_log "$name: running but unhealthy or started with another configuration: restarting"
-    stop_component "$name"
+    at_stop "$name"
   fi
   local want port ip
   want=$(component_want "$@")
@@ -127,32 +109,13 @@ start_component() {
   if [[ $name == etcd ]] && at_port_listening "$AGENTTYPE_ETCD_PEER_PORT" 127.0.0.1; then
     at_die "etcd: peer port 127.0.0.1:$AGENTTYPE_ETCD_PEER_PORT is in use by a process this harness did not start"
   fi
-  mkdir -p "$AGENTTYPE_LOGS" "$AGENTTYPE_RUN"
-  {
-    echo "=== $(date -u +%FT%TZ) starting $name"
-    echo "=== $want"
-  } >> "$AGENTTYPE_LOGS/$name.log"
-  # 9>&-: the component must not inherit (and so hold forever) the lock of this script.
-  setsid "$@" >> "$AGENTTYPE_LOGS/$name.log" 2>&1 < /dev/null 9>&- &
-  echo $! > "$AGENTTYPE_RUN/$name.pid"
+  at_start "$name" "$@" || at_die "$name did not start"
   echo "$want" > "$AGENTTYPE_RUN/$name.args"
-  at_log "$name: started pid $!"
 }
 
 wait_healthy() {  # wait_healthy NAME TIMEOUT
-  local name=$1 timeout=$2 start=$SECONDS
-  until "health_$name"; do
-    if ! at_pid_alive "$name"; then
-      tail -n 30 "$AGENTTYPE_LOGS/$name.log" >&2
-      at_die "$name exited; log: $AGENTTYPE_LOGS/$name.log"
-    fi
-    if (( SECONDS - start >= timeout )); then
-      tail -n 30 "$AGENTTYPE_LOGS/$name.log" >&2
-      at_die "$name not healthy after ${timeout}s; log: $AGENTTYPE_LOGS/$name.log"
-    fi
-    sleep 0.2
-  done
-  at_log "$name: healthy"
+  at_wait_ready "$1" "$2" "health_$1" || at_die "$1 did not become healthy"
+  at_log "$1: healthy"
 }
 
 # ---------------------------------------------------------------- pki and kubeconfigs
@@ -253,7 +216,7 @@ up_control_plane() {
     --cert-dir="$AGENTTYPE_STATE/apiserver-certs")
   if ! is_current "${apiserver[@]}"; then
     # Its watchers would hold a stopping apiserver for its whole shutdown timeout: stop them first.
-    stop_component kube-controller-manager
+    at_stop kube-controller-manager
   fi
   start_component "${apiserver[@]}"
   wait_healthy kube-apiserver 120
@@ -300,7 +263,7 @@ EOF
 
 down_control_plane() {
   local i name port ip busy=0
-  for ((i = ${#CP_COMPONENTS[@]} - 1; i >= 0; i--)); do stop_component "${CP_COMPONENTS[i]}"; done
+  for ((i = ${#CP_COMPONENTS[@]} - 1; i >= 0; i--)); do at_stop "${CP_COMPONENTS[i]}"; done
   rm -f "$AGENTTYPE_STATE/apiserver-ip"
   if [[ ${AGENTTYPE_KEEP_ETCD_DATA:-0} != 1 && -d $AGENTTYPE_STATE/etcd ]]; then
     at_log "wiping etcd data ($AGENTTYPE_STATE/etcd)"
@@ -336,6 +299,7 @@ cmd=${1:-}; tier=${2:-}
 case $cmd in
   up)
     lock
+    at_track_starts
     case ${tier:-control-plane} in
       control-plane) up_control_plane ;;
       node|full)

@@ -5,6 +5,8 @@
 #   tests/cluster/images.sh [all]          base + pause + test image; import them if the node runs
 #   tests/cluster/images.sh base           Debian minbase rootfs (debootstrap) -> OCI base image
 #   tests/cluster/images.sh pause          our static pause program in a scratch image
+#   tests/cluster/images.sh coredns        CoreDNS (build-coredns.sh) in a scratch image; imported
+#                                          when the node runs
 #   tests/cluster/images.sh test           tests/cluster/testimage/Dockerfile FROM the local base
 #   tests/cluster/images.sh build IMAGE DOCKERFILE CONTEXT [--build-arg K=V ...]
 #                                          any Dockerfile; BASE_IMAGE defaults to the local base
@@ -174,6 +176,25 @@ build_pause() {
   log "built $PAUSE_IMAGE"
 }
 
+# --- CoreDNS image: the binary of build-coredns.sh in a scratch image ------------------------
+COREDNS_IMAGE=$AGENTTYPE_COREDNS_IMAGE
+build_coredns() {
+  local bin sum
+  bin=$("$HERE/build-coredns.sh" | tail -n 1)
+  sum=$(sha256sum "$bin" | cut -d' ' -f1)
+  if image_exists "$COREDNS_IMAGE" && [ "$(image_label "$COREDNS_IMAGE" agenttype.bin.sha256)" = "$sum" ]; then
+    log "coredns image $COREDNS_IMAGE is up to date"; return
+  fi
+  local ctr
+  ctr=$(bh from --signature-policy "$(policy)" scratch)
+  bh copy --chown 0:0 "$ctr" "$bin" /coredns >/dev/null
+  bh config --entrypoint '["/coredns"]' --cmd '[]' --user 65532:65532 --os linux \
+    --arch "$(dpkg --print-architecture)" --annotation "agenttype.bin.sha256=$sum" \
+    --label "org.opencontainers.image.title=CoreDNS $COREDNS_VERSION built by tests/cluster/build-coredns.sh" "$ctr"
+  bh commit --quiet --rm --format oci "$ctr" "$COREDNS_IMAGE" >/dev/null
+  log "built $COREDNS_IMAGE"
+}
+
 # --- Dockerfile builds -----------------------------------------------------------------------
 # build IMAGE DOCKERFILE CONTEXT [extra buildah bud args]
 build_dockerfile() {
@@ -315,6 +336,7 @@ main() {
       fi ;;
     base) need_tools; build_base ;;
     pause) need_tools; build_pause ;;
+    coredns) need_tools; build_coredns; if node_up; then import_image "$COREDNS_IMAGE"; fi ;;
     test) need_tools; build_test ;;
     project) need_tools; build_project; import_set "${PROJECT_IMAGES[@]}" ;;
     e2e) need_tools; build_e2e; import_set "${E2E_IMAGES[@]}" ;;
@@ -326,7 +348,7 @@ main() {
       local i; for i in "$@"; do import_image "$i"; done ;;
     list) bh images ;;
     buildah) bh "$@" ;;   # escape hatch: buildah on our storage
-    *) die "unknown command $cmd (all|base|pause|test|project|e2e|build|import|list|buildah)" ;;
+    *) die "unknown command $cmd (all|base|pause|coredns|test|project|e2e|build|import|list|buildah)" ;;
   esac
 }
 

@@ -13,6 +13,9 @@ ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 HELM_VERSION=${HELM_VERSION:-v3.19.5}
 # crictl follows the Kubernetes minor.
 CRICTL_VERSION=${CRICTL_VERSION:-v1.34.0}
+# CoreDNS: the version kubeadm v1.34 deploys (cmd/kubeadm/app/constants: CoreDNSVersion).
+#   Built on its own by build-coredns.sh, into its own cache dir (not part of AGENTTYPE_BIN).
+COREDNS_VERSION=${COREDNS_VERSION:-v1.12.1}
 # Tilt: newest release on the proxy that builds with our Go (its go.mod needs go >= 1.26.0).
 #   Built on its own by build-tilt.sh, into its own cache dir (not part of AGENTTYPE_BIN).
 TILT_VERSION=${TILT_VERSION:-v0.37.6}
@@ -22,6 +25,9 @@ AGENTTYPE_CACHE=${AGENTTYPE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/agenttype}
 AGENTTYPE_BIN=${AGENTTYPE_BIN:-$AGENTTYPE_CACHE/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION-crictl-$CRICTL_VERSION}
 # Tilt, built by build-tilt.sh: a directory of its own, so its pin never invalidates the above.
 AGENTTYPE_TILT_BIN=${AGENTTYPE_TILT_BIN:-$AGENTTYPE_CACHE/bin/tilt-$TILT_VERSION}
+# CoreDNS, built by build-coredns.sh: its own directory, like Tilt's.
+AGENTTYPE_COREDNS_BIN=${AGENTTYPE_COREDNS_BIN:-$AGENTTYPE_CACHE/bin/coredns-$COREDNS_VERSION}
+AGENTTYPE_COREDNS_IMAGE=${AGENTTYPE_COREDNS_IMAGE:-localhost/agenttype/coredns:${COREDNS_VERSION#v}}
 # Everything a running cluster owns: pids, logs, certs, etcd data, containerd state, kubeconfig.
 AGENTTYPE_STATE=${AGENTTYPE_STATE:-/var/lib/agenttype-cluster}
 AGENTTYPE_KUBECONFIG=$AGENTTYPE_STATE/kubeconfig
@@ -44,6 +50,7 @@ AGENTTYPE_SERVICE_CIDR=${AGENTTYPE_SERVICE_CIDR:-10.96.0.0/16}
 AGENTTYPE_SERVICE_IP=${AGENTTYPE_SERVICE_IP:-10.96.0.1}    # first IP of the service CIDR
 AGENTTYPE_CLUSTER_CIDR=${AGENTTYPE_CLUSTER_CIDR:-10.88.0.0/16}
 AGENTTYPE_CLUSTER_DOMAIN=${AGENTTYPE_CLUSTER_DOMAIN:-cluster.local}
+AGENTTYPE_DNS_IP=${AGENTTYPE_DNS_IP:-10.96.0.10}          # the kube-dns Service (CoreDNS), as kubeadm
 AGENTTYPE_NODE_NAME=${AGENTTYPE_NODE_NAME:-agenttype-node}
 AGENTTYPE_APISERVER_URL="https://$AGENTTYPE_APISERVER_IP:$AGENTTYPE_APISERVER_PORT"
 
@@ -67,17 +74,135 @@ at_mod_info() {
   go mod download -json "$1" | sed -n "s/^[[:space:]]*\"$2\": \"\(.*\)\",\{0,1\}$/\1/p"
 }
 
+# at_proc_running PID: true when PID is a live process, not a zombie waiting to be reaped.
+at_proc_running() {
+  local state
+  kill -0 "$1" 2>/dev/null || return 1
+  state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null)
+  [[ -n $state && $state != Z ]]
+}
+
 # at_pid_alive NAME: true when $AGENTTYPE_RUN/NAME.pid names a live (not zombie) process whose
 # program is NAME, so a pid recycled by an unrelated process is never taken for ours.
 at_pid_alive() {
-  local f=$AGENTTYPE_RUN/$1.pid pid state argv0
+  local f=$AGENTTYPE_RUN/$1.pid pid argv0
   [[ -s $f ]] || return 1
   pid=$(<"$f")
-  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-  state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$pid/status" 2>/dev/null)
-  [[ -n $state && $state != Z ]] || return 1
+  [[ $pid =~ ^[0-9]+$ ]] && at_proc_running "$pid" || return 1
   argv0=$(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | head -1)
   [[ ${argv0##*/} == "$1" ]]
+}
+
+# ---------------------------------------------------------------- processes
+# Every process of the cluster is started and stopped by these, in cluster.sh and node.sh alike:
+# detached in its own session (so it outlives the script), its pid in $AGENTTYPE_RUN/NAME.pid,
+# the output of this start alone in $AGENTTYPE_LOGS/NAME.log (the previous start's is kept as
+# NAME.log.1), so a failure shows its own log and never an older run's.
+
+# at_log_tail NAME: the end of NAME's log, on stderr, to say why it failed.
+at_log_tail() {
+  local log=$AGENTTYPE_LOGS/$1.log
+  [[ -s $log ]] || return 0
+  echo "--- last lines of $log" >&2
+  tail -n 30 "$log" >&2
+  echo "---" >&2
+}
+
+# at_start NAME PROGRAM ARGS...: start PROGRAM, whose file name is NAME, and return once it runs:
+# until setsid has exec'd PROGRAM its pid still names bash or setsid, and a liveness check made
+# then would take a starting process for a dead one. Fails, showing the log, when the process
+# exits before that. Appends NAME to the file $AGENTTYPE_STARTED when it is set (see
+# at_stop_started).
+at_start() {
+  local name=$1 log=$AGENTTYPE_LOGS/$1.log pid deadline=$((SECONDS + 30))
+  shift
+  [[ ${1##*/} == "$name" ]] || at_die "at_start: program $1 is not named $name"
+  mkdir -p "$AGENTTYPE_LOGS" "$AGENTTYPE_RUN"
+  if [[ -e $log ]]; then mv -f "$log" "$log.1"; fi
+  printf '=== %s starting %s\n' "$(date -u +%FT%TZ)" "$(printf '%q ' "$@")" > "$log"
+  # 9>&-: fd 9 is cluster.sh's lock; a daemon must not hold it.
+  setsid "$@" >> "$log" 2>&1 < /dev/null 9>&- &
+  pid=$!
+  echo "$pid" > "$AGENTTYPE_RUN/$name.pid"
+  if [[ -n ${AGENTTYPE_STARTED:-} ]]; then echo "$name" >> "$AGENTTYPE_STARTED"; fi
+  until at_pid_alive "$name"; do
+    if ! at_proc_running "$pid"; then
+      at_log_tail "$name"
+      at_log "$name exited at once; log: $log"
+      return 1
+    fi
+    if (( SECONDS >= deadline )); then
+      at_log "$name: pid $pid has not exec'd $1 after 30s: killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+      return 1
+    fi
+    sleep 0.01
+  done
+  at_log "$name: started pid $pid"
+}
+
+# at_wait_ready NAME TIMEOUT_SECONDS COMMAND...: poll COMMAND until it succeeds while NAME runs.
+# Fails, showing NAME's log, when NAME exits or the time is up.
+at_wait_ready() {
+  local name=$1 timeout=$2 start=$SECONDS
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    if ! at_pid_alive "$name"; then
+      at_log_tail "$name"
+      at_log "$name exited; log: $AGENTTYPE_LOGS/$name.log"
+      return 1
+    fi
+    if (( SECONDS - start >= timeout )); then
+      at_log_tail "$name"
+      at_log "$name not ready after ${timeout}s; log: $AGENTTYPE_LOGS/$name.log"
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+# at_stop NAME [TIMEOUT_SECONDS]: TERM the process of NAME's pidfile, KILL it after TIMEOUT
+# (default 15 s); a pid that no longer names NAME's program is left alone.
+at_stop() {
+  local name=$1 timeout=${2:-15} f=$AGENTTYPE_RUN/$1.pid pid deadline
+  [[ -s $f ]] || return 0
+  pid=$(<"$f")
+  if at_pid_alive "$name"; then
+    at_log "stopping $name (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    deadline=$((SECONDS + timeout))
+    while at_proc_running "$pid" && (( SECONDS < deadline )); do sleep 0.02; done
+    if at_proc_running "$pid"; then
+      at_log "$name did not stop on TERM in ${timeout}s: KILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      deadline=$((SECONDS + 5))
+      while at_proc_running "$pid" && (( SECONDS < deadline )); do sleep 0.02; done
+    fi
+  fi
+  rm -f "$f" "$AGENTTYPE_RUN/$name.args"
+}
+
+# at_track_starts: from now on, if this script fails, stop every process that it (or a script
+# it calls) started, newest first, so a failed `up` leaves nothing half-started behind. The
+# outermost script owns the list; nested ones inherit $AGENTTYPE_STARTED and append to it.
+at_track_starts() {
+  [[ -z ${AGENTTYPE_STARTED:-} ]] || return 0
+  mkdir -p "$AGENTTYPE_RUN"
+  AGENTTYPE_STARTED=$(mktemp "$AGENTTYPE_RUN/started.XXXXXX")
+  export AGENTTYPE_STARTED
+  trap at_stop_started EXIT
+}
+
+# at_stop_started: the EXIT trap of at_track_starts.
+at_stop_started() {
+  local code=$? names=() i
+  if (( code != 0 )) && [[ -s $AGENTTYPE_STARTED ]]; then
+    mapfile -t names < "$AGENTTYPE_STARTED"
+    at_log "failed (exit $code): stopping what this run started: ${names[*]}"
+    for ((i = ${#names[@]} - 1; i >= 0; i--)); do at_stop "${names[i]}" || true; done
+  fi
+  rm -f "$AGENTTYPE_STARTED"
+  return "$code"
 }
 
 # at_port_listening PORT [IPV4]: true when something listens on that TCP port (on IPV4 or on a

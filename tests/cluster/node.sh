@@ -8,7 +8,8 @@
 #                                    plane when the apiserver binds that address), sysctls,
 #                                    the egress guard; idempotent
 #   tests/cluster/node.sh up         net-up + containerd + pause image + kubelet + scheduler +
-#                                    kube-proxy; waits for the node to be Ready; idempotent
+#                                    kube-proxy; waits for the node to be Ready; then CoreDNS
+#                                    (coredns.yaml) behind the kube-dns Service; idempotent
 #   tests/cluster/node.sh down       stops all of that, removes pods, mounts, veths, iptables
 #                                    rules; removes the bridge unless something still listens on
 #                                    its address (then run `node.sh net-down` after the apiserver)
@@ -44,7 +45,8 @@ CNI_NET_NAME=agenttype
 KUBELET_ROOT=$AGENTTYPE_STATE/kubelet
 EGRESS_CHAIN=AGENTTYPE-EGRESS
 
-PATH=$AGENTTYPE_BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# The caller's PATH last: build-coredns.sh (through images.sh) needs its go.
+PATH=$AGENTTYPE_BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 export PATH
 
 log() { at_log "node: $*"; }
@@ -95,9 +97,9 @@ write_if_changed() {
 # ------------------------------------------------------------------ processes
 pidfile() { echo "$AGENTTYPE_RUN/$1.pid"; }
 
-# start_proc NAME BINARY ARGS...: run detached in its own session, log to $AGENTTYPE_LOGS/NAME.log.
-# A live process started with the same command line is kept; another command line (new pins,
-# new flags) restarts it.
+# start_proc NAME BINARY ARGS...: start it with at_start (detached, own session, logging to
+# $AGENTTYPE_LOGS/NAME.log). A live process started with the same command line is kept; another
+# command line (new pins, new flags) restarts it.
 start_proc() {
   local name=$1; shift
   local argsfile=$AGENTTYPE_RUN/$name.args want
@@ -109,28 +111,11 @@ start_proc() {
     log "$name: command line changed, restarting"
     stop_proc "$name"
   fi
-  mkdir -p "$AGENTTYPE_RUN" "$AGENTTYPE_LOGS"
-  log "starting $name"
-  echo "=== $(date -u +%FT%TZ) $want" >>"$AGENTTYPE_LOGS/$name.log"
-  # fd 9 is cluster.sh's lock: a daemon must not hold it.
-  setsid "$@" >>"$AGENTTYPE_LOGS/$name.log" 2>&1 </dev/null 9>&- &
-  echo $! >"$(pidfile "$name")"
+  at_start "$name" "$@" || die "$name did not start"
   echo "$want" >"$argsfile"
 }
 
-stop_proc() {
-  local name=$1 f pid
-  f=$(pidfile "$name")
-  [ -s "$f" ] || return 0
-  pid=$(<"$f")
-  if kill -0 "$pid" 2>/dev/null; then
-    log "stopping $name (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then log "$name did not stop in 10s: SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; sleep 0.2; fi
-  fi
-  rm -f "$f" "$AGENTTYPE_RUN/$name.args"
-}
+stop_proc() { at_stop "$1" 10; }
 
 # ------------------------------------------------------------------ network
 sysctl_set() {  # KEY VALUE: remembers the first value it saw, for net-down
@@ -293,7 +278,7 @@ ctr_ok() { ctr -a "$CTRD_SOCK" version >/dev/null 2>&1; }
 start_containerd() {
   if write_containerd_conf; then stop_proc containerd; fi   # containers survive (shims)
   start_proc containerd "$(command -v containerd)" --config "$CTRD_DIR/config.toml"
-  at_wait_for "containerd socket" 30 ctr_ok || die "containerd did not start; see $AGENTTYPE_LOGS/containerd.log"
+  at_wait_ready containerd 30 ctr_ok || die "containerd did not start"
 }
 
 # ------------------------------------------------------------------ kubeconfigs
@@ -325,7 +310,8 @@ node_kubeconfigs() {
 # ------------------------------------------------------------------ kubelet, scheduler, proxy
 write_kubelet_conf() {
   mkdir -p "$KUBELET_ROOT" "$NODE_DIR/pod-logs" "$NODE_DIR/volume-plugins"
-  # Pods get no host resolver: nothing in a pod should resolve names outside the cluster.
+  # Pods get no host resolver: nothing in a pod should resolve names outside the cluster. They
+  # resolve cluster names through CoreDNS (clusterDNS, dns_up).
   echo "options ndots:1" >"$NODE_DIR/resolv.conf"
   write_if_changed "$NODE_DIR/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
@@ -348,6 +334,7 @@ cgroupDriver: cgroupfs
 failSwapOn: false
 failCgroupV1: false
 clusterDomain: $AGENTTYPE_CLUSTER_DOMAIN
+clusterDNS: [$AGENTTYPE_DNS_IP]
 resolvConf: $NODE_DIR/resolv.conf
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
@@ -447,13 +434,28 @@ up() {
   start_proc kube-scheduler "$AGENTTYPE_BIN/kube-scheduler" --config "$NODE_DIR/kube-scheduler.yaml" \
     --bind-address 127.0.0.1 --secure-port 10259 --v=1
   start_proc kube-proxy "$AGENTTYPE_BIN/kube-proxy" --config "$NODE_DIR/kube-proxy.yaml" --v=1
-  at_wait_for "node $NODE_NAME Ready" 180 node_ready ||
-    die "node $NODE_NAME not Ready; see $AGENTTYPE_LOGS/kubelet.log"
+  at_wait_ready kubelet 180 node_ready || die "node $NODE_NAME not Ready"
+  dns_up
   local p
   for p in kubelet kube-scheduler kube-proxy containerd; do
-    at_pid_alive "$p" || die "$p exited; see $AGENTTYPE_LOGS/$p.log"
+    at_pid_alive "$p" || { at_log_tail "$p"; die "$p exited; log: $AGENTTYPE_LOGS/$p.log"; }
   done
-  log "node $NODE_NAME Ready in $((SECONDS - t0))s"
+  log "node $NODE_NAME Ready, cluster DNS at $AGENTTYPE_DNS_IP, in $((SECONDS - t0))s"
+}
+
+# Cluster DNS: CoreDNS, built from the Go module proxy (build-coredns.sh, images.sh coredns),
+# deployed from coredns.yaml behind the kube-dns Service at $AGENTTYPE_DNS_IP (the kubelet's
+# clusterDNS).
+dns_up() {
+  AGENTTYPE_CONTAINERD_SOCK=$CTRD_SOCK "$HERE/images.sh" coredns
+  sed -e "s|@IMAGE@|$AGENTTYPE_COREDNS_IMAGE|" -e "s|@DNS_IP@|$AGENTTYPE_DNS_IP|" \
+    -e "s|@CLUSTER_DOMAIN@|$AGENTTYPE_CLUSTER_DOMAIN|" "$HERE/coredns.yaml" |
+    kc apply --server-side --force-conflicts --field-manager=agenttype-harness -f - >/dev/null
+  kc -n kube-system rollout status deployment/coredns --timeout=120s >&2 ||
+    die "CoreDNS is not ready: kubectl -n kube-system describe pods -l k8s-app=kube-dns"
+}
+dns_ready() {
+  [ "$(kc -n kube-system get deployment coredns -o 'jsonpath={.status.readyReplicas}' 2>/dev/null)" = 1 ]
 }
 
 # Removes every pod sandbox and container from our containerd. With crictl the CRI tears the
@@ -576,14 +578,15 @@ status() {
     if at_pid_alive "$p"; then echo "$p: running (pid $(<"$(pidfile "$p")"))"; else echo "$p: stopped"; ok=1; fi
   done
   if node_ready; then echo "node $NODE_NAME: Ready"; else echo "node $NODE_NAME: not Ready"; ok=1; fi
+  if dns_ready; then echo "cluster DNS: ready ($AGENTTYPE_DNS_IP)"; else echo "cluster DNS: not ready"; ok=1; fi
   return $ok
 }
 
 case ${1:-} in
-  up) up ;;
+  up) at_track_starts; up ;;
   down) down ;;
   net-up) need_packages; net_up ;;
-  runtime-up) need_packages; runtime_up ;;   # containerd + CNI only (debugging; `up` includes it)
+  runtime-up) at_track_starts; need_packages; runtime_up ;;   # containerd + CNI only (debugging; `up` includes it)
   net-down) net_down ;;
   status) status ;;
   env) echo "AGENTTYPE_APISERVER_IP=$NODE_IP" ;;
