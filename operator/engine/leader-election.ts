@@ -148,7 +148,10 @@ export class LeaderElector {
       if (signal.aborted || !this.leading) return;
       const startedAt = performance.now();
       // A hung connection must not hold this loop, or the lease, past the renew deadline.
-      const attempt = AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, this.remainingMs()))]);
+      const attempt = AbortSignal.any([
+        signal,
+        AbortSignal.timeout(Math.max(1, Math.floor(this.remainingMs()))),
+      ]);
       if ((await this.tryAcquireOrRenew(attempt)) && this.leading) this.renewed(startedAt);
     }
   }
