@@ -16,6 +16,8 @@ export interface OperatorProcess {
   metric: (name: string) => Promise<number | undefined>;
   /** Sends a signal and waits for the process to exit; resolves with its exit code. */
   stop: (signal?: NodeJS.Signals) => Promise<number | null>;
+  /** Resolves with the exit code (null when a signal ended it) once the process has exited. */
+  exited: Promise<number | null>;
 }
 
 export async function startOperator(options: {
@@ -67,6 +69,7 @@ export async function startOperator(options: {
       const line = (await metrics()).split("\n").find((l) => l.startsWith(`${name} `));
       return line === undefined ? undefined : Number(line.split(" ")[1]);
     },
+    exited,
     stop: async (signal = "SIGTERM") => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
