@@ -5,8 +5,8 @@ import type { AddressInfo } from "node:net";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import type { SidecarConfig } from "../api/sidecarconfig.ts";
 import { credentialPaths, loadConfig, watchPath } from "./config.ts";
-import { registerOllamaRoutes } from "./llm/ollama-api.ts";
-import { registerOpenAiRoutes } from "./llm/openai-api.ts";
+import { registerOllamaApi } from "./llm/ollama-api.ts";
+import { registerOpenAiApi } from "./llm/openai-api.ts";
 import { MemoryStore } from "./memory.ts";
 import { registerMemoryRoutes } from "./memory-api.ts";
 import { Metrics } from "./metrics.ts";
@@ -67,8 +67,8 @@ export class Sidecar {
         request.log.error({ err: error, url: request.url }, "request failed");
       return reply.send(error);
     });
-    registerOpenAiRoutes(this.#agentApp, () => this.#services.router);
-    registerOllamaRoutes(this.#agentApp, () => this.#services.router);
+    registerOpenAiApi(this.#agentApp, () => this.#services);
+    registerOllamaApi(this.#agentApp, () => this.#services);
     registerToolRoutes(this.#agentApp, () => this.#services.tools, metrics);
     registerMemoryRoutes(this.#agentApp, this.memory, metrics);
 

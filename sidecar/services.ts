@@ -11,6 +11,7 @@ import type { LlmProvider } from "./llm/provider.ts";
 import { type RateLimit, RateLimiter } from "./llm/ratelimit.ts";
 import { Router } from "./llm/router.ts";
 import type { Metrics } from "./metrics.ts";
+import { Redactor } from "./redact.ts";
 import { TOOL_COOLDOWN } from "./tools/errors.ts";
 import { McpGateway } from "./tools/mcp.ts";
 import type { ToolServices } from "./tools/routes.ts";
@@ -20,6 +21,8 @@ export interface Services {
   router: Router | undefined;
   tools: ToolServices;
   budgets: Budgets;
+  /** Strips every credential below from what is relayed to the agent. */
+  redact: Redactor;
 }
 
 /** Rate limiters by the config field that sets them, with that field's value. */
@@ -56,9 +59,11 @@ function readCredentials(dir: string, field: string): Record<string, string> {
   }
 }
 
-async function buildProvider(p: SidecarProvider, field: string): Promise<LlmProvider> {
-  const credentials =
-    p.credentialsDir === undefined ? undefined : readCredentials(p.credentialsDir, `${field}.credentialsDir`);
+async function buildProvider(
+  p: SidecarProvider,
+  field: string,
+  credentials: Record<string, string> | undefined,
+): Promise<LlmProvider> {
   if (p.type === "ollama") {
     // The schema requires an endpoint for ollama; the check keeps the types honest.
     if (p.endpoint === undefined)
@@ -103,9 +108,18 @@ export async function buildServices(
   const now = Date.now();
   const budgets: Budgets = new Map();
   let router: Router | undefined;
+  const held: string[] = [];
   if (config.llm !== undefined) {
     const llm = config.llm;
-    const providers = await Promise.all(llm.providers.map((p, i) => buildProvider(p, `llm.providers[${i}]`)));
+    const credentials = llm.providers.map((p, i) =>
+      p.credentialsDir === undefined
+        ? undefined
+        : readCredentials(p.credentialsDir, `llm.providers[${i}].credentialsDir`),
+    );
+    for (const values of credentials) held.push(...Object.values(values ?? {}));
+    const providers = await Promise.all(
+      llm.providers.map((p, i) => buildProvider(p, `llm.providers[${i}]`, credentials[i])),
+    );
     router = new Router({
       providers: llm.providers.map((p, i) => ({
         provider: providers[i] as LlmProvider,
@@ -134,14 +148,18 @@ export async function buildServices(
       );
     }
   }
+  held.push(...secrets.values());
+  const redact = new Redactor(held);
   return {
     config,
     router,
     budgets,
+    redact,
     tools: {
       tools: config.tools,
       secrets,
-      gateway: new McpGateway(config.tools, secrets, metrics),
+      redact,
+      gateway: new McpGateway(config.tools, secrets, metrics, redact),
       httpCooldowns: new Map(
         config.tools.filter((t) => t.protocol === "http").map((t) => [t.name, new Cooldown(TOOL_COOLDOWN)]),
       ),

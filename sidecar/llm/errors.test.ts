@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { Redactor } from "../redact.ts";
 import {
   classifyBedrockException,
   classifyHttpStatus,
@@ -8,6 +9,8 @@ import {
   RateLimitedError,
 } from "./errors.ts";
 import { describeFailure } from "./failure.ts";
+
+const redact = new Redactor(["provider-token-123"]);
 
 describe("error classification", () => {
   it("retries throttling, 5xx, timeouts and connection errors, never client errors", () => {
@@ -47,7 +50,7 @@ describe("error classification", () => {
 
 describe("describeFailure", () => {
   it("tells the agent when to come back after a rate limit", () => {
-    expect(describeFailure(new RateLimitedError("agent", 1500, "budget used up"))).toMatchObject({
+    expect(describeFailure(new RateLimitedError("agent", 1500, "budget used up"), redact)).toMatchObject({
       status: 429,
       retryAfterSeconds: 2,
     });
@@ -55,11 +58,20 @@ describe("describeFailure", () => {
 
   it("maps provider failures to statuses the client libraries treat right", () => {
     const status = (c: ConstructorParameters<typeof ProviderError>[1]) =>
-      describeFailure(new ProviderError("p", c, "m")).status;
+      describeFailure(new ProviderError("p", c, "m"), redact).status;
     expect(status("invalid_request")).toBe(400);
     expect(status("throttled")).toBe(429);
     expect(status("auth")).toBe(502);
     expect(status("timeout")).toBe(504);
     expect(status("connection")).toBe(503);
+  });
+
+  it("strips the credentials the sidecar holds from what the provider said", () => {
+    const failure = describeFailure(
+      new ProviderError("p", "auth", 'provider "p" answered 401: bad token provider-token-123'),
+      redact,
+    );
+    expect(failure.message).toContain("bad token [redacted]");
+    expect(failure.message).not.toContain("provider-token-123");
   });
 });

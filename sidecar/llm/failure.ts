@@ -1,7 +1,9 @@
 // What the agent is told when its LLM request fails: an HTTP status its client library
 // understands (429 and 5xx make the openai and ollama clients retry; 4xx does not) and a
-// message saying what to do. Provider credentials and upstream headers never appear here.
+// message saying what to do. Upstream texts in it are stripped of every credential the
+// sidecar holds, and upstream headers never reach it.
 import type { FastifyReply } from "fastify";
+import type { Redactor } from "../redact.ts";
 import { ProviderError, RateLimitedError, StreamInterruptedError } from "./errors.ts";
 
 export interface Failure {
@@ -10,13 +12,20 @@ export interface Failure {
   type: "invalid_request_error" | "rate_limit_error" | "api_error";
   code: string;
   message: string;
+  /** The request field at fault, when one is. */
+  param?: string;
   retryAfterSeconds?: number;
 }
 
 /** Seconds an agent is told to wait when every provider throttled it. */
 const THROTTLED_RETRY_AFTER_S = 1;
 
-export function describeFailure(error: unknown): Failure {
+export function describeFailure(error: unknown, redact: Redactor): Failure {
+  const failure = classify(error);
+  return { ...failure, message: redact.text(failure.message) };
+}
+
+function classify(error: unknown): Failure {
   if (error instanceof RateLimitedError) {
     return {
       status: 429,
@@ -81,8 +90,9 @@ export function sendFailure(
   reply: FastifyReply,
   error: unknown,
   shape: (failure: Failure) => object,
+  redact: Redactor,
 ): FastifyReply {
-  const failure = describeFailure(error);
+  const failure = describeFailure(error, redact);
   const entry = { status: failure.status, code: failure.code };
   if (failure.status >= 500) reply.log.warn(entry, failure.message);
   else reply.log.info(entry, failure.message);

@@ -1,11 +1,10 @@
 // The Ollama-native agent API (/api/chat, /api/generate, /api/embed, /api/tags, /api/show,
 // /api/version): maps Ollama's wire format to the neutral chat shape and back, NDJSON streaming.
-import type { FastifyInstance, FastifyReply } from "fastify";
+import type { FastifyInstance } from "fastify";
 import * as z from "zod";
-import { fieldErrors, formatFieldErrors } from "../../api/field-errors.ts";
+import { type LlmCall, type LlmServices, registerLlmApi } from "./api.ts";
 import type { ChatEvent, ChatMessage, ChatRequest, ChatResult, Usage } from "./chat.ts";
-import { type Failure, sendFailure } from "./failure.ts";
-import type { Router } from "./router.ts";
+import type { Failure } from "./failure.ts";
 import { agentGone, answerChat } from "./stream.ts";
 
 /** The Ollama version this API imitates, reported by /api/version. */
@@ -63,6 +62,8 @@ const ollamaGenerateRequest = z.looseObject({
   stream: z.boolean().default(true),
   options,
 });
+
+const ollamaShowRequest = z.looseObject({ model: z.string().min(1, { error: "model is required" }) });
 
 const ollamaEmbedRequest = z.looseObject({
   model: z.string().min(1, { error: "model is required" }),
@@ -167,14 +168,6 @@ function ollamaError(failure: Failure) {
   return { error: failure.message };
 }
 
-function sendError(reply: FastifyReply, error: unknown): FastifyReply {
-  return sendFailure(reply, error, ollamaError);
-}
-
-function invalid(reply: FastifyReply, error: z.ZodError): FastifyReply {
-  return reply.code(400).send({ error: formatFieldErrors(fieldErrors(error)).replaceAll("\n", "; ") });
-}
-
 function modelDetails() {
   return {
     parent_model: "",
@@ -186,113 +179,88 @@ function modelDetails() {
   };
 }
 
-export function registerOllamaRoutes(app: FastifyInstance, router: () => Router | undefined): void {
+export function registerOllamaApi(app: FastifyInstance, services: () => LlmServices): void {
   // Ollama reads every body as JSON whatever its content type, and its own docs call it with
-  // `curl -d '{...}'` (application/x-www-form-urlencoded): the routes below do the same, in a
-  // scope of their own so the other APIs keep fastify's strict content types.
-  void app.register(async (scope) => {
-    const json = scope.getDefaultJsonParser("error", "error");
-    scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser("*", { parseAs: "string" }, json);
-    registerRoutes(scope, router);
-  });
-}
-
-function registerRoutes(app: FastifyInstance, router: () => Router | undefined): void {
-  const answer = (
-    reply: FastifyReply,
-    routerNow: Router,
-    chat: ChatRequest,
-    stream: boolean,
-    kind: "chat" | "generate",
-  ) => {
-    const startedAt = process.hrtime.bigint();
-    return answerChat(reply, routerNow, chat, "ollama", stream, {
-      whole: (result, model) => toOllamaAnswer(result, model, kind, startedAt),
-      stream: (model) => ({
-        contentType: "application/x-ndjson",
-        event: (event) => {
-          const chunk = ollamaChunk(event, model, kind, startedAt);
-          return chunk === undefined ? "" : `${JSON.stringify(chunk)}\n`;
-        },
-        error: (failure) => `${JSON.stringify(ollamaError(failure))}\n`,
-        end: "",
-      }),
-      failure: ollamaError,
-    });
+  // `curl -d '{...}'` (application/x-www-form-urlencoded): so does this API, in its own scope,
+  // so the other APIs keep fastify's strict content types.
+  const options = {
+    prefix: "/api",
+    name: "Ollama",
+    errorShape: ollamaError,
+    services,
+    anyContentTypeIsJson: true,
   };
-
-  const noLlm = (reply: FastifyReply) =>
-    reply.code(503).send({ error: "this agent has no LLM configured (the AgentType has no spec.llm)" });
-
-  app.post("/api/chat", async (request, reply) => {
-    const routerNow = router();
-    if (routerNow === undefined) return noLlm(reply);
-    const parsed = ollamaChatRequest.safeParse(request.body);
-    if (!parsed.success) return invalid(reply, parsed.error);
-    return answer(reply, routerNow, fromOllamaChatRequest(parsed.data), parsed.data.stream, "chat");
-  });
-
-  app.post("/api/generate", async (request, reply) => {
-    const routerNow = router();
-    if (routerNow === undefined) return noLlm(reply);
-    const parsed = ollamaGenerateRequest.safeParse(request.body);
-    if (!parsed.success) return invalid(reply, parsed.error);
-    return answer(reply, routerNow, fromOllamaGenerateRequest(parsed.data), parsed.data.stream, "generate");
-  });
-
-  app.post("/api/embed", async (request, reply) => {
-    const routerNow = router();
-    if (routerNow === undefined) return noLlm(reply);
-    const parsed = ollamaEmbedRequest.safeParse(request.body);
-    if (!parsed.success) return invalid(reply, parsed.error);
-    const input = typeof parsed.data.input === "string" ? [parsed.data.input] : parsed.data.input;
-    const startedAt = process.hrtime.bigint();
-    try {
-      const result = await routerNow.embed(input, "ollama", agentGone(reply));
-      const total = Number(process.hrtime.bigint() - startedAt);
-      return reply.send({
-        model: result.provider.model,
-        embeddings: result.value.embeddings,
-        total_duration: total,
-        load_duration: 0,
-        prompt_eval_count: result.value.inputTokens,
+  registerLlmApi(app, options, (routes) => {
+    const answer = (call: LlmCall, chat: ChatRequest, stream: boolean, kind: "chat" | "generate") => {
+      const startedAt = process.hrtime.bigint();
+      return answerChat(call, chat, "ollama", stream, {
+        whole: (result, model) => toOllamaAnswer(result, model, kind, startedAt),
+        stream: (model) => ({
+          contentType: "application/x-ndjson",
+          event: (event) => {
+            const chunk = ollamaChunk(event, model, kind, startedAt);
+            return chunk === undefined ? "" : `${JSON.stringify(chunk)}\n`;
+          },
+          error: (failure) => `${JSON.stringify(ollamaError(failure))}\n`,
+          end: "",
+        }),
       });
-    } catch (error) {
-      return sendError(reply, error);
-    }
-  });
+    };
 
-  app.get("/api/tags", async (_request, reply) => {
-    const models = [...new Set((router()?.providers ?? []).map((p) => p.model))];
-    return reply.send({
-      models: models.map((name) => ({
-        name,
-        model: name,
-        modified_at: new Date(0).toISOString(),
-        size: 0,
-        digest: "",
+    routes.post("/chat", ollamaChatRequest, async (body, call) =>
+      answer(call, fromOllamaChatRequest(body), body.stream, "chat"),
+    );
+
+    routes.post("/generate", ollamaGenerateRequest, async (body, call) =>
+      answer(call, fromOllamaGenerateRequest(body), body.stream, "generate"),
+    );
+
+    routes.post("/embed", ollamaEmbedRequest, async (body, call) => {
+      const input = typeof body.input === "string" ? [body.input] : body.input;
+      const startedAt = process.hrtime.bigint();
+      try {
+        const result = await call.router.embed(input, "ollama", agentGone(call.reply));
+        const total = Number(process.hrtime.bigint() - startedAt);
+        return call.reply.send({
+          model: result.provider.model,
+          embeddings: result.value.embeddings,
+          total_duration: total,
+          load_duration: 0,
+          prompt_eval_count: result.value.inputTokens,
+        });
+      } catch (error) {
+        return call.fail(error);
+      }
+    });
+
+    routes.get("/tags", async ({ router }, reply) => {
+      const models = [...new Set((router?.providers ?? []).map((p) => p.model))];
+      return reply.send({
+        models: models.map((name) => ({
+          name,
+          model: name,
+          modified_at: new Date(0).toISOString(),
+          size: 0,
+          digest: "",
+          details: modelDetails(),
+        })),
+      });
+    });
+
+    // Every model name reaches the configured providers, so every name has something to show.
+    routes.post("/show", ollamaShowRequest, async (_body, call) =>
+      call.reply.send({
+        license: "",
+        modelfile: "",
+        parameters: "",
+        template: "",
         details: modelDetails(),
-      })),
-    });
-  });
+        model_info: {},
+        capabilities: ["completion", "tools"],
+        modified_at: new Date(0).toISOString(),
+      }),
+    );
 
-  // Every model name reaches the configured providers, so every name has something to show.
-  app.post("/api/show", async (request, reply) => {
-    const model = (request.body as { model?: unknown } | undefined)?.model;
-    if (typeof model !== "string" || model === "")
-      return reply.code(400).send({ error: "model is required" });
-    return reply.send({
-      license: "",
-      modelfile: "",
-      parameters: "",
-      template: "",
-      details: modelDetails(),
-      model_info: {},
-      capabilities: ["completion", "tools"],
-      modified_at: new Date(0).toISOString(),
-    });
+    routes.get("/version", async (_services, reply) => reply.send({ version: OLLAMA_VERSION }));
   });
-
-  app.get("/api/version", async (_request, reply) => reply.send({ version: OLLAMA_VERSION }));
 }

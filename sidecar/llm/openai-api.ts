@@ -1,12 +1,11 @@
 // The OpenAI-compatible agent API (/v1/chat/completions, /v1/models, /v1/embeddings): maps
 // OpenAI's wire format to the neutral chat shape and back, streaming as server-sent events.
 import { randomUUID } from "node:crypto";
-import type { FastifyInstance, FastifyReply } from "fastify";
+import type { FastifyInstance } from "fastify";
 import * as z from "zod";
-import { fieldErrors, formatFieldErrors } from "../../api/field-errors.ts";
+import { type LlmServices, registerLlmApi } from "./api.ts";
 import type { ChatEvent, ChatMessage, ChatRequest, ChatResult, StopReason } from "./chat.ts";
-import { type Failure, sendFailure } from "./failure.ts";
-import type { Router } from "./router.ts";
+import type { Failure } from "./failure.ts";
 import { agentGone, answerChat } from "./stream.ts";
 
 const textContent = z.union([
@@ -194,52 +193,18 @@ function encodeEmbedding(vector: readonly number[], format: "float" | "base64"):
 }
 
 function openAiError(failure: Failure) {
-  return { error: { message: failure.message, type: failure.type, param: null, code: failure.code } };
+  return {
+    error: { message: failure.message, type: failure.type, param: failure.param ?? null, code: failure.code },
+  };
 }
 
-function sendError(reply: FastifyReply, error: unknown): FastifyReply {
-  return sendFailure(reply, error, openAiError);
-}
-
-function invalid(reply: FastifyReply, error: z.ZodError): FastifyReply {
-  const errors = fieldErrors(error);
-  return reply.code(400).send({
-    error: {
-      message: `invalid request: ${formatFieldErrors(errors).replaceAll("\n", "; ")}`,
-      type: "invalid_request_error",
-      param: errors[0]?.path ?? null,
-      code: "invalid_request",
-    },
-  });
-}
-
-function noLlm(reply: FastifyReply): FastifyReply {
-  return reply.code(503).send({
-    error: {
-      message: "this agent has no LLM configured (the AgentType has no spec.llm)",
-      type: "api_error",
-      param: null,
-      code: "no_llm",
-    },
-  });
-}
-
-export function registerOpenAiRoutes(app: FastifyInstance, router: () => Router | undefined): void {
-  app.post("/v1/chat/completions", async (request, reply) => {
-    const routerNow = router();
-    if (routerNow === undefined) return noLlm(reply);
-    const parsed = openAiChatRequest.safeParse(request.body);
-    if (!parsed.success) return invalid(reply, parsed.error);
-    const id = `chatcmpl-${randomUUID().replaceAll("-", "")}`;
-    const created = Math.floor(Date.now() / 1000);
-    const includeUsage = parsed.data.stream_options?.include_usage === true;
-    return answerChat(
-      reply,
-      routerNow,
-      fromOpenAiRequest(parsed.data),
-      "openai",
-      parsed.data.stream === true,
-      {
+export function registerOpenAiApi(app: FastifyInstance, services: () => LlmServices): void {
+  registerLlmApi(app, { prefix: "/v1", name: "OpenAI", errorShape: openAiError, services }, (routes) => {
+    routes.post("/chat/completions", openAiChatRequest, async (body, call) => {
+      const id = `chatcmpl-${randomUUID().replaceAll("-", "")}`;
+      const created = Math.floor(Date.now() / 1000);
+      const includeUsage = body.stream_options?.include_usage === true;
+      return answerChat(call, fromOpenAiRequest(body), "openai", body.stream === true, {
         whole: (result, model) => toOpenAiCompletion(result, model, id, created),
         stream: (model) => {
           const chunker = new OpenAiChunker(model, id, created, includeUsage);
@@ -254,41 +219,35 @@ export function registerOpenAiRoutes(app: FastifyInstance, router: () => Router 
             end: "data: [DONE]\n\n",
           };
         },
-        failure: openAiError,
-      },
-    );
-  });
-
-  app.get("/v1/models", async (_request, reply) => {
-    const providers = router()?.providers ?? [];
-    const models = [...new Set(providers.map((p) => p.model))];
-    return reply.send({
-      object: "list",
-      data: models.map((id) => ({ id, object: "model", created: 0, owned_by: "agenttype" })),
+      });
     });
-  });
 
-  app.post("/v1/embeddings", async (request, reply) => {
-    const routerNow = router();
-    if (routerNow === undefined) return noLlm(reply);
-    const parsed = openAiEmbeddingsRequest.safeParse(request.body);
-    if (!parsed.success) return invalid(reply, parsed.error);
-    const input = typeof parsed.data.input === "string" ? [parsed.data.input] : parsed.data.input;
-    const format = parsed.data.encoding_format ?? "float";
-    try {
-      const answer = await routerNow.embed(input, "openai", agentGone(reply));
+    routes.get("/models", async ({ router }, reply) => {
+      const models = [...new Set((router?.providers ?? []).map((p) => p.model))];
       return reply.send({
         object: "list",
-        data: answer.value.embeddings.map((vector, index) => ({
-          object: "embedding",
-          index,
-          embedding: encodeEmbedding(vector, format),
-        })),
-        model: answer.provider.model,
-        usage: { prompt_tokens: answer.value.inputTokens, total_tokens: answer.value.inputTokens },
+        data: models.map((id) => ({ id, object: "model", created: 0, owned_by: "agenttype" })),
       });
-    } catch (error) {
-      return sendError(reply, error);
-    }
+    });
+
+    routes.post("/embeddings", openAiEmbeddingsRequest, async (body, call) => {
+      const input = typeof body.input === "string" ? [body.input] : body.input;
+      const format = body.encoding_format ?? "float";
+      try {
+        const answer = await call.router.embed(input, "openai", agentGone(call.reply));
+        return call.reply.send({
+          object: "list",
+          data: answer.value.embeddings.map((vector, index) => ({
+            object: "embedding",
+            index,
+            embedding: encodeEmbedding(vector, format),
+          })),
+          model: answer.provider.model,
+          usage: { prompt_tokens: answer.value.inputTokens, total_tokens: answer.value.inputTokens },
+        });
+      } catch (error) {
+        return call.fail(error);
+      }
+    });
   });
 }

@@ -3,9 +3,9 @@
 // The agent-facing APIs differ only in the shapes they give the answer.
 import type { ServerResponse } from "node:http";
 import type { FastifyReply } from "fastify";
+import type { LlmCall } from "./api.ts";
 import type { ChatEvent, ChatRequest, ChatResult } from "./chat.ts";
-import { describeFailure, type Failure, sendFailure } from "./failure.ts";
-import type { Router } from "./router.ts";
+import type { Failure } from "./failure.ts";
 
 /** A signal that fires when the agent closes the connection before the answer is complete. */
 export function agentGone(reply: FastifyReply): AbortSignal {
@@ -32,8 +32,6 @@ export interface ChatAnswerShape {
   whole(result: ChatResult, model: string): object;
   /** How the stream is written, once the model that answers is known. */
   stream(model: string): StreamFormat;
-  /** The body of a failure answered before anything was sent. */
-  failure(failure: Failure): object;
 }
 
 /**
@@ -41,37 +39,38 @@ export interface ChatAnswerShape {
  * answered with its status, one after it ends the stream (see writeStream).
  */
 export async function answerChat(
-  reply: FastifyReply,
-  router: Router,
+  call: LlmCall,
   chat: ChatRequest,
   api: string,
   stream: boolean,
   shape: ChatAnswerShape,
 ): Promise<FastifyReply> {
+  const { reply, router } = call;
   const signal = agentGone(reply);
   if (!stream) {
     try {
       const answer = await router.chat(chat, api, signal);
       return reply.send(shape.whole(answer.value, answer.provider.model));
     } catch (error) {
-      return sendFailure(reply, error, shape.failure);
+      return call.fail(error);
     }
   }
-  let answer: Awaited<ReturnType<Router["chatStream"]>>;
+  let answer: Awaited<ReturnType<LlmCall["router"]["chatStream"]>>;
   try {
     answer = await router.chatStream(chat, api, signal);
   } catch (error) {
-    return sendFailure(reply, error, shape.failure);
+    return call.fail(error);
   }
-  await writeStream(reply, answer.value, shape.stream(answer.provider.model));
+  await writeStream(call, answer.value, shape.stream(answer.provider.model));
   return reply;
 }
 
-export async function writeStream(
-  reply: FastifyReply,
+async function writeStream(
+  call: LlmCall,
   events: AsyncIterable<ChatEvent>,
   format: StreamFormat,
 ): Promise<void> {
+  const { reply } = call;
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, { "content-type": format.contentType, "cache-control": "no-cache" });
@@ -85,7 +84,7 @@ export async function writeStream(
   } catch (error) {
     // The agent left: nobody to tell, and nothing went wrong on our side.
     if (res.destroyed) return;
-    const failure = describeFailure(error);
+    const failure = call.describe(error);
     reply.log.warn({ code: failure.code }, failure.message);
     res.end(format.error(failure));
   }

@@ -5,6 +5,7 @@
 import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
 import type { AddressInfo } from "node:net";
 import { crc32 } from "node:zlib";
+import { echoed } from "./ollama-server.ts";
 
 /** Encodes one event-stream message; every header value is a string (type 7). */
 function encodeEventStreamMessage(headers: Record<string, string>, payload: Buffer): Buffer {
@@ -55,6 +56,8 @@ export interface BedrockScenario {
   /** Send this stream exception (throttlingException, ...) after this many text deltas. */
   streamException?: { afterDeltas: number; type: string; message?: string };
   hang?: boolean;
+  /** Add the request's Authorization and session token headers to the exception message. */
+  echoAuthorization?: boolean;
 }
 
 export interface BedrockRecorded {
@@ -113,12 +116,16 @@ export class BedrockServer {
     }
     const scenario = this.#scenarios.shift() ?? {};
     if (scenario.hang === true) return;
+    const echo =
+      scenario.echoAuthorization === true
+        ? ` (you sent ${echoed("Authorization", req.headers.authorization)} and ${echoed("X-Amz-Security-Token", String(req.headers["x-amz-security-token"] ?? ""))})`
+        : "";
     if (scenario.status !== undefined) {
       return this.#exception(
         res,
         scenario.status,
         scenario.exception ?? "InternalServerException",
-        "scripted failure",
+        `scripted failure${echo}`,
       );
     }
     const messages = (body.messages ?? []) as { role: string; content: { text?: string }[] }[];
@@ -152,7 +159,9 @@ export class BedrockServer {
     for (const [i, word] of words.entries()) {
       if (scenario.streamException?.afterDeltas === i) {
         const { type, message } = scenario.streamException;
-        res.end(exceptionFrame(type, message ?? "Too many tokens, please wait before trying again."));
+        res.end(
+          exceptionFrame(type, `${message ?? "Too many tokens, please wait before trying again."}${echo}`),
+        );
         return;
       }
       res.write(eventFrame("contentBlockDelta", { contentBlockIndex: 0, delta: { text: word } }));

@@ -12,6 +12,7 @@ import {
   McpError,
 } from "@modelcontextprotocol/sdk/types.js";
 import * as z from "zod";
+import { echoed } from "./ollama-server.ts";
 
 export interface TestMcpServer {
   url: string;
@@ -39,7 +40,7 @@ function closer(server: http.Server): () => Promise<void> {
  * Serves a fresh MCP server per request over stateless Streamable HTTP on loopback, recording
  * the Authorization header of each request.
  */
-async function serveMcp(build: () => McpServer | Server): Promise<TestMcpServer> {
+async function serveMcp(build: (req: http.IncomingMessage) => McpServer | Server): Promise<TestMcpServer> {
   const authorizations: (string | undefined)[] = [];
   const server = http.createServer(async (req, res) => {
     authorizations.push(req.headers.authorization);
@@ -47,7 +48,7 @@ async function serveMcp(build: () => McpServer | Server): Promise<TestMcpServer>
     for await (const chunk of req as AsyncIterable<Buffer>) chunks.push(chunk);
     const body: unknown =
       chunks.length === 0 ? undefined : JSON.parse(Buffer.concat(chunks).toString("utf8"));
-    const mcp = build();
+    const mcp = build(req);
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: undefined,
       enableJsonResponse: true,
@@ -94,6 +95,28 @@ export function startStrictServer(): Promise<TestMcpServer> {
       const { a, b } = (request.params.arguments ?? {}) as { a: number; b: number };
       if (b === 0) throw new McpError(ErrorCode.InvalidParams, "b must not be 0");
       return { content: [{ type: "text", text: String(a / b) }] };
+    });
+    return mcp;
+  });
+}
+
+/**
+ * A careless server that echoes the request's Authorization header: in its tool's description,
+ * in the result of tool `whoami` and in the JSON-RPC error of tool `fail`.
+ */
+export function startEchoingServer(): Promise<TestMcpServer> {
+  return serveMcp((req) => {
+    const echo = echoed("Authorization", req.headers.authorization);
+    const mcp = new Server({ name: "echoing", version: "1.0.0" }, { capabilities: { tools: {} } });
+    mcp.setRequestHandler(ListToolsRequestSchema, async () => ({
+      tools: [
+        { name: "whoami", description: `Says who you are (${echo}).`, inputSchema: { type: "object" } },
+        { name: "fail", description: "Always fails.", inputSchema: { type: "object" } },
+      ],
+    }));
+    mcp.setRequestHandler(CallToolRequestSchema, async (request) => {
+      if (request.params.name === "fail") throw new McpError(ErrorCode.InvalidRequest, `denied (${echo})`);
+      return { content: [{ type: "text", text: `you are ${echo}` }] };
     });
     return mcp;
   });

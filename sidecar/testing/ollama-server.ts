@@ -26,6 +26,8 @@ export interface Scenario {
   chunkDelayMs?: number;
   /** Pause before the response headers. */
   delayMs?: number;
+  /** Add the request's Authorization header to the error text, raw, base64 and URL-encoded, as careless servers do. */
+  echoAuthorization?: boolean;
 }
 
 export interface RecordedRequest {
@@ -120,9 +122,9 @@ export class OllamaServer {
         return this.#show(res, body);
       case "POST /api/chat":
       case "POST /api/generate":
-        return this.#generate(res, body, path === "/api/chat");
+        return this.#generate(res, body, path === "/api/chat", req.headers);
       case "POST /api/embed":
-        return this.#embed(res, body);
+        return this.#embed(res, body, req.headers);
       default:
         res.writeHead(404, { "content-type": "text/plain" }).end("404 page not found");
     }
@@ -156,11 +158,16 @@ export class OllamaServer {
     });
   }
 
-  async #generate(res: ServerResponse, body: Record<string, unknown>, chat: boolean): Promise<void> {
+  async #generate(
+    res: ServerResponse,
+    body: Record<string, unknown>,
+    chat: boolean,
+    headers: http.IncomingHttpHeaders,
+  ): Promise<void> {
     const model = this.#findModel(res, body);
     if (model === undefined) return;
     const scenario = this.#scenarios.shift() ?? {};
-    if (await this.#fault(res, scenario)) return;
+    if (await this.#fault(res, scenario, headers)) return;
     const prompt = chat ? lastUserMessage(body.messages) : String(body.prompt ?? "");
     const text = scenario.text ?? `You said: ${prompt}`;
     const toolCalls = (scenario.toolCalls ?? []).map((c) => ({ function: c }));
@@ -206,9 +213,8 @@ export class OllamaServer {
     res.writeHead(200, { "content-type": "application/x-ndjson", date: new Date().toUTCString() });
     for (const [i, content] of chunks.entries()) {
       if (scenario.errorAfterChunks === i) {
-        res.end(
-          `${JSON.stringify({ error: "an error was encountered while running the model: unexpected EOF" })}\n`,
-        );
+        const error = "an error was encountered while running the model: unexpected EOF";
+        res.end(`${JSON.stringify({ error: withEcho(error, scenario, headers) })}\n`);
         return;
       }
       if (scenario.dieAfterChunks === i) {
@@ -228,11 +234,15 @@ export class OllamaServer {
     res.end(`${JSON.stringify(final())}\n`);
   }
 
-  async #embed(res: ServerResponse, body: Record<string, unknown>): Promise<void> {
+  async #embed(
+    res: ServerResponse,
+    body: Record<string, unknown>,
+    headers: http.IncomingHttpHeaders,
+  ): Promise<void> {
     const model = this.#findModel(res, body);
     if (model === undefined) return;
     const scenario = this.#scenarios.shift() ?? {};
-    if (await this.#fault(res, scenario)) return;
+    if (await this.#fault(res, scenario, headers)) return;
     const inputs = Array.isArray(body.input) ? body.input.map(String) : [String(body.input ?? "")];
     json(res, 200, {
       model,
@@ -244,7 +254,7 @@ export class OllamaServer {
   }
 
   /** Plays the scenario's fault, if any; true when the response is taken care of. */
-  async #fault(res: ServerResponse, scenario: Scenario): Promise<boolean> {
+  async #fault(res: ServerResponse, scenario: Scenario, headers: http.IncomingHttpHeaders): Promise<boolean> {
     if (scenario.delayMs !== undefined) await sleep(scenario.delayMs);
     if (scenario.hang === true) {
       this.#hanging.add(res);
@@ -252,7 +262,8 @@ export class OllamaServer {
       return true;
     }
     if (scenario.status !== undefined) {
-      this.#error(res, scenario.status, scenario.error ?? http.STATUS_CODES[scenario.status] ?? "error");
+      const error = scenario.error ?? http.STATUS_CODES[scenario.status] ?? "error";
+      this.#error(res, scenario.status, withEcho(error, scenario, headers));
       return true;
     }
     return false;
@@ -261,6 +272,18 @@ export class OllamaServer {
   #error(res: ServerResponse, status: number, message: string): void {
     json(res, status, { error: message });
   }
+}
+
+/** The error text, with the request's Authorization header in it when the scenario says so. */
+function withEcho(error: string, scenario: Scenario, headers: http.IncomingHttpHeaders): string {
+  if (scenario.echoAuthorization !== true) return error;
+  return `${error} (you sent ${echoed("Authorization", headers.authorization)})`;
+}
+
+/** A header value raw, base64 and URL-encoded, as servers that echo requests write it. */
+export function echoed(header: string, value: string | undefined): string {
+  const raw = value ?? "";
+  return `${header}: ${raw}; base64 ${Buffer.from(raw).toString("base64")}; url ${encodeURIComponent(raw)}`;
 }
 
 function modelEntry(name: string) {

@@ -10,6 +10,7 @@ import type { SidecarTool } from "../../api/sidecarconfig.ts";
 import { Cooldown } from "../cooldown.ts";
 import { deadline, untilAborted } from "../deadline.ts";
 import type { Metrics } from "../metrics.ts";
+import type { Redactor } from "../redact.ts";
 import { setAside, TOOL_COOLDOWN, ToolError } from "./errors.ts";
 import { authHeaders } from "./http.ts";
 
@@ -161,9 +162,16 @@ export interface ToolListing {
 export class McpGateway {
   readonly #upstreams = new Map<string, Upstream>();
   readonly #metrics: Metrics;
+  readonly #redact: Redactor;
 
-  constructor(tools: readonly SidecarTool[], secrets: ReadonlyMap<string, string>, metrics: Metrics) {
+  constructor(
+    tools: readonly SidecarTool[],
+    secrets: ReadonlyMap<string, string>,
+    metrics: Metrics,
+    redact: Redactor,
+  ) {
     this.#metrics = metrics;
+    this.#redact = redact;
     for (const tool of tools) {
       if (tool.protocol === "mcp") this.#upstreams.set(tool.name, new Upstream(tool, secrets.get(tool.name)));
     }
@@ -192,7 +200,8 @@ export class McpGateway {
         }
       }),
     );
-    return { tools: listings.flat(), unavailable };
+    // Tool servers write listings and errors; what they echo of the sidecar's credentials goes.
+    return this.#redact.value({ tools: listings.flat(), unavailable });
   }
 
   /**
@@ -209,20 +218,20 @@ export class McpGateway {
     if (upstream.cooldown.isCoolingDown(Date.now())) {
       this.#metrics.toolErrors.inc({ tool: upstream.tool.name, error_type: "unavailable" });
       const refused = setAside(`tool server "${upstream.tool.name}"`, upstream.cooldown.reason);
-      return { isError: true, content: [{ type: "text", text: refused.message }] };
+      return { isError: true, content: [{ type: "text", text: this.#redact.text(refused.message) }] };
     }
     try {
       const result = await upstream.use((c, options) =>
         c.callTool({ name: split.tool, arguments: args ?? {} }, undefined, options),
       );
-      return result as CallToolResult;
+      return this.#redact.value(result as CallToolResult);
     } catch (error) {
       this.#metrics.toolErrors.inc({ tool: upstream.tool.name, error_type: metricType(error) });
       const reason =
         error instanceof ToolError
           ? error.message
           : `tool server "${upstream.tool.name}" refused the call: ${(error as Error).message}`;
-      return { isError: true, content: [{ type: "text", text: reason }] };
+      return { isError: true, content: [{ type: "text", text: this.#redact.text(reason) }] };
     }
   }
 

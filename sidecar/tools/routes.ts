@@ -5,6 +5,7 @@ import type { SidecarTool } from "../../api/sidecarconfig.ts";
 import type { Cooldown } from "../cooldown.ts";
 import { agentGone } from "../llm/stream.ts";
 import type { Metrics } from "../metrics.ts";
+import type { Redactor } from "../redact.ts";
 import { setAside, ToolError } from "./errors.ts";
 import { invokeHttpTool } from "./http.ts";
 import { type McpGateway, prefixedName } from "./mcp.ts";
@@ -15,6 +16,8 @@ export interface ToolServices {
   gateway: McpGateway;
   /** Cool-down of each http tool; MCP servers keep theirs in the gateway. */
   httpCooldowns: ReadonlyMap<string, Cooldown>;
+  /** Strips the credentials the sidecar holds from tool answers and errors. */
+  redact: Redactor;
 }
 
 export function registerToolRoutes(
@@ -23,12 +26,12 @@ export function registerToolRoutes(
   metrics: Metrics,
 ): void {
   app.get("/tools", async (_request, reply) => {
-    const { tools, gateway, httpCooldowns } = current();
+    const { tools, gateway, httpCooldowns, redact } = current();
     const listing = await gateway.listTools();
     const down = new Map(listing.unavailable.map((u) => [u.server, u.reason]));
     const now = Date.now();
     for (const [name, cooldown] of httpCooldowns) {
-      if (cooldown.isCoolingDown(now)) down.set(name, cooldown.reason ?? "unavailable");
+      if (cooldown.isCoolingDown(now)) down.set(name, redact.text(cooldown.reason ?? "unavailable"));
     }
     return reply.send({
       tools: tools.map((t) => ({
@@ -50,7 +53,7 @@ export function registerToolRoutes(
   });
 
   app.post<{ Params: { name: string } }>("/tools/:name/invoke", async (request, reply) => {
-    const { tools, secrets, gateway, httpCooldowns } = current();
+    const { tools, secrets, gateway, httpCooldowns, redact } = current();
     const tool = tools.find((t) => t.name === request.params.name && t.protocol === "http");
     if (tool === undefined) {
       // MCP tools are invoked by their prefixed name, as /mcp lists them.
@@ -69,18 +72,18 @@ export function registerToolRoutes(
     if (cooldown?.isCoolingDown(Date.now()) === true) {
       metrics.toolErrors.inc({ tool: tool.name, error_type: "unavailable" });
       const refused = setAside(`tool "${tool.name}"`, cooldown.reason);
-      return reply.code(refused.status).send({ error: refused.message });
+      return reply.code(refused.status).send({ error: redact.text(refused.message) });
     }
     try {
       const answer = await invokeHttpTool(tool, secrets.get(tool.name), request.body, agentGone(reply));
       cooldown?.succeeded();
       if (answer.status >= 400) metrics.toolErrors.inc({ tool: tool.name, error_type: "error" });
-      return reply.code(answer.status).send(answer.body);
+      return reply.code(answer.status).send(redact.value(answer.body));
     } catch (error) {
       if (!(error instanceof ToolError)) throw error;
       cooldown?.failed(Date.now(), error.message);
       metrics.toolErrors.inc({ tool: tool.name, error_type: error.metricType });
-      return reply.code(error.status).send({ error: error.message });
+      return reply.code(error.status).send({ error: redact.text(error.message) });
     }
   });
 
