@@ -52,7 +52,7 @@ const owned: Verb[] = [...informed, "create", "patch"];
  * only in its own namespace. An integration test runs the operator under exactly these rules
  * and checks that it uses every one of them.
  */
-export const permissions = {
+export const permissions: { watched: Permission[]; leaderElection: Permission[] } = {
   watched: [
     { resource: resources.agentType, verbs: informed },
     { resource: resources.agentType, subresource: "status", verbs: ["patch"] },
@@ -67,4 +67,4 @@ export const permissions = {
     { resource: resources.event, verbs: ["create", "patch"] },
   ],
   leaderElection: [{ resource: resources.lease, verbs: ["get", "create", "update"] }],
-} satisfies Record<string, Permission[]>;
+};

@@ -2,11 +2,17 @@
 // server: `helm lint --strict` is clean in both modes, `kubectl apply -k config/default`
 // installs the same objects as the chart with default values (labels aside), both renderings
 // pass a server-side dry run, and the namespaced mode needs nothing cluster-wide but the CRDs.
+// Installed for real, both grant the operator exactly its permissions table (least privilege, as
+// the API server's authorizer decides it).
 import { execFile } from "node:child_process";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { AuthorizationV1Api } from "@kubernetes/client-node";
 import { loadAll } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
+import { ruleResource } from "../../operator/kube/rbac.ts";
+import { type Permission, permissions, type Verb } from "../../operator/kube/resources.ts";
+import { createNamespace, deleteNamespace, loadKubeConfig, namespaceName } from "./cluster.ts";
 import { installCrds } from "./crds.ts";
 
 const cluster = inject("cluster");
@@ -143,5 +149,83 @@ describe("Helm chart and kustomize config", () => {
     expect(roles.map((r) => r.metadata.namespace).sort()).toEqual(["team-a", "team-b"]);
     const deployment = objects.find((o) => o.kind === "Deployment");
     expect(JSON.stringify(deployment)).toContain("team-a,team-b");
+  });
+});
+
+describe("the operator's RBAC, installed", () => {
+  const ALL_VERBS: Verb[] = ["get", "list", "watch", "create", "update", "patch", "delete"];
+  const probed = [...permissions.watched, ...permissions.leaderElection];
+  const asString = (p: Permission, verb: string) => `${p.resource.group}/${ruleResource(p)}:${verb}`;
+  const granted = (table: readonly Permission[]) => table.flatMap((p) => p.verbs.map((v) => asString(p, v)));
+
+  /** Every verb on every resource of the table that `serviceAccount` may use in `namespace`. */
+  async function allowedIn(serviceAccount: string, namespace: string): Promise<string[]> {
+    const authorization = loadKubeConfig().makeApiClient(AuthorizationV1Api);
+    const [saNamespace] = serviceAccount.split(":");
+    const user = `system:serviceaccount:${serviceAccount}`;
+    const groups = [
+      "system:serviceaccounts",
+      `system:serviceaccounts:${saNamespace}`,
+      "system:authenticated",
+    ];
+    const answers = await Promise.all(
+      probed.flatMap((p) =>
+        ALL_VERBS.map(async (verb) => {
+          const review = await authorization.createSubjectAccessReview({
+            body: {
+              spec: {
+                user,
+                groups,
+                resourceAttributes: {
+                  namespace,
+                  group: p.resource.group,
+                  resource: p.resource.plural,
+                  ...(p.subresource === undefined ? {} : { subresource: p.subresource }),
+                  verb,
+                },
+              },
+            },
+          });
+          return review.status?.allowed ? [asString(p, verb)] : [];
+        }),
+      ),
+    );
+    return [...new Set(answers.flat())].sort();
+  }
+
+  const expected = (...tables: (readonly Permission[])[]) => [...new Set(tables.flatMap(granted))].sort();
+
+  test("kubectl apply -k config/rbac: the table in every namespace, the Lease only in the operator's", async () => {
+    const { code, out } = await run("kubectl", ["apply", "--server-side", "-k", join(repo, "config/rbac")]);
+    expect(code, out).toBe(0);
+    const other = namespaceName("rbac-elsewhere");
+    try {
+      const sa = `${OPERATOR_NS}:agenttype-operator`;
+      expect(await allowedIn(sa, other)).toEqual(expected(permissions.watched));
+      expect(await allowedIn(sa, OPERATOR_NS)).toEqual(
+        expected(permissions.watched, permissions.leaderElection),
+      );
+    } finally {
+      await run("kubectl", ["delete", "--ignore-not-found", "-k", join(repo, "config/rbac")]);
+    }
+  });
+
+  test("the chart watching one namespace: the table there, the Lease in its own, nothing elsewhere", async () => {
+    const kc = loadKubeConfig();
+    const watched = await createNamespace(kc, namespaceName("rbac-watched"));
+    const { objects } = await helmTemplate(`watchNamespaces={${watched}}`);
+    const rbac = objects.filter((o) => ["ServiceAccount", "Role", "RoleBinding"].includes(o.kind));
+    const text = JSON.stringify({ apiVersion: "v1", kind: "List", items: rbac });
+    const applied = await run("kubectl", ["apply", "--server-side", "-f", "-"], text);
+    expect(applied.code, applied.out).toBe(0);
+    try {
+      const sa = `${OPERATOR_NS}:agenttype-operator`;
+      expect(await allowedIn(sa, watched)).toEqual(expected(permissions.watched));
+      expect(await allowedIn(sa, OPERATOR_NS)).toEqual(expected(permissions.leaderElection));
+      expect(await allowedIn(sa, namespaceName("rbac-elsewhere"))).toEqual([]);
+    } finally {
+      await run("kubectl", ["delete", "--ignore-not-found", "-f", "-"], text);
+      await deleteNamespace(kc, watched);
+    }
   });
 });

@@ -1,0 +1,163 @@
+// The operator's RBAC against what it really asks of the API server: the operator runs as a
+// ServiceAccount bound to exactly the generated rules (config/rbac, the same rules the chart
+// renders), through a proxy that records each request; it must work without one 403, and the
+// (resource, verb) pairs it used must be the permissions table, no more and no less.
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { AppsV1Api, CustomObjectsApi } from "@kubernetes/client-node";
+import { dump, load } from "js-yaml";
+import { afterAll, beforeAll, describe, expect, inject } from "vitest";
+import { loadAccess } from "../../operator/kube/access.ts";
+import { ruleResource } from "../../operator/kube/rbac.ts";
+import { type Permission, permissions } from "../../operator/kube/resources.ts";
+import { eventually, kubeconfigPath, simpleAgent, test } from "./cluster.ts";
+import { installCrds } from "./crds.ts";
+import { startOperator } from "./operator-process.ts";
+import { type RbacAttributes, rbacAttributes, startRecordingProxy } from "./recording-proxy.ts";
+
+const cluster = inject("cluster");
+const repo = join(import.meta.dirname, "..", "..");
+const scratch = mkdtempSync(join(tmpdir(), "agenttype-rbac-"));
+const AT = { group: "agenttype.dev", version: "v1alpha1", plural: "agenttypes" };
+
+beforeAll(async () => {
+  await installCrds(kubeconfigPath());
+});
+
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+function kubectl(args: string[], stdin?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      join(cluster.binDir, "kubectl"),
+      ["--kubeconfig", cluster.kubeconfig, ...args],
+      { timeout: 60_000 },
+      (error, stdout, stderr) =>
+        error ? reject(new Error(`kubectl ${args.join(" ")}: ${stderr}`)) : resolve(stdout),
+    );
+    if (stdin !== undefined) child.stdin?.end(stdin);
+  });
+}
+
+interface Manifest {
+  metadata: { name: string; namespace?: string };
+  [field: string]: unknown;
+}
+
+const generated = (path: string) => load(readFileSync(join(repo, path), "utf8")) as Manifest;
+
+/** "group/resource:verb" for each verb, the way both sides are compared. */
+const pairs = (group: string, resource: string, verbs: readonly string[]) =>
+  verbs.map((verb) => `${group}/${resource}:${verb}`);
+const granted = (table: readonly Permission[]) =>
+  table.flatMap((p) => pairs(p.resource.group, ruleResource(p), p.verbs)).sort();
+const used = (attributes: RbacAttributes[]) =>
+  [...new Set(attributes.flatMap((a) => pairs(a.group, a.resource, a.verbs)))].sort();
+
+/**
+ * The generated RBAC bound to a new ServiceAccount in `namespace`, as the chart's namespaced mode
+ * binds it: the watched rules by a RoleBinding to the ClusterRole, the Lease rules by a Role
+ * there. Returns the ClusterRole's name, to delete afterwards (it outlives the namespace).
+ */
+async function bindGeneratedRbac(namespace: string, serviceAccount: string): Promise<string> {
+  const clusterRole = generated("config/rbac/role.yaml");
+  clusterRole.metadata.name = `agenttype-operator-${namespace}`;
+  const leaderRole = generated("config/rbac/leader_election_role.yaml");
+  leaderRole.metadata.namespace = namespace;
+  const subjects = [{ kind: "ServiceAccount", name: serviceAccount, namespace }];
+  const binding = (name: string, kind: string, roleName: string) => ({
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "RoleBinding",
+    metadata: { name, namespace },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind, name: roleName },
+    subjects,
+  });
+  const items = [
+    { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: serviceAccount, namespace } },
+    clusterRole,
+    binding("agenttype-operator", "ClusterRole", clusterRole.metadata.name),
+    leaderRole,
+    binding("agenttype-operator-leader-election", "Role", leaderRole.metadata.name),
+  ];
+  await kubectl(["apply", "--server-side", "-f", "-"], dump({ apiVersion: "v1", kind: "List", items }));
+  return clusterRole.metadata.name;
+}
+
+describe("RBAC", () => {
+  test("under exactly the generated rules the operator works, and uses every rule and nothing else", async ({
+    kc,
+    namespace,
+  }) => {
+    const clusterRole = await bindGeneratedRbac(namespace, "agenttype-operator");
+    const proxy = await startRecordingProxy({
+      ...loadAccess({ KUBECONFIG: kubeconfigPath() }),
+      token: (await kubectl(["create", "token", "agenttype-operator", "-n", namespace])).trim(),
+    });
+    const operatorKubeconfig = join(scratch, `${namespace}.kubeconfig`);
+    writeFileSync(
+      operatorKubeconfig,
+      dump({
+        apiVersion: "v1",
+        kind: "Config",
+        "current-context": "proxy",
+        contexts: [{ name: "proxy", context: { cluster: "proxy", user: "through-proxy" } }],
+        clusters: [{ name: "proxy", cluster: { server: proxy.url } }],
+        users: [{ name: "through-proxy", user: {} }],
+      }),
+    );
+    const custom = kc.makeApiClient(CustomObjectsApi);
+    const apps = kc.makeApiClient(AppsV1Api);
+    const operator = await startOperator({ kubeconfig: operatorKubeconfig, namespace, identity: "op-rbac" });
+    try {
+      // Every path of the reconciler that calls the API server: create the owned objects and
+      // the status, record an Event, record it again (a deleted Deployment is recreated), switch
+      // the workload's kind both ways (the old one is deleted), and renew and release the Lease.
+      await custom.createNamespacedCustomObject({ ...AT, namespace, body: simpleAgent("rbac") });
+      const first = await eventually("the Deployment", () =>
+        apps.readNamespacedDeployment({ namespace, name: "rbac" }),
+      );
+      await apps.deleteNamespacedDeployment({ namespace, name: "rbac" });
+      await eventually("the Deployment recreated", async () => {
+        const again = await apps.readNamespacedDeployment({ namespace, name: "rbac" });
+        return again.metadata?.uid !== first.metadata?.uid;
+      });
+      await eventually("the repeated Created event counted", async () => {
+        const events = JSON.parse(await kubectl(["get", "events", "-n", namespace, "-o", "json"])) as {
+          items: { reason: string; count?: number }[];
+        };
+        return events.items.some((e) => e.reason === "Created" && (e.count ?? 0) >= 2);
+      });
+      const memory = (value: object) =>
+        kubectl(["patch", "agenttype", "rbac", "-n", namespace, "--type=merge", "-p", JSON.stringify(value)]);
+      await memory({ spec: { memory: { type: "persistent", size: "1Gi" } } });
+      await eventually("the StatefulSet instead of the Deployment", async () => {
+        await apps.readNamespacedStatefulSet({ namespace, name: "rbac" });
+        return (await apps.listNamespacedDeployment({ namespace })).items.length === 0;
+      });
+      await memory({ spec: { memory: { type: "ephemeral", size: null } } });
+      await eventually("the Deployment instead of the StatefulSet", async () => {
+        await apps.readNamespacedDeployment({ namespace, name: "rbac" });
+        return (await apps.listNamespacedStatefulSet({ namespace })).items.length === 0;
+      });
+      await eventually("a Lease renewal", async () =>
+        proxy.requests.some((r) => r.method === "PUT" && r.url.includes("/leases/")),
+      );
+      expect(await operator.stop("SIGTERM")).toBe(0);
+    } finally {
+      await operator.stop("SIGKILL");
+      await proxy.close();
+      await kubectl(["delete", "clusterrole", clusterRole, "--ignore-not-found"]);
+    }
+
+    const forbidden = proxy.requests.filter((r) => r.status === 403);
+    expect(forbidden, operator.logs()).toEqual([]);
+    const attributes = proxy.requests.map(rbacAttributes);
+    // Namespaced mode: nothing outside the watched namespace, which is also the Lease's here.
+    expect(new Set(attributes.map((a) => a.namespace))).toEqual(new Set([namespace]));
+    const leases = attributes.filter((a) => a.group === "coordination.k8s.io");
+    expect(used(leases)).toEqual(granted(permissions.leaderElection));
+    expect(used(attributes.filter((a) => !leases.includes(a)))).toEqual(granted(permissions.watched));
+  });
+});
