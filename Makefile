@@ -67,11 +67,16 @@ images: | $(NODE) ## build every image with buildah (no Docker) and import them 
 	tests/cluster/images.sh project
 	tests/cluster/images.sh e2e
 
-up: $(DEPS) ## local cluster (or the current KUBECONFIG/CONTEXT), images, operator via Helm, two demo agents, Ready
-	tests/e2e/demo.sh up
+# `make up` and `make down` act on the project's own cluster whatever KUBECONFIG says in the
+# environment (`make up` itself advises exporting it); KUBECONFIG= or CONTEXT= on the make line
+# choose another cluster.
+DEMO_CLUSTER := $(if $(filter command line,$(origin KUBECONFIG)),--kubeconfig "$(KUBECONFIG)") \
+	$(if $(filter command line,$(origin CONTEXT)),--context "$(CONTEXT)")
+up: $(DEPS) ## local cluster (or KUBECONFIG=/CONTEXT= given here), images, operator via Helm, two demo agents, Ready
+	tests/e2e/demo.sh up $(DEMO_CLUSTER)
 
-down: ## remove the demo and the operator; stop the local cluster
-	tests/e2e/demo.sh down
+down: ## remove the demo and the operator; stop the local cluster (or only remove them from KUBECONFIG=/CONTEXT=)
+	tests/e2e/demo.sh down $(DEMO_CLUSTER)
 
 TIER ?= full
 cluster-up: ## start the local cluster: TIER=control-plane or TIER=full (the default)

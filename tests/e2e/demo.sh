@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
 # `make up` / `make down`: a running agent in one command.
 #
-#   tests/e2e/demo.sh up      the local full cluster (or the cluster of KUBECONFIG/CONTEXT when
-#                             given, e.g. kind), the images, the operator installed with Helm,
-#                             the demo agents of tests/e2e/manifests/demo.yaml with their LLM
-#                             upstream and tool server; waits until they are Ready and have
-#                             talked to the LLM and the tool, then says what to run next
-#   tests/e2e/demo.sh down    removes the demo and the operator, then stops the local cluster
-#                             (a cluster given by KUBECONFIG/CONTEXT is left running)
+#   tests/e2e/demo.sh up [--kubeconfig PATH] [--context NAME]
+#       the local full cluster, the images, the operator installed with Helm, the demo agents of
+#       tests/e2e/manifests/demo.yaml with their LLM upstream and tool server; waits until they
+#       are Ready and have talked to the LLM and the tool, then says what to run next
+#   tests/e2e/demo.sh down [--kubeconfig PATH] [--context NAME]
+#       removes the demo and the operator, then stops the local cluster
 #
-# On a cluster of your own the images must be reachable by its nodes: with a kind context and
-# Docker, `up` builds them with `docker build` and loads them with `kind load`.
+# Without options both act on the project's own cluster (tests/cluster, $AGENTTYPE_STATE),
+# whatever KUBECONFIG says in the environment: `make up` advises `export KUBECONFIG=…`, and
+# the next `make down` must still stop that cluster. --kubeconfig/--context (`make up
+# KUBECONFIG=… CONTEXT=…`) choose another cluster, e.g. kind, which `down` leaves running; on
+# such a cluster the images must be reachable by its nodes: with a kind context and Docker, `up`
+# builds them with `docker build` and loads them with `kind load`.
+#
+# The operator watches the demo's namespace and `default` (where `kubectl apply -k
+# config/samples` puts the samples), not every namespace: the test tiers run operators of their
+# own on the same cluster, in namespaces of their own, and two operators must never reconcile
+# the same agents.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -20,12 +28,43 @@ REPO=$(cd "$HERE/../.." && pwd)
 RELEASE=agenttype-operator
 OPERATOR_NS=agenttype-system
 DEMO_NS=agenttype-demo
+WATCHED=("$DEMO_NS" default)
 MANIFESTS=$HERE/manifests/demo.yaml
-OWN_CLUSTER=1
-if [[ -n ${KUBECONFIG:-} || -n ${CONTEXT:-} ]]; then OWN_CLUSTER=0; fi
 
 log() { printf '[demo %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+
+CMD=${1:-}
+[[ $CMD == up || $CMD == down ]] || usage
+shift
+KUBECONFIG_ARG='' CONTEXT_ARG=''
+while (($#)); do
+  case $1 in
+    --kubeconfig) (($# >= 2)) || usage; KUBECONFIG_ARG=$2; shift 2 ;;
+    --context) (($# >= 2)) || usage; CONTEXT_ARG=$2; shift 2 ;;
+    *) usage ;;
+  esac
+done
+# The project's kubeconfig named explicitly is still the project's own cluster.
+if [[ -n $KUBECONFIG_ARG && -z $CONTEXT_ARG ]] \
+  && [[ $(realpath -m "$KUBECONFIG_ARG") == $(realpath -m "$AGENTTYPE_KUBECONFIG") ]]; then
+  KUBECONFIG_ARG=''
+fi
+OWN_CLUSTER=1
+if [[ -n $KUBECONFIG_ARG || -n $CONTEXT_ARG ]]; then OWN_CLUSTER=0; fi
+
+# Say which cluster, and that an exported KUBECONFIG is not it.
+if [[ $OWN_CLUSTER == 1 ]]; then
+  log "cluster: the project's own (tests/cluster, state $AGENTTYPE_STATE, kubeconfig $AGENTTYPE_KUBECONFIG)"
+  if [[ -n ${KUBECONFIG:-} && $(realpath -m "$KUBECONFIG") != $(realpath -m "$AGENTTYPE_KUBECONFIG") ]]; then
+    log "KUBECONFIG=$KUBECONFIG in the environment is not used; for that cluster: make $CMD KUBECONFIG=$KUBECONFIG"
+  fi
+  unset KUBECONFIG
+else
+  [[ -z $KUBECONFIG_ARG ]] || export KUBECONFIG=$KUBECONFIG_ARG
+  log "cluster: ${CONTEXT_ARG:+context $CONTEXT_ARG of }${KUBECONFIG_ARG:-the default kubeconfig}${KUBECONFIG_ARG:+ (--kubeconfig)}; the local cluster is left alone"
+fi
 
 tool() {  # the harness's binaries when it built them, else the ones on PATH
   if [[ -x $AGENTTYPE_BIN/$1 ]]; then echo "$AGENTTYPE_BIN/$1"; else command -v "$1" || die "$1 not found"; fi
@@ -33,13 +72,13 @@ tool() {  # the harness's binaries when it built them, else the ones on PATH
 k() {
   local args=()
   if [[ $OWN_CLUSTER == 1 ]]; then args+=(--kubeconfig "$AGENTTYPE_KUBECONFIG"); fi
-  if [[ -n ${CONTEXT:-} ]]; then args+=(--context "$CONTEXT"); fi
+  if [[ -n $CONTEXT_ARG ]]; then args+=(--context "$CONTEXT_ARG"); fi
   "$(tool kubectl)" "${args[@]}" "$@"
 }
 h() {
   local args=()
   if [[ $OWN_CLUSTER == 1 ]]; then args+=(--kubeconfig "$AGENTTYPE_KUBECONFIG"); fi
-  if [[ -n ${CONTEXT:-} ]]; then args+=(--kube-context "$CONTEXT"); fi
+  if [[ -n $CONTEXT_ARG ]]; then args+=(--kube-context "$CONTEXT_ARG"); fi
   "$(tool helm)" "${args[@]}" "$@"
 }
 
@@ -56,7 +95,7 @@ images() {
     { "$REPO/tests/cluster/images.sh" project && "$REPO/tests/cluster/images.sh" e2e; } >"$out" 2>&1 ||
       { tail -n 30 "$out" >&2; die "building the images failed (log: $out)"; }
     for t in operator sidecar wrapper; do
-      id=$("$REPO/tests/cluster/images.sh" buildah images --no-trunc --format '{{.ID}}' "localhost/agenttype/$t:dev" | head -n 1)
+      id=$("$REPO/tests/cluster/images.sh" buildah inspect --type image --format '{{.FromImageID}}' "localhost/agenttype/$t:dev")
       id=${id#sha256:}
       TAG[$t]=dev-${id:0:12}
       { "$REPO/tests/cluster/images.sh" buildah tag "localhost/agenttype/$t:dev" "localhost/agenttype/$t:${TAG[$t]}" &&
@@ -65,7 +104,7 @@ images() {
     done
     return
   fi
-  local ctx; ctx=${CONTEXT:-$(k config current-context)}
+  local ctx; ctx=${CONTEXT_ARG:-$(k config current-context)}
   if [[ $ctx == kind-* ]] && command -v docker >/dev/null && command -v kind >/dev/null; then
     for t in operator sidecar wrapper; do
       docker build -q --target "$t" -t "localhost/agenttype/$t:dev" "$REPO" >/dev/null
@@ -87,12 +126,15 @@ images() {
 }
 
 install_operator() {
-  log "installing the operator with Helm (release $RELEASE in $OPERATOR_NS, watching $DEMO_NS)"
-  # Namespaced mode: the demo's operator has a Role in the demo's namespace and nothing
-  # cluster-wide, so it leaves every other namespace (and the e2e suite's operator) alone.
-  k create namespace "$DEMO_NS" --dry-run=client -o yaml | k apply -f - >/dev/null
+  local watched
+  watched=$(IFS=,; echo "${WATCHED[*]}")
+  log "installing the operator with Helm (release $RELEASE in $OPERATOR_NS), watching namespaces $watched"
+  local ns
+  for ns in "${WATCHED[@]}"; do
+    k create namespace "$ns" --dry-run=client -o yaml | k apply -f - >/dev/null
+  done
   h upgrade --install "$RELEASE" "$REPO/charts/agenttype-operator" --namespace "$OPERATOR_NS" \
-    --create-namespace --wait --timeout 3m --set "watchNamespaces={$DEMO_NS}" \
+    --create-namespace --wait --timeout 3m --set "watchNamespaces={$watched}" \
     --set image.repository=localhost/agenttype/operator --set "image.tag=${TAG[operator]}" \
     --set sidecar.image.repository=localhost/agenttype/sidecar --set "sidecar.image.tag=${TAG[sidecar]}" \
     --set wrapper.image.repository=localhost/agenttype/wrapper --set "wrapper.image.tag=${TAG[wrapper]}" >/dev/null
@@ -126,31 +168,40 @@ next_steps() {
   cat <<NEXT
 
 The demo agents are Ready and have talked to the LLM and a tool through their sidecars.
+The operator watches the namespaces ${WATCHED[*]}: AgentTypes elsewhere get no status from it.
 ${kc:+$kc
 }  kubectl get at -n $DEMO_NS
   kubectl logs -n $DEMO_NS deploy/node-agent -c agent
   kubectl logs -n $DEMO_NS deploy/python-agent -c agenttype-sidecar
   kubectl get --raw /api/v1/namespaces/$DEMO_NS/services/node-agent-metrics:9090/proxy/metrics
   kubectl scale at/python-agent -n $DEMO_NS --replicas=2
+  kubectl apply -k config/samples && kubectl get at     # the samples, in default
   make down
 NEXT
 }
 
-case ${1:-} in
+remove_demo() {
+  log "removing the demo and the operator"
+  k delete --ignore-not-found --wait=true -f "$MANIFESTS" >/dev/null || true
+  h uninstall "$RELEASE" --namespace "$OPERATOR_NS" --wait >/dev/null 2>&1 || true
+  k delete namespace --ignore-not-found "$OPERATOR_NS" "$DEMO_NS" >/dev/null || true
+}
+
+case $CMD in
   up)
     if [[ $OWN_CLUSTER == 1 ]]; then
-      log "starting the local cluster (tests/cluster/cluster.sh up full)"
+      log "starting the local cluster (tests/cluster/cluster.sh up full; log in $AGENTTYPE_CACHE/demo-cluster.log)"
+      mkdir -p "$AGENTTYPE_CACHE"
       AGENTTYPE_APISERVER_IP=${AGENTTYPE_APISERVER_IP:-10.88.0.1} "$REPO/tests/cluster/cluster.sh" up full >/dev/null 2>"$AGENTTYPE_CACHE/demo-cluster.log" ||
-        { tail -n 30 "$AGENTTYPE_CACHE/demo-cluster.log" >&2; die "the cluster did not come up"; }
+        { tail -n 40 "$AGENTTYPE_CACHE/demo-cluster.log" >&2; die "the cluster did not come up (log: $AGENTTYPE_CACHE/demo-cluster.log)"; }
     fi
     images; install_operator; apply_demo; wait_demo; next_steps ;;
   down)
-    if [[ $OWN_CLUSTER == 0 ]] || "$REPO/tests/cluster/cluster.sh" status >/dev/null 2>&1; then
-      log "removing the demo and the operator"
-      k delete --ignore-not-found --wait=true -f "$MANIFESTS" >/dev/null || true
-      h uninstall "$RELEASE" --namespace "$OPERATOR_NS" --wait >/dev/null 2>&1 || true
-      k delete namespace --ignore-not-found "$OPERATOR_NS" "$DEMO_NS" >/dev/null || true
-    fi
-    if [[ $OWN_CLUSTER == 1 ]]; then "$REPO/tests/cluster/cluster.sh" down; fi ;;
-  *) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    if [[ $OWN_CLUSTER == 0 ]]; then
+      remove_demo
+    else
+      if "$REPO/tests/cluster/cluster.sh" status control-plane >/dev/null 2>&1; then remove_demo; fi
+      log "stopping the local cluster (tests/cluster/cluster.sh down)"
+      "$REPO/tests/cluster/cluster.sh" down
+    fi ;;
 esac
