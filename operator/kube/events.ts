@@ -128,7 +128,13 @@ export class EventRecorder {
    * Records an event, or counts it on the Event it repeats; a failure to record is logged,
    * never fatal.
    */
-  async record(object: KubeObject, type: EventType, reason: string, message: string): Promise<void> {
+  async record(
+    object: KubeObject,
+    type: EventType,
+    reason: string,
+    message: string,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const { name, namespace = "default", uid, resourceVersion } = object.metadata;
     const content: EventContent = {
       involvedObject: {
@@ -173,8 +179,8 @@ export class EventRecorder {
       try {
         // A repeat is a patch of the whole Event (server-side apply), not only of count and
         // lastTimestamp: should the Event have expired meanwhile, the patch recreates it.
-        if (earlier === undefined) await this.client.create(resources.event, namespace, event);
-        else await this.client.apply(resources.event, event, this.component);
+        if (earlier === undefined) await this.client.create(resources.event, namespace, event, signal);
+        else await this.client.apply(resources.event, event, this.component, undefined, signal);
       } catch (error) {
         this.logger.warn({ err: (error as Error).message, reason }, "could not record event");
       }
