@@ -137,7 +137,7 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
         (condition.type === "Degraded" && condition.status === "True") ||
         (condition.type === "ToolsResolved" && condition.status === "False");
       if (warning || (condition.type === "Ready" && condition.status === "True")) {
-        await events.record(raw, warning ? "Warning" : "Normal", condition.reason, condition.message);
+        await events.record(raw, warning ? "Warning" : "Normal", condition.reason, condition.message, signal);
       }
     }
   }
@@ -208,7 +208,7 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
       const existed = informer.get(key) !== undefined;
       const workload = await applyIfChanged(type, informer, desired.workload as KubeObject, signal);
       if (!existed) {
-        await events.record(raw, "Normal", "Created", `created ${type.kind} ${names.workload}`);
+        await events.record(raw, "Normal", "Created", `created ${type.kind} ${names.workload}`, signal);
       }
       // Memory changed between ephemeral and persistent: the other kind of workload goes.
       const stale = otherInformer.get(key);
