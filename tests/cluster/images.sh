@@ -97,6 +97,18 @@ policy() {
   echo "$p"
 }
 
+# Working containers made by `bh from` in this run. `bh commit --rm` removes each one; when a step
+# fails before that, the EXIT trap does, so no build leaves a container (and its mount) behind.
+CONTAINERS=()
+remove_containers() {
+  local code=$? c
+  if (( code != 0 )); then
+    for c in "${CONTAINERS[@]}"; do bh rm "$c" >/dev/null 2>&1 || true; done
+  fi
+  return $code
+}
+trap remove_containers EXIT
+
 image_exists() { bh inspect --type image "$1" >/dev/null 2>&1; }
 image_label() { bh inspect --type image --format "{{index .ImageAnnotations \"$2\"}}" "$1" 2>/dev/null || true; }
 image_id() { bh inspect --type image --format '{{.FromImageID}}' "$1"; }
@@ -147,6 +159,7 @@ build_base() {
   log "building $BASE_IMAGE from $tar"
   local ctr mnt
   ctr=$(bh from --signature-policy "$(policy)" scratch)
+  CONTAINERS+=("$ctr")
   mnt=$(bh mount "$ctr")
   tar -C "$mnt" --numeric-owner --xattrs -xpf "$tar"
   bh umount "$ctr" >/dev/null
@@ -169,6 +182,7 @@ build_pause() {
   gcc -static -O2 -s -Wall -Wextra -Werror -o "$out" "$src"
   local ctr
   ctr=$(bh from --signature-policy "$(policy)" scratch)
+  CONTAINERS+=("$ctr")
   bh copy --chown 0:0 "$ctr" "$out" /pause >/dev/null
   bh config --entrypoint '["/pause"]' --cmd '[]' --user 65535:65535 --os linux \
     --arch "$(dpkg --print-architecture)" --annotation "agenttype.src.sha256=$sum" "$ctr"
@@ -187,6 +201,7 @@ build_coredns() {
   fi
   local ctr
   ctr=$(bh from --signature-policy "$(policy)" scratch)
+  CONTAINERS+=("$ctr")
   bh copy --chown 0:0 "$ctr" "$bin" /coredns >/dev/null
   bh config --entrypoint '["/coredns"]' --cmd '[]' --user 65532:65532 --os linux \
     --arch "$(dpkg --print-architecture)" --annotation "agenttype.bin.sha256=$sum" \
@@ -213,7 +228,9 @@ build_dockerfile() {
   log "building $image from $dockerfile"
   # --isolation chroot: RUN steps need no nested runtime or network setup; --network host keeps
   # RUN steps able to reach package registries (npm ci etc.) without a CNI config for buildah.
-  bh bud --signature-policy "$(policy)" --pull=never --layers --format oci \
+  # --force-rm: without it a failed build keeps its stage containers, and even a successful one
+  # of the operator target (final stage all cached) keeps one, mounted (buildah 1.28).
+  bh bud --signature-policy "$(policy)" --pull=never --layers --force-rm --format oci \
     --isolation "${AGENTTYPE_BUILDAH_ISOLATION:-chroot}" --network host \
     -f "$dockerfile" -t "$image" "${extra[@]}" "$@" "$context" >&2
 }
@@ -235,6 +252,7 @@ build_node() {
   log "building $NODE_IMAGE"
   local ctr mnt
   ctr=$(bh from --signature-policy "$(policy)" --pull=never "$BASE_IMAGE")
+  CONTAINERS+=("$ctr")
   mnt=$(bh mount "$ctr")
   install -D -m 0755 "$(readlink -f "$dir/node_modules/node/bin/node")" "$mnt/usr/local/bin/node"
   mkdir -p "$mnt/usr/local/lib/node_modules"
@@ -257,6 +275,7 @@ build_python() {
   log "building $PYTHON_IMAGE (Debian's python3 with apt)"
   local ctr
   ctr=$(bh from --signature-policy "$(policy)" --pull=never "$BASE_IMAGE")
+  CONTAINERS+=("$ctr")
   bh run --isolation "${AGENTTYPE_BUILDAH_ISOLATION:-chroot}" --network host "$ctr" -- sh -c \
     'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 >/dev/null && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin' >&2
   bh config --cmd '["python3"]' --annotation "agenttype.python=$key" "$ctr"
