@@ -90,8 +90,8 @@ bench-operator: $(DEPS) ## time the operator on N AgentTypes against the API ser
 	@kubeconfig=$$(tests/cluster/cluster.sh up control-plane | tail -n 1) && \
 	  node tests/bench/operator.ts --n $(BENCH_N) --kubeconfig "$$kubeconfig"
 
-bench-sidecar: $(DEPS) ## the sidecar's added latency, throughput and memory against a direct upstream
-	node tests/bench/sidecar.ts
+bench-sidecar: $(DEPS) ## the sidecar's added latency, throughput and memory against a direct upstream [BENCH_ROUNDS=5 BENCH_ROUND_MS=1000]
+	node tests/bench/sidecar.ts $(if $(BENCH_ROUNDS),--rounds $(BENCH_ROUNDS)) $(if $(BENCH_ROUND_MS),--round-ms $(BENCH_ROUND_MS))
 
 bench: bench-operator bench-sidecar ## every benchmark (never part of make test)
 

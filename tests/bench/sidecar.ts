@@ -8,20 +8,37 @@
 // image starts it. A bare node:http proxy (bare-proxy.mjs) is measured
 // alongside, as the floor any Node proxy pays on this machine, latency, throughput and memory.
 // The last line is machine-readable.
+//   node tests/bench/sidecar.ts [--rounds 5] [--round-ms 1000]
+// (`make test` runs it with one short round, to show it still runs to its last line.)
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { parseArgs } from "node:util";
 import { buildSidecar, SIDECAR_NODE_FLAGS } from "../../sidecar/build.ts";
 import { freePort } from "../fixtures/ports.ts";
 
+const { values: args } = parseArgs({
+  options: {
+    rounds: { type: "string", default: "5" },
+    "round-ms": { type: "string", default: "1000" },
+  },
+});
+/** A whole number of at least `min`, or an error naming the flag. */
+function countFrom(flag: string, value: string, min: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min)
+    throw new Error(`--${flag}: expected a whole number >= ${min}, got ${value}`);
+  return n;
+}
+
 const RATE = 1000;
-const ROUND_MS = 1000;
-const ROUNDS = 5;
-const MAX_ROUND_MS = 1500;
+const ROUND_MS = countFrom("round-ms", args["round-ms"], 100);
+const ROUNDS = countFrom("rounds", args.rounds, 1);
+const MAX_ROUND_MS = ROUND_MS * 1.5;
 const MAX_CONCURRENCY = 32;
-const WARMUP_MS = 1500;
+const WARMUP_MS = ROUND_MS * 1.5;
 
 const root = new URL("../../", import.meta.url).pathname;
 
