@@ -21,7 +21,7 @@ import {
 import type { EventRecorder } from "../../kube/events.ts";
 import { resources } from "../../kube/resources.ts";
 import { resolveTools, type ToolResolution } from "../../tools/resolve-tools.ts";
-import { computeStatus, type Observation, transitions, type WorkloadState } from "./status.ts";
+import { computeStatus, type Observation, statusChanged, transitions, type WorkloadState } from "./status.ts";
 
 export interface OwnedInformers {
   deployment: ObjectCache<KubeObject>;
@@ -123,7 +123,7 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
     signal: AbortSignal,
   ) {
     const status = computeStatus(previous, observation, new Date());
-    if (JSON.stringify(status) === JSON.stringify(previous ?? {})) return;
+    if (!statusChanged(previous, status)) return;
     const { name, namespace } = raw.metadata;
     await client.apply(
       resources.agentType,

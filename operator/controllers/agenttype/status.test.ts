@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { AgentTypeStatus } from "../../../api/agenttype.ts";
-import { computeStatus, type Observation, setCondition, transitions } from "./status.ts";
+import { computeStatus, type Observation, setCondition, statusChanged, transitions } from "./status.ts";
 
 const t0 = new Date("2026-01-01T00:00:00Z");
 const t1 = new Date("2026-01-01T00:01:00Z");
@@ -119,5 +119,43 @@ describe("setCondition", () => {
       ["B", "False"],
       ["A", "False"],
     ]);
+  });
+});
+
+describe("statusChanged", () => {
+  /** A status as the API server returns it: every map's keys sorted. */
+  const sortedKeys = (value: unknown): unknown =>
+    Array.isArray(value)
+      ? value.map(sortedKeys)
+      : typeof value === "object" && value !== null
+        ? Object.fromEntries(
+            Object.keys(value)
+              .sort()
+              .map((k) => [k, sortedKeys((value as Record<string, unknown>)[k])]),
+          )
+        : value;
+
+  it("sees no change in the status the server echoes back with its keys sorted", () => {
+    const written = computeStatus(undefined, { ...base, workload: rolledOut }, t0);
+    const stored = sortedKeys(written) as AgentTypeStatus;
+    expect(JSON.stringify(stored)).not.toBe(JSON.stringify(written));
+    const next = computeStatus(stored, { ...base, workload: rolledOut }, t1);
+    expect(statusChanged(stored, next)).toBe(false);
+  });
+
+  it("sees a changed value, a condition that moved, and a field that is gone", () => {
+    const written = computeStatus(undefined, { ...base, workload: rolledOut }, t0);
+    const fewer = computeStatus(written, { ...base, workload: { ...rolledOut, readyReplicas: 1 } }, t1);
+    expect(statusChanged(written, fewer)).toBe(true);
+    const reordered = { ...written, conditions: [...(written.conditions ?? [])].reverse() };
+    expect(statusChanged(written, reordered)).toBe(true);
+    const { resolvedTools: _, ...without } = written;
+    expect(statusChanged(written, without)).toBe(true);
+    expect(statusChanged(undefined, written)).toBe(true);
+  });
+
+  it("reads a field set to undefined as absent", () => {
+    const written = computeStatus(undefined, base, t0);
+    expect(statusChanged(written, { ...written, missingTools: undefined })).toBe(false);
   });
 });

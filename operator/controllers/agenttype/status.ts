@@ -1,6 +1,7 @@
 // Computes an AgentType's status from what the reconcile observed, following the Kubernetes
 // API conventions for conditions: one entry per type, lastTransitionTime moves only when the
 // status flips, every condition carries the generation it was computed for. Pure.
+import { isDeepStrictEqual } from "node:util";
 import type { AgentTypeStatus } from "../../../api/agenttype.ts";
 import { describeMissing, type ToolResolution } from "../../tools/resolve-tools.ts";
 
@@ -170,4 +171,14 @@ export function transitions(previous: AgentTypeStatus | undefined, next: AgentTy
       ? condition.status !== "Unknown"
       : before.status !== condition.status || before.reason !== condition.reason;
   });
+}
+
+/**
+ * Whether `next` differs from the status the API server holds. Compared as structures, not
+ * as text: the server returns the keys of every map sorted, whatever order we wrote them in.
+ * Fields set to undefined count as absent, as they are once sent.
+ */
+export function statusChanged(previous: AgentTypeStatus | undefined, next: AgentTypeStatus): boolean {
+  const asSent = (status: AgentTypeStatus | undefined) => JSON.parse(JSON.stringify(status ?? {}));
+  return !isDeepStrictEqual(asSent(previous), asSent(next));
 }
