@@ -30,12 +30,14 @@ import {
   selectorLabels,
   WRAPPER_CONTAINER,
 } from "./names.ts";
+import { canonicalQuantity, canonicalResources, MILLI } from "./quantity.ts";
 import {
   buildSidecarConfig,
   providerCredentialsDir,
   type SidecarDefaults,
   toolSecretDir,
 } from "./sidecar-config.ts";
+import { storedClaimTemplate, storedEnv } from "./stored-form.ts";
 
 export interface BuildSettings extends SidecarDefaults {
   sidecarImage: string;
@@ -197,7 +199,9 @@ function podTemplate(
     readinessProbe: probe("/readyz", 5, 3),
     livenessProbe: probe("/healthz", 10, 3),
     volumeMounts: sidecar.mounts,
-    resources: (spec.sidecar.resources as V1ResourceRequirements | undefined) ?? settings.sidecarResources,
+    resources: canonicalResources(
+      (spec.sidecar.resources as V1ResourceRequirements | undefined) ?? settings.sidecarResources,
+    ),
     securityContext: RESTRICTED,
   };
   const agentContainer: V1Container = {
@@ -206,15 +210,17 @@ function podTemplate(
     ...(spec.imagePullPolicy === undefined ? {} : { imagePullPolicy: spec.imagePullPolicy }),
     ...(spec.command === undefined ? {} : { command: spec.command }),
     ...(spec.args === undefined ? {} : { args: spec.args }),
-    env: agentEnv(agent, config),
-    ...(spec.resources === undefined ? {} : { resources: spec.resources as V1ResourceRequirements }),
+    env: storedEnv(agentEnv(agent, config)),
+    ...(spec.resources === undefined
+      ? {}
+      : { resources: canonicalResources(spec.resources as V1ResourceRequirements) }),
     volumeMounts: [{ name: "agenttype", mountPath: WRAPPER_MOUNT, readOnly: true }],
   };
   const volumes: V1Volume[] = [{ name: "agenttype", emptyDir: { sizeLimit: "64Mi" } }, ...sidecar.volumes];
   if (spec.memory.type === "ephemeral") {
     volumes.push({
       name: "memory",
-      emptyDir: spec.memory.size === undefined ? {} : { sizeLimit: String(spec.memory.size) },
+      emptyDir: spec.memory.size === undefined ? {} : { sizeLimit: canonicalQuantity(spec.memory.size) },
     });
   }
   return {
@@ -271,16 +277,16 @@ export function buildObjects(
             template,
             persistentVolumeClaimRetentionPolicy: { whenDeleted: memory.retainPolicy, whenScaled: "Retain" },
             volumeClaimTemplates: [
-              {
+              storedClaimTemplate({
                 metadata: { name: "memory" },
                 spec: {
                   accessModes: ["ReadWriteOnce"],
-                  resources: { requests: { storage: String(memory.size) } },
+                  resources: { requests: { storage: canonicalQuantity(String(memory.size), MILLI) } },
                   ...(memory.storageClassName === undefined
                     ? {}
                     : { storageClassName: memory.storageClassName }),
                 },
-              },
+              }),
             ],
           },
         }
