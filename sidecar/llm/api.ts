@@ -4,7 +4,7 @@
 // an unknown path) are answered in the API's own error shape, so stock clients show why.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type * as z from "zod";
-import { fieldErrors, formatFieldErrors } from "../../api/field-errors.ts";
+import { type FieldError, fieldPath, formatFieldErrors } from "../../api/field-errors.ts";
 import type { Redactor } from "../redact.ts";
 import { describeFailure, type Failure, sendFailure } from "./failure.ts";
 import type { Router } from "./router.ts";
@@ -109,8 +109,27 @@ export function registerLlmApi(
   );
 }
 
+/**
+ * The field errors of a body. Where a field may take several shapes (a string or a list of
+ * parts), the shape the body came closest to names the field, not the union as a whole.
+ */
+function bodyErrors(issues: readonly z.core.$ZodIssue[], prefix: readonly PropertyKey[] = []): FieldError[] {
+  const depth = (branch: readonly z.core.$ZodIssue[]) => Math.max(0, ...branch.map((i) => i.path.length));
+  return issues.flatMap((issue) => {
+    const path = [...prefix, ...issue.path];
+    if (issue.code === "invalid_union" && issue.errors.length > 0) {
+      const closest = issue.errors.reduce((best, branch) => (depth(branch) > depth(best) ? branch : best));
+      if (depth(closest) > 0) return bodyErrors(closest, path);
+    }
+    if (issue.code === "unrecognized_keys") {
+      return issue.keys.map((key) => ({ path: fieldPath([...path, key]), message: "unknown field" }));
+    }
+    return [{ path: fieldPath(path), message: issue.message }];
+  });
+}
+
 function invalid(error: z.ZodError): Failure {
-  const errors = fieldErrors(error);
+  const errors = bodyErrors(error.issues);
   return {
     status: 400,
     type: "invalid_request_error",

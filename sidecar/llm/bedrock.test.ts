@@ -254,6 +254,7 @@ describe("toConverseInput", () => {
           { role: "tool", content: "r2", toolCallId: "t2" },
         ],
         stop: ["END"],
+        fields: {},
       },
       "m",
     );

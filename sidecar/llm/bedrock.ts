@@ -9,9 +9,18 @@ import {
   type ConverseCommandOutput,
   ConverseStreamCommand,
   type ConverseStreamOutput,
+  type ImageFormat,
   type Message,
 } from "@aws-sdk/client-bedrock-runtime";
-import type { ChatEvent, ChatRequest, ChatResult, StopReason, ToolCall } from "./chat.ts";
+import {
+  type ChatEvent,
+  type ChatRequest,
+  type ChatResult,
+  offeredTools,
+  type StopReason,
+  type ToolCall,
+  type Unhonoured,
+} from "./chat.ts";
 import { classifyBedrockException, classifyTransportError, ProviderError } from "./errors.ts";
 import type { LlmProvider } from "./provider.ts";
 
@@ -21,9 +30,95 @@ export interface AwsCredentials {
   sessionToken?: string;
 }
 
+/** The image formats Converse takes, told apart by their first bytes. */
+export function imageFormat(base64: string): ImageFormat | undefined {
+  const head = Buffer.from(base64.slice(0, 24), "base64");
+  if (head.subarray(0, 4).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47]))) return "png";
+  if (head.subarray(0, 3).equals(Buffer.from([0xff, 0xd8, 0xff]))) return "jpeg";
+  if (head.subarray(0, 4).toString("latin1") === "GIF8") return "gif";
+  if (head.subarray(0, 4).toString("latin1") === "RIFF" && head.subarray(8, 12).toString("latin1") === "WEBP")
+    return "webp";
+  return undefined;
+}
+
+/** Anthropic's models on Bedrock, which take top_k as an additional model request field. */
+function isAnthropic(modelId: string): boolean {
+  return /(^|[.:/])anthropic\./.test(modelId);
+}
+
+/** Effort levels of Converse's outputConfig.effort. */
+const EFFORTS: ReadonlySet<unknown> = new Set(["low", "medium", "high", "xhigh", "max"]);
+
+/** What of a request Converse cannot honour for this model. */
+export function bedrockUnhonoured(request: ChatRequest, modelId: string): Unhonoured | undefined {
+  for (const m of request.messages) {
+    if (m.images === undefined || m.images.length === 0) continue;
+    if (m.role !== "user")
+      return {
+        feature: "images",
+        reason: `Converse takes images in user messages only, not in ${m.role} messages`,
+      };
+    if (m.images.some((image) => imageFormat(image) === undefined))
+      return { feature: "images", reason: "Converse takes png, jpeg, gif and webp images only" };
+  }
+  if (request.messages.some((m) => m.thinking !== undefined && m.thinking !== ""))
+    return {
+      feature: "thinking",
+      reason:
+        "Converse takes earlier reasoning only with the signature it was given, which the history does not carry",
+    };
+  if (request.parallelToolCalls === false)
+    return {
+      feature: "parallelToolCalls",
+      reason: "Converse cannot hold the model to one tool call per turn",
+    };
+  if (
+    request.toolChoice?.mode === "none" &&
+    request.messages.some((m) => m.role === "tool" || (m.toolCalls?.length ?? 0) > 0)
+  )
+    return {
+      feature: "toolChoice",
+      reason:
+        'Converse needs the tools declared while the conversation holds tool calls, so it cannot honour "none" then',
+    };
+  if (request.seed !== undefined) return { feature: "seed", reason: "Converse has no seed" };
+  if (request.topK !== undefined && !isAnthropic(modelId))
+    return { feature: "topK", reason: `Converse takes top_k for Anthropic models only, not ${modelId}` };
+  if ((request.frequencyPenalty ?? 0) !== 0)
+    return { feature: "frequencyPenalty", reason: "Converse has no frequency penalty" };
+  if ((request.presencePenalty ?? 0) !== 0)
+    return { feature: "presencePenalty", reason: "Converse has no presence penalty" };
+  if (request.responseFormat?.type === "json")
+    return {
+      feature: "responseFormat",
+      reason: "Converse constrains output to a JSON schema only, not to any JSON; send a json_schema",
+    };
+  if (request.think === true)
+    return {
+      feature: "think",
+      reason:
+        "Converse enables reasoning with a token budget or an effort level; send a level (low, medium, high)",
+    };
+  if (typeof request.think === "string" && !EFFORTS.has(request.think))
+    return {
+      feature: "think",
+      reason: `Converse's effort takes low, medium, high, xhigh or max, not "${request.think}"`,
+    };
+  if (request.logprobs !== undefined)
+    return { feature: "logprobs", reason: "Converse returns no log probabilities" };
+  if (request.choices !== undefined)
+    return { feature: "choices", reason: "Converse answers with one choice per request" };
+  if (request.keepAlive !== undefined)
+    return { feature: "keepAlive", reason: "Bedrock loads and unloads models itself" };
+  const option = Object.keys(request.ollamaOptions ?? {})[0];
+  if (option !== undefined) return { feature: `options.${option}`, reason: "Converse has no such setting" };
+  return undefined;
+}
+
 /**
  * Converse wants system prompts apart, strictly alternating user/assistant turns, and tool
- * results as user content; consecutive messages of one role are merged to satisfy it.
+ * results as user content; consecutive messages of one role are merged to satisfy it. Images
+ * go before the text of their message.
  */
 export function toConverseInput(request: ChatRequest, modelId: string): ConverseCommandInput {
   const system = request.messages.filter((m) => m.role === "system").map((m) => ({ text: m.content }));
@@ -32,6 +127,11 @@ export function toConverseInput(request: ChatRequest, modelId: string): Converse
     if (m.role === "system") continue;
     const role = m.role === "assistant" ? "assistant" : "user";
     const content: ContentBlock[] = [];
+    for (const image of m.images ?? []) {
+      content.push({
+        image: { format: imageFormat(image), source: { bytes: Buffer.from(image, "base64") } },
+      });
+    }
     if (m.role === "tool") {
       content.push({ toolResult: { toolUseId: m.toolCallId ?? "", content: [{ text: m.content }] } });
     } else if (m.content !== "") {
@@ -52,17 +152,45 @@ export function toConverseInput(request: ChatRequest, modelId: string): Converse
   if (request.topP !== undefined) inference.topP = request.topP;
   if (request.stop !== undefined) inference.stopSequences = request.stop;
   if (Object.keys(inference).length > 0) input.inferenceConfig = inference;
-  if (request.tools !== undefined && request.tools.length > 0) {
+  if (request.topK !== undefined) input.additionalModelRequestFields = { top_k: request.topK };
+  const tools = offeredTools(request);
+  if (tools.length > 0) {
     input.toolConfig = {
-      tools: request.tools.map((t) => ({
+      tools: tools.map((t) => ({
         toolSpec: {
           name: t.name,
           description: t.description ?? t.name,
           inputSchema: { json: (t.parameters ?? { type: "object" }) as never },
+          ...(t.strict === undefined ? {} : { strict: t.strict }),
         },
       })),
     };
+    // "auto" is Converse's default, and models without tool choice refuse it even when explicit.
+    if (request.toolChoice?.mode === "required") {
+      input.toolConfig.toolChoice =
+        tools.length === 1 && request.toolChoice.only !== undefined
+          ? { tool: { name: tools[0]?.name } }
+          : { any: {} };
+    }
   }
+  const output: NonNullable<ConverseCommandInput["outputConfig"]> = {};
+  const format = request.responseFormat;
+  if (format?.type === "json_schema") {
+    output.textFormat = {
+      type: "json_schema",
+      structure: {
+        jsonSchema: {
+          schema: JSON.stringify(format.schema),
+          ...(format.name === undefined ? {} : { name: format.name }),
+          ...(format.description === undefined ? {} : { description: format.description }),
+        },
+      },
+    };
+  }
+  if (typeof request.think === "string") output.effort = request.think;
+  if (Object.keys(output).length > 0) input.outputConfig = output;
+  if (request.serviceTier !== undefined) input.serviceTier = { type: request.serviceTier };
+  if (request.metadata !== undefined) input.requestMetadata = request.metadata;
   return input;
 }
 
@@ -74,9 +202,12 @@ function fromBedrockStopReason(reason: BedrockStopReason | string | undefined): 
 
 function fromConverseOutput(output: ConverseCommandOutput): ChatResult {
   let text = "";
+  let thinking = "";
   const toolCalls: ToolCall[] = [];
   for (const block of output.output?.message?.content ?? []) {
     if (block.text !== undefined) text += block.text;
+    if (block.reasoningContent?.reasoningText?.text !== undefined)
+      thinking += block.reasoningContent.reasoningText.text;
     if (block.toolUse !== undefined) {
       toolCalls.push({
         id: block.toolUse.toolUseId ?? "",
@@ -87,6 +218,7 @@ function fromConverseOutput(output: ConverseCommandOutput): ChatResult {
   }
   return {
     text,
+    thinking,
     toolCalls,
     stopReason: fromBedrockStopReason(output.stopReason),
     usage: { inputTokens: output.usage?.inputTokens ?? 0, outputTokens: output.usage?.outputTokens ?? 0 },
@@ -110,6 +242,8 @@ export class ConverseStreamMapper {
     } else if (event.contentBlockDelta !== undefined) {
       const { delta, contentBlockIndex } = event.contentBlockDelta;
       if (delta?.text !== undefined && delta.text !== "") return [{ type: "text", text: delta.text }];
+      const reasoning = delta?.reasoningContent?.text;
+      if (reasoning !== undefined && reasoning !== "") return [{ type: "thinking", text: reasoning }];
       const tool = this.#tools.get(contentBlockIndex ?? 0);
       if (delta?.toolUse?.input !== undefined && tool !== undefined) tool.input += delta.toolUse.input;
     } else if (event.contentBlockStop !== undefined) {
@@ -138,6 +272,7 @@ export class ConverseStreamMapper {
 
 export class BedrockProvider implements LlmProvider {
   readonly name: string;
+  readonly type = "bedrock";
   readonly model: string;
   readonly #client: BedrockRuntimeClient;
 
@@ -157,6 +292,10 @@ export class BedrockProvider implements LlmProvider {
       // The router retries and falls back itself; SDK retries would hide failures from it.
       maxAttempts: 1,
     });
+  }
+
+  unhonoured(request: ChatRequest): Unhonoured | undefined {
+    return bedrockUnhonoured(request, this.model);
   }
 
   async chat(request: ChatRequest, signal: AbortSignal): Promise<ChatResult> {

@@ -1,5 +1,7 @@
 // The provider-neutral shape of a chat exchange: the agent-facing APIs (OpenAI, Ollama) map
 // into it and the providers (Ollama, Bedrock) map out of it, so routing never sees a protocol.
+// Every field an agent may send has a place here or is refused by its API; each provider
+// says which of these it cannot honour (LlmProvider.unhonoured), so nothing is dropped.
 
 export interface ToolCall {
   id: string;
@@ -10,6 +12,10 @@ export interface ToolCall {
 export interface ChatMessage {
   role: "system" | "user" | "assistant" | "tool";
   content: string;
+  /** Images the message shows: base64 without a data: prefix, in the order the agent sent them. */
+  images?: string[];
+  /** For role assistant: the reasoning the model wrote before this answer. */
+  thinking?: string;
   toolCalls?: ToolCall[];
   /** For role tool: the call this message answers. */
   toolCallId?: string;
@@ -21,15 +27,79 @@ export interface ToolSpec {
   name: string;
   description?: string;
   parameters?: Record<string, unknown>;
+  /** The model's arguments must follow `parameters` exactly. */
+  strict?: boolean;
+}
+
+/** Whether the model may, must or must not call tools, and which. */
+export interface ToolChoice {
+  mode: "auto" | "none" | "required";
+  /** Only these tools may be called: a named function, or OpenAI's allowed_tools. */
+  only?: string[];
+}
+
+export type ResponseFormat =
+  /** Any JSON value: OpenAI's json_object, Ollama's format "json". */
+  | { type: "json" }
+  | { type: "json_schema"; schema: Record<string, unknown>; name?: string; description?: string };
+
+/** Whether the model reasons before answering, and how hard: Ollama's think, OpenAI's reasoning_effort. */
+export type Reasoning = boolean | "minimal" | "low" | "medium" | "high" | "xhigh" | "max";
+
+export interface TokenLogprob {
+  token: string;
+  logprob: number;
+}
+
+export interface Logprob extends TokenLogprob {
+  /** The most likely alternatives at this position, when asked for. */
+  top?: TokenLogprob[];
 }
 
 export interface ChatRequest {
   messages: ChatMessage[];
   tools?: ToolSpec[];
+  toolChoice?: ToolChoice;
+  /** false: at most one tool call per turn. Unset: as many as the model makes. */
+  parallelToolCalls?: boolean;
   temperature?: number;
   topP?: number;
+  topK?: number;
   maxTokens?: number;
   stop?: string[];
+  seed?: number;
+  frequencyPenalty?: number;
+  presencePenalty?: number;
+  responseFormat?: ResponseFormat;
+  think?: Reasoning;
+  /** Log probabilities of the output tokens, with `top` alternatives each. */
+  logprobs?: { top: number };
+  /** Choices wanted, set only when more than one. */
+  choices?: number;
+  /** A processing tier other than the default. */
+  serviceTier?: "flex" | "priority";
+  /** Tags for the provider's logs of the call. */
+  metadata?: Record<string, string>;
+  /** How long Ollama keeps the model loaded after the call. */
+  keepAlive?: string | number;
+  /** Ollama options without a field above (num_ctx, repeat_penalty, ...), by Ollama's names. */
+  ollamaOptions?: Record<string, unknown>;
+  /** The agent's name for each feature it used, as its API spells it, for refusals to name. */
+  fields: Partial<Record<Feature, string>>;
+}
+
+/** What a provider may be unable to honour: a field of ChatRequest, a message part, or an Ollama option. */
+export type Feature =
+  | Exclude<keyof ChatRequest, "messages" | "fields" | "ollamaOptions">
+  | "images"
+  | "thinking"
+  | "strict"
+  | `options.${string}`;
+
+/** A feature of the request a provider cannot honour, and why. */
+export interface Unhonoured {
+  feature: Feature;
+  reason: string;
 }
 
 export type StopReason = "stop" | "length" | "tool_calls";
@@ -41,20 +111,44 @@ export interface Usage {
 
 export interface ChatResult {
   text: string;
+  /** The reasoning the model wrote before its answer; empty when it wrote none. */
+  thinking: string;
   toolCalls: ToolCall[];
   stopReason: StopReason;
   usage: Usage;
+  /** Per output token, when the request asked for them. */
+  logprobs?: Logprob[];
 }
 
 /** One piece of a streamed answer, in order; `done` is always last. */
 export type ChatEvent =
-  | { type: "text"; text: string }
+  | { type: "text"; text: string; logprobs?: Logprob[] }
+  | { type: "thinking"; text: string }
   | { type: "tool_call"; call: ToolCall }
   | { type: "done"; stopReason: StopReason; usage: Usage };
+
+export interface EmbedRequest {
+  input: string[];
+  /** Length of the vectors, for models that can shorten them. */
+  dimensions?: number;
+  /** false: an input longer than the context is an error rather than cut. */
+  truncate?: boolean;
+  keepAlive?: string | number;
+  ollamaOptions?: Record<string, unknown>;
+}
 
 export interface EmbedResult {
   embeddings: number[][];
   inputTokens: number;
+}
+
+/** The tools the model is offered: none when it must not call any, only the allowed ones when limited. */
+export function offeredTools(request: ChatRequest): ToolSpec[] {
+  const tools = request.tools ?? [];
+  const choice = request.toolChoice;
+  if (choice?.mode === "none") return [];
+  const only = choice?.only;
+  return only === undefined ? tools : tools.filter((t) => only.includes(t.name));
 }
 
 /**
@@ -64,7 +158,7 @@ export interface EmbedResult {
 export function estimateTokens(request: ChatRequest): number {
   let chars = 0;
   for (const m of request.messages) {
-    chars += m.content.length;
+    chars += m.content.length + (m.thinking?.length ?? 0);
     for (const call of m.toolCalls ?? []) chars += JSON.stringify(call.arguments).length + call.name.length;
   }
   for (const tool of request.tools ?? []) chars += JSON.stringify(tool).length;

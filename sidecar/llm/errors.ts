@@ -34,6 +34,18 @@ export class ProviderError extends Error {
   }
 }
 
+/** No configured provider can honour a field of the request as the agent meant it; nothing was sent. */
+export class RefusedError extends Error {
+  /** The field as the agent's API names it, for example response_format or options.num_ctx. */
+  readonly field: string;
+
+  constructor(field: string, message: string) {
+    super(message);
+    this.name = "RefusedError";
+    this.field = field;
+  }
+}
+
 /** The agent's request may not proceed now; it may after retryAfterMs. */
 export class RateLimitedError extends Error {
   readonly retryAfterMs: number;

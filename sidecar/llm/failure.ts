@@ -4,7 +4,7 @@
 // sidecar holds, and upstream headers never reach it.
 import type { FastifyReply } from "fastify";
 import type { Redactor } from "../redact.ts";
-import { ProviderError, RateLimitedError, StreamInterruptedError } from "./errors.ts";
+import { ProviderError, RateLimitedError, RefusedError, StreamInterruptedError } from "./errors.ts";
 
 export interface Failure {
   status: number;
@@ -20,9 +20,17 @@ export interface Failure {
 /** Seconds an agent is told to wait when every provider throttled it. */
 const THROTTLED_RETRY_AFTER_S = 1;
 
+/** Longest message the agent is told; upstream texts (an HTML error page, say) can be long. */
+const MESSAGE_MAX_CHARS = 2000;
+
 export function describeFailure(error: unknown, redact: Redactor): Failure {
   const failure = classify(error);
-  return { ...failure, message: redact.text(failure.message) };
+  // Credentials go first: a cut made before could split one past recognition.
+  const message = redact.text(failure.message);
+  return {
+    ...failure,
+    message: message.length > MESSAGE_MAX_CHARS ? `${message.slice(0, MESSAGE_MAX_CHARS)}…` : message,
+  };
 }
 
 function classify(error: unknown): Failure {
@@ -33,6 +41,15 @@ function classify(error: unknown): Failure {
       code: "rate_limit_exceeded",
       message: error.message,
       retryAfterSeconds: Math.max(1, Math.ceil(error.retryAfterMs / 1000)),
+    };
+  }
+  if (error instanceof RefusedError) {
+    return {
+      status: 400,
+      type: "invalid_request_error",
+      code: "unsupported_parameter",
+      message: error.message,
+      param: error.field,
     };
   }
   if (error instanceof StreamInterruptedError) {

@@ -2,7 +2,7 @@ import { Ollama } from "ollama";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { OllamaServer } from "../testing/ollama-server.ts";
 import { baseConfig, llmConfig, startTestSidecar, type TestSidecar } from "../testing/sidecar.ts";
-import { fromOllamaChatRequest, ollamaChatRequest } from "./ollama-api.ts";
+import { fromOllamaChatRequest, ollamaChatRequest } from "./ollama-request.ts";
 
 let upstream: OllamaServer;
 let sc: TestSidecar;

@@ -1,16 +1,21 @@
 // The Ollama provider: the router's chat and embeddings over Ollama's REST API
-// (https://github.com/ollama/ollama/blob/main/docs/api.md), NDJSON when streaming.
+// (https://github.com/ollama/ollama/blob/main/docs/api.md), NDJSON when streaming. Ollama
+// takes nearly every field agents send as it is; what it cannot honour, it says.
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { lines, readText, send, type Target, target } from "../http-client.ts";
-import type {
-  ChatEvent,
-  ChatMessage,
-  ChatRequest,
-  ChatResult,
-  EmbedResult,
-  StopReason,
-  ToolCall,
+import {
+  type ChatEvent,
+  type ChatMessage,
+  type ChatRequest,
+  type ChatResult,
+  type EmbedRequest,
+  type EmbedResult,
+  type Logprob,
+  offeredTools,
+  type StopReason,
+  type ToolCall,
+  type Unhonoured,
 } from "./chat.ts";
 import { classifyHttpStatus, ProviderError } from "./errors.ts";
 import type { LlmProvider } from "./provider.ts";
@@ -18,8 +23,20 @@ import type { LlmProvider } from "./provider.ts";
 export interface OllamaMessage {
   role: string;
   content: string;
+  images?: string[];
+  thinking?: string;
   tool_calls?: { function: { name: string; arguments: Record<string, unknown> } }[];
   tool_name?: string;
+}
+
+export interface OllamaTokenLogprob {
+  token: string;
+  logprob: number;
+  bytes?: number[];
+}
+
+export interface OllamaLogprob extends OllamaTokenLogprob {
+  top_logprobs?: OllamaTokenLogprob[];
 }
 
 /** One NDJSON line of /api/chat, or its whole answer when not streaming. */
@@ -30,12 +47,45 @@ export interface OllamaChatChunk {
   done_reason?: string;
   prompt_eval_count?: number;
   eval_count?: number;
+  logprobs?: OllamaLogprob[];
   error?: string;
+}
+
+/** The levels Ollama's think takes besides true and false. */
+const THINK_LEVELS: ReadonlySet<unknown> = new Set(["low", "medium", "high"]);
+
+/** What of a request Ollama cannot honour; everything else it takes as it is. */
+export function ollamaUnhonoured(request: ChatRequest): Unhonoured | undefined {
+  if (request.toolChoice?.mode === "required")
+    return { feature: "toolChoice", reason: "Ollama cannot make the model call a tool" };
+  if (request.parallelToolCalls === false)
+    return { feature: "parallelToolCalls", reason: "Ollama cannot hold the model to one tool call per turn" };
+  if (request.tools?.some((t) => t.strict === true))
+    return { feature: "strict", reason: "Ollama does not hold a tool call's arguments to the tool's schema" };
+  if (request.responseFormat?.type === "json_schema" && request.responseFormat.description !== undefined)
+    return {
+      feature: "responseFormat",
+      reason: "Ollama's format takes a JSON schema but no description of it",
+    };
+  if (typeof request.think === "string" && !THINK_LEVELS.has(request.think))
+    return {
+      feature: "think",
+      reason: `Ollama's think takes true, false, "low", "medium" or "high", not "${request.think}"`,
+    };
+  if (request.choices !== undefined)
+    return { feature: "choices", reason: "Ollama answers with one choice per request" };
+  if (request.serviceTier !== undefined)
+    return { feature: "serviceTier", reason: "Ollama has no service tiers" };
+  if (request.metadata !== undefined)
+    return { feature: "metadata", reason: "Ollama keeps no request metadata" };
+  return undefined;
 }
 
 function toOllamaMessages(messages: readonly ChatMessage[]): OllamaMessage[] {
   return messages.map((m) => {
     const out: OllamaMessage = { role: m.role, content: m.content };
+    if (m.images !== undefined && m.images.length > 0) out.images = m.images;
+    if (m.thinking !== undefined) out.thinking = m.thinking;
     if (m.toolCalls !== undefined && m.toolCalls.length > 0) {
       out.tool_calls = m.toolCalls.map((c) => ({ function: { name: c.name, arguments: c.arguments } }));
     }
@@ -44,24 +94,36 @@ function toOllamaMessages(messages: readonly ChatMessage[]): OllamaMessage[] {
   });
 }
 
+function toOllamaOptions(request: ChatRequest): Record<string, unknown> {
+  const options: Record<string, unknown> = { ...request.ollamaOptions };
+  const set = (key: string, value: unknown) => {
+    if (value !== undefined) options[key] = value;
+  };
+  set("temperature", request.temperature);
+  set("top_p", request.topP);
+  set("top_k", request.topK);
+  set("num_predict", request.maxTokens);
+  set("stop", request.stop);
+  set("seed", request.seed);
+  set("frequency_penalty", request.frequencyPenalty);
+  set("presence_penalty", request.presencePenalty);
+  return options;
+}
+
 export function toOllamaChatBody(
   request: ChatRequest,
   model: string,
   stream: boolean,
 ): Record<string, unknown> {
-  const options: Record<string, unknown> = {};
-  if (request.temperature !== undefined) options.temperature = request.temperature;
-  if (request.topP !== undefined) options.top_p = request.topP;
-  if (request.maxTokens !== undefined) options.num_predict = request.maxTokens;
-  if (request.stop !== undefined) options.stop = request.stop;
   const body: Record<string, unknown> = {
     model,
     messages: toOllamaMessages(request.messages),
     stream,
-    options,
+    options: toOllamaOptions(request),
   };
-  if (request.tools !== undefined && request.tools.length > 0) {
-    body.tools = request.tools.map((t) => ({
+  const tools = offeredTools(request);
+  if (tools.length > 0) {
+    body.tools = tools.map((t) => ({
       type: "function",
       function: {
         name: t.name,
@@ -69,6 +131,14 @@ export function toOllamaChatBody(
         parameters: t.parameters ?? { type: "object" },
       },
     }));
+  }
+  const format = request.responseFormat;
+  if (format !== undefined) body.format = format.type === "json" ? "json" : format.schema;
+  if (request.think !== undefined) body.think = request.think;
+  if (request.keepAlive !== undefined) body.keep_alive = request.keepAlive;
+  if (request.logprobs !== undefined) {
+    body.logprobs = true;
+    if (request.logprobs.top > 0) body.top_logprobs = request.logprobs.top;
   }
   return body;
 }
@@ -82,6 +152,16 @@ function fromOllamaToolCalls(message: OllamaMessage | undefined): ToolCall[] {
   }));
 }
 
+function fromOllamaLogprobs(logprobs: readonly OllamaLogprob[]): Logprob[] {
+  return logprobs.map((l) => ({
+    token: l.token,
+    logprob: l.logprob,
+    ...(l.top_logprobs === undefined
+      ? {}
+      : { top: l.top_logprobs.map((t) => ({ token: t.token, logprob: t.logprob })) }),
+  }));
+}
+
 function stopReasonOf(doneReason: string | undefined, sawToolCalls: boolean): StopReason {
   if (sawToolCalls) return "tool_calls";
   return doneReason === "length" ? "length" : "stop";
@@ -89,6 +169,7 @@ function stopReasonOf(doneReason: string | undefined, sawToolCalls: boolean): St
 
 export class OllamaProvider implements LlmProvider {
   readonly name: string;
+  readonly type = "ollama";
   readonly model: string;
   readonly #chatTarget: Target;
   readonly #embedTarget: Target;
@@ -103,16 +184,23 @@ export class OllamaProvider implements LlmProvider {
     this.#headers = options.token === undefined ? {} : { authorization: `Bearer ${options.token}` };
   }
 
+  unhonoured(request: ChatRequest): Unhonoured | undefined {
+    return ollamaUnhonoured(request);
+  }
+
   async chat(request: ChatRequest, signal: AbortSignal): Promise<ChatResult> {
     const response = await this.#post(this.#chatTarget, toOllamaChatBody(request, this.model, false), signal);
     const chunk = this.#parse(await readText(response));
     const toolCalls = fromOllamaToolCalls(chunk.message);
-    return {
+    const result: ChatResult = {
       text: chunk.message?.content ?? "",
+      thinking: chunk.message?.thinking ?? "",
       toolCalls,
       stopReason: stopReasonOf(chunk.done_reason, toolCalls.length > 0),
       usage: { inputTokens: chunk.prompt_eval_count ?? 0, outputTokens: chunk.eval_count ?? 0 },
     };
+    if (chunk.logprobs !== undefined) result.logprobs = fromOllamaLogprobs(chunk.logprobs);
+    return result;
   }
 
   async *chatStream(request: ChatRequest, signal: AbortSignal): AsyncGenerator<ChatEvent> {
@@ -120,8 +208,14 @@ export class OllamaProvider implements LlmProvider {
     let sawToolCalls = false;
     for await (const line of lines(response)) {
       const chunk = this.#parse(line);
+      const thinking = chunk.message?.thinking ?? "";
+      if (thinking !== "") yield { type: "thinking", text: thinking };
       const text = chunk.message?.content ?? "";
-      if (text !== "") yield { type: "text", text };
+      if (text !== "") {
+        yield chunk.logprobs === undefined
+          ? { type: "text", text }
+          : { type: "text", text, logprobs: fromOllamaLogprobs(chunk.logprobs) };
+      }
       for (const call of fromOllamaToolCalls(chunk.message)) {
         sawToolCalls = true;
         yield { type: "tool_call", call };
@@ -138,13 +232,18 @@ export class OllamaProvider implements LlmProvider {
     throw new ProviderError(this.name, "connection", `provider "${this.name}" closed the stream before done`);
   }
 
-  async embed(input: string[], signal: AbortSignal): Promise<EmbedResult> {
-    const response = await this.#post(this.#embedTarget, { model: this.model, input }, signal);
-    const body = JSON.parse(await readText(response)) as {
+  async embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
+    const body: Record<string, unknown> = { model: this.model, input: request.input };
+    if (request.dimensions !== undefined) body.dimensions = request.dimensions;
+    if (request.truncate !== undefined) body.truncate = request.truncate;
+    if (request.keepAlive !== undefined) body.keep_alive = request.keepAlive;
+    if (request.ollamaOptions !== undefined) body.options = request.ollamaOptions;
+    const response = await this.#post(this.#embedTarget, body, signal);
+    const answer = JSON.parse(await readText(response)) as {
       embeddings?: number[][];
       prompt_eval_count?: number;
     };
-    return { embeddings: body.embeddings ?? [], inputTokens: body.prompt_eval_count ?? 0 };
+    return { embeddings: answer.embeddings ?? [], inputTokens: answer.prompt_eval_count ?? 0 };
   }
 
   async #post(to: Target, body: unknown, signal: AbortSignal): Promise<IncomingMessage> {
@@ -163,10 +262,11 @@ export class OllamaProvider implements LlmProvider {
     } catch {
       // Not JSON (a proxy's HTML page, say): the raw text is the best detail there is.
     }
+    // Not shortened here: a cut could split a credential the relay would then not recognise.
     throw new ProviderError(
       this.name,
       classifyHttpStatus(status),
-      `provider "${this.name}" (ollama, model ${this.model}) answered ${status}: ${detail.slice(0, 500)}`,
+      `provider "${this.name}" (ollama, model ${this.model}) answered ${status}: ${detail}`,
       status,
     );
   }

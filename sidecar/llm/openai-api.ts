@@ -1,124 +1,18 @@
-// The OpenAI-compatible agent API (/v1/chat/completions, /v1/models, /v1/embeddings): maps
-// OpenAI's wire format to the neutral chat shape and back, streaming as server-sent events.
+// The OpenAI-compatible agent API (/v1/chat/completions, /v1/models, /v1/embeddings): the
+// answers in OpenAI's wire format, streaming as server-sent events. What a request may hold
+// and how it maps to the neutral shape is openai-request.ts.
 import { randomUUID } from "node:crypto";
 import type { FastifyInstance } from "fastify";
-import * as z from "zod";
 import { type LlmServices, registerLlmApi } from "./api.ts";
-import type { ChatEvent, ChatMessage, ChatRequest, ChatResult, StopReason } from "./chat.ts";
+import type { ChatEvent, ChatResult, Logprob, StopReason } from "./chat.ts";
 import type { Failure } from "./failure.ts";
+import {
+  fromOpenAiEmbeddingsRequest,
+  fromOpenAiRequest,
+  openAiChatRequest,
+  openAiEmbeddingsRequest,
+} from "./openai-request.ts";
 import { agentGone, answerChat } from "./stream.ts";
-
-const textContent = z.union([
-  z.string(),
-  z.array(z.looseObject({ type: z.string(), text: z.string().optional() })),
-  z.null(),
-]);
-
-const openAiMessage = z.looseObject({
-  role: z.enum(["system", "developer", "user", "assistant", "tool"]),
-  content: textContent.optional(),
-  tool_calls: z
-    .array(
-      z.looseObject({
-        id: z.string(),
-        type: z.literal("function").optional(),
-        function: z.looseObject({ name: z.string(), arguments: z.string() }),
-      }),
-    )
-    .optional(),
-  tool_call_id: z.string().optional(),
-  name: z.string().optional(),
-});
-
-const openAiChatRequest = z.looseObject({
-  model: z.string(),
-  messages: z.array(openAiMessage).min(1),
-  stream: z.boolean().nullish(),
-  stream_options: z.looseObject({ include_usage: z.boolean().optional() }).nullish(),
-  temperature: z.number().nullish(),
-  top_p: z.number().nullish(),
-  max_tokens: z.int().positive().nullish(),
-  max_completion_tokens: z.int().positive().nullish(),
-  stop: z.union([z.string(), z.array(z.string())]).nullish(),
-  tools: z
-    .array(
-      z.looseObject({
-        type: z.literal("function"),
-        function: z.looseObject({
-          name: z.string(),
-          description: z.string().optional(),
-          parameters: z.record(z.string(), z.unknown()).optional(),
-        }),
-      }),
-    )
-    .nullish(),
-});
-
-const openAiEmbeddingsRequest = z.looseObject({
-  model: z.string(),
-  input: z.union([z.string(), z.array(z.string()).min(1)]),
-  encoding_format: z.enum(["float", "base64"]).optional(),
-});
-
-type OpenAiChatRequest = z.output<typeof openAiChatRequest>;
-
-function textOf(content: z.output<typeof textContent> | undefined): string {
-  if (content === undefined || content === null) return "";
-  if (typeof content === "string") return content;
-  return content.map((part) => part.text ?? "").join("");
-}
-
-function parseArguments(text: string): Record<string, unknown> {
-  try {
-    const value: unknown = JSON.parse(text === "" ? "{}" : text);
-    return typeof value === "object" && value !== null ? (value as Record<string, unknown>) : { value };
-  } catch {
-    // Models sometimes emit arguments that are not JSON; keep them rather than lose the turn.
-    return { arguments: text };
-  }
-}
-
-function fromOpenAiRequest(body: OpenAiChatRequest): ChatRequest {
-  const messages: ChatMessage[] = body.messages.map((m) => {
-    const message: ChatMessage = {
-      role: m.role === "developer" ? "system" : m.role,
-      content: textOf(m.content),
-    };
-    if (m.tool_calls !== undefined) {
-      message.toolCalls = m.tool_calls.map((c) => ({
-        id: c.id,
-        name: c.function.name,
-        arguments: parseArguments(c.function.arguments),
-      }));
-    }
-    if (m.tool_call_id !== undefined) message.toolCallId = m.tool_call_id;
-    if (m.role === "tool" && m.name !== undefined) message.toolName = m.name;
-    return message;
-  });
-  // Ollama pairs tool results with calls by tool name; OpenAI agents send only the call id.
-  const callNames = new Map(messages.flatMap((m) => (m.toolCalls ?? []).map((c) => [c.id, c.name] as const)));
-  for (const m of messages) {
-    if (m.role === "tool" && m.toolName === undefined && m.toolCallId !== undefined) {
-      const name = callNames.get(m.toolCallId);
-      if (name !== undefined) m.toolName = name;
-    }
-  }
-  const request: ChatRequest = { messages };
-  if (body.tools) {
-    request.tools = body.tools.map((t) => ({
-      name: t.function.name,
-      ...(t.function.description === undefined ? {} : { description: t.function.description }),
-      ...(t.function.parameters === undefined ? {} : { parameters: t.function.parameters }),
-    }));
-  }
-  if (typeof body.temperature === "number") request.temperature = body.temperature;
-  if (typeof body.top_p === "number") request.topP = body.top_p;
-  const maxTokens = body.max_completion_tokens ?? body.max_tokens;
-  if (typeof maxTokens === "number") request.maxTokens = maxTokens;
-  if (typeof body.stop === "string") request.stop = [body.stop];
-  else if (Array.isArray(body.stop)) request.stop = body.stop;
-  return request;
-}
 
 function toolCallsOf(result: Pick<ChatResult, "toolCalls">) {
   return result.toolCalls.map((c) => ({
@@ -126,6 +20,23 @@ function toolCallsOf(result: Pick<ChatResult, "toolCalls">) {
     type: "function" as const,
     function: { name: c.name, arguments: JSON.stringify(c.arguments) },
   }));
+}
+
+/** OpenAI's logprobs of a choice: each token with its UTF-8 bytes, and its top alternatives. */
+function toOpenAiLogprobs(logprobs: readonly Logprob[] | undefined) {
+  if (logprobs === undefined) return null;
+  const entry = (token: string, logprob: number) => ({
+    token,
+    logprob,
+    bytes: [...Buffer.from(token, "utf8")],
+  });
+  return {
+    content: logprobs.map((l) => ({
+      ...entry(l.token, l.logprob),
+      top_logprobs: (l.top ?? []).map((t) => entry(t.token, t.logprob)),
+    })),
+    refusal: null,
+  };
 }
 
 function toOpenAiCompletion(result: ChatResult, model: string, id: string, created: number) {
@@ -136,7 +47,9 @@ function toOpenAiCompletion(result: ChatResult, model: string, id: string, creat
     object: "chat.completion",
     created,
     model,
-    choices: [{ index: 0, message, logprobs: null, finish_reason: result.stopReason }],
+    choices: [
+      { index: 0, message, logprobs: toOpenAiLogprobs(result.logprobs), finish_reason: result.stopReason },
+    ],
     usage: {
       prompt_tokens: result.usage.inputTokens,
       completion_tokens: result.usage.outputTokens,
@@ -158,13 +71,19 @@ class OpenAiChunker {
   }
 
   chunks(event: ChatEvent): object[] {
+    // OpenAI's chat completions show no reasoning; the answer that follows it is what they carry.
+    if (event.type === "thinking") return [];
     const role = this.#sentRole ? {} : { role: "assistant" };
     this.#sentRole = true;
-    const choice = (delta: object, finish: StopReason | null = null) => ({
+    const choice = (
+      delta: object,
+      finish: StopReason | null = null,
+      logprobs: Logprob[] | undefined = undefined,
+    ) => ({
       ...this.#base,
-      choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+      choices: [{ index: 0, delta, logprobs: toOpenAiLogprobs(logprobs), finish_reason: finish }],
     });
-    if (event.type === "text") return [choice({ ...role, content: event.text })];
+    if (event.type === "text") return [choice({ ...role, content: event.text }, null, event.logprobs)];
     if (event.type === "tool_call") {
       const index = this.#toolIndex++;
       const [call] = toolCallsOf({ toolCalls: [event.call] });
@@ -231,10 +150,13 @@ export function registerOpenAiApi(app: FastifyInstance, services: () => LlmServi
     });
 
     routes.post("/embeddings", openAiEmbeddingsRequest, async (body, call) => {
-      const input = typeof body.input === "string" ? [body.input] : body.input;
       const format = body.encoding_format ?? "float";
       try {
-        const answer = await call.router.embed(input, "openai", agentGone(call.reply));
+        const answer = await call.router.embed(
+          fromOpenAiEmbeddingsRequest(body),
+          "openai",
+          agentGone(call.reply),
+        );
         return call.reply.send({
           object: "list",
           data: answer.value.embeddings.map((vector, index) => ({

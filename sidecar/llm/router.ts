@@ -9,6 +9,7 @@ import {
   type ChatEvent,
   type ChatRequest,
   type ChatResult,
+  type EmbedRequest,
   type EmbedResult,
   estimateTokens,
 } from "./chat.ts";
@@ -17,6 +18,7 @@ import {
   isRetryable,
   ProviderError,
   RateLimitedError,
+  RefusedError,
   StreamInterruptedError,
 } from "./errors.ts";
 import type { LlmProvider } from "./provider.ts";
@@ -100,19 +102,27 @@ export class Router {
 
   async chat(request: ChatRequest, api: string, signal: AbortSignal): Promise<Answer<ChatResult>> {
     const attempt = await this.#tracked(api, () =>
-      this.#route("chat", estimateTokens(request), signal, (p, s) => p.chat(request, s)),
+      this.#route("chat", this.#able(request), estimateTokens(request), signal, (p, s) => p.chat(request, s)),
     );
     attempt.finish(false);
     this.#recordUsage("chat", attempt, attempt.value.usage.inputTokens, attempt.value.usage.outputTokens);
     return { provider: attempt.routed.provider, value: attempt.value };
   }
 
-  async embed(input: string[], api: string, signal: AbortSignal): Promise<Answer<EmbedResult>> {
-    const estimate = Math.ceil(input.reduce((n, s) => n + s.length, 0) / 4);
+  async embed(request: EmbedRequest, api: string, signal: AbortSignal): Promise<Answer<EmbedResult>> {
+    const estimate = Math.ceil(request.input.reduce((n, s) => n + s.length, 0) / 4);
+    const able = this.#options.providers.filter((p) => p.provider.embed !== undefined);
+    if (able.length === 0) {
+      throw new ProviderError(
+        "none",
+        "unsupported",
+        "no configured provider offers embeddings; add an ollama provider with an embedding model to llm.providers",
+      );
+    }
     const attempt = await this.#tracked(api, () =>
-      this.#route("embeddings", estimate, signal, (p, s) => {
+      this.#route("embeddings", able, estimate, signal, (p, s) => {
         if (p.embed === undefined) throw new ProviderError(p.name, "unsupported", "offers no embeddings");
-        return p.embed(input, s);
+        return p.embed(request, s);
       }),
     );
     attempt.finish(false);
@@ -133,7 +143,8 @@ export class Router {
     metrics.inFlight.inc();
     let attempt: Attempt<{ iterator: AsyncIterator<ChatEvent>; first: ChatEvent }>;
     try {
-      attempt = await this.#route("chat", estimateTokens(request), signal, async (p, s) => {
+      const able = this.#able(request);
+      attempt = await this.#route("chat", able, estimateTokens(request), signal, async (p, s) => {
         const iterator = p.chatStream(request, s)[Symbol.asyncIterator]();
         const first = await iterator.next();
         if (first.done === true)
@@ -228,8 +239,37 @@ export class Router {
     if (operation === "chat") metrics.tokenUsage.observe({ ...labels, gen_ai_token_type: "output" }, output);
   }
 
+  /**
+   * The providers that can honour every field of the request; the others are skipped, so a
+   * field is never dropped by a fallback. When none can, the request is refused, each
+   * provider's reason named, before any budget is taken.
+   */
+  #able(request: ChatRequest): RoutedProvider[] {
+    const { providers, metrics } = this.#options;
+    const verdicts = providers.map((routed) => ({ routed, unhonoured: routed.provider.unhonoured(request) }));
+    const able = verdicts.filter((v) => v.unhonoured === undefined).map((v) => v.routed);
+    if (able.length > 0) {
+      for (const v of verdicts) {
+        if (v.unhonoured !== undefined)
+          metrics.fallbacks.inc({ provider: v.routed.provider.name, reason: "cannot_honour" });
+      }
+      return able;
+    }
+    const named = verdicts.map(({ routed, unhonoured }) => ({
+      field:
+        unhonoured === undefined ? "request" : (request.fields[unhonoured.feature] ?? unhonoured.feature),
+      provider: routed.provider,
+      reason: unhonoured?.reason,
+    }));
+    const message = named
+      .map((n) => `provider "${n.provider.name}" (${n.provider.type}) cannot honour ${n.field}: ${n.reason}`)
+      .join("; ");
+    throw new RefusedError(named[0]?.field ?? "request", message);
+  }
+
   async #route<T>(
     operation: Operation,
+    able: RoutedProvider[],
     estimate: number,
     signal: AbortSignal,
     call: (provider: LlmProvider, signal: AbortSignal) => Promise<T>,
@@ -247,16 +287,6 @@ export class Router {
     }
     let lastError: ProviderError | undefined;
     let shortestQuotaWait: number | undefined;
-    const able = this.#options.providers.filter(
-      (p) => operation === "chat" || p.provider.embed !== undefined,
-    );
-    if (able.length === 0) {
-      throw new ProviderError(
-        "none",
-        "unsupported",
-        "no configured provider offers embeddings; add an ollama provider with an embedding model to llm.providers",
-      );
-    }
     const order = providerOrder(able, (p) => this.#cooldownOf(p).isCoolingDown(this.#now()));
     for (const p of able) {
       if (!order.includes(p)) metrics.fallbacks.inc({ provider: p.provider.name, reason: "cooled_down" });
@@ -366,6 +396,7 @@ export class Router {
 
 function outcomeOf(error: unknown): string {
   if (error instanceof RateLimitedError) return "rate_limited";
+  if (error instanceof RefusedError) return "refused";
   if (error instanceof ProviderError && error.errorClass === "cancelled") return "cancelled";
   return "error";
 }

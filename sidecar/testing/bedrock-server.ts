@@ -5,6 +5,7 @@
 import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
 import type { AddressInfo } from "node:net";
 import { crc32 } from "node:zlib";
+import { sampleOf } from "./json-schema-sample.ts";
 import { echoed } from "./ollama-server.ts";
 
 /** Encodes one event-stream message; every header value is a string (type 7). */
@@ -58,6 +59,112 @@ export interface BedrockScenario {
   hang?: boolean;
   /** Add the request's Authorization and session token headers to the exception message. */
   echoAuthorization?: boolean;
+}
+
+type Block = {
+  text?: string;
+  image?: { format?: string; source?: { bytes?: string } };
+  toolUse?: unknown;
+  toolResult?: unknown;
+};
+type ConverseMessage = { role: string; content: Block[] };
+type ToolSpecJson = { toolSpec: { name: string; inputSchema?: { json?: unknown } } };
+
+const IMAGE_MAGIC: Readonly<Record<string, (bytes: Buffer) => boolean>> = {
+  png: (b) => b.subarray(0, 4).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47])),
+  jpeg: (b) => b[0] === 0xff && b[1] === 0xd8,
+  gif: (b) => b.subarray(0, 4).toString("latin1") === "GIF8",
+  webp: (b) => b.subarray(8, 12).toString("latin1") === "WEBP",
+};
+
+/** The ValidationException message Bedrock answers a request with, or undefined when it is valid. */
+function validationError(body: Record<string, unknown>, modelId: string): string | undefined {
+  const messages = (body.messages ?? []) as ConverseMessage[];
+  if (messages[0]?.role !== "user")
+    return "A conversation must start with a user message. Try again with a conversation that starts with a user message.";
+  for (const [i, m] of messages.entries()) {
+    if (i > 0 && messages[i - 1]?.role === m.role)
+      return "A conversation must alternate between user and assistant roles. Make sure the conversation alternates between user and assistant roles and try again.";
+    for (const block of m.content) {
+      if ((block.toolUse !== undefined || block.toolResult !== undefined) && body.toolConfig === undefined)
+        return "The toolConfig field must be defined when using toolUse and toolResult content blocks.";
+      if (block.image === undefined) continue;
+      if (m.role !== "user") return "Images are only allowed in user messages.";
+      const bytes = Buffer.from(block.image.source?.bytes ?? "", "base64");
+      const magic = IMAGE_MAGIC[block.image.format ?? ""];
+      if (magic === undefined || !magic(bytes))
+        return "The provided image does not match the specified image format.";
+    }
+  }
+  const anthropic = /(^|[.:/])anthropic\./.test(modelId);
+  const extra = Object.keys((body.additionalModelRequestFields ?? {}) as object);
+  const allowed = anthropic ? ["top_k", "thinking"] : [];
+  const extraneous = extra.find((key) => !allowed.includes(key));
+  if (extraneous !== undefined)
+    return `The model returned the following errors: Malformed input request: extraneous key [${extraneous}] is not permitted`;
+  const temperature = (body.inferenceConfig as { temperature?: number } | undefined)?.temperature;
+  if (anthropic && temperature !== undefined && (temperature < 0 || temperature > 1))
+    return "The model returned the following errors: temperature: range: 0..1";
+  const schema = (body.outputConfig as { textFormat?: { structure?: { jsonSchema?: { schema?: unknown } } } })
+    ?.textFormat?.structure?.jsonSchema?.schema;
+  if (schema !== undefined) {
+    try {
+      if (typeof schema !== "string" || typeof JSON.parse(schema) !== "object")
+        throw new Error("not an object");
+    } catch {
+      return "The JSON schema in outputConfig.textFormat is not a valid JSON schema object.";
+    }
+  }
+  const toolConfig = body.toolConfig as
+    | { tools?: ToolSpecJson[]; toolChoice?: { tool?: { name?: string } } }
+    | undefined;
+  const chosen = toolConfig?.toolChoice?.tool?.name;
+  if (chosen !== undefined && !(toolConfig?.tools ?? []).some((t) => t.toolSpec.name === chosen))
+    return `The tool ${chosen} named in toolChoice is not in toolConfig.tools.`;
+  return undefined;
+}
+
+/**
+ * The answer as a model bound by the request would give it: constrained to the output schema,
+ * cut at a stop sequence or maxTokens, calling the tool that toolChoice demands.
+ */
+function answerOf(body: Record<string, unknown>, scenario: BedrockScenario) {
+  const messages = (body.messages ?? []) as ConverseMessage[];
+  const lastUser = messages.filter((m) => m.role === "user").at(-1);
+  const images = (lastUser?.content ?? []).filter((c) => c.image !== undefined).map((c) => c.image?.format);
+  const seen =
+    images.length === 0 ? "" : ` (and ${images.length} ${[...new Set(images)].join("/")} image(s))`;
+  let text = scenario.text ?? `You said: ${lastUser?.content.map((c) => c.text ?? "").join("") ?? ""}${seen}`;
+  const schema = (body.outputConfig as { textFormat?: { structure?: { jsonSchema?: { schema?: string } } } })
+    ?.textFormat?.structure?.jsonSchema?.schema;
+  if (schema !== undefined) text = JSON.stringify(sampleOf(JSON.parse(schema)));
+  let stopReason = "end_turn";
+  const inference = (body.inferenceConfig ?? {}) as { maxTokens?: number; stopSequences?: string[] };
+  const stopAt = Math.min(
+    ...(inference.stopSequences ?? []).map((s) => text.indexOf(s)).filter((i) => i >= 0),
+  );
+  if (Number.isFinite(stopAt)) {
+    text = text.slice(0, stopAt);
+    stopReason = "stop_sequence";
+  }
+  const words = text.split(/(?<= )/);
+  if (inference.maxTokens !== undefined && words.length > inference.maxTokens) {
+    text = words.slice(0, inference.maxTokens).join("");
+    stopReason = "max_tokens";
+  }
+  const toolConfig = body.toolConfig as
+    | { tools?: ToolSpecJson[]; toolChoice?: { any?: object; tool?: { name: string } } }
+    | undefined;
+  let toolUse = scenario.toolUse;
+  const forced =
+    toolConfig?.toolChoice?.tool?.name ??
+    (toolConfig?.toolChoice?.any ? toolConfig.tools?.[0]?.toolSpec.name : undefined);
+  if (forced !== undefined && toolUse === undefined) {
+    const spec = toolConfig?.tools?.find((t) => t.toolSpec.name === forced)?.toolSpec;
+    toolUse = { name: forced, input: sampleOf(spec?.inputSchema?.json) as Record<string, unknown> };
+  }
+  if (toolUse !== undefined) stopReason = "tool_use";
+  return { text, stopReason, toolUse };
 }
 
 export interface BedrockRecorded {
@@ -128,21 +235,20 @@ export class BedrockServer {
         `scripted failure${echo}`,
       );
     }
-    const messages = (body.messages ?? []) as { role: string; content: { text?: string }[] }[];
-    const lastUser = messages.filter((m) => m.role === "user").at(-1);
-    const text = scenario.text ?? `You said: ${lastUser?.content.map((c) => c.text ?? "").join("") ?? ""}`;
+    const invalid = validationError(body, decodeURIComponent(match[1] ?? ""));
+    if (invalid !== undefined) return this.#exception(res, 400, "ValidationException", invalid);
+    const answer = answerOf(body, scenario);
+    const { text } = answer;
     const usage = {
       inputTokens: 12,
       outputTokens: text.split(" ").length,
       totalTokens: 12 + text.split(" ").length,
     };
-    const stopReason = scenario.toolUse === undefined ? "end_turn" : "tool_use";
+    const { stopReason, toolUse } = answer;
     if (match[2] === "converse") {
       const content: unknown[] = [{ text }];
-      if (scenario.toolUse !== undefined) {
-        content.push({
-          toolUse: { toolUseId: "tooluse_1", name: scenario.toolUse.name, input: scenario.toolUse.input },
-        });
+      if (toolUse !== undefined) {
+        content.push({ toolUse: { toolUseId: "tooluse_1", name: toolUse.name, input: toolUse.input } });
       }
       const out = JSON.stringify({
         output: { message: { role: "assistant", content } },
@@ -168,8 +274,8 @@ export class BedrockServer {
       await new Promise((resolve) => setImmediate(resolve));
     }
     res.write(eventFrame("contentBlockStop", { contentBlockIndex: 0 }));
-    if (scenario.toolUse !== undefined) {
-      const { name, input } = scenario.toolUse;
+    if (toolUse !== undefined) {
+      const { name, input } = toolUse;
       const json = JSON.stringify(input);
       const half = Math.floor(json.length / 2);
       res.write(

@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { parseArgs } from "node:util";
+import { sampleOf } from "./json-schema-sample.ts";
 
 /** How the server answers one request; unset fields take the normal behaviour. */
 export interface Scenario {
@@ -46,12 +47,16 @@ export interface OllamaServerOptions {
   token?: string;
   /** Words per streamed chunk. */
   wordsPerChunk?: number;
+  /** The context window when the request sets no num_ctx, in tokens. */
+  contextLength?: number;
 }
 
 const RECORDED_MAX = 200;
 
 export class OllamaServer {
   readonly requests: RecordedRequest[] = [];
+  /** Options sent that Ollama does not know; it logs "invalid option provided" and goes on without them. */
+  readonly ignoredOptions: string[] = [];
   /** Streams whose client went away before the answer was complete. */
   abandoned = 0;
   readonly #server: http.Server;
@@ -59,12 +64,14 @@ export class OllamaServer {
   readonly #models: string[];
   readonly #token: string | undefined;
   readonly #wordsPerChunk: number;
+  readonly #contextLength: number;
   readonly #hanging = new Set<ServerResponse>();
 
   constructor(options: OllamaServerOptions = {}) {
     this.#models = options.models ?? ["llama3.2:latest", "all-minilm:latest"];
     this.#token = options.token;
     this.#wordsPerChunk = options.wordsPerChunk ?? 1;
+    this.#contextLength = options.contextLength ?? 4096;
     this.#server = http.createServer((req, res) => {
       this.#handle(req, res).catch((error: unknown) => {
         if (!res.headersSent) this.#error(res, 500, String(error));
@@ -166,13 +173,45 @@ export class OllamaServer {
   ): Promise<void> {
     const model = this.#findModel(res, body);
     if (model === undefined) return;
+    const invalid = this.#invalid(body, chat);
+    if (invalid !== undefined) return this.#error(res, 400, invalid);
     const scenario = this.#scenarios.shift() ?? {};
     if (await this.#fault(res, scenario, headers)) return;
+    const options = (body.options ?? {}) as Record<string, unknown>;
     const prompt = chat ? lastUserMessage(body.messages) : String(body.prompt ?? "");
-    const text = scenario.text ?? `You said: ${prompt}`;
+    const images = chat ? imagesOf(body.messages) : ((body.images ?? []) as string[]);
+    const seen = images.length === 0 ? "" : ` (and ${images.length} ${imageKinds(images)} image(s))`;
+    let text = scenario.text ?? `You said: ${prompt}${seen}`;
+    // A format constrains decoding: the answer is JSON, and fits the schema when one is given.
+    if (body.format === "json") text = JSON.stringify({ answer: text });
+    else if (typeof body.format === "object" && body.format !== null)
+      text = JSON.stringify(sampleOf(body.format));
+    let doneReason = scenario.doneReason ?? "stop";
+    const stop = (options.stop ?? []) as string[];
+    const stopAt = Math.min(...stop.map((s) => text.indexOf(s)).filter((i) => i >= 0));
+    if (Number.isFinite(stopAt)) text = text.slice(0, stopAt);
+    let chunks = chunkWords(text, this.#wordsPerChunk);
+    const limit = typeof options.num_predict === "number" ? options.num_predict : -1;
+    if (limit > 0 && chunks.length > limit) {
+      chunks = chunks.slice(0, limit);
+      doneReason = "length";
+    }
+    text = chunks.join("");
+    const think = body.think;
+    const thinking =
+      think === true || typeof think === "string"
+        ? `Thinking about "${prompt}"${typeof think === "string" ? ` at ${think} effort` : ""}.`
+        : "";
     const toolCalls = (scenario.toolCalls ?? []).map((c) => ({ function: c }));
-    const promptTokens = Math.max(1, Math.ceil(JSON.stringify(chat ? body.messages : prompt).length / 4));
-    const chunks = chunkWords(text, this.#wordsPerChunk);
+    // The prompt is cut to the context window (num_ctx, or the server's default) as Ollama does.
+    const context = typeof options.num_ctx === "number" ? options.num_ctx : this.#contextLength;
+    const promptTokens = Math.min(
+      context,
+      Math.max(1, Math.ceil(JSON.stringify(chat ? body.messages : prompt).length / 4)),
+    );
+    const top = typeof body.top_logprobs === "number" ? body.top_logprobs : 0;
+    const logprobsOf = (content: string, i: number) =>
+      body.logprobs === true ? { logprobs: [tokenLogprob(content, i, top)] } : {};
     const started = process.hrtime.bigint();
     const piece = (content: string, extra: Record<string, unknown> = {}) =>
       chat
@@ -182,13 +221,13 @@ export class OllamaServer {
             message: { role: "assistant", content, ...extra },
             done: false,
           }
-        : { model, created_at: new Date().toISOString(), response: content, done: false };
+        : { model, created_at: new Date().toISOString(), response: content, ...extra, done: false };
     const final = () => {
       const total = Number(process.hrtime.bigint() - started);
       const done: Record<string, unknown> = {
         ...piece(""),
         done: true,
-        done_reason: scenario.doneReason ?? "stop",
+        done_reason: doneReason,
         total_duration: total,
         load_duration: 1_000_000,
         prompt_eval_count: promptTokens,
@@ -201,16 +240,20 @@ export class OllamaServer {
     };
     if (body.stream === false) {
       const answer = final();
+      const thought = thinking === "" ? {} : { thinking };
       if (chat)
         answer.message = {
           role: "assistant",
           content: text,
+          ...thought,
           ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
         };
-      else answer.response = text;
+      else Object.assign(answer, { response: text, ...thought });
+      if (body.logprobs === true) answer.logprobs = chunks.map((c, i) => tokenLogprob(c, i, top));
       return json(res, 200, answer);
     }
     res.writeHead(200, { "content-type": "application/x-ndjson", date: new Date().toUTCString() });
+    if (thinking !== "") res.write(`${JSON.stringify(piece("", { thinking }))}\n`);
     for (const [i, content] of chunks.entries()) {
       if (scenario.errorAfterChunks === i) {
         const error = "an error was encountered while running the model: unexpected EOF";
@@ -228,10 +271,51 @@ export class OllamaServer {
         this.abandoned++;
         return;
       }
-      res.write(`${JSON.stringify(piece(content))}\n`);
+      res.write(`${JSON.stringify({ ...piece(content), ...logprobsOf(content, i) })}\n`);
     }
     if (toolCalls.length > 0) res.write(`${JSON.stringify(piece("", { tool_calls: toolCalls }))}\n`);
     res.end(`${JSON.stringify(final())}\n`);
+  }
+
+  /**
+   * What Ollama answers 400 for in a generation request: images that are not plain base64, a
+   * keep_alive that is no duration, a format or think it does not know, options of the wrong
+   * type. Options it does not know it ignores, as Ollama does, and records them.
+   */
+  #invalid(body: Record<string, unknown>, chat: boolean): string | undefined {
+    const images = chat ? imagesOf(body.messages, true) : ((body.images ?? []) as unknown[]);
+    for (const image of images) {
+      if (typeof image !== "string" || !BASE64.test(image) || image.length % 4 !== 0)
+        return `illegal base64 data in image: ${String(image).slice(0, 24)}`;
+    }
+    const keepAlive = body.keep_alive;
+    if (keepAlive !== undefined && typeof keepAlive !== "number" && !GO_DURATION.test(String(keepAlive)))
+      return `time: invalid duration "${String(keepAlive)}"`;
+    const format = body.format;
+    if (
+      format !== undefined &&
+      format !== "" &&
+      format !== "json" &&
+      (typeof format !== "object" || format === null)
+    )
+      return `invalid format: ${JSON.stringify(format)}; expected "json" or a JSON schema`;
+    const think = body.think;
+    if (
+      think !== undefined &&
+      typeof think !== "boolean" &&
+      !["low", "medium", "high"].includes(String(think))
+    )
+      return `invalid think value: ${JSON.stringify(think)}`;
+    for (const [key, value] of Object.entries((body.options ?? {}) as Record<string, unknown>)) {
+      const type = OPTION_TYPES[key];
+      if (type === undefined) {
+        this.ignoredOptions.push(key);
+        continue;
+      }
+      const ok = type === "array" ? Array.isArray(value) : typeof value === type;
+      if (!ok) return `option "${key}" must be of type ${type === "array" ? "array" : type}`;
+    }
+    return undefined;
   }
 
   async #embed(
@@ -246,7 +330,9 @@ export class OllamaServer {
     const inputs = Array.isArray(body.input) ? body.input.map(String) : [String(body.input ?? "")];
     json(res, 200, {
       model,
-      embeddings: inputs.map(embedding),
+      embeddings: inputs.map((input) =>
+        embedding(input, typeof body.dimensions === "number" ? body.dimensions : 8),
+      ),
       total_duration: 1_000_000,
       load_duration: 100_000,
       prompt_eval_count: inputs.reduce((n, s) => n + Math.max(1, Math.ceil(s.length / 4)), 0),
@@ -315,6 +401,77 @@ function json(res: ServerResponse, status: number, body: unknown): void {
     .end(text);
 }
 
+/** The options Ollama knows and the JSON type of each (api.Options of Ollama). */
+const OPTION_TYPES: Readonly<Record<string, "number" | "boolean" | "array">> = {
+  numa: "boolean",
+  num_ctx: "number",
+  num_batch: "number",
+  num_gpu: "number",
+  main_gpu: "number",
+  low_vram: "boolean",
+  f16_kv: "boolean",
+  logits_all: "boolean",
+  vocab_only: "boolean",
+  use_mmap: "boolean",
+  use_mlock: "boolean",
+  embedding_only: "boolean",
+  num_thread: "number",
+  num_keep: "number",
+  seed: "number",
+  num_predict: "number",
+  top_k: "number",
+  top_p: "number",
+  min_p: "number",
+  tfs_z: "number",
+  typical_p: "number",
+  repeat_last_n: "number",
+  temperature: "number",
+  repeat_penalty: "number",
+  presence_penalty: "number",
+  frequency_penalty: "number",
+  mirostat: "number",
+  mirostat_tau: "number",
+  mirostat_eta: "number",
+  penalize_newline: "boolean",
+  stop: "array",
+};
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+/** A Go time.Duration as keep_alive takes it ("5m", "1h30m", "-1s", "0"). */
+const GO_DURATION = /^-?(0|(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+)$/;
+
+/** The images of the last user message, or of every message when checking them all. */
+function imagesOf(messages: unknown, all = false): unknown[] {
+  if (!Array.isArray(messages)) return [];
+  const withImages = (messages as { role?: unknown; images?: unknown }[]).filter(
+    (m) => all || m.role === "user",
+  );
+  const chosen = all ? withImages : withImages.slice(-1);
+  return chosen.flatMap((m) => (Array.isArray(m.images) ? m.images : []));
+}
+
+/** What the images are, by their first bytes, as a vision model would tell. */
+function imageKinds(images: readonly unknown[]): string {
+  const kinds = images.map((image) => {
+    const head = Buffer.from(String(image).slice(0, 16), "base64");
+    if (head[0] === 0x89 && head.subarray(1, 4).toString("latin1") === "PNG") return "png";
+    if (head[0] === 0xff && head[1] === 0xd8) return "jpeg";
+    return "unknown";
+  });
+  return [...new Set(kinds)].join("/");
+}
+
+/** A made-up log probability for a token, with `top` alternatives, as Ollama reports them. */
+function tokenLogprob(token: string, position: number, top: number) {
+  const logprob = -0.1 * (position + 1);
+  const alternatives = [token, token.toUpperCase(), `${token}?`].slice(0, top);
+  return {
+    token,
+    logprob,
+    ...(top > 0 ? { top_logprobs: alternatives.map((t, i) => ({ token: t, logprob: logprob - i })) } : {}),
+  };
+}
+
 function lastUserMessage(messages: unknown): string {
   if (!Array.isArray(messages)) return "";
   const users = messages.filter((m: { role?: unknown }) => m.role === "user") as { content?: unknown }[];
@@ -330,9 +487,9 @@ function chunkWords(text: string, perChunk: number): string[] {
 }
 
 /** A deterministic unit vector, so tests can compare embeddings. */
-function embedding(input: string): number[] {
+function embedding(input: string, dimensions: number): number[] {
   const digest = createHash("sha256").update(input).digest();
-  const vector = Array.from({ length: 8 }, (_, i) => (digest[i] ?? 0) - 128);
+  const vector = Array.from({ length: dimensions }, (_, i) => (digest[i % digest.length] ?? 0) - 128);
   const norm = Math.hypot(...vector) || 1;
   return vector.map((v) => v / norm);
 }
