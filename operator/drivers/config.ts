@@ -40,7 +40,6 @@ export const resourceLimits = z
       .int()
       .min(4 * 1024 * 1024)
       .optional(),
-    pids: z.int().min(1).max(4_194_304).optional(),
   })
   .describe("Upper bounds the backend enforces on the container.");
 
@@ -120,8 +119,6 @@ export const groupConfig = z
       .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/)
       .optional(),
     labels: labels.default({}),
-    /** Bounds of the whole group (a cgroup parent), in addition to each container's. */
-    resources: resourceLimits.default({}),
     attempt: z.int().min(0).max(1_000_000).default(0),
   })
   .describe("A pod-shaped group: containers that share one network namespace.");

@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import type { Duplex } from "node:stream";
 import ssh2 from "ssh2";
 import { type BackoffPolicy, jitteredBackoff } from "../backoff.ts";
-import { bounded, type Call, remainingMs, sleep } from "../call.ts";
+import { bounded, type Call, remainingMs, sleep, within } from "../call.ts";
 import { type DriverError, HostKeyMismatchError, NetworkError } from "../errors.ts";
 import type {
   CommandResult,
@@ -15,6 +15,7 @@ import type {
   ReadFileOptions,
   WriteFileOptions,
 } from "../transport.ts";
+import { shellQuote } from "../transport.ts";
 import { ChannelLimit } from "./channel-limit.ts";
 import { fingerprint, hostKeyAlgorithms, parsePublicKey } from "./host-key.ts";
 import { connectError, sftpError } from "./ssh-errors.ts";
@@ -192,55 +193,55 @@ export class SshConnection implements HostTransport {
   async exec(command: string, options: ExecOptions, call: Call): Promise<CommandResult> {
     const what = `exec ${JSON.stringify(command.length > 80 ? `${command.slice(0, 77)}...` : command)}`;
     const { value: channel, release } = await this.#channel<ClientChannel>(call, what, (c, cb) =>
-      c.exec(command, cb as never),
+      c.exec(withPidReport(command), cb as never),
     );
+    // The permit goes back when the channel is closed on both sides, not before.
+    channel.once("close", release);
     const max = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
+    const pid = new PidReport();
+    const done = new Promise<CommandResult>((resolve, reject) => {
+      const out = new Collector(max);
+      const err = new Collector(max);
+      let exit: { code: number | null; signal?: string } | undefined;
+      channel.on("data", (chunk: Buffer) => {
+        out.add(chunk);
+        options.onStdout?.(chunk);
+      });
+      channel.stderr.on("data", (raw: Buffer) => {
+        const chunk = pid.strip(raw);
+        if (chunk.length === 0) return;
+        err.add(chunk);
+        options.onStderr?.(chunk);
+      });
+      channel.on("exit", (code: number | null, signalName?: string) => {
+        exit = signalName ? { code: null, signal: signalName } : { code };
+      });
+      channel.on("close", () => {
+        if (!exit)
+          return reject(
+            new NetworkError(`${what}: ${this.target} closed the channel without an exit status`),
+          );
+        resolve({
+          exitCode: exit.code,
+          ...(exit.signal ? { signal: exit.signal } : {}),
+          stdout: out.text(),
+          stderr: err.text(),
+        });
+      });
+      if (options.stdin !== undefined) channel.end(options.stdin);
+      else channel.end();
+    });
     try {
-      return await bounded(
-        call,
-        `${what} on ${this.target}`,
-        (signal) =>
-          new Promise<CommandResult>((resolve, reject) => {
-            const out = new Collector(max);
-            const err = new Collector(max);
-            let exit: { code: number | null; signal?: string } | undefined;
-            signal.addEventListener(
-              "abort",
-              () => {
-                channel.signal("KILL");
-                channel.close();
-              },
-              { once: true },
-            );
-            channel.on("data", (chunk: Buffer) => {
-              out.add(chunk);
-              options.onStdout?.(chunk);
-            });
-            channel.stderr.on("data", (chunk: Buffer) => {
-              err.add(chunk);
-              options.onStderr?.(chunk);
-            });
-            channel.on("exit", (code: number | null, signalName?: string) => {
-              exit = signalName ? { code: null, signal: signalName } : { code };
-            });
-            channel.on("close", () => {
-              if (!exit)
-                return reject(
-                  new NetworkError(`${what}: ${this.target} closed the channel without an exit status`),
-                );
-              resolve({
-                exitCode: exit.code,
-                ...(exit.signal ? { signal: exit.signal } : {}),
-                stdout: out.text(),
-                stderr: err.text(),
-              });
-            });
-            if (options.stdin !== undefined) channel.end(options.stdin);
-            else channel.end();
-          }),
-      );
-    } finally {
-      release();
+      return await bounded(call, `${what} on ${this.target}`, () => done);
+    } catch (err) {
+      // Past the deadline or cancelled: the command must not outlive the call.
+      done.catch(() => {});
+      channel.close();
+      // sshd runs no "signal" request for root sessions (no privilege separation there), and a
+      // closed channel does not stop a command that writes nothing: kill its process group.
+      if (pid.value !== undefined)
+        this.exec(`kill -KILL -- -${pid.value} 2>/dev/null`, {}, within(10_000)).catch(() => {});
+      throw err;
     }
   }
 
@@ -337,6 +338,35 @@ export class SshConnection implements HostTransport {
   reset(): void {
     this.#client?.end();
     this.#client = undefined;
+  }
+}
+
+const PID_MARKER = "agenttype-exec-pid ";
+
+/** The command, first reporting on stderr the pid of the shell sshd started: its process group. */
+export function withPidReport(command: string): string {
+  return `printf '${PID_MARKER}%s\\n' "$$" >&2; eval ${shellQuote(command)}`;
+}
+
+/** Takes the pid report off the head of a stderr stream and passes the rest through. */
+export class PidReport {
+  value: number | undefined;
+  #head: Buffer | undefined = Buffer.alloc(0);
+
+  strip(chunk: Buffer): Buffer {
+    if (this.#head === undefined) return chunk;
+    const head = Buffer.concat([this.#head, chunk]);
+    const newline = head.indexOf(10);
+    if (newline < 0) {
+      this.#head = head;
+      return Buffer.alloc(0);
+    }
+    this.#head = undefined;
+    const line = head.subarray(0, newline).toString();
+    if (!line.startsWith(PID_MARKER)) return head;
+    const value = Number(line.slice(PID_MARKER.length));
+    if (Number.isInteger(value) && value > 1) this.value = value;
+    return head.subarray(newline + 1);
   }
 }
 

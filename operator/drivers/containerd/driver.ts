@@ -1,0 +1,365 @@
+// The containerd driver: agents' groups as CRI pod sandboxes on the host's containerd, reached
+// through its socket forwarded over SSH (see docs/adr/0006-containerd-driver-api.md). Logs are
+// the CRI's log files, read over SFTP; volumes are host directories (volumes.ts).
+import * as z from "zod";
+import { type Call, subCall } from "../call.ts";
+import {
+  type ContainerConfigInput,
+  containerConfig,
+  type GroupConfig,
+  type GroupConfigInput,
+  groupConfig,
+  type LabelFilter,
+  parseConfig,
+} from "../config.ts";
+import type {
+  ContainerDriver,
+  ContainerHealth,
+  ContainerInfo,
+  DriverHealth,
+  ExecResult,
+  GroupInfo,
+  LogLine,
+  LogOptions,
+} from "../driver.ts";
+import {
+  CreationFailedError,
+  isDriverError,
+  NotFoundError,
+  UnsupportedBackendVersionError,
+} from "../errors.ts";
+import type { DriverFactory } from "../registry.ts";
+import { type HostTransport, shellCommand } from "../transport.ts";
+import { CriClient } from "./cri-client.ts";
+import { parseCriLog, selectLogLines } from "./cri-log.ts";
+import {
+  type CriContainer,
+  type CriContainerStatus,
+  type CriSandbox,
+  type CriSettings,
+  containerInfo,
+  criContainerConfig,
+  GROUP_ANNOTATION,
+  groupInfo,
+  isSupportedContainerd,
+  logDirectory,
+  MIN_CONTAINERD,
+  sandboxConfig,
+} from "./cri-spec.ts";
+import { HostVolumes } from "./volumes.ts";
+
+const absolutePath = z.string().regex(/^\/[^\0]*[^/\0]$/, { error: "must be an absolute path" });
+
+export const containerdSettings = z
+  .strictObject({
+    socket: absolutePath
+      .default("/run/containerd/containerd.sock")
+      .describe("containerd's socket on the host."),
+    stateDir: absolutePath
+      .default("/var/lib/agenttype")
+      .describe("Root-only directory on the host for the agents' logs and volumes."),
+    cgroupParent: absolutePath.optional().describe("cgroup parent of the agents' groups."),
+  })
+  .describe("Settings of the containerd driver.");
+
+export type ContainerdSettings = z.output<typeof containerdSettings>;
+
+// Most log bytes read for one logs() call: the tail of the file holds the lines asked for.
+const MAX_LOG_BYTES = 4 * 1024 * 1024;
+
+export class ContainerdDriver implements ContainerDriver {
+  readonly kind = "containerd";
+  readonly volumes: HostVolumes;
+  readonly #transport: HostTransport;
+  readonly #settings: ContainerdSettings & CriSettings;
+  #client: Promise<CriClient> | undefined;
+
+  constructor(settings: ContainerdSettings, transport: HostTransport) {
+    this.#settings = settings;
+    this.#transport = transport;
+    this.volumes = new HostVolumes(transport, settings);
+  }
+
+  /** The CRI client, opened on first use; a failed open is retried by the next call. */
+  #cri(): Promise<CriClient> {
+    this.#client ??= CriClient.open(this.#transport, this.#settings.socket).catch((err: unknown) => {
+      this.#client = undefined;
+      throw err;
+    });
+    return this.#client;
+  }
+
+  async #runtime<T>(method: string, request: unknown, call: Call, what?: string): Promise<T> {
+    return (await this.#cri()).runtime<T>(method, request, call, what);
+  }
+
+  async health(call: Call): Promise<DriverHealth> {
+    const version = await this.#runtime<{
+      runtimeName: string;
+      runtimeVersion: string;
+      runtimeApiVersion: string;
+    }>("Version", { version: "v1" }, call);
+    const versions = { containerd: version.runtimeVersion, cri: version.runtimeApiVersion };
+    if (!isSupportedContainerd(version.runtimeVersion))
+      throw new UnsupportedBackendVersionError(
+        "containerd",
+        version.runtimeVersion,
+        `>= ${MIN_CONTAINERD.join(".")}`,
+      );
+    const status = await this.#runtime<{
+      status: { conditions: { type: string; status: boolean; reason: string; message: string }[] };
+    }>("Status", {}, call);
+    const failing = status.status.conditions.filter((c) => !c.status);
+    if (failing.length === 0) return { ready: true, versions };
+    return {
+      ready: false,
+      versions,
+      message: failing.map((c) => `${c.type}: ${c.reason}${c.message ? ` (${c.message})` : ""}`).join("; "),
+    };
+  }
+
+  async createGroup(input: GroupConfigInput, call: Call): Promise<GroupInfo> {
+    const group = parseConfig(groupConfig, "group", input);
+    const logs = logDirectory(this.#settings, group);
+    const mkdir = await this.#transport.exec(
+      shellCommand([
+        "install",
+        "-d",
+        "-o",
+        "0",
+        "-g",
+        "0",
+        "-m",
+        "700",
+        this.#settings.stateDir,
+        `${this.#settings.stateDir}/logs`,
+        logs,
+      ]),
+      {},
+      subCall(call, 30_000),
+    );
+    if (mkdir.exitCode !== 0)
+      throw new CreationFailedError(`create ${logs} on ${this.#transport.target}: ${mkdir.stderr.trim()}`);
+    const { podSandboxId } = await this.#runtime<{ podSandboxId: string }>(
+      "RunPodSandbox",
+      { config: sandboxConfig(group, this.#settings) },
+      call,
+      `RunPodSandbox ${group.name}`,
+    );
+    return this.#group(podSandboxId, call);
+  }
+
+  async #sandbox(id: string, call: Call): Promise<CriSandbox & { annotations?: Record<string, string> }> {
+    const { status } = await this.#runtime<{ status: CriSandbox & { annotations?: Record<string, string> } }>(
+      "PodSandboxStatus",
+      { podSandboxId: id },
+      call,
+      `group ${id}`,
+    );
+    return status;
+  }
+
+  async #group(id: string, call: Call): Promise<GroupInfo> {
+    return groupInfo(await this.#sandbox(id, call));
+  }
+
+  async listGroups(filter: LabelFilter, call: Call): Promise<GroupInfo[]> {
+    const { items } = await this.#runtime<{ items: CriSandbox[] }>(
+      "ListPodSandbox",
+      { filter: { labelSelector: filter } },
+      call,
+    );
+    return items.map(groupInfo);
+  }
+
+  async removeGroup(groupId: string, gracePeriodMs: number, call: Call): Promise<void> {
+    let sandbox: CriSandbox & { annotations?: Record<string, string> };
+    try {
+      sandbox = await this.#sandbox(groupId, call);
+    } catch (err) {
+      if (isDriverError(err) && err.code === "NotFound") return;
+      throw err;
+    }
+    const { containers } = await this.#runtime<{ containers: CriContainer[] }>(
+      "ListContainers",
+      { filter: { podSandboxId: groupId } },
+      call,
+    );
+    await Promise.all(containers.map((c) => this.stop(c.id, gracePeriodMs, call)));
+    await this.#runtime("StopPodSandbox", { podSandboxId: groupId }, call, `stop group ${groupId}`);
+    await this.#runtime("RemovePodSandbox", { podSandboxId: groupId }, call, `remove group ${groupId}`);
+    const group = this.#groupConfigOf(sandbox);
+    if (group) {
+      const removed = await this.#transport.exec(
+        shellCommand(["rm", "-rf", "--one-file-system", logDirectory(this.#settings, group)]),
+        {},
+        call,
+      );
+      if (removed.exitCode !== 0)
+        throw new CreationFailedError(
+          `remove the logs of ${group.name} on ${this.#transport.target}: ${removed.stderr.trim()}`,
+        );
+    }
+  }
+
+  #groupConfigOf(sandbox: { annotations?: Record<string, string> }): GroupConfig | undefined {
+    const text = sandbox.annotations?.[GROUP_ANNOTATION];
+    if (text === undefined) return undefined;
+    return parseConfig(groupConfig, `annotation ${GROUP_ANNOTATION}`, JSON.parse(text));
+  }
+
+  async create(groupId: string, input: ContainerConfigInput, call: Call): Promise<ContainerInfo> {
+    const container = parseConfig(containerConfig, "container", input);
+    const sandbox = await this.#sandbox(groupId, call);
+    const group = this.#groupConfigOf(sandbox);
+    if (!group)
+      throw new CreationFailedError(
+        `group ${groupId} was not created by this driver (no ${GROUP_ANNOTATION})`,
+      );
+    const sandboxCfg = sandboxConfig(group, this.#settings);
+    await this.#ensureImage(container.image, sandboxCfg, call);
+    const { containerId } = await this.#runtime<{ containerId: string }>(
+      "CreateContainer",
+      {
+        podSandboxId: groupId,
+        config: criContainerConfig(container, this.#settings),
+        sandboxConfig: sandboxCfg,
+      },
+      call,
+      `CreateContainer ${container.name} in ${group.name}`,
+    );
+    return this.get(containerId, call);
+  }
+
+  /** Pulls the image when the host lacks it. */
+  async #ensureImage(image: string, sandbox: unknown, call: Call): Promise<void> {
+    const cri = await this.#cri();
+    const { image: present } = await cri.image<{ image: unknown }>("ImageStatus", { image: { image } }, call);
+    if (present) return;
+    try {
+      await cri.image("PullImage", { image: { image }, sandboxConfig: sandbox }, call, `pull ${image}`);
+    } catch (err) {
+      if (isDriverError(err) && err.code !== "CreationFailed") throw err;
+      // A registry that is down or a tag not there yet: pulling again later may work.
+      throw new CreationFailedError(
+        `the host lacks image ${image} and could not pull it: ${(err as Error).message}`,
+        {
+          retryable: true,
+          cause: err,
+        },
+      );
+    }
+  }
+
+  async start(containerId: string, call: Call): Promise<void> {
+    await this.#runtime("StartContainer", { containerId }, call, `start container ${containerId}`);
+  }
+
+  async stop(containerId: string, gracePeriodMs: number, call: Call): Promise<void> {
+    try {
+      // The CRI's timeout is whole seconds; the call needs the grace period and then some.
+      await this.#runtime(
+        "StopContainer",
+        { containerId, timeout: String(Math.ceil(gracePeriodMs / 1000)) },
+        call,
+        `stop container ${containerId}`,
+      );
+    } catch (err) {
+      if (isDriverError(err) && err.code === "NotFound") return;
+      throw err;
+    }
+  }
+
+  async remove(containerId: string, call: Call): Promise<void> {
+    try {
+      await this.#runtime("RemoveContainer", { containerId }, call, `remove container ${containerId}`);
+    } catch (err) {
+      if (isDriverError(err) && err.code === "NotFound") return;
+      throw err;
+    }
+  }
+
+  async #status(containerId: string, call: Call): Promise<CriContainerStatus> {
+    const { status } = await this.#runtime<{ status: CriContainerStatus | null }>(
+      "ContainerStatus",
+      { containerId },
+      call,
+      `container ${containerId}`,
+    );
+    if (!status) throw new NotFoundError(`container ${containerId}`);
+    return status;
+  }
+
+  async get(containerId: string, call: Call): Promise<ContainerInfo> {
+    const status = await this.#status(containerId, call);
+    // ContainerStatus has no sandbox id; ListContainers has.
+    const { containers } = await this.#runtime<{ containers: CriContainer[] }>(
+      "ListContainers",
+      { filter: { id: containerId } },
+      call,
+    );
+    return containerInfo(status, containers[0]?.podSandboxId);
+  }
+
+  async list(filter: LabelFilter, call: Call): Promise<ContainerInfo[]> {
+    const { containers } = await this.#runtime<{ containers: CriContainer[] }>(
+      "ListContainers",
+      { filter: { labelSelector: filter } },
+      call,
+    );
+    return containers.map((c) => containerInfo(c, undefined));
+  }
+
+  async logs(containerId: string, options: LogOptions, call: Call): Promise<LogLine[]> {
+    const status = await this.#status(containerId, call);
+    if (!status.logPath) return [];
+    let text: string;
+    try {
+      text = (await this.#transport.readFile(status.logPath, { tailBytes: MAX_LOG_BYTES }, call)).toString(
+        "utf8",
+      );
+    } catch (err) {
+      // No line written yet: containerd creates the file on the first one.
+      if (isDriverError(err) && err.code === "NotFound") return [];
+      throw err;
+    }
+    return selectLogLines(parseCriLog(text), options);
+  }
+
+  async containerHealth(containerId: string, call: Call): Promise<ContainerHealth> {
+    const info = await this.get(containerId, call);
+    if (info.state === "running") return { healthy: true, state: info.state };
+    const message =
+      info.state === "exited"
+        ? `exited with code ${info.exitCode ?? "unknown"}${info.reason ? ` (${info.reason})` : ""}`
+        : `state ${info.state}`;
+    return { healthy: false, state: info.state, message };
+  }
+
+  async exec(containerId: string, command: readonly string[], call: Call): Promise<ExecResult> {
+    const seconds = Math.max(1, Math.floor((call.deadline - Date.now()) / 1000) - 1);
+    const result = await this.#runtime<{ stdout: Buffer; stderr: Buffer; exitCode: number }>(
+      "ExecSync",
+      { containerId, cmd: [...command], timeout: String(seconds) },
+      call,
+      `exec in container ${containerId}`,
+    );
+    return {
+      exitCode: result.exitCode,
+      stdout: Buffer.from(result.stdout).toString("utf8"),
+      stderr: Buffer.from(result.stderr).toString("utf8"),
+    };
+  }
+
+  async close(): Promise<void> {
+    const client = this.#client;
+    this.#client = undefined;
+    if (client) await (await client.catch(() => undefined))?.close();
+  }
+}
+
+export const containerdDriver: DriverFactory<typeof containerdSettings> = {
+  kind: "containerd",
+  settings: containerdSettings,
+  create: (settings, transport) => new ContainerdDriver(settings, transport),
+};

@@ -1,0 +1,239 @@
+// The SSH transport against the test host's real sshd: pinned host key, login, exec with
+// streamed output and exit codes, deadlines, SFTP, forwarded Unix sockets, the channel bound,
+// and reconnecting after sshd went away.
+import { execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { connect as http2Connect } from "node:http2";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { within } from "../../operator/drivers/call.ts";
+import {
+  AuthenticationError,
+  HostKeyMismatchError,
+  NetworkError,
+  NotFoundError,
+  TimeoutError,
+} from "../../operator/drivers/errors.ts";
+import { fingerprint, parsePublicKey } from "../../operator/drivers/ssh/host-key.ts";
+import { generateClientKeypair } from "../../operator/drivers/ssh/keypair.ts";
+import { SocketBridge } from "../../operator/drivers/ssh/socket-bridge.ts";
+import { shellCommand } from "../../operator/drivers/transport.ts";
+import { eventually } from "../fixtures/eventually.ts";
+import { connect, hostCommand, testHost } from "./host-env.ts";
+
+const host = testHost();
+const ssh = connect(host);
+afterAll(() => ssh.close());
+
+/** GET / over HTTP/2 on an established session; the body as text. */
+function get(session: ReturnType<typeof http2Connect>): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({ ":path": "/" });
+    let body = "";
+    req.setEncoding("utf8");
+    req.on("data", (c: string) => {
+      body += c;
+    });
+    req.on("end", () => resolve(body));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+describe("SSH transport on a real sshd", () => {
+  it("logs in with the pinned host key and runs commands, streaming output and returning the exit code", async () => {
+    const chunks: { text: string; at: number }[] = [];
+    const started = Date.now();
+    const result = await ssh.exec(
+      "echo first; sleep 0.5; echo second; echo oops >&2; exit 3",
+      { onStdout: (c) => chunks.push({ text: c.toString(), at: Date.now() - started }) },
+      within(10_000),
+    );
+    expect(result).toEqual({ exitCode: 3, stdout: "first\nsecond\n", stderr: "oops\n" });
+    // The first line arrived while the command was still running.
+    expect(chunks[0]?.text).toBe("first\n");
+    expect(chunks.at(-1)?.at ?? 0).toBeGreaterThanOrEqual((chunks[0]?.at ?? 0) + 400);
+    const whoami = await ssh.exec(
+      "id -u; cat /proc/self/net/fib_trie | grep -c 10.231.0.2 || true",
+      {},
+      within(10_000),
+    );
+    expect(whoami.stdout.split("\n")[0]).toBe("0");
+    expect(ssh.connects).toBe(1);
+  });
+
+  it("feeds standard input and reports a death by signal", async () => {
+    expect((await ssh.exec("wc -c", { stdin: "12345" }, within(10_000))).stdout.trim()).toBe("5");
+    const killed = await ssh.exec("kill -TERM $$", {}, within(10_000));
+    expect(killed.exitCode).toBeNull();
+    expect(killed.signal).toBe("SIGTERM");
+  });
+
+  it("multiplexes many concurrent calls over one connection, within the channel bound", async () => {
+    let peak = 0;
+    const calls = Array.from({ length: 24 }, (_, i) =>
+      ssh.exec(`sleep 0.2; echo ${i}`, {}, within(30_000)).then((r) => {
+        peak = Math.max(peak, ssh.channelsInUse);
+        return r.stdout.trim();
+      }),
+    );
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, ssh.channelsInUse);
+    }, 5);
+    const results = await Promise.all(calls);
+    clearInterval(sampler);
+    expect(results).toEqual(Array.from({ length: 24 }, (_, i) => String(i)));
+    expect(peak).toBe(8);
+    await eventually("every channel to be freed", async () => ssh.channelsInUse === 0, 10_000);
+    expect(ssh.connects).toBe(1);
+  });
+
+  it("stops a command at its deadline, kills it on the host and frees the channel", async () => {
+    const marker = `agenttype-deadline-${process.pid}`;
+    const err = await ssh.exec(`exec -a ${marker} sleep 60`, {}, within(500)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TimeoutError);
+    expect((err as TimeoutError).retryable).toBe(true);
+    await eventually("the channel to be freed", async () => ssh.channelsInUse === 0, 10_000);
+    await eventually(
+      "the remote command to be killed",
+      async () => {
+        const ps = await ssh.exec(`pgrep -f -x '${marker} 60' || true`, {}, within(5_000));
+        return ps.stdout.trim() === "";
+      },
+      10_000,
+    );
+  });
+
+  it("refuses a host that presents another key than the pinned one, naming both fingerprints", async () => {
+    const other = generateClientKeypair("not-the-host").publicKey;
+    const wrong = connect(host, {}, { hostKey: other });
+    const err = await wrong
+      .exec("touch /tmp/agenttype-must-not-exist", {}, within(10_000))
+      .catch((e: unknown) => e);
+    wrong.close();
+    expect(err).toBeInstanceOf(HostKeyMismatchError);
+    const mismatch = err as HostKeyMismatchError;
+    const presented = fingerprint(parsePublicKey(host.hostKey).blob);
+    expect(mismatch.expected).toBe(fingerprint(parsePublicKey(other).blob));
+    expect(mismatch.presented).toBe(presented);
+    expect(mismatch.message).toContain(mismatch.expected);
+    expect(mismatch.message).toContain(presented);
+    expect(mismatch.retryable).toBe(false);
+    // ssh-keygen agrees on the host key's fingerprint.
+    const keygen = execFileSync("ssh-keygen", ["-lf", "-"], { input: `${host.hostKey}\n` }).toString();
+    expect(keygen).toContain(presented);
+    expect((await ssh.exec("test -e /tmp/agenttype-must-not-exist", {}, within(10_000))).exitCode).toBe(1);
+  });
+
+  it("reports an unauthorized client key as an authentication failure, and accepts a generated key once authorized", async () => {
+    const pair = generateClientKeypair(`agenttype-test-${process.pid}`);
+    const stranger = connect(host, {}, { privateKey: pair.privateKey });
+    const err = await stranger.exec("true", {}, within(10_000)).catch((e: unknown) => e);
+    stranger.close();
+    expect(err).toBeInstanceOf(AuthenticationError);
+    expect((err as AuthenticationError).retryable).toBe(false);
+
+    // What an admin does with the published public key: one line into authorized_keys.
+    await ssh.exec(`echo ${shellCommand([pair.publicKey])} >> ${host.authorizedKeys}`, {}, within(10_000));
+    try {
+      const admitted = connect(host, {}, { privateKey: pair.privateKey });
+      expect((await admitted.exec("echo in", {}, within(10_000))).stdout).toBe("in\n");
+      admitted.close();
+      const file = join(tmpdir(), `agenttype-key-${process.pid}.pub`);
+      writeFileSync(file, `${pair.publicKey}\n`);
+      expect(execFileSync("ssh-keygen", ["-lf", file]).toString()).toContain(pair.fingerprint);
+    } finally {
+      await ssh.exec(`sed -i '/agenttype-test-${process.pid}$/d' ${host.authorizedKeys}`, {}, within(10_000));
+    }
+  });
+
+  it("writes files over SFTP atomically with mode and owner, and reads them back whole or by tail", async () => {
+    const dir = `/tmp/agenttype-sftp-${process.pid}`;
+    await ssh.exec(`rm -rf ${dir} && mkdir -m 0700 ${dir}`, {}, within(10_000));
+    const big = Buffer.alloc(1024 * 1024 + 17, 0);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 31) % 251;
+    await ssh.writeFile(`${dir}/big.bin`, big, { mode: 0o640, uid: 65532, gid: 65533 }, within(30_000));
+    const stat = await ssh.exec(
+      `stat -c '%a %u %g %s' ${dir}/big.bin; sha256sum ${dir}/big.bin; ls ${dir}`,
+      {},
+      within(10_000),
+    );
+    const sha = (await import("node:crypto")).createHash("sha256").update(big).digest("hex");
+    expect(stat.stdout).toBe(`640 65532 65533 ${big.length}\n${sha}  ${dir}/big.bin\nbig.bin\n`);
+    expect((await ssh.readFile(`${dir}/big.bin`, {}, within(30_000))).equals(big)).toBe(true);
+    expect(
+      (await ssh.readFile(`${dir}/big.bin`, { tailBytes: 100 }, within(10_000))).equals(big.subarray(-100)),
+    ).toBe(true);
+    await ssh.writeFile(`${dir}/big.bin`, "replaced", {}, within(10_000));
+    expect((await ssh.readFile(`${dir}/big.bin`, {}, within(10_000))).toString()).toBe("replaced");
+    await expect(ssh.readFile(`${dir}/missing`, {}, within(10_000))).rejects.toBeInstanceOf(NotFoundError);
+    await ssh.exec(`rm -rf ${dir}`, {}, within(10_000));
+  });
+
+  it("forwards a Unix socket of the host as a stream an HTTP/2 client speaks over, directly and through a local socket", async () => {
+    const socket = `/tmp/agenttype-h2-${process.pid}.sock`;
+    const server = `require("node:http2").createServer((q, s) => s.end("hello from " + process.argv[1])).listen(process.argv[1])`;
+    // The host shares this machine's file system: the test's node runs there too.
+    const serving = ssh.exec(shellCommand([process.execPath, "-e", server, socket]), {}, within(60_000));
+    try {
+      await eventually(
+        "the HTTP/2 server's socket",
+        async () => (await ssh.exec(`test -S ${socket}`, {}, within(5_000))).exitCode === 0,
+        10_000,
+      );
+      const stream = await ssh.openUnixSocket(socket, within(10_000));
+      const session = http2Connect("http://host", { createConnection: () => stream });
+      expect(await get(session)).toBe(`hello from ${socket}`);
+      expect(await get(session)).toBe(`hello from ${socket}`);
+      session.destroy();
+
+      const bridge = await SocketBridge.open(ssh, socket);
+      const viaBridge = http2Connect("http://host", { path: bridge.path } as never);
+      expect(await get(viaBridge)).toBe(`hello from ${socket}`);
+      viaBridge.destroy();
+      await bridge.close();
+      const missing = await ssh
+        .openUnixSocket("/nonexistent/agenttype.sock", within(10_000))
+        .catch((e: unknown) => e);
+      expect(missing).toBeInstanceOf(NetworkError);
+    } finally {
+      await ssh.exec(`pkill -f -- ${socket}; rm -f ${socket}`, {}, within(10_000));
+      await serving.catch(() => {});
+    }
+    await eventually("forwarded channels to close", async () => ssh.channelsInUse === 0, 10_000);
+  });
+});
+
+describe("SSH transport when sshd goes away", () => {
+  it("fails with a retryable network error while sshd is down, and reconnects when it is back", async () => {
+    const flaky = connect(host, { reconnect: { initialMs: 100, maxMs: 1_000 }, keepaliveIntervalMs: 1_000 });
+    try {
+      expect((await flaky.exec("echo up", {}, within(10_000))).stdout).toBe("up\n");
+      hostCommand("sshd-stop");
+      const err = await eventually(
+        "a failing call",
+        () =>
+          flaky.exec("echo up", {}, within(5_000)).then(
+            () => false,
+            (e: unknown) => e,
+          ),
+        20_000,
+      );
+      expect(err).toBeInstanceOf(NetworkError);
+      expect((err as NetworkError).retryable).toBe(true);
+      expect(flaky.connected).toBe(false);
+      hostCommand("sshd-start");
+      const back = await eventually(
+        "the reconnect",
+        () => flaky.exec("echo back", {}, within(5_000)),
+        20_000,
+      );
+      expect(back.stdout).toBe("back\n");
+      expect(flaky.connects).toBe(2);
+    } finally {
+      flaky.close();
+      hostCommand("sshd-start");
+    }
+  });
+});
