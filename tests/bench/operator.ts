@@ -1,7 +1,10 @@
 // `make bench-operator`: on the control-plane tier, how long the operator takes to bring N
 // AgentTypes to their owned objects and status, against the API server's own ceiling: a plain
 // client doing the same writes with the same concurrency and no operator, in the same run.
-//   node tests/bench/operator.ts [--n 1000] [--concurrency 8] --kubeconfig PATH
+// Then, at steady state, what an operator restart and one resync write (counted with the API
+// server's own metrics): nothing, for unchanged AgentTypes. It sets up what it needs (CRDs,
+// namespaces) on a fresh control plane and removes what it made.
+//   node tests/bench/operator.ts [--n 1000] [--concurrency 8] [--rounds 2] [--resync-seconds S] --kubeconfig PATH
 // The last line is machine-readable.
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -9,24 +12,41 @@ import { type AgentType, agentType } from "../../api/agenttype.ts";
 import { buildObjects } from "../../operator/build/objects.ts";
 import { computeStatus } from "../../operator/controllers/agenttype/status.ts";
 import { loadAccess } from "../../operator/kube/access.ts";
-import { isNotFound, KubeClient, type KubeObject } from "../../operator/kube/client.ts";
+import { isNotFound, KubeClient, type KubeObject, type ResourceType } from "../../operator/kube/client.ts";
 import { resources } from "../../operator/kube/resources.ts";
+import { ApiServerMetrics, total, type WriteCounts, writesBetween } from "../fixtures/apiserver-writes.ts";
 import { loadSample } from "../fixtures/manifests.ts";
-import { startOperator } from "../integration/operator-process.ts";
+import { crdManifests, installCrds } from "../integration/crds.ts";
+import { type OperatorProcess, startOperator } from "../integration/operator-process.ts";
 
 const { values } = parseArgs({
   options: {
     n: { type: "string", default: "1000" },
     concurrency: { type: "string", default: "8" },
+    "resync-seconds": { type: "string" },
+    rounds: { type: "string", default: "2" },
     kubeconfig: { type: "string", default: process.env.KUBECONFIG },
   },
 });
 const n = Number(values.n);
 const concurrency = Number(values.concurrency);
+// About as long as a resync of N takes on two busy cores; the operator's minimum is 10 s.
+const resyncSeconds = Number(values["resync-seconds"] ?? Math.max(10, Math.ceil(n / 100)));
+const rounds = Number(values.rounds);
 if (!values.kubeconfig) throw new Error("--kubeconfig or KUBECONFIG is required");
 const kubeconfig = values.kubeconfig;
 const client = new KubeClient(loadAccess({ KUBECONFIG: kubeconfig }));
+const apiserver = new ApiServerMetrics(kubeconfig);
 const suffix = Date.now().toString(36);
+const RECONCILED = 'controller_runtime_reconcile_total{controller="agenttype",result="success"}';
+const QUEUE_DEPTH = 'workqueue_depth{name="agenttype"}';
+const CRD: ResourceType = {
+  group: "apiextensions.k8s.io",
+  version: "v1",
+  plural: "customresourcedefinitions",
+  kind: "CustomResourceDefinition",
+  namespaced: false,
+};
 
 /** Replicas 0: the benchmark measures the operator, not the controller-manager creating pods. */
 function manifest(name: string, namespace: string) {
@@ -62,14 +82,76 @@ async function deleteNamespace(name: string): Promise<void> {
   throw new Error(`namespace ${name} was not deleted within 5 minutes`);
 }
 
+/** How many objects of a kind a namespace holds, listed a page at a time. */
+async function countObjects(type: ResourceType, ns: string): Promise<number> {
+  let items = 0;
+  let continueToken: string | undefined;
+  do {
+    const page = await client.list(type, ns, { limit: 500, continue: continueToken });
+    items += page.items.length;
+    continueToken = page.metadata.continue || undefined;
+  } while (continueToken !== undefined);
+  return items;
+}
+
+/** Namespaces this run made and has not deleted yet: removed on the way out, whatever happens. */
+const ours = new Set<string>();
+
 async function namespace(name: string): Promise<string> {
   await client.create(resources.namespace, undefined, {
     apiVersion: "v1",
     kind: "Namespace",
     metadata: { name },
   });
+  ours.add(name);
   return name;
 }
+
+async function removeNamespace(name: string): Promise<void> {
+  await deleteNamespace(name);
+  ours.delete(name);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    await sleep(500);
+  }
+}
+
+/** Waits until nothing writes to the operator's kinds for 5 s (the controller-manager settles too). */
+async function quiet(): Promise<WriteCounts> {
+  let last = await apiserver.writes();
+  let quietSince = Date.now();
+  const deadline = Date.now() + 30 * 60_000;
+  for (;;) {
+    await sleep(1000);
+    const now = await apiserver.writes();
+    if (total(writesBetween(last, now)) > 0) quietSince = Date.now();
+    last = now;
+    if (Date.now() - quietSince >= 5000) return now;
+    if (Date.now() > deadline) throw new Error("the API server did not settle within 30 minutes");
+  }
+}
+
+/** Waits until `operator` has finished `count` more reconciles than `from` and its queue is empty. */
+async function reconciled(operator: OperatorProcess, from: number, count: number): Promise<void> {
+  await until(
+    `${count} reconciles`,
+    async () =>
+      ((await operator.metric(RECONCILED)) ?? 0) >= from + count &&
+      (await operator.metric(QUEUE_DEPTH)) === 0,
+    30 * 60_000,
+  );
+}
+
+const describeWrites = (writes: Record<string, number>) =>
+  Object.entries(writes)
+    .map(([key, count]) => `${count} ${key}`)
+    .join(", ") || "none";
 
 type WithStatus = KubeObject & { status?: { observedGeneration?: number } };
 
@@ -101,39 +183,92 @@ async function allReconciled(ns: string): Promise<void> {
   }
 }
 
-/** Seconds until the operator has reconciled all N AgentTypes created at full speed. */
-async function operatorRun(): Promise<{ seconds: number; rssMiB: number }> {
-  const ns = await namespace(`bench-op-${suffix}`);
-  const operator = await startOperator({
-    kubeconfig,
-    namespace: ns,
-    identity: "bench",
-    leaderElection: false,
-    extraEnv: { WORKERS: String(concurrency), LOG_LEVEL: "warn" },
-  });
-  // Wait until its caches are synced, so the clock measures reconciling, not start-up.
-  for (;;) {
-    if ((await fetch(`http://127.0.0.1:${operator.port}/readyz`)).ok) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+/** Samples the peak resident set size of the processes handed to it, every 100 ms. */
+function rssSampler() {
   let peakKiB = 0;
-  const sampler = setInterval(() => {
-    const status = readFileSync(`/proc/${operator.child.pid}/status`, "utf8");
-    peakKiB = Math.max(peakKiB, Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0));
+  const pids = new Set<number>();
+  const timer = setInterval(() => {
+    for (const pid of pids) {
+      try {
+        const status = readFileSync(`/proc/${pid}/status`, "utf8");
+        peakKiB = Math.max(peakKiB, Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0));
+      } catch {
+        pids.delete(pid); // exited
+      }
+    }
   }, 100);
-  const started = performance.now();
-  await inParallel(n, concurrency, async (i) => {
-    await client.create(resources.agentType, ns, manifest(`agent-${i}`, ns));
-  });
-  await allReconciled(ns);
-  const seconds = (performance.now() - started) / 1000;
-  clearInterval(sampler);
-  const deployments = await client.list(resources.deployment, ns);
-  if (deployments.items.length !== n)
-    throw new Error(`expected ${n} Deployments, found ${deployments.items.length}`);
-  await operator.stop("SIGTERM");
-  await deleteNamespace(ns);
-  return { seconds, rssMiB: peakKiB / 1024 };
+  return {
+    watch: (operator: OperatorProcess) => operator.child.pid !== undefined && pids.add(operator.child.pid),
+    stop: () => {
+      clearInterval(timer);
+      return peakKiB / 1024;
+    },
+  };
+}
+
+interface OperatorFigures {
+  seconds: number;
+  rssMiB: number;
+  restartWrites: number;
+  resyncWrites: number;
+}
+
+/**
+ * Seconds until the operator has reconciled all N AgentTypes created at full speed; then, at
+ * steady state, the writes of a restart (SIGTERM, start again) and of one resync.
+ */
+async function operatorRun(): Promise<OperatorFigures> {
+  const ns = await namespace(`bench-op-${suffix}`);
+  const start = (identity: string, resync: number) =>
+    startOperator({
+      kubeconfig,
+      namespace: ns,
+      identity,
+      leaderElection: false,
+      extraEnv: { WORKERS: String(concurrency), LOG_LEVEL: "warn", RESYNC_SECONDS: String(resync) },
+    });
+  const rss = rssSampler();
+  // No resync while the clock runs: it would measure resyncs, not reconciling.
+  let operator = await start("bench", 86_400);
+  try {
+    rss.watch(operator);
+    // Wait until its caches are synced, so the clock measures reconciling, not start-up.
+    for (;;) {
+      if ((await fetch(`http://127.0.0.1:${operator.port}/readyz`)).ok) break;
+      await sleep(100);
+    }
+    const started = performance.now();
+    await inParallel(n, concurrency, async (i) => {
+      await client.create(resources.agentType, ns, manifest(`agent-${i}`, ns));
+    });
+    await allReconciled(ns);
+    const seconds = (performance.now() - started) / 1000;
+    const deployments = await countObjects(resources.deployment, ns);
+    if (deployments !== n) throw new Error(`expected ${n} Deployments, found ${deployments}`);
+
+    // A restart at steady state: the new process knows nothing of what the old one applied.
+    const steady = await quiet();
+    await operator.stop("SIGTERM");
+    operator = await start("bench-restarted", resyncSeconds);
+    rss.watch(operator);
+    await reconciled(operator, 0, n);
+    await sleep(2000);
+    const afterRestart = await apiserver.writes();
+    const restart = writesBetween(steady, afterRestart);
+    console.log(`  restart: ${describeWrites(restart)}`);
+
+    // One resync: every AgentType reconciled again, nothing changed.
+    const before = (await operator.metric(RECONCILED)) ?? 0;
+    await reconciled(operator, before, n);
+    await sleep(2000);
+    const resync = writesBetween(afterRestart, await apiserver.writes());
+    console.log(`  resync (${resyncSeconds} s): ${describeWrites(resync)}`);
+    return { seconds, rssMiB: rss.stop(), restartWrites: total(restart), resyncWrites: total(resync) };
+  } finally {
+    rss.stop();
+    await operator.stop("SIGTERM");
+    await removeNamespace(ns);
+  }
 }
 
 /** Seconds a plain client takes for the same writes: the AgentType, its four objects, its status. */
@@ -174,23 +309,54 @@ async function ceilingRun(): Promise<number> {
     await client.apply(resources.agentType, statusPatch as KubeObject, "bench", "status");
   });
   const seconds = (performance.now() - started) / 1000;
-  await deleteNamespace(ns);
+  await removeNamespace(ns);
   return seconds;
 }
 
-// Ceiling first, operator second, then both again: the machine's noise hits both sides.
-const ceilings: number[] = [];
-const operators: { seconds: number; rssMiB: number }[] = [];
-for (let round = 0; round < 2; round++) {
-  ceilings.push(await ceilingRun());
-  operators.push(await operatorRun());
-  console.log(
-    `round ${round + 1}: ceiling ${ceilings.at(-1)?.toFixed(2)} s, operator ${operators.at(-1)?.seconds.toFixed(2)} s`,
-  );
+/** Installs the CRDs unless they are there; says whether it did, so that they go again after. */
+async function setUp(): Promise<boolean> {
+  const missing = [];
+  for (const crd of crdManifests()) {
+    try {
+      await client.get(CRD, undefined, crd.metadata.name);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      missing.push(crd.metadata.name);
+    }
+  }
+  await installCrds(kubeconfig);
+  return missing.length > 0;
 }
-const ceiling = Math.min(...ceilings);
-const operatorSeconds = Math.min(...operators.map((o) => o.seconds));
-const rss = Math.max(...operators.map((o) => o.rssMiB));
-console.log(
-  `bench-operator n=${n} ratio=${(operatorSeconds / ceiling).toFixed(2)} operator_s=${operatorSeconds.toFixed(1)} ceiling_s=${ceiling.toFixed(1)} rss_mib=${Math.round(rss)}`,
-);
+
+async function cleanUp(installedCrds: boolean): Promise<void> {
+  for (const name of ours) await removeNamespace(name);
+  if (installedCrds) {
+    for (const crd of crdManifests()) await client.delete(CRD, undefined, crd.metadata.name);
+  }
+  await apiserver.close();
+}
+
+const installedCrds = await setUp();
+try {
+  // Ceiling first, operator second, then both again: the machine's noise hits both sides.
+  const ceilings: number[] = [];
+  const operators: OperatorFigures[] = [];
+  for (let round = 0; round < rounds; round++) {
+    ceilings.push(await ceilingRun());
+    operators.push(await operatorRun());
+    const last = operators.at(-1);
+    console.log(
+      `round ${round + 1}: ceiling ${ceilings.at(-1)?.toFixed(2)} s, operator ${last?.seconds.toFixed(2)} s, peak RSS ${last?.rssMiB.toFixed(0)} MiB, restart writes ${last?.restartWrites}, resync writes ${last?.resyncWrites}`,
+    );
+  }
+  const ceiling = Math.min(...ceilings);
+  const operatorSeconds = Math.min(...operators.map((o) => o.seconds));
+  const rss = Math.max(...operators.map((o) => o.rssMiB));
+  const restartWrites = Math.max(...operators.map((o) => o.restartWrites));
+  const resyncWrites = Math.max(...operators.map((o) => o.resyncWrites));
+  console.log(
+    `bench-operator n=${n} ratio=${(operatorSeconds / ceiling).toFixed(2)} operator_s=${operatorSeconds.toFixed(1)} ceiling_s=${ceiling.toFixed(1)} rss_mib=${Math.round(rss)} restart_writes=${restartWrites} resync_writes=${resyncWrites}`,
+  );
+} finally {
+  await cleanUp(installedCrds);
+}
