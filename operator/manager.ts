@@ -109,7 +109,7 @@ export class Manager {
   }
 
   private runControllers(signal: AbortSignal): void {
-    const informers: InformerGroup<KubeObject>[] = [];
+    const informers: Pick<InformerGroup<KubeObject>, "run" | "synced">[] = [];
     // Reconcilers write only while this replica leads: not after its renew deadline passed.
     const elector = this.elector;
     const client =
@@ -136,7 +136,7 @@ export class Manager {
           },
           this.config.namespaces,
         );
-        informers.push(informer as unknown as InformerGroup<KubeObject>);
+        informers.push(informer);
         return informer;
       },
     };

@@ -20,6 +20,7 @@ import type {
 import type { AgentType } from "../../api/agenttype.ts";
 import { API_VERSION } from "../../api/common.ts";
 import { MEMORY_PATH, SIDECAR_CONFIG_PATH, type SidecarConfig } from "../../api/sidecarconfig.ts";
+import type { Manifest } from "../kube/client.ts";
 import type { ResolvedTool } from "../tools/resolve-tools.ts";
 import {
   AGENT_CONTAINER,
@@ -65,12 +66,14 @@ export const RESTRICTED: V1SecurityContext = {
   seccompProfile: { type: "RuntimeDefault" },
 };
 
-export type Workload = (V1Deployment & { kind: "Deployment" }) | (V1StatefulSet & { kind: "StatefulSet" });
+export type Workload =
+  | (Manifest<V1Deployment> & { kind: "Deployment" })
+  | (Manifest<V1StatefulSet> & { kind: "StatefulSet" });
 
 export interface DesiredObjects {
-  serviceAccount: V1ServiceAccount;
-  configMap: V1ConfigMap;
-  metricsService: V1Service;
+  serviceAccount: Manifest<V1ServiceAccount>;
+  configMap: Manifest<V1ConfigMap>;
+  metricsService: Manifest<V1Service>;
   workload: Workload;
   sidecarConfig: SidecarConfig;
 }

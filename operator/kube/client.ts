@@ -36,6 +36,21 @@ export interface KubeObject {
   metadata: ObjectMeta;
 }
 
+/**
+ * A client-node body type (V1Deployment, V1ConfigMap, ...) as the operator builds and sends
+ * it: client-node's metadata is optional and types timestamps as Date, while what crosses the
+ * wire always names the object and carries strings, so its metadata is the client's.
+ */
+export type Manifest<T extends { metadata?: unknown }> = {
+  // A key-remapping mapped type, not Omit: Omit would fold the named fields into client-node's
+  // index signature and type them as any.
+  [K in keyof T as K extends "metadata" | "apiVersion" | "kind" ? never : K]: T[K];
+} & {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta;
+};
+
 export interface ObjectList<T> {
   items: T[];
   metadata: { resourceVersion: string; continue?: string };

@@ -126,7 +126,7 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
     const { name, namespace } = raw.metadata;
     await client.apply(
       resources.agentType,
-      { apiVersion: API_VERSION, kind: "AgentType", metadata: { name, namespace }, status } as KubeObject,
+      { apiVersion: API_VERSION, kind: "AgentType", metadata: { name, namespace }, status },
       FIELD_MANAGER,
       "status",
       signal,
@@ -197,15 +197,15 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
     try {
       const apply = (type: ResourceType, informer: ObjectCache<CachedOwned>, object: KubeObject) =>
         applyIfChanged(key, type, informer, object, signal, log);
-      await apply(resources.serviceAccount, owned.serviceAccount, desired.serviceAccount as KubeObject);
-      await apply(resources.configMap, owned.configMap, desired.configMap as KubeObject);
-      await apply(resources.service, owned.service, desired.metricsService as KubeObject);
+      await apply(resources.serviceAccount, owned.serviceAccount, desired.serviceAccount);
+      await apply(resources.configMap, owned.configMap, desired.configMap);
+      await apply(resources.service, owned.service, desired.metricsService);
       const isStatefulSet = desired.workload.kind === "StatefulSet";
       const [type, informer, otherType, otherInformer] = isStatefulSet
         ? [resources.statefulSet, owned.statefulSet, resources.deployment, owned.deployment]
         : [resources.deployment, owned.deployment, resources.statefulSet, owned.statefulSet];
       const existed = informer.get(key) !== undefined;
-      const workload = await apply(type, informer, desired.workload as KubeObject);
+      const workload = await apply(type, informer, desired.workload);
       if (!existed && workload.wrote) {
         await events.record(raw, "Normal", "Created", `created ${type.kind} ${names.workload}`, signal);
       }
@@ -215,7 +215,7 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
         await client.delete(otherType, namespace, names.workload, signal);
         log.info({ kind: otherType.kind }, "deleted the workload of the previous memory type");
       }
-      observation.workload = workloadState((informer.get(key) ?? workload.object) as WorkloadObject);
+      observation.workload = workloadState(informer.get(key) ?? workload.object);
     } catch (error) {
       if (error instanceof KubeApiError && !error.retryable) {
         const message = `the API server rejected an object built from this AgentType: ${error.message}`;
