@@ -4,9 +4,11 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Ollama } from "ollama";
-import OpenAI from "openai";
+import OpenAI, { type APIError } from "openai";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BedrockServer } from "../testing/bedrock-server.ts";
+import { BMP, GIF, PNG } from "../testing/images.ts";
+import { matches } from "../testing/json-schema-match.ts";
 import { OllamaServer } from "../testing/ollama-server.ts";
 import { baseConfig, llmConfig, startTestSidecar, type TestSidecar } from "../testing/sidecar.ts";
 import { toConverseInput } from "./bedrock.ts";
@@ -232,6 +234,215 @@ describe("Bedrock provider", () => {
     }
     expect(responses.map((r) => r.status).sort()).toEqual([200, 502]);
     expect(sc?.logs.join("")).not.toContain(SECRET);
+  });
+});
+
+describe("fields over Bedrock", () => {
+  const upstream = () => bedrock.requests.at(-1)?.body ?? {};
+  const schema = {
+    type: "object",
+    properties: { city: { type: "string" }, days: { type: "integer" } },
+    required: ["city", "days"],
+    additionalProperties: false,
+  };
+
+  async function refused(openai: OpenAI, params: Record<string, unknown>): Promise<APIError> {
+    const before = bedrock.requests.length;
+    const error = await openai.chat.completions
+      .create({ ...ask, ...params } as OpenAI.ChatCompletionCreateParamsNonStreaming)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(bedrock.requests).toHaveLength(before);
+    return error as APIError;
+  }
+
+  it("maps json_schema to outputConfig, and the answer fits the schema", async () => {
+    const { openai } = await start();
+    const completion = await openai.chat.completions.create({
+      ...ask,
+      response_format: { type: "json_schema", json_schema: { name: "trip", description: "a trip", schema } },
+    });
+    expect(upstream().outputConfig).toEqual({
+      textFormat: {
+        type: "json_schema",
+        structure: { jsonSchema: { schema: JSON.stringify(schema), name: "trip", description: "a trip" } },
+      },
+    });
+    expect(matches(JSON.parse(completion.choices[0]?.message.content ?? ""), schema)).toBe(true);
+  });
+
+  it("maps tool_choice required and a named function to toolChoice, and the model calls the tool", async () => {
+    const { openai } = await start();
+    const tools: OpenAI.ChatCompletionTool[] = [
+      { type: "function", function: { name: "a", parameters: { type: "object" } } },
+      {
+        type: "function",
+        function: {
+          name: "b",
+          strict: true,
+          parameters: { type: "object", properties: { n: { type: "integer" } } },
+        },
+      },
+    ];
+    const any = await openai.chat.completions.create({ ...ask, tools, tool_choice: "required" });
+    expect((upstream().toolConfig as { toolChoice: unknown }).toolChoice).toEqual({ any: {} });
+    expect(any.choices[0]?.finish_reason).toBe("tool_calls");
+    const named = await openai.chat.completions.create({
+      ...ask,
+      tools,
+      tool_choice: { type: "function", function: { name: "b" } },
+    });
+    expect(upstream().toolConfig).toEqual({
+      tools: [
+        {
+          toolSpec: {
+            name: "b",
+            description: "b",
+            inputSchema: { json: { type: "object", properties: { n: { type: "integer" } } } },
+            strict: true,
+          },
+        },
+      ],
+      toolChoice: { tool: { name: "b" } },
+    });
+    const call = named.choices[0]?.message.tool_calls?.[0];
+    expect(call?.type === "function" && [call.function.name, JSON.parse(call.function.arguments)]).toEqual([
+      "b",
+      { n: 1 },
+    ]);
+  });
+
+  it("sends images as image blocks, and refuses formats Converse does not take", async () => {
+    const { openai, ollama } = await start();
+    const completion = await openai.chat.completions.create({
+      ...ask,
+      messages: [
+        {
+          role: "user",
+          content: [
+            { type: "text", text: "look" },
+            { type: "image_url", image_url: { url: `data:image/gif;base64,${GIF}` } },
+          ],
+        },
+      ],
+    });
+    const blocks = (upstream().messages as { content: unknown[] }[])[0]?.content;
+    expect(blocks).toEqual([{ image: { format: "gif", source: { bytes: GIF } } }, { text: "look" }]);
+    expect(completion.choices[0]?.message.content).toBe("You said: look (and 1 gif image(s))");
+    const bmp = await ollama
+      .chat({ model: "m", messages: [{ role: "user", content: "x", images: [PNG, BMP] }] })
+      .catch((e: unknown) => e);
+    expect(bmp).toMatchObject({
+      status_code: 400,
+      error:
+        'provider "claude" (bedrock) cannot honour messages[0].images: Converse takes png, jpeg, gif and webp images only',
+    });
+  });
+
+  it("maps reasoning effort, service tier, metadata, stop and limits; top_k for Anthropic models", async () => {
+    const { openai, ollama } = await start();
+    const cut = await openai.chat.completions.create({
+      ...ask,
+      messages: [{ role: "user", content: "one two three four" }],
+      reasoning_effort: "high",
+      service_tier: "flex",
+      metadata: { team: "search" },
+      stop: ["three"],
+      max_completion_tokens: 50,
+      temperature: 0.2,
+      top_p: 0.5,
+    });
+    expect(upstream()).toMatchObject({
+      outputConfig: { effort: "high" },
+      serviceTier: { type: "flex" },
+      requestMetadata: { team: "search" },
+      inferenceConfig: { stopSequences: ["three"], maxTokens: 50, temperature: 0.2, topP: 0.5 },
+    });
+    expect(cut.choices[0]?.message.content).toBe("You said: one two ");
+    await ollama.chat({
+      model: "m",
+      messages: ask.messages,
+      options: { top_k: 40, num_predict: 3 },
+      stream: false,
+    });
+    expect(upstream()).toMatchObject({
+      additionalModelRequestFields: { top_k: 40 },
+      inferenceConfig: { maxTokens: 3 },
+    });
+  });
+
+  it("refuses what Converse has not, naming the field and the provider", async () => {
+    const { openai, ollama } = await start();
+    const seed = await refused(openai, { seed: 7 });
+    expect(seed.message).toBe('400 provider "claude" (bedrock) cannot honour seed: Converse has no seed');
+    expect(seed.param).toBe("seed");
+    expect((await refused(openai, { response_format: { type: "json_object" } })).param).toBe(
+      "response_format",
+    );
+    expect((await refused(openai, { logprobs: true })).param).toBe("logprobs");
+    expect((await refused(openai, { frequency_penalty: 1 })).param).toBe("frequency_penalty");
+    expect((await refused(openai, { reasoning_effort: "minimal" })).param).toBe("reasoning_effort");
+    const numCtx = await ollama
+      .chat({ model: "m", messages: ask.messages, options: { num_ctx: 8192 } })
+      .catch((e: unknown) => e);
+    expect(numCtx).toMatchObject({
+      status_code: 400,
+      error: 'provider "claude" (bedrock) cannot honour options.num_ctx: Converse has no such setting',
+    });
+    const history: OpenAI.ChatCompletionMessageParam[] = [
+      ...ask.messages,
+      {
+        role: "assistant",
+        tool_calls: [{ id: "t1", type: "function", function: { name: "a", arguments: "{}" } }],
+      },
+      { role: "tool", tool_call_id: "t1", content: "done" },
+    ];
+    const none = await refused(openai, {
+      messages: history,
+      tools: [{ type: "function", function: { name: "a" } }],
+      tool_choice: "none",
+    });
+    expect(none.param).toBe("tool_choice");
+    // Defaults ask for nothing and pass: penalties of 0, think false.
+    await openai.chat.completions.create({
+      ...ask,
+      frequency_penalty: 0,
+      presence_penalty: 0,
+      reasoning_effort: "none",
+    });
+    expect(upstream().outputConfig).toBeUndefined();
+  });
+
+  it("skips a provider that cannot honour a field rather than dropping it, and says so in the metrics", async () => {
+    const { openai, url } = await start(true);
+    const completion = await openai.chat.completions.create({ ...ask, seed: 7 });
+    expect(completion.model).toBe("llama3.2");
+    expect(bedrock.requests).toHaveLength(0);
+    expect(fallback.requests.at(-1)?.body.options).toEqual({ seed: 7 });
+    const metrics = await (await fetch(`${sc?.sidecar.metricsUrl}/metrics`)).text();
+    expect(metrics).toMatch(/agenttype_llm_fallbacks_total\{provider="claude",reason="cannot_honour"\} 1/);
+    // And the other way round: strict tools only Converse holds to their schema.
+    const strictTool = {
+      type: "function" as const,
+      function: { name: "f", strict: true, parameters: { type: "object", properties: {} } },
+    };
+    await openai.chat.completions.create({ ...ask, tools: [strictTool] });
+    expect(bedrock.requests).toHaveLength(1);
+    const both = await fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ...ask, seed: 1, tools: [strictTool] }),
+    });
+    expect(both.status).toBe(400);
+    expect(await both.json()).toEqual({
+      error: {
+        message:
+          'provider "claude" (bedrock) cannot honour seed: Converse has no seed; provider "local" (ollama) cannot honour tools[0].function.strict: Ollama does not hold a tool call\'s arguments to the tool\'s schema',
+        type: "invalid_request_error",
+        param: "seed",
+        code: "unsupported_parameter",
+      },
+    });
   });
 });
 

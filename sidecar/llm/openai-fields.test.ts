@@ -4,7 +4,7 @@
 import OpenAI, { type APIError } from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { PNG } from "../testing/images.ts";
-import { matches } from "../testing/json-schema-sample.ts";
+import { matches } from "../testing/json-schema-match.ts";
 import { OllamaServer } from "../testing/ollama-server.ts";
 import { baseConfig, llmConfig, startTestSidecar, type TestSidecar } from "../testing/sidecar.ts";
 

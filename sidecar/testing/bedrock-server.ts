@@ -5,8 +5,7 @@
 import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
 import type { AddressInfo } from "node:net";
 import { crc32 } from "node:zlib";
-import { sampleOf } from "./json-schema-sample.ts";
-import { echoed } from "./ollama-server.ts";
+import { echoed, sampleOf } from "./ollama-server.ts";
 
 /** Encodes one event-stream message; every header value is a string (type 7). */
 function encodeEventStreamMessage(headers: Record<string, string>, payload: Buffer): Buffer {

@@ -1,11 +1,12 @@
 // A local server that speaks Ollama's REST protocol as Ollama does (NDJSON streams, error
-// objects, done fields, durations), with scripted faults for tests. Run it standalone with
+// objects, done fields, durations), honours the request's fields as Ollama does (format,
+// options, images, think, logprobs, keep_alive), with scripted faults for tests. It imports
+// nothing but Node: the e2e upstream image ships this file alone. Run it standalone with
 // `node sidecar/testing/ollama-server.ts --port N [--host 127.0.0.1] [--token T]`.
 import { createHash } from "node:crypto";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { parseArgs } from "node:util";
-import { sampleOf } from "./json-schema-sample.ts";
 
 /** How the server answers one request; unset fields take the normal behaviour. */
 export interface Scenario {
@@ -399,6 +400,39 @@ function json(res: ServerResponse, status: number, body: unknown): void {
       date: new Date().toUTCString(),
     })
     .end(text);
+}
+
+/**
+ * A value that satisfies a JSON schema, as a model whose output is constrained to the schema
+ * produces one. Here, not in a module of its own: the e2e upstream image ships this file alone.
+ */
+export function sampleOf(schema: unknown): unknown {
+  if (typeof schema !== "object" || schema === null) return {};
+  const s = schema as Record<string, unknown>;
+  if ("const" in s) return s.const;
+  if (Array.isArray(s.enum)) return s.enum[0];
+  for (const key of ["anyOf", "oneOf", "allOf"]) {
+    const options = s[key];
+    if (Array.isArray(options) && options.length > 0) return sampleOf(options[0]);
+  }
+  const type = Array.isArray(s.type) ? s.type[0] : s.type;
+  switch (type) {
+    case "string":
+      return "text";
+    case "integer":
+    case "number":
+      return typeof s.minimum === "number" ? s.minimum : 1;
+    case "boolean":
+      return true;
+    case "null":
+      return null;
+    case "array":
+      return [sampleOf(s.items)];
+    default: {
+      const properties = (s.properties ?? {}) as Record<string, unknown>;
+      return Object.fromEntries(Object.entries(properties).map(([key, value]) => [key, sampleOf(value)]));
+    }
+  }
 }
 
 /** The options Ollama knows and the JSON type of each (api.Options of Ollama). */
