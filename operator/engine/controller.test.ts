@@ -1,12 +1,11 @@
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { eventually } from "../../tests/fixtures/eventually.ts";
-import { Controller, type Reconcile } from "./controller.ts";
+import { Controller, type Reconcile, TerminalError } from "./controller.ts";
 import { createMetrics } from "./metrics.ts";
 import { WorkQueue } from "./workqueue.ts";
 
-function controllerWith(reconcile: Reconcile, workers = 2) {
-  const queue = new WorkQueue();
+function controllerWith(reconcile: Reconcile, workers = 2, queue = new WorkQueue()) {
   const metrics = createMetrics();
   const controller = new Controller({
     name: "test",
@@ -86,6 +85,26 @@ describe("Controller", () => {
     await eventually("the retry succeeded", async () => (await count("success")) === 1, 2_000, 5);
     expect(await count("error")).toBe(1);
     expect(calls).toBe(2);
+    await controller.stop();
+  });
+
+  it("retries a terminal failure at the slow end of the backoff, not at once", async () => {
+    const at: number[] = [];
+    const queue = new WorkQueue({ baseDelayMs: 1, maxDelayMs: 200 });
+    const { controller, count } = controllerWith(
+      async () => {
+        at.push(Date.now());
+        throw new TerminalError("the API server rejected the Deployment");
+      },
+      1,
+      queue,
+    );
+    controller.start();
+    queue.add("a");
+    await eventually("retried once", async () => at.length === 2, 2_000, 5);
+    expect((at[1] ?? 0) - (at[0] ?? 0)).toBeGreaterThanOrEqual(190);
+    expect(await count("error")).toBe(2);
+    expect(queue.failuresOf("a")).toBe(0);
     await controller.stop();
   });
 });

@@ -6,7 +6,10 @@ import type { Logger } from "pino";
 import type { OperatorMetrics } from "./metrics.ts";
 import type { WorkQueue } from "./workqueue.ts";
 
-/** An error retrying cannot fix (for example invalid user input); the key is not re-queued. */
+/**
+ * An error retrying soon cannot fix (invalid user input, an object the API server rejects):
+ * the key is retried only at the slow end of the backoff, or when the object changes.
+ */
 export class TerminalError extends Error {
   override name = "TerminalError";
 }
@@ -91,8 +94,11 @@ export class Controller {
       metrics.reconcileTotal.inc({ controller: name, result: "error" });
       metrics.reconcileErrors.inc({ controller: name });
       if (error instanceof TerminalError) {
-        queue.forget(key);
-        log.error({ err: error.message }, "reconcile failed; not retrying until the object changes");
+        const delay = queue.addSlowly(key);
+        log.error(
+          { err: error.message, retryInMs: delay },
+          "reconcile failed; retrying slowly or when the object changes",
+        );
       } else {
         const delay = queue.addRateLimited(key);
         log.warn({ err: (error as Error).message, retryInMs: delay }, "reconcile failed; retrying");

@@ -118,6 +118,18 @@ export class WorkQueue {
     return delay;
   }
 
+  /**
+   * Re-queues a key whose failure retrying cannot fix soon, at the slow end of the backoff
+   * (its ceiling): something outside the object may still change (RBAC, a webhook, the
+   * operator). Clears its failure count, so a later transient failure backs off from the start.
+   */
+  addSlowly(key: string): number {
+    this.failures.delete(key);
+    this.options.observer?.retried();
+    this.addAfter(key, this.options.maxDelayMs);
+    return this.options.maxDelayMs;
+  }
+
   /** Clears a key's failure count after it succeeded. */
   forget(key: string): void {
     this.failures.delete(key);

@@ -26,6 +26,7 @@ export const resources = {
   configMap: core("configmaps", "ConfigMap"),
   service: core("services", "Service"),
   serviceAccount: core("serviceaccounts", "ServiceAccount"),
+  pod: core("pods", "Pod"),
   event: core("events", "Event"),
   namespace: { group: "", version: "v1", plural: "namespaces", kind: "Namespace", namespaced: false },
   lease: { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true },
@@ -63,6 +64,8 @@ export const permissions: { watched: Permission[]; leaderElection: Permission[] 
     { resource: resources.configMap, verbs: owned },
     { resource: resources.service, verbs: owned },
     { resource: resources.serviceAccount, verbs: owned },
+    // Pods are only read, for the status (image pulls, crash loops, scheduling).
+    { resource: resources.pod, verbs: informed },
     // A repeated Event is patched (count, lastTimestamp) rather than created again.
     { resource: resources.event, verbs: ["create", "patch"] },
   ],

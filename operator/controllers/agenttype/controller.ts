@@ -3,7 +3,7 @@
 // (Watches: a tool change wakes every AgentType asking for that tool).
 import type { AgentTool } from "../../../api/agenttool.ts";
 import type { AgentType } from "../../../api/agenttype.ts";
-import { FIELD_MANAGER } from "../../build/names.ts";
+import { AGENT_LABEL, FIELD_MANAGER } from "../../build/names.ts";
 import { Controller } from "../../engine/controller.ts";
 import type { ControllerContext } from "../../engine/controller-context.ts";
 import { type InformerGroup, objectKey } from "../../engine/informer.ts";
@@ -14,6 +14,7 @@ import { resources } from "../../kube/resources.ts";
 import { toolName } from "../../tools/resolve-tools.ts";
 import { ApplyLedger } from "./apply-ledger.ts";
 import { type CachedOwned, liveDigest } from "./owned-fields.ts";
+import { type PodView, podViewChanged, trimPod } from "./pods-status.ts";
 import { createAgentTypeReconciler, type OwnedInformers } from "./reconciler.ts";
 
 const NAME = "agenttype";
@@ -93,6 +94,14 @@ export function setupAgentTypeController(context: ControllerContext): Controller
       context.informer<CachedOwned>(type, ownedOptions),
     ]),
   ) as Record<keyof OwnedInformers, InformerGroup<CachedOwned>>;
+  // Pods are watched for the status alone (image pulls, crash loops, scheduling), trimmed to it.
+  const agentOf = (pod: KubeObject) =>
+    `${pod.metadata.namespace}/${pod.metadata.labels?.[AGENT_LABEL] ?? ""}`;
+  const pods = context.informer<PodView>(resources.pod, {
+    labelSelector: `app.kubernetes.io/managed-by=${FIELD_MANAGER},${AGENT_LABEL}`,
+    transform: trimPod,
+    indexers: { agent: (pod) => [agentOf(pod)] },
+  });
   const ledger = new ApplyLedger();
   const queue = new WorkQueue({ observer: queueObserver(metrics, NAME) });
 
@@ -111,6 +120,9 @@ export function setupAgentTypeController(context: ControllerContext): Controller
       const key = `${tool.metadata.namespace}/${toolName(tool as AgentTool)}`;
       for (const agent of agentTypes.byIndex("tools", key)) queue.add(objectKey(agent));
     }
+  });
+  pods.on((event, pod, previous) => {
+    if (event !== "update" || podViewChanged(previous, pod)) queue.add(agentOf(pod));
   });
   for (const [name, informer] of Object.entries(owned)) {
     const plural = ownedTypes[name as keyof OwnedInformers].plural;
@@ -136,6 +148,7 @@ export function setupAgentTypeController(context: ControllerContext): Controller
       agentTypes,
       agentTools,
       owned,
+      pods,
       ledger,
       settings: {
         sidecarImage: config.sidecarImage,

@@ -8,13 +8,14 @@ import { API_VERSION } from "../../../api/common.ts";
 import { formatFieldErrors, parseAs } from "../../../api/field-errors.ts";
 import { FIELD_MANAGER, ownedNames, selectorLabels } from "../../build/names.ts";
 import { type BuildSettings, buildObjects } from "../../build/objects.ts";
-import { TerminalError } from "../../engine/controller.ts";
+import { type ReconcileResult, TerminalError } from "../../engine/controller.ts";
 import type { ObjectCache } from "../../engine/informer.ts";
-import { KubeApiError, type KubeClient, type KubeObject, type ResourceType } from "../../kube/client.ts";
+import type { KubeClient, KubeObject, ResourceType } from "../../kube/client.ts";
 import type { EventRecorder } from "../../kube/events.ts";
 import { resources } from "../../kube/resources.ts";
 import { resolveTools, type ToolResolution } from "../../tools/resolve-tools.ts";
 import type { ApplyLedger } from "./apply-ledger.ts";
+import { classifyFailure, type Failure } from "./failure.ts";
 import {
   applyContent,
   type CachedOwned,
@@ -23,6 +24,7 @@ import {
   liveDigest,
   ownedPart,
 } from "./owned-fields.ts";
+import { NOT_READY_AFTER_MS, type PodView, podsActivity } from "./pods-status.ts";
 import { computeStatus, type Observation, statusChanged, transitions, type WorkloadState } from "./status.ts";
 
 export interface OwnedInformers {
@@ -38,6 +40,8 @@ export interface ReconcilerDeps {
   agentTypes: ObjectCache<KubeObject>;
   agentTools: ObjectCache<KubeObject>;
   owned: OwnedInformers;
+  /** The AgentTypes' pods, trimmed (pods-status.ts), indexed by "agent" as namespace/name. */
+  pods: ObjectCache<PodView>;
   /** Shared with the owned informers' handlers, which tell it what the caches show. */
   ledger: ApplyLedger;
   settings: BuildSettings;
@@ -71,8 +75,14 @@ function ownedBy(object: KubeObject | undefined, agent: KubeObject): boolean {
   );
 }
 
+/** How far a reconcile got: what a failure is reported against. */
+interface Step {
+  action: string;
+  observation?: Observation;
+}
+
 export function createAgentTypeReconciler(deps: ReconcilerDeps) {
-  const { client, agentTypes, agentTools, owned, ledger, settings, events } = deps;
+  const { client, agentTypes, agentTools, owned, pods, ledger, settings, events } = deps;
 
   /**
    * Applies `desired` unless the cached object already holds it: the digest of the fields
@@ -122,7 +132,7 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
     signal: AbortSignal,
   ) {
     const status = computeStatus(previous, observation, new Date());
-    if (!statusChanged(previous, status)) return;
+    if (!statusChanged(previous, status)) return [];
     const { name, namespace } = raw.metadata;
     await client.apply(
       resources.agentType,
@@ -131,31 +141,99 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
       "status",
       signal,
     );
+    const recorded: string[] = [];
     for (const condition of transitions(previous, status)) {
       const warning =
         (condition.type === "Degraded" && condition.status === "True") ||
         (condition.type === "ToolsResolved" && condition.status === "False");
-      if (warning || (condition.type === "Ready" && condition.status === "True")) {
+      const recovered =
+        condition.type === "Degraded" &&
+        condition.status === "False" &&
+        previous?.conditions?.some((c) => c.type === "Degraded" && c.status === "True");
+      if (warning || recovered || (condition.type === "Ready" && condition.status === "True")) {
         await events.record(raw, warning ? "Warning" : "Normal", condition.reason, condition.message, signal);
+        recorded.push(condition.reason);
       }
     }
+    return recorded;
   }
 
-  return async function reconcile(key: string, log: Logger, signal: AbortSignal): Promise<undefined> {
-    const raw = agentTypes.get(key);
-    // Gone: the garbage collector removes what it owned, through the ownerReferences.
-    if (raw === undefined || raw.metadata.deletionTimestamp !== undefined) {
-      ledger.forget(key);
-      return undefined;
-    }
-    const previous = (raw as { status?: AgentTypeStatus }).status;
-    const base = {
+  function baseObservation(raw: KubeObject): Observation {
+    return {
       generation: raw.metadata.generation ?? 0,
       desiredReplicas: 0,
       selector: Object.entries(selectorLabels(raw))
         .map(([k, v]) => `${k}=${v}`)
         .join(","),
     };
+  }
+
+  /**
+   * Every failure reaches the AgentType within the reconcile that met it: a condition (Degraded
+   * when someone must change something, Progressing while a transient one is retried) and a
+   * Warning Event. Then throws, so the work queue retries: soon for a transient failure, at
+   * the slow end of the backoff otherwise.
+   */
+  async function reportFailure(
+    raw: KubeObject,
+    step: Step,
+    failure: Failure,
+    log: Logger,
+    signal: AbortSignal,
+  ): Promise<never> {
+    const previous = (raw as { status?: AgentTypeStatus }).status;
+    const observation = step.observation ?? baseObservation(raw);
+    const { reason, message } = failure;
+    try {
+      const recorded = await writeStatus(
+        raw,
+        previous,
+        failure.transient
+          ? { ...observation, retrying: { reason, message } }
+          : { ...observation, problem: { reason, message } },
+        signal,
+      );
+      if (!recorded.includes(reason)) await events.record(raw, "Warning", reason, message, signal);
+    } catch (error) {
+      if (signal.aborted) throw error;
+      log.warn(
+        { err: (error as Error).message, failure: message },
+        "could not report a failure on the AgentType",
+      );
+    }
+    throw failure.transient ? new Error(message) : new TerminalError(message);
+  }
+
+  return async function reconcile(
+    key: string,
+    log: Logger,
+    signal: AbortSignal,
+  ): Promise<ReconcileResult | undefined> {
+    const raw = agentTypes.get(key);
+    // Gone: the garbage collector removes what it owned, through the ownerReferences.
+    if (raw === undefined || raw.metadata.deletionTimestamp !== undefined) {
+      ledger.forget(key);
+      return undefined;
+    }
+    const step: Step = { action: "building the objects of this AgentType" };
+    try {
+      return await converge(key, raw, log, signal, step);
+    } catch (error) {
+      // Reported already (InvalidSpec), or not a failure of the object (stopping).
+      if (signal.aborted || error instanceof TerminalError) throw error;
+      return await reportFailure(raw, step, classifyFailure(error, step.action), log, signal);
+    }
+  };
+
+  async function converge(
+    key: string,
+    raw: KubeObject,
+    log: Logger,
+    signal: AbortSignal,
+    step: Step,
+  ): Promise<ReconcileResult | undefined> {
+    const previous = (raw as { status?: AgentTypeStatus }).status;
+    const base = baseObservation(raw);
 
     const parsed = parseAs(agentType, raw);
     if (!parsed.ok) {
@@ -164,7 +242,9 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
       throw new TerminalError(`invalid spec: ${message}`);
     }
     const agent: AgentType = parsed.value;
-    const observation: Observation = { ...base, desiredReplicas: agent.spec.replicas };
+    const agentPods = pods.byIndex("agent", key);
+    const observation: Observation = { ...base, desiredReplicas: agent.spec.replicas, pods: agentPods };
+    step.observation = observation;
     if (agent.spec.runtime.type !== "kubernetes") {
       const message = `runtime ${agent.spec.runtime.type} is not available in this operator version; the agent is not started`;
       await writeStatus(
@@ -194,43 +274,34 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
 
     const desired = buildObjects(agent, resolution.resolved, settings);
     const names = ownedNames(agent);
-    try {
-      const apply = (type: ResourceType, informer: ObjectCache<CachedOwned>, object: KubeObject) =>
-        applyIfChanged(key, type, informer, object, signal, log);
-      await apply(resources.serviceAccount, owned.serviceAccount, desired.serviceAccount);
-      await apply(resources.configMap, owned.configMap, desired.configMap);
-      await apply(resources.service, owned.service, desired.metricsService);
-      const isStatefulSet = desired.workload.kind === "StatefulSet";
-      const [type, informer, otherType, otherInformer] = isStatefulSet
-        ? [resources.statefulSet, owned.statefulSet, resources.deployment, owned.deployment]
-        : [resources.deployment, owned.deployment, resources.statefulSet, owned.statefulSet];
-      const existed = informer.get(key) !== undefined;
-      const workload = await apply(type, informer, desired.workload);
-      if (!existed && workload.wrote) {
-        await events.record(raw, "Normal", "Created", `created ${type.kind} ${names.workload}`, signal);
-      }
-      // Memory changed between ephemeral and persistent: the other kind of workload goes.
-      const stale = otherInformer.get(key);
-      if (ownedBy(stale, raw)) {
-        await client.delete(otherType, namespace, names.workload, signal);
-        log.info({ kind: otherType.kind }, "deleted the workload of the previous memory type");
-      }
-      observation.workload = workloadState(informer.get(key) ?? workload.object);
-    } catch (error) {
-      if (error instanceof KubeApiError && !error.retryable) {
-        const message = `the API server rejected an object built from this AgentType: ${error.message}`;
-        await writeStatus(
-          raw,
-          previous,
-          { ...observation, problem: { reason: "ApplyFailed", message } },
-          signal,
-        );
-        throw new TerminalError(message);
-      }
-      throw error;
+    const apply = (type: ResourceType, informer: ObjectCache<CachedOwned>, object: KubeObject) => {
+      step.action = `applying ${type.kind} ${object.metadata.name}`;
+      return applyIfChanged(key, type, informer, object, signal, log);
+    };
+    await apply(resources.serviceAccount, owned.serviceAccount, desired.serviceAccount);
+    await apply(resources.configMap, owned.configMap, desired.configMap);
+    await apply(resources.service, owned.service, desired.metricsService);
+    const isStatefulSet = desired.workload.kind === "StatefulSet";
+    const [type, informer, otherType, otherInformer] = isStatefulSet
+      ? [resources.statefulSet, owned.statefulSet, resources.deployment, owned.deployment]
+      : [resources.deployment, owned.deployment, resources.statefulSet, owned.statefulSet];
+    const existed = informer.get(key) !== undefined;
+    const workload = await apply(type, informer, desired.workload);
+    if (!existed && workload.wrote) {
+      await events.record(raw, "Normal", "Created", `created ${type.kind} ${names.workload}`, signal);
     }
+    // Memory changed between ephemeral and persistent: the other kind of workload goes.
+    const stale = otherInformer.get(key);
+    if (ownedBy(stale, raw)) {
+      step.action = `deleting ${otherType.kind} ${names.workload}`;
+      await client.delete(otherType, namespace, names.workload, signal);
+      log.info({ kind: otherType.kind }, "deleted the workload of the previous memory type");
+    }
+    observation.workload = workloadState(informer.get(key) ?? workload.object);
+    step.action = "writing the status";
     await writeStatus(raw, previous, observation, signal);
     log.debug({ replicas: observation.workload?.readyReplicas }, "reconciled");
-    return undefined;
-  };
+    // A readiness probe that keeps failing changes nothing a watch would see: look again.
+    return podsActivity(agentPods).starting > 0 ? { requeueAfterMs: NOT_READY_AFTER_MS / 2 } : undefined;
+  }
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { AgentTypeStatus } from "../../../api/agenttype.ts";
+import { trimPod } from "./pods-status.ts";
 import { computeStatus, type Observation, setCondition, statusChanged, transitions } from "./status.ts";
 
 const t0 = new Date("2026-01-01T00:00:00Z");
@@ -103,6 +104,77 @@ describe("computeStatus", () => {
       t0.toISOString(),
     );
     expect(transitions(first, notReady).map((c) => c.type)).toEqual(["Ready"]);
+  });
+});
+
+describe("computeStatus and the pods", () => {
+  const pullFailing = trimPod({
+    metadata: { name: "a-new", namespace: "ns" },
+    status: {
+      phase: "Pending",
+      containerStatuses: [
+        {
+          name: "agent",
+          ready: false,
+          state: { waiting: { reason: "ImagePullBackOff", message: "not found" } },
+        },
+      ],
+    },
+  });
+  const oldReady = trimPod({
+    metadata: { name: "a-old", namespace: "ns" },
+    status: { phase: "Running", containerStatuses: [{ name: "agent", ready: true, state: { running: {} } }] },
+  });
+  // A rollout stuck on an image that cannot be pulled: the old pod still serves, nothing terminates.
+  const stuck: Observation = {
+    ...base,
+    desiredReplicas: 1,
+    workload: { generation: 2, observedGeneration: 2, replicas: 2, readyReplicas: 1, updatedReplicas: 1 },
+    pods: [oldReady, pullFailing],
+  };
+
+  it("is Degraded with the pull failure, and Progressing says what happens", () => {
+    const status = computeStatus(undefined, stuck, t0);
+    expect(byType(status)).toMatchObject({
+      Degraded: ["True", "ImagePullFailed"],
+      Progressing: ["True", "RollingOut"],
+    });
+    const find = (type: string) => status.conditions?.find((c) => c.type === type)?.message;
+    expect(find("Degraded")).toBe(
+      "pod a-new: container agent cannot pull its image (ImagePullBackOff): not found",
+    );
+    expect(find("Progressing")).toBe("1 of 1 pods ready, 2 pods in all; 1 pod starting (ImagePullBackOff)");
+    expect(find("Progressing")).not.toContain("terminating");
+  });
+
+  it("recovers to Degraded=False once the pods are fine, a transition worth an Event", () => {
+    const first = computeStatus(undefined, stuck, t0);
+    const fixed = computeStatus(
+      first,
+      { ...stuck, workload: rolledOut, desiredReplicas: 2, pods: [oldReady] },
+      t1,
+    );
+    expect(transitions(first, fixed).map((c) => [c.type, c.status, c.reason])).toContainEqual([
+      "Degraded",
+      "False",
+      "AsExpected",
+    ]);
+  });
+
+  it("a transient failure being retried shows in Progressing, not as a broken agent", () => {
+    const status = computeStatus(
+      undefined,
+      {
+        ...base,
+        workload: rolledOut,
+        retrying: { reason: "APIServerUnavailable", message: "no answer within 30 s" },
+      },
+      t0,
+    );
+    expect(byType(status)).toMatchObject({
+      Progressing: ["True", "APIServerUnavailable"],
+      Degraded: ["False", "AsExpected"],
+    });
   });
 });
 

@@ -4,6 +4,7 @@
 import { isDeepStrictEqual } from "node:util";
 import type { AgentTypeStatus } from "../../../api/agenttype.ts";
 import { describeMissing, type ToolResolution } from "../../tools/resolve-tools.ts";
+import { type PodView, podsActivity, podsProblem } from "./pods-status.ts";
 
 type Condition = NonNullable<AgentTypeStatus["conditions"]>[number];
 type ConditionStatus = Condition["status"];
@@ -27,6 +28,10 @@ export interface Observation {
   workload?: WorkloadState;
   /** Why the agent cannot run as specified; Degraded and not Ready. */
   problem?: { reason: string; message: string };
+  /** A transient failure of this reconcile, retried soon: Progressing says so. */
+  retrying?: { reason: string; message: string };
+  /** The AgentType's pods, as the pod informer keeps them. */
+  pods?: readonly PodView[];
 }
 
 /** Sets a condition, keeping lastTransitionTime when the status did not change. */
@@ -43,17 +48,41 @@ export function setCondition(
   return [...conditions.filter((c) => c.type !== next.type), { ...next, lastTransitionTime }];
 }
 
+/** What the pods are doing right now, as a clause: "1 pod starting (ContainerCreating)". */
+function activity(pods: readonly PodView[] | undefined): string {
+  if (pods === undefined) return "";
+  const { starting, terminating, waiting } = podsActivity(pods);
+  const parts: string[] = [];
+  if (starting > 0)
+    parts.push(
+      `${starting} ${plural(starting, "pod")} starting${waiting.length > 0 ? ` (${waiting.join(", ")})` : ""}`,
+    );
+  if (terminating > 0) parts.push(`${terminating} ${plural(terminating, "pod")} terminating`);
+  return parts.join(", ");
+}
+
+const plural = (n: number, word: string) => (n === 1 ? word : `${word}s`);
+
 function progress(observation: Observation): { progressing: boolean; message: string } {
-  const { workload, desiredReplicas } = observation;
+  const { workload, desiredReplicas, pods } = observation;
   if (workload === undefined) return { progressing: true, message: "creating the workload" };
   if (workload.observedGeneration < workload.generation) {
     return { progressing: true, message: "the workload controller has not seen the latest spec yet" };
   }
+  const now = activity(pods);
+  const doing = now === "" ? "" : `; ${now}`;
   if (workload.updatedReplicas < desiredReplicas) {
-    return { progressing: true, message: `${workload.updatedReplicas} of ${desiredReplicas} pods updated` };
+    return {
+      progressing: true,
+      message: `${workload.updatedReplicas} of ${desiredReplicas} pods updated${doing}`,
+    };
   }
   if (workload.replicas > desiredReplicas) {
-    return { progressing: true, message: `${workload.replicas - desiredReplicas} old pods terminating` };
+    // Old pods stay until new ones are ready: say which side is waiting, not a guess.
+    return {
+      progressing: true,
+      message: `${workload.readyReplicas} of ${desiredReplicas} pods ready, ${workload.replicas} pods in all${doing}`,
+    };
   }
   return { progressing: false, message: `${desiredReplicas} pods at the latest spec` };
 }
@@ -63,7 +92,7 @@ export function computeStatus(
   observation: Observation,
   now: Date,
 ): AgentTypeStatus {
-  const { generation, resolution, workload, problem, desiredReplicas } = observation;
+  const { generation, resolution, workload, problem, desiredReplicas, retrying } = observation;
   const required = resolution?.missing.filter((m) => m.required) ?? [];
   const optional = resolution?.missing.filter((m) => !m.required) ?? [];
   const set = (
@@ -105,20 +134,34 @@ export function computeStatus(
     (required.length > 0
       ? { reason: "RequiredToolsMissing", message: describeMissing(required) }
       : undefined);
-  conditions = blocked
-    ? set(conditions, "Degraded", "True", blocked.reason, blocked.message)
+  // The pods' trouble degrades the agent but does not block the rollout: a fixed spec rolls on.
+  const podTrouble =
+    blocked === undefined && observation.pods !== undefined ? podsProblem(observation.pods, now) : undefined;
+  const degraded = blocked ?? podTrouble;
+  conditions = degraded
+    ? set(conditions, "Degraded", "True", degraded.reason, degraded.message)
     : set(conditions, "Degraded", "False", "AsExpected", "no problems");
 
   const { progressing, message } = progress(observation);
-  conditions = blocked
-    ? set(conditions, "Progressing", "False", blocked.reason, "not rolling out until the problem is fixed")
-    : set(
-        conditions,
-        "Progressing",
-        progressing ? "True" : "False",
-        progressing ? "RollingOut" : "Complete",
-        message,
-      );
+  if (blocked) {
+    conditions = set(
+      conditions,
+      "Progressing",
+      "False",
+      blocked.reason,
+      "not rolling out until the problem is fixed",
+    );
+  } else if (retrying) {
+    conditions = set(conditions, "Progressing", "True", retrying.reason, `retrying: ${retrying.message}`);
+  } else {
+    conditions = set(
+      conditions,
+      "Progressing",
+      progressing ? "True" : "False",
+      progressing ? "RollingOut" : "Complete",
+      message,
+    );
+  }
 
   const ready = workload?.readyReplicas ?? 0;
   if (blocked) {
@@ -136,7 +179,7 @@ export function computeStatus(
       conditions,
       "Ready",
       "False",
-      progressing ? "RollingOut" : "PodsNotReady",
+      podTrouble?.reason ?? (progressing ? "RollingOut" : "PodsNotReady"),
       `${ready}/${desiredReplicas} pods ready`,
     );
   }
