@@ -37,6 +37,18 @@ export default defineConfig({
           hookTimeout: 300_000,
         },
       },
+      {
+        // A test host made by tests/hosts/host.sh: its own sshd and containerd in a network namespace.
+        test: {
+          name: "hosts",
+          include: ["tests/hosts/**/*.test.ts"],
+          globalSetup: ["tests/hosts/global-setup.ts"],
+          // One file at a time: one of them stops and starts the host's sshd.
+          fileParallelism: false,
+          testTimeout: 120_000,
+          hookTimeout: 900_000,
+        },
+      },
     ],
   },
 });

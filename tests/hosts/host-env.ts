@@ -22,6 +22,8 @@ export interface TestHost {
   gatewayIp: string;
   testImage: string;
   criProto: string;
+  /** The harness's state directory on the host (the driver's state goes below it). */
+  state: string;
 }
 
 export function testHost(): TestHost {
@@ -44,6 +46,7 @@ export function testHost(): TestHost {
     gatewayIp: get("AGENTTYPE_HOST_GATEWAY_IP"),
     testImage: get("AGENTTYPE_HOST_TEST_IMAGE"),
     criProto: get("AGENTTYPE_CRI_PROTO"),
+    state: get("AGENTTYPE_HOST_STATE"),
   };
 }
 

@@ -1,0 +1,279 @@
+// One agent replica as a pod-shaped group on a host, the pod contract off the cluster: the
+// wrapper copied into /opt/agenttype by a first container, then the sidecar and the agent
+// sharing one network namespace (the agent reaches the sidecar on 127.0.0.1). The sidecar's
+// config and credentials sit in a volume only the sidecar mounts. buildReplicaPlan is pure;
+// startReplica and removeReplicas run a plan on any ContainerDriver.
+import { posix } from "node:path";
+import { type Call, sleep, subCall } from "./call.ts";
+import type {
+  ContainerConfigInput,
+  GroupConfigInput,
+  MountConfig,
+  ResourceLimits,
+  SecurityOptions,
+  VolumeConfigInput,
+} from "./config.ts";
+import type { ContainerDriver, ContainerInfo, LogLine } from "./driver.ts";
+import { CreationFailedError, isDriverError } from "./errors.ts";
+import { LABEL_ROLE, type Owner, replicaLabels, replicaName } from "./labels.ts";
+
+export interface ReplicaSpec {
+  owner: Owner;
+  replica: number;
+  agent: {
+    image: string;
+    command?: string[];
+    args?: string[];
+    env: { name: string; value: string }[];
+    workingDir?: string;
+    resources?: ResourceLimits;
+  };
+  sidecar: {
+    image: string;
+    command?: string[];
+    args?: string[];
+    env?: { name: string; value: string }[];
+    /** The identity the sidecar runs as; its volume belongs to it. */
+    uid: number;
+    gid: number;
+    /** Config and credential files at their paths inside the sidecar. */
+    files: { path: string; content: string; mode?: number }[];
+    /** Writable directories inside the sidecar (its root file system is read-only). */
+    writableDirs: string[];
+    resources?: ResourceLimits;
+  };
+  wrapper: {
+    image: string;
+    command?: string[];
+    args?: string[];
+    uid: number;
+    gid: number;
+    /** Where the wrapper appears in the agent, read-only: /opt/agenttype. */
+    mountPath: string;
+  };
+}
+
+export interface ReplicaPlan {
+  group: GroupConfigInput;
+  volumes: VolumeConfigInput[];
+  /** Run to completion, in order, before the containers start. */
+  init: ContainerConfigInput[];
+  /** Started in order: the sidecar, then the agent. */
+  containers: ContainerConfigInput[];
+}
+
+export const ROLE_WRAPPER = "wrapper";
+export const ROLE_SIDECAR = "sidecar";
+export const ROLE_AGENT = "agent";
+
+/** Our containers: the restricted profile, as in the pod. */
+function restricted(uid: number, gid: number): SecurityOptions {
+  return {
+    runAsUser: uid,
+    runAsGroup: gid,
+    readOnlyRootFilesystem: true,
+    noNewPrivileges: true,
+    dropCapabilities: ["ALL"],
+    seccomp: "runtime-default",
+  };
+}
+
+function hostname(owner: Owner, replica: number): string {
+  const name = `${owner.name}-${replica}`.toLowerCase().replace(/[^a-z0-9-]+/g, "-");
+  return name.slice(0, 63).replace(/^-+|-+$/g, "") || "agent";
+}
+
+/** The outermost of these directories: none of the result lies inside another. Pure. */
+export function mountRoots(dirs: readonly string[]): string[] {
+  const unique = [...new Set(dirs.map((d) => posix.normalize(d)))].sort();
+  return unique.filter(
+    (d) => !unique.some((other) => other !== d && (other === "/" || d.startsWith(`${other}/`))),
+  );
+}
+
+export function buildReplicaPlan(spec: ReplicaSpec): ReplicaPlan {
+  const { owner, replica } = spec;
+  const name = replicaName(owner, replica);
+  const labels = replicaLabels(owner, replica);
+  const role = (r: string) => ({ ...labels, [LABEL_ROLE]: r });
+  const wrapperVolume = `${name}-wrapper`;
+  const sidecarVolume = `${name}-sidecar`;
+
+  // The files keep their paths under ro/ in the sidecar's volume; each outermost directory
+  // holding files is one read-only mount (a mount point inside a read-only mount could not be
+  // made), each writable directory one writable mount.
+  const roots = mountRoots(spec.sidecar.files.map((f) => posix.dirname(f.path)));
+  for (const dir of spec.sidecar.writableDirs) {
+    const root = roots.find((r) => dir === r || dir.startsWith(`${r}/`));
+    if (root !== undefined) throw new Error(`sidecar writable directory ${dir} lies in read-only ${root}`);
+  }
+  const files = spec.sidecar.files.map((f) => ({
+    path: `ro${f.path}`,
+    content: f.content,
+    mode: f.mode ?? 0o400,
+  }));
+  const sidecarMounts: MountConfig[] = [
+    ...roots.map((dir) => ({
+      volume: sidecarVolume,
+      subPath: `ro${dir}`,
+      containerPath: dir,
+      readOnly: true,
+    })),
+    ...spec.sidecar.writableDirs.map((dir, i) => ({
+      volume: sidecarVolume,
+      subPath: `rw/${i}`,
+      containerPath: dir,
+      readOnly: false,
+    })),
+  ];
+  const optional = <K extends string, V>(key: K, value: V | undefined) =>
+    (value === undefined ? {} : { [key]: value }) as Partial<Record<K, V>>;
+
+  return {
+    group: { name, hostname: hostname(owner, replica), labels },
+    volumes: [
+      // World-readable: the agent runs as whatever user its image says.
+      { name: wrapperVolume, labels, uid: spec.wrapper.uid, gid: spec.wrapper.gid, mode: 0o755 },
+      {
+        name: sidecarVolume,
+        labels,
+        uid: spec.sidecar.uid,
+        gid: spec.sidecar.gid,
+        mode: 0o700,
+        files,
+        directories: spec.sidecar.writableDirs.map((_, i) => `rw/${i}`),
+      },
+    ],
+    init: [
+      {
+        name: ROLE_WRAPPER,
+        image: spec.wrapper.image,
+        ...optional("command", spec.wrapper.command),
+        ...optional("args", spec.wrapper.args),
+        labels: role(ROLE_WRAPPER),
+        mounts: [{ volume: wrapperVolume, containerPath: spec.wrapper.mountPath, readOnly: false }],
+        security: restricted(spec.wrapper.uid, spec.wrapper.gid),
+      },
+    ],
+    containers: [
+      {
+        name: ROLE_SIDECAR,
+        image: spec.sidecar.image,
+        ...optional("command", spec.sidecar.command),
+        ...optional("args", spec.sidecar.args),
+        env: spec.sidecar.env ?? [],
+        labels: role(ROLE_SIDECAR),
+        mounts: sidecarMounts,
+        ...optional("resources", spec.sidecar.resources),
+        security: restricted(spec.sidecar.uid, spec.sidecar.gid),
+      },
+      {
+        name: ROLE_AGENT,
+        image: spec.agent.image,
+        ...optional("command", spec.agent.command),
+        ...optional("args", spec.agent.args),
+        env: spec.agent.env,
+        ...optional("workingDir", spec.agent.workingDir),
+        labels: role(ROLE_AGENT),
+        // The wrapper only: never the sidecar's volume.
+        mounts: [{ volume: wrapperVolume, containerPath: spec.wrapper.mountPath, readOnly: true }],
+        ...optional("resources", spec.agent.resources),
+      },
+    ],
+  };
+}
+
+export interface StartedReplica {
+  groupId: string;
+  /** Container ids by name (wrapper, sidecar, agent). */
+  containers: Record<string, string>;
+}
+
+/** Why a container stopped: exit code, reason and its last log lines (for an Event). */
+export interface ExitReport {
+  exitCode?: number;
+  reason?: string;
+  finishedAt?: Date;
+  lastLines: LogLine[];
+}
+
+export async function exitReport(
+  driver: ContainerDriver,
+  containerId: string,
+  lines: number,
+  call: Call,
+): Promise<ExitReport> {
+  const info = await driver.get(containerId, call);
+  const lastLines = await driver.logs(containerId, { tail: lines }, call);
+  return {
+    ...(info.exitCode === undefined ? {} : { exitCode: info.exitCode }),
+    ...(info.reason === undefined ? {} : { reason: info.reason }),
+    ...(info.finishedAt === undefined ? {} : { finishedAt: info.finishedAt }),
+    lastLines,
+  };
+}
+
+async function waitForExit(driver: ContainerDriver, id: string, call: Call): Promise<ContainerInfo> {
+  for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
+    const info = await driver.get(id, call);
+    if (info.state === "exited") return info;
+    await sleep(delay, call.signal);
+  }
+}
+
+/**
+ * Creates the plan's volumes and group, runs the init containers to completion, then starts the
+ * containers in order. A failing init container fails the start with its exit code and last
+ * lines; what was created stays for removeReplicas (by labels), so a retry starts clean.
+ */
+export async function startReplica(
+  driver: ContainerDriver,
+  plan: ReplicaPlan,
+  call: Call,
+): Promise<StartedReplica> {
+  const volumes = driver.volumes;
+  if (plan.volumes.length > 0 && !volumes)
+    throw new CreationFailedError(`driver ${driver.kind} has no volumes`);
+  for (const volume of plan.volumes) await volumes?.create(volume, call);
+  const group = await driver.createGroup(plan.group, call);
+  const containers: Record<string, string> = {};
+  for (const init of plan.init) {
+    const created = await driver.create(group.id, init, call);
+    containers[init.name] = created.id;
+    await driver.start(created.id, call);
+    const done = await waitForExit(driver, created.id, call);
+    if (done.exitCode !== 0) {
+      const report = await exitReport(driver, created.id, 20, subCall(call, 10_000));
+      throw new CreationFailedError(
+        `init container ${init.name} of ${plan.group.name} exited with ${done.exitCode ?? "no code"}${
+          done.reason ? ` (${done.reason})` : ""
+        }; last lines:\n${report.lastLines.map((l) => l.text).join("\n")}`,
+      );
+    }
+  }
+  for (const container of plan.containers) {
+    const created = await driver.create(group.id, container, call);
+    containers[container.name] = created.id;
+    await driver.start(created.id, call);
+  }
+  return { groupId: group.id, containers };
+}
+
+/** Removes every group and volume matching the labels (one replica, or all of an owner). */
+export async function removeReplicas(
+  driver: ContainerDriver,
+  filter: Record<string, string>,
+  gracePeriodMs: number,
+  call: Call,
+): Promise<void> {
+  for (const group of await driver.listGroups(filter, call))
+    await driver.removeGroup(group.id, gracePeriodMs, call);
+  if (!driver.volumes) return;
+  for (const volume of await driver.volumes.list(filter, call)) {
+    try {
+      await driver.volumes.remove(volume.name, call);
+    } catch (err) {
+      if (!(isDriverError(err) && err.code === "NotFound")) throw err;
+    }
+  }
+}
