@@ -84,6 +84,8 @@ const message = z.discriminatedUnion(
       role: z.literal("tool"),
       content: z.union([z.string(), z.array(textPart)]),
       tool_call_id: z.string(),
+      // Not in OpenAI's current API, but clients still send the tool's name (LangChain does).
+      name: z.string().optional(),
     }),
   ],
   { error: "role must be system, developer, user, assistant or tool" },
@@ -274,6 +276,8 @@ export function fromOpenAiRequest(body: OpenAiChatRequest): ChatRequest {
   const fields: ChatRequest["fields"] = {};
   const messages: ChatMessage[] = body.messages.map((m, i) => {
     const out: ChatMessage = { role: m.role === "developer" ? "system" : m.role, content: textOf(m.content) };
+    // A refusal is what the assistant said: it goes back to the model as the turn's text.
+    if (m.role === "assistant" && out.content === "" && m.refusal != null) out.content = m.refusal;
     if (m.role === "user" && Array.isArray(m.content)) {
       const images: string[] = [];
       for (const [j, part] of m.content.entries()) {
@@ -290,13 +294,16 @@ export function fromOpenAiRequest(body: OpenAiChatRequest): ChatRequest {
         arguments: parseArguments(c.function.arguments),
       }));
     }
-    if (m.role === "tool") out.toolCallId = m.tool_call_id;
+    if (m.role === "tool") {
+      out.toolCallId = m.tool_call_id;
+      if (m.name !== undefined) out.toolName = m.name;
+    }
     return out;
   });
   // Ollama pairs tool results with calls by tool name; OpenAI agents send only the call id.
   const callNames = new Map(messages.flatMap((m) => (m.toolCalls ?? []).map((c) => [c.id, c.name] as const)));
   for (const m of messages) {
-    if (m.role !== "tool" || m.toolCallId === undefined) continue;
+    if (m.role !== "tool" || m.toolCallId === undefined || m.toolName !== undefined) continue;
     const name = callNames.get(m.toolCallId);
     if (name !== undefined) m.toolName = name;
   }
