@@ -2,12 +2,13 @@
 // containerd or in KVM guests, reached by the operator's driver adapters over SSH.
 import * as z from "zod";
 import {
+  boundedQuantity,
   conditions,
   namespacedSecretKeyRef,
+  nonNegativeQuantity,
   objectMeta,
   observedGeneration,
   port,
-  quantity,
   withRule,
 } from "./common.ts";
 
@@ -49,14 +50,30 @@ const containerd = z
   .strictObject({
     socket: z
       .string()
-      .regex(/^\/\S+$/, { error: "must be an absolute path" })
+      .max(4096)
+      .regex(/^\/[!-~]+$/, { error: "must be an absolute path of visible ASCII characters" })
       .default("/run/containerd/containerd.sock")
       .describe("Path of containerd's socket on the host."),
     namespace: z
       .string()
-      .regex(/^[A-Za-z0-9]([-A-Za-z0-9._]*[A-Za-z0-9])?$/)
+      .max(76)
+      .regex(/^[A-Za-z0-9]([-A-Za-z0-9._]*[A-Za-z0-9])?$/, {
+        error: "must be letters, digits, '-', '.' and '_', starting and ending alphanumeric",
+      })
       .default("agenttype")
       .describe("containerd namespace the agents' containers live in."),
+    stateDir: z
+      .string()
+      .max(1024)
+      .regex(/^\/[!-~]*[^/\s]$/, { error: "must be an absolute path of visible ASCII characters" })
+      .default("/var/lib/agenttype")
+      .describe("Root-only directory on the host for the agents' logs, config and volumes."),
+    cgroupParent: z
+      .string()
+      .max(1024)
+      .regex(/^\/[!-~]*$/, { error: "must be an absolute path of visible ASCII characters" })
+      .optional()
+      .describe("cgroup parent of the agents' containers on the host; containerd's default when unset."),
   })
   .describe("Settings of the containerd driver.");
 
@@ -64,7 +81,8 @@ const kvm = z
   .strictObject({
     uri: z
       .string()
-      .regex(/^qemu(\+\w+)?:\/\/\S*\/(system|session)$/, {
+      .max(1024)
+      .regex(/^qemu(\+[A-Za-z0-9_]+)?:\/\/[!-~]*\/(system|session)$/, {
         error: "must be a libvirt QEMU URI such as qemu:///system",
       })
       .default("qemu:///system")
@@ -72,7 +90,8 @@ const kvm = z
     network: z.string().min(1).max(256).default("default").describe("libvirt network the guests attach to."),
     baseImage: z
       .string()
-      .regex(/^\/\S+$/, { error: "must be an absolute path" })
+      .max(4096)
+      .regex(/^\/[!-~]+$/, { error: "must be an absolute path of visible ASCII characters" })
       .optional()
       .describe(
         "Path on the host of the guest disk image agents boot from; the driver's default when unset.",
@@ -83,8 +102,20 @@ const kvm = z
 const capacity = z
   .strictObject({
     agents: z.int().min(0).max(10_000).optional().describe("Most agents the host runs at once."),
-    cpu: quantity.optional().describe("CPU the agents may use in all."),
-    memory: quantity.optional().describe("Memory the agents may use in all."),
+    cpu: boundedQuantity({
+      min: "1m",
+      max: "4096",
+      message: "must be a CPU quantity from 1m to 4096 (cores), such as 500m or 16",
+    })
+      .optional()
+      .describe("CPU the agents may use in all."),
+    memory: boundedQuantity({
+      min: "4Mi",
+      max: "64Ti",
+      message: "must be a memory size from 4Mi to 64Ti, such as 8Gi",
+    })
+      .optional()
+      .describe("Memory the agents may use in all."),
   })
   .describe("What the operator may place on the host.");
 
@@ -124,11 +155,18 @@ export const agentHostStatus = z
       .record(z.string().max(64), z.string().max(256))
       .optional()
       .describe("Versions the host reported, for example containerd, libvirt, kernel."),
+    clientPublicKey: z
+      .string()
+      .max(16384)
+      .optional()
+      .describe(
+        "The operator's public key for this host (authorized_keys line), when the operator generated it.",
+      ),
     allocation: z
       .strictObject({
         agents: z.int().min(0).optional().describe("Agents placed on the host."),
-        cpu: quantity.optional().describe("CPU allocated to agents."),
-        memory: quantity.optional().describe("Memory allocated to agents."),
+        cpu: nonNegativeQuantity.optional().describe("CPU allocated to agents."),
+        memory: nonNegativeQuantity.optional().describe("Memory allocated to agents."),
       })
       .optional()
       .describe("What is placed on the host now."),

@@ -1,8 +1,11 @@
 // The AgentTool kind: one version of one tool (an MCP server or an HTTP endpoint) that
 // AgentTypes in the same namespace may ask for by name and semver range.
+import { Ajv } from "ajv";
+import { Ajv2020 } from "ajv/dist/2020.js";
 import * as z from "zod";
 import {
   conditions,
+  dns1035Label,
   dnsLabel,
   dnsSubdomain,
   httpUrl,
@@ -11,19 +14,23 @@ import {
   port,
   secretKeyRef,
   semverVersion,
+  URL_PATH,
   uniqueList,
   withRule,
 } from "./common.ts";
 
 const serviceRef = z
   .strictObject({
-    name: dnsLabel.describe("Name of the Service."),
+    name: dns1035Label.describe("Name of the Service."),
     namespace: dnsLabel.optional().describe("Namespace of the Service; the AgentTool's own when unset."),
     port: port.describe("Port of the Service."),
     path: z
       .string()
       .max(1024)
-      .regex(/^\/\S*$/, { error: "must be an absolute path starting with /" })
+      .regex(new RegExp(`^/${URL_PATH}$`), {
+        error:
+          "must be an absolute path starting with / of visible ASCII characters (percent-encode the rest)",
+      })
       .default("/")
       .describe("Path of the endpoint on the Service, for example /mcp."),
   })
@@ -43,6 +50,62 @@ const endpoint = withRule(
   },
 );
 
+// Meta-schema checks only (validateSchema): compiling every tool's schema on every parse would
+// cost time and fill ajv's cache. Made on first use: most processes never see an input schema.
+let validators: { draft07: Ajv; draft2020: Ajv2020 } | undefined;
+
+/** Why a document is not a JSON Schema (draft 2020-12, or draft-07 when its $schema says so); undefined when it is. */
+export function jsonSchemaProblem(schema: Record<string, unknown>): string | undefined {
+  const declared = typeof schema.$schema === "string" ? schema.$schema : undefined;
+  if (declared !== undefined && !declared.includes("draft-07") && !declared.includes("2020-12")) {
+    return "$schema must be JSON Schema draft 2020-12 or draft-07";
+  }
+  validators ??= {
+    draft07: new Ajv({ strict: false, validateFormats: false }),
+    draft2020: new Ajv2020({ strict: false, validateFormats: false }),
+  };
+  const ajv = declared?.includes("draft-07") ? validators.draft07 : validators.draft2020;
+  try {
+    if (ajv.validateSchema(schema) === true) return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
+  return ajv.errorsText(ajv.errors, { dataVar: "inputSchema" });
+}
+
+/**
+ * A tool's input: a JSON Schema of an object. The API server checks the outline (type object,
+ * each property a schema object, required a list of names); zod checks the whole document
+ * against the JSON Schema meta-schema as well, which no CRD rule can reach.
+ */
+const inputSchema = z
+  .looseObject({
+    type: z.enum(["object"]).describe("object: a tool takes named arguments."),
+    properties: z
+      .record(
+        z.string(),
+        z
+          .looseObject({})
+          .meta({ "x-kubernetes-preserve-unknown-fields": true })
+          .describe("The JSON Schema of one argument."),
+      )
+      .optional()
+      .describe("The tool's arguments by name, each a JSON Schema object."),
+    required: z
+      .array(z.string().max(256))
+      .max(256)
+      .optional()
+      .describe("Names of the arguments a call must give."),
+  })
+  .superRefine((schema, ctx) => {
+    const problem = jsonSchemaProblem(schema);
+    if (problem !== undefined) ctx.addIssue({ code: "custom", message: `must be a JSON Schema: ${problem}` });
+  })
+  .meta({ "x-kubernetes-preserve-unknown-fields": true })
+  .describe(
+    "JSON Schema of the tool's input, an object; required for http tools (MCP servers describe their own tools).",
+  );
+
 const auth = z
   .strictObject({
     secretKeyRef: secretKeyRef.describe(
@@ -58,7 +121,7 @@ const auth = z
     scheme: z
       .string()
       .max(64)
-      .regex(/^[A-Za-z0-9-]*$/)
+      .regex(/^[A-Za-z0-9-]*$/, { error: "must be letters, digits and '-', or empty" })
       .default("Bearer")
       .describe("Prefix of the header value, for example Bearer; empty sends the secret as is."),
   })
@@ -82,13 +145,7 @@ export const agentToolSpec = withRule(
         .enum(["mcp", "http"])
         .describe("mcp: a Streamable HTTP MCP server; http: a JSON endpoint taking POST."),
       endpoint,
-      inputSchema: z
-        .looseObject({})
-        .optional()
-        .meta({ "x-kubernetes-preserve-unknown-fields": true })
-        .describe(
-          "JSON Schema of the tool's input; required for http tools (MCP servers describe their own tools).",
-        ),
+      inputSchema: inputSchema.optional(),
       auth: auth.optional(),
       timeoutSeconds: z
         .int()

@@ -2,62 +2,134 @@
 // where it runs. The schema is the single source of truth for types, validation and the CRD.
 import * as z from "zod";
 import {
+  boundedQuantity,
   conditions,
+  DNS_1035_LABEL,
   dnsLabel,
   dnsSubdomain,
   httpUrl,
   keyedList,
   objectMeta,
   observedGeneration,
-  port,
-  quantity,
   semverRange,
   semverVersion,
   uniqueList,
   withRule,
 } from "./common.ts";
+import {
+  affinity,
+  envVarSource,
+  nodeSelector,
+  resources,
+  sidecarResources,
+  toleration,
+} from "./pod-fields.ts";
 
-const envVar = withRule(
+/**
+ * The longest AgentType name: its StatefulSet labels each pod with the name of a controller
+ * revision, the name plus '-' and a hash of up to 10 characters, and a label value stops at 63.
+ */
+export const MAX_AGENT_NAME_LENGTH = 52;
+
+const agentTypeName = z
+  .string()
+  .min(1)
+  .max(MAX_AGENT_NAME_LENGTH, {
+    error: `must have at most ${MAX_AGENT_NAME_LENGTH} characters: the StatefulSet's pod labels are made from it`,
+  })
+  .regex(new RegExp(DNS_1035_LABEL), {
+    error:
+      "must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter and ending alphanumeric): the agent's Service is named after it",
+  });
+
+// A container image reference as the kubelet parses it (distribution's reference grammar): an
+// optional registry host and port, a lower-case repository path, an optional tag and digest.
+const DOMAIN_COMPONENT = "[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?";
+const PATH_COMPONENT = "[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*";
+export const IMAGE = `^((${DOMAIN_COMPONENT}(\\.${DOMAIN_COMPONENT})*|\\[[a-fA-F0-9:]+\\])(:[0-9]+)?/)?${PATH_COMPONENT}(/${PATH_COMPONENT})*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@(sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9]{128}))?$`;
+// The repository name (without tag and digest) has at most 255 characters once the default
+// registry docker.io/library/ (18) is added.
+const IMAGE_NAME_LENGTH = "^[^@]{1,237}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@.+)?$";
+
+const image = withRule(
   z
-    .strictObject({
-      name: z
-        .string()
-        .min(1)
-        .max(256)
-        .regex(/^[-._a-zA-Z][-._a-zA-Z0-9]*$/, {
-          error:
-            "must be an environment variable name: letters, digits, '_', '-' and '.', not starting with a digit",
-        })
-        .describe("Name of the environment variable."),
-      value: z.string().optional().describe("Literal value."),
-      valueFrom: z
-        .looseObject({})
-        .optional()
-        .meta({ "x-kubernetes-preserve-unknown-fields": true })
-        .describe(
-          "Source of the value, as a Kubernetes EnvVarSource (secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef).",
-        ),
+    .string()
+    .min(1)
+    .max(512)
+    .regex(new RegExp(IMAGE), {
+      error:
+        "must be a container image reference such as ghcr.io/acme/agent:1.2: an optional registry host, a lower-case repository path, an optional :tag and an optional @sha256: digest",
     })
-    .describe("An environment variable of the agent container, as in a Kubernetes container."),
+    .regex(new RegExp(IMAGE_NAME_LENGTH), {
+      error: "must have a repository name of at most 237 characters (255 with docker.io/library/)",
+    }),
   {
-    cel: "!(has(self.value) && has(self.valueFrom))",
-    message: "value and valueFrom are mutually exclusive",
-    field: "valueFrom",
-    reason: "FieldValueForbidden",
-    holds: (env) => !(env.value !== undefined && env.valueFrom !== undefined),
+    cel: "!self.matches('^[a-f0-9]{64}$')",
+    message: "must not be 64 hexadecimal digits: that is an image ID, not a reference",
+    holds: (value) => !/^[a-f0-9]{64}$/.test(value),
   },
 );
 
-const resourceList = z
-  .record(z.string().regex(/^[a-z0-9]([-a-z0-9./]*[a-z0-9])?$/), quantity)
-  .describe("Resource names (cpu, memory, ephemeral-storage, ...) to quantities.");
+/** Helper variables the operator defines to combine a user's valueFrom with the wrapper's preload. */
+export const USER_PRELOAD_VARIABLES = {
+  NODE_OPTIONS: "AGENTTYPE_USER_NODE_OPTIONS",
+  PYTHONPATH: "AGENTTYPE_USER_PYTHONPATH",
+} as const;
+const RESERVED_NAMES = Object.values(USER_PRELOAD_VARIABLES);
 
-const resources = z
-  .strictObject({
-    requests: resourceList.optional().describe("Minimum resources the scheduler reserves."),
-    limits: resourceList.optional().describe("Maximum resources the container may use."),
-  })
-  .describe("Compute resources of the container, as in a Kubernetes container.");
+type EnvVar = {
+  name: string;
+  value?: string | undefined;
+  valueFrom?: z.output<typeof envVarSource> | undefined;
+};
+
+const envVar = withRule(
+  withRule(
+    withRule(
+      z
+        .strictObject({
+          name: z
+            .string()
+            .min(1)
+            .max(256)
+            .regex(/^[-._a-zA-Z][-._a-zA-Z0-9]*$/, {
+              error:
+                "must be an environment variable name: letters, digits, '_', '-' and '.', not starting with a digit",
+            })
+            .describe("Name of the environment variable."),
+          value: z.string().max(32768).optional().describe("Literal value."),
+          valueFrom: envVarSource.optional(),
+        })
+        .describe("An environment variable of the agent container, as in a Kubernetes container."),
+      {
+        cel: "!(has(self.value) && has(self.valueFrom))",
+        message: "value and valueFrom are mutually exclusive",
+        field: "valueFrom",
+        reason: "FieldValueForbidden",
+        holds: (env: EnvVar) => !(env.value !== undefined && env.valueFrom !== undefined),
+      },
+    ),
+    {
+      cel: `!(self.name in ${JSON.stringify(RESERVED_NAMES)})`,
+      message: `${RESERVED_NAMES.join(" and ")} are reserved: the operator sets them to combine NODE_OPTIONS and PYTHONPATH with the wrapper's preload`,
+      field: "name",
+      reason: "FieldValueForbidden",
+      holds: (env: EnvVar) => !(RESERVED_NAMES as readonly string[]).includes(env.name),
+    },
+  ),
+  {
+    // The operator puts the wrapper's preload in front of $(AGENTTYPE_USER_NODE_OPTIONS); a
+    // missing optional value would leave that text unexpanded, and node refuses to start.
+    cel: "self.name != 'NODE_OPTIONS' || !has(self.valueFrom) || !((has(self.valueFrom.configMapKeyRef) && has(self.valueFrom.configMapKeyRef.optional) && self.valueFrom.configMapKeyRef.optional) || (has(self.valueFrom.secretKeyRef) && has(self.valueFrom.secretKeyRef.optional) && self.valueFrom.secretKeyRef.optional))",
+    message:
+      "NODE_OPTIONS from a ConfigMap or Secret must not be optional: the wrapper's preload is combined with it, and node does not start when it is missing",
+    field: "valueFrom",
+    reason: "FieldValueForbidden",
+    holds: (env: EnvVar) =>
+      env.name !== "NODE_OPTIONS" ||
+      !(env.valueFrom?.configMapKeyRef?.optional === true || env.valueFrom?.secretKeyRef?.optional === true),
+  },
+);
 
 export const rateLimit = z
   .strictObject({
@@ -92,7 +164,8 @@ export const providerBase = z
       .describe("Model to call, for example llama3.2 or anthropic.claude-3-5-sonnet-20240620-v1:0."),
     region: z
       .string()
-      .regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, { error: "must be an AWS region such as us-east-1" })
+      .max(64)
+      .regex(/^[a-z]{2}(-[a-z]+)+-[0-9]+$/, { error: "must be an AWS region such as us-east-1" })
       .optional()
       .describe("AWS region of a bedrock provider, for example us-east-1."),
     credentialsSecretRef: z
@@ -179,6 +252,9 @@ const llm = withRule(
         .min(1)
         .describe("LLM providers the sidecar may call; without llm.fallback they are tried in this order."),
       fallback: uniqueList(dnsLabel, 8)
+        .min(1, {
+          error: "must name at least one provider; leave fallback out to try every provider in order",
+        })
         .optional()
         .describe("Order in which providers are tried, by name; providers not named here are not used."),
       retries: retries.prefault({}).describe("Retries of retryable failures."),
@@ -224,7 +300,13 @@ const memory = withRule(
           .describe(
             "ephemeral: lost with the pod; persistent: a PersistentVolumeClaim per replica (StatefulSet).",
           ),
-        size: quantity.optional().describe("Size of the memory volume; required when persistent."),
+        size: boundedQuantity({
+          min: "1Mi",
+          max: "1Ti",
+          message: "must be a size from 1Mi to 1Ti, such as 512Mi or 10Gi",
+        })
+          .optional()
+          .describe("Size of the memory volume, from 1Mi to 1Ti; required when persistent."),
         storageClassName: dnsSubdomain
           .optional()
           .describe("StorageClass of the persistent volume; the cluster default when unset."),
@@ -282,14 +364,26 @@ const runtime = withRule(
   },
 );
 
+/** The sidecar runs without privileges, so it cannot listen below 1024. */
+const unprivilegedPort = z
+  .int()
+  .min(1024, {
+    error: "must be at least 1024: the sidecar runs without privileges, and lower ports need them",
+  })
+  .max(65535);
+
 const sidecar = withRule(
   z
     .strictObject({
-      port: port
+      port: unprivilegedPort
         .default(4000)
-        .describe("Loopback port of the agent-facing API (LLM proxy, tools, MCP, memory)."),
-      metricsPort: port.default(9090).describe("Port of the sidecar's /metrics and health endpoints."),
-      resources: resources.optional().describe("Compute resources of the sidecar container."),
+        .describe(
+          "Loopback port of the agent-facing API (LLM proxy, tools, MCP, memory), from 1024 to 65535.",
+        ),
+      metricsPort: unprivilegedPort
+        .default(9090)
+        .describe("Port of the sidecar's /metrics and health endpoints, from 1024 to 65535."),
+      resources: sidecarResources.optional().describe("Compute resources of the sidecar container."),
     })
     .describe("Settings of the sidecar, for images that already use its default ports."),
   {
@@ -300,31 +394,9 @@ const sidecar = withRule(
   },
 );
 
-const toleration = z
-  .strictObject({
-    key: z
-      .string()
-      .max(316)
-      .optional()
-      .describe("Taint key the toleration applies to; empty matches all keys."),
-    operator: z.enum(["Exists", "Equal"]).optional().describe("Exists or Equal (the default)."),
-    value: z.string().max(63).optional().describe("Taint value to match with operator Equal."),
-    effect: z
-      .enum(["NoSchedule", "PreferNoSchedule", "NoExecute"])
-      .optional()
-      .describe("Taint effect to match; empty matches all effects."),
-    tolerationSeconds: z.int().optional().describe("How long a NoExecute taint is tolerated."),
-  })
-  .describe("A Kubernetes toleration.");
-
 export const agentTypeSpec = z
   .strictObject({
-    image: z
-      .string()
-      .min(1)
-      .max(1024)
-      .regex(/^[^\s]+$/, { error: "must be a container image reference without spaces" })
-      .describe("The agent's container image, run unmodified."),
+    image: image.describe("The agent's container image, run unmodified."),
     imagePullPolicy: z
       .enum(["Always", "IfNotPresent", "Never"])
       .optional()
@@ -351,8 +423,7 @@ export const agentTypeSpec = z
     memory: memory.prefault({}).describe("The agent's memory store."),
     runtime: runtime.prefault({}).describe("Where the agent runs."),
     sidecar: sidecar.prefault({}).describe("Sidecar settings."),
-    nodeSelector: z
-      .record(z.string(), z.string())
+    nodeSelector: nodeSelector
       .optional()
       .describe("Node labels the agent pods must match (kubernetes runtime)."),
     tolerations: z
@@ -360,11 +431,7 @@ export const agentTypeSpec = z
       .max(64)
       .optional()
       .describe("Tolerations of the agent pods (kubernetes runtime)."),
-    affinity: z
-      .looseObject({})
-      .optional()
-      .meta({ "x-kubernetes-preserve-unknown-fields": true })
-      .describe("Kubernetes Affinity of the agent pods, passed through (kubernetes runtime)."),
+    affinity: affinity.optional(),
   })
   .describe("Desired state of an AgentType.");
 
@@ -389,6 +456,18 @@ export const agentTypeStatus = z
       .describe("Label selector of the agent's pods, for the scale subresource."),
     resolvedTools: keyedList(resolvedTool, "name", 64).optional().describe("Tools resolved for the agent."),
     missingTools: uniqueList(dnsSubdomain, 64).optional().describe("Requested tools no AgentTool satisfies."),
+    hostReplicas: z
+      .array(
+        z.strictObject({
+          replica: z.int().min(0).describe("Replica number."),
+          host: z.string().max(253).describe("The AgentHost it runs on."),
+          state: z.string().max(64).describe("running, starting, restarting, exited or pending."),
+          restarts: z.int().min(0).optional().describe("Times the agent was restarted."),
+        }),
+      )
+      .max(10_000)
+      .optional()
+      .describe("Runtime containerd or kvm: the replicas, the host each runs on, and their state."),
   })
   .describe("Observed state of an AgentType.");
 
@@ -396,7 +475,7 @@ export const agentType = z
   .looseObject({
     apiVersion: z.literal("agenttype.dev/v1alpha1"),
     kind: z.literal("AgentType"),
-    metadata: objectMeta("Namespaced"),
+    metadata: objectMeta("Namespaced", agentTypeName),
     spec: agentTypeSpec,
     status: agentTypeStatus.optional(),
   })

@@ -1,7 +1,7 @@
 // Turns the zod schemas into CustomResourceDefinitions: structural OpenAPI v3 with the
 // descriptions, defaults, enums, bounds and CEL rules the schemas carry. Pure: no I/O.
 import * as z from "zod";
-import { CEL_KEY, GROUP, VERSION } from "./common.ts";
+import { CEL_KEY, type CelValidation, GROUP, VERSION } from "./common.ts";
 
 /** The subset of apiextensions.k8s.io/v1 JSONSchemaProps this generator writes. */
 export interface JSONSchemaProps {
@@ -14,13 +14,13 @@ export interface JSONSchemaProps {
   enum?: unknown[];
   default?: unknown;
   format?: string;
-  pattern?: string;
   minLength?: number;
   maxLength?: number;
   minimum?: number;
   maximum?: number;
   minItems?: number;
   maxItems?: number;
+  maxProperties?: number;
   anyOf?: JSONSchemaProps[];
   "x-kubernetes-int-or-string"?: boolean;
   "x-kubernetes-preserve-unknown-fields"?: boolean;
@@ -33,6 +33,8 @@ export interface JSONSchemaProps {
 const PASSTHROUGH_META = [
   "description",
   "format",
+  "maxLength",
+  "maxProperties",
   "x-kubernetes-int-or-string",
   "x-kubernetes-preserve-unknown-fields",
   "x-kubernetes-list-type",
@@ -47,7 +49,7 @@ interface Bounds {
   min?: number;
   max?: number;
   integer?: boolean;
-  patterns: RegExp[];
+  patterns: { pattern: RegExp; message: string }[];
 }
 
 /** Reads the bounds a schema's checks (.min, .max, .regex, z.int) put on its values. */
@@ -75,16 +77,41 @@ function checkBounds(schema: z.ZodType): Bounds {
         bounds.integer = String(def.format).includes("int");
         break;
       case "string_format":
-        if (def.pattern instanceof RegExp) bounds.patterns.push(def.pattern);
+        if (def.pattern instanceof RegExp) {
+          // The message a user sees, in words: zod keeps it as a function of the issue.
+          const message =
+            typeof def.error === "function" ? (def.error as (i: object) => unknown)({}) : undefined;
+          if (typeof message !== "string") {
+            throw new UnsupportedSchemaError(`pattern ${def.pattern.source} has no message in words`);
+          }
+          bounds.patterns.push({ pattern: def.pattern, message });
+        }
         break;
     }
   }
   return bounds;
 }
 
+/**
+ * A pattern becomes a CEL rule rather than an OpenAPI `pattern`, so the API server answers
+ * with the message in words instead of the regular expression.
+ */
+function patternRules(bounds: Bounds): NonNullable<JSONSchemaProps["x-kubernetes-validations"]> {
+  return bounds.patterns.map(({ pattern, message }) => ({
+    rule: `self.matches(${JSON.stringify(pattern.source)})`,
+    message,
+  }));
+}
+
 function scalarBounds(out: JSONSchemaProps, bounds: Bounds, path: string, kind: "Length" | "imum"): void {
-  if (bounds.patterns.length > 1) throw new UnsupportedSchemaError(`${path}: more than one pattern`);
-  if (bounds.patterns[0] !== undefined) out.pattern = bounds.patterns[0].source;
+  if (bounds.patterns.length > 0) {
+    if (kind !== "Length" || bounds.max === undefined) {
+      throw new UnsupportedSchemaError(
+        `${path}: a pattern needs a maximum length (the CEL cost is bounded by it)`,
+      );
+    }
+    out[CEL_KEY] = patternRules(bounds);
+  }
   if (kind === "Length") {
     if (bounds.min !== undefined) out.minLength = bounds.min;
     if (bounds.max !== undefined) out.maxLength = bounds.max;
@@ -165,13 +192,15 @@ export function toOpenApi(schema: z.ZodType, path = "$"): JSONSchemaProps {
         throw new UnsupportedSchemaError(`${path}: unions other than int-or-string have no structural form`);
       }
       out = { anyOf: [{ type: "integer" }, { type: "string" }] };
-      if (typeof meta.pattern === "string") out.pattern = meta.pattern;
       break;
     default:
       throw new UnsupportedSchemaError(`${path}: zod type "${def.type}" has no structural form`);
   }
   for (const key of PASSTHROUGH_META) {
-    if (meta[key] !== undefined) (out as Record<string, unknown>)[key] = meta[key];
+    if (meta[key] === undefined) continue;
+    // Rules from patterns come first, then the schema's own.
+    if (key === CEL_KEY) out[CEL_KEY] = [...(out[CEL_KEY] ?? []), ...(meta[key] as CelValidation[])];
+    else (out as Record<string, unknown>)[key] = meta[key];
   }
   return out;
 }
@@ -195,6 +224,14 @@ export interface KindDefinition {
   scale?: { specReplicasPath: string; statusReplicasPath: string; labelSelectorPath: string };
 }
 
+/** The schema of metadata.name: a CRD may restrict a name (and nothing else of metadata). */
+function metadataName(schema: z.ZodObject): z.ZodType {
+  const metadata = (schema.shape as Record<string, z.ZodType>).metadata;
+  const name = (metadata as z.ZodObject | undefined)?.shape?.name as z.ZodType | undefined;
+  if (name === undefined) throw new UnsupportedSchemaError("the object schema needs metadata.name");
+  return name;
+}
+
 /** The CustomResourceDefinition of one kind, ready to serialize. */
 export function buildCrd(kind: KindDefinition): Record<string, unknown> {
   const shape = kind.schema.shape as Record<string, z.ZodType>;
@@ -213,7 +250,10 @@ export function buildCrd(kind: KindDefinition): Record<string, unknown> {
         description: "Versioned schema of this representation of an object; agenttype.dev/v1alpha1.",
       },
       kind: { type: "string", description: `Kind of the object; ${kind.kind}.` },
-      metadata: { type: "object" },
+      metadata: {
+        type: "object",
+        properties: { name: toOpenApi(metadataName(kind.schema), "metadata.name") },
+      },
       spec: toOpenApi(spec, "spec"),
       status: toOpenApi(status, "status"),
     },
