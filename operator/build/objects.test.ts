@@ -91,6 +91,49 @@ describe("pod contract", () => {
     ]);
   });
 
+  it("keeps a NODE_OPTIONS given through valueFrom, behind the preload, by dependent expansion", () => {
+    const fromSecret = { secretKeyRef: { name: "node-flags", key: "options" } };
+    const agent = agentFrom("agenttype_node-researcher.yaml", (m) =>
+      m.spec.env.push({ name: "NODE_OPTIONS", valueFrom: fromSecret }, { name: "AFTER", value: "x" }),
+    );
+    const env = buildObjects(agent, [], settings).workload.spec?.template.spec?.containers[0]?.env ?? [];
+    const names = env.map((e) => e.name);
+    // Kubernetes expands $(VAR) only for variables defined earlier in the list.
+    expect(names.indexOf("AGENTTYPE_USER_NODE_OPTIONS")).toBeLessThan(names.indexOf("NODE_OPTIONS"));
+    expect(env.filter((e) => e.name === "AGENTTYPE_USER_NODE_OPTIONS")).toEqual([
+      { name: "AGENTTYPE_USER_NODE_OPTIONS", valueFrom: fromSecret },
+    ]);
+    expect(env.filter((e) => e.name === "NODE_OPTIONS")).toEqual([
+      {
+        name: "NODE_OPTIONS",
+        value: "--require /opt/agenttype/node/register.cjs $(AGENTTYPE_USER_NODE_OPTIONS)",
+      },
+    ]);
+  });
+
+  it("keeps a PYTHONPATH given through valueFrom, after the wrapper's directory", () => {
+    const fromConfigMap = { configMapKeyRef: { name: "paths", key: "pythonpath", optional: true } };
+    const agent = agentFrom("agenttype_python-summarizer.yaml", (m) =>
+      m.spec.env.push({ name: "PYTHONPATH", valueFrom: fromConfigMap }),
+    );
+    const env = buildObjects(agent, [], settings).workload.spec?.template.spec?.containers[0]?.env ?? [];
+    expect(env.filter((e) => e.name.endsWith("PYTHONPATH"))).toEqual([
+      { name: "AGENTTYPE_USER_PYTHONPATH", valueFrom: fromConfigMap },
+      { name: "PYTHONPATH", value: "/opt/agenttype/python:$(AGENTTYPE_USER_PYTHONPATH)" },
+    ]);
+  });
+
+  it("passes NODE_OPTIONS from valueFrom through untouched when the agent is not a node agent", () => {
+    const fromSecret = { secretKeyRef: { name: "node-flags", key: "options" } };
+    const agent = agentFrom("agenttype_python-summarizer.yaml", (m) =>
+      m.spec.env.push({ name: "NODE_OPTIONS", valueFrom: fromSecret }),
+    );
+    const env = buildObjects(agent, [], settings).workload.spec?.template.spec?.containers[0]?.env ?? [];
+    expect(env.filter((e) => e.name.endsWith("NODE_OPTIONS"))).toEqual([
+      { name: "NODE_OPTIONS", valueFrom: fromSecret },
+    ]);
+  });
+
   it("lets a contract variable the user set keep the user's value, once", () => {
     const agent = agentFrom("agenttype_python-summarizer.yaml", (m) =>
       m.spec.env.push({ name: "OPENAI_BASE_URL", value: "http://my-proxy:8080/v1" }),

@@ -17,7 +17,7 @@ import type {
   V1Volume,
   V1VolumeMount,
 } from "@kubernetes/client-node";
-import type { AgentType } from "../../api/agenttype.ts";
+import { type AgentType, USER_PRELOAD_VARIABLES } from "../../api/agenttype.ts";
 import { API_VERSION } from "../../api/common.ts";
 import { MEMORY_PATH, SIDECAR_CONFIG_PATH, type SidecarConfig } from "../../api/sidecarconfig.ts";
 import type { Manifest } from "../kube/client.ts";
@@ -92,15 +92,23 @@ function ownerReference(agent: AgentType): V1OwnerReference {
   };
 }
 
+/** The wrapper's preload per language: the variable it lives in, and how values are joined. */
+const PRELOADS = {
+  node: { variable: "NODE_OPTIONS", preload: `--require ${WRAPPER_MOUNT}/node/register.cjs`, separator: " " },
+  python: { variable: "PYTHONPATH", preload: `${WRAPPER_MOUNT}/python`, separator: ":" },
+} as const;
+
 /**
  * The agent's environment: the user's variables as written, plus the pod contract's. A
- * contract variable the user set keeps the user's value; the preload variables are combined
- * so that both the user's options and the wrapper's preload apply.
+ * contract variable the user set keeps the user's value; the preload variable is combined so
+ * that both the user's value and the wrapper's preload apply. A user's value given through
+ * valueFrom cannot be concatenated by Kubernetes, so it is defined under a helper name, in
+ * its place, and the preload variable refers to it: the kubelet expands $(NAME) of a
+ * variable defined earlier in the list.
  */
 export function agentEnv(agent: AgentType, config: SidecarConfig): V1EnvVar[] {
   const base = `http://127.0.0.1:${config.listen.port}`;
-  const user = (agent.spec.env ?? []) as V1EnvVar[];
-  const userValue = (name: string) => user.find((e) => e.name === name)?.value;
+  let user = (agent.spec.env ?? []) as V1EnvVar[];
   const contract: V1EnvVar[] = [
     { name: "OPENAI_BASE_URL", value: `${base}/v1` },
     { name: "OLLAMA_HOST", value: base },
@@ -110,23 +118,22 @@ export function agentEnv(agent: AgentType, config: SidecarConfig): V1EnvVar[] {
     { name: "AGENTTYPE_NAME", value: config.agent.name },
     { name: "AGENTTYPE_NAMESPACE", value: config.agent.namespace },
   ];
-  if (agent.spec.language === "node") {
-    const preload = `--require ${WRAPPER_MOUNT}/node/register.cjs`;
-    const own = userValue("NODE_OPTIONS");
-    contract.push({ name: "NODE_OPTIONS", value: own ? `${preload} ${own}` : preload });
+  const language = agent.spec.language;
+  if (language === "node" || language === "python") {
+    const { variable, preload, separator } = PRELOADS[language];
+    const own = user.find((e) => e.name === variable);
+    let value: string = preload;
+    if (own?.valueFrom !== undefined) {
+      const helper = USER_PRELOAD_VARIABLES[variable];
+      user = user.map((e) => (e === own ? { name: helper, valueFrom: own.valueFrom } : e));
+      value = `${preload}${separator}$(${helper})`;
+    } else if (own?.value) {
+      value = `${preload}${separator}${own.value}`;
+    }
+    user = user.filter((e) => e.name !== variable);
+    contract.push({ name: variable, value });
   }
-  if (agent.spec.language === "python") {
-    const own = userValue("PYTHONPATH");
-    contract.push({
-      name: "PYTHONPATH",
-      value: own ? `${WRAPPER_MOUNT}/python:${own}` : `${WRAPPER_MOUNT}/python`,
-    });
-  }
-  const combined = new Set(["NODE_OPTIONS", "PYTHONPATH"].filter((n) => contract.some((c) => c.name === n)));
-  return [
-    ...user.filter((e) => !combined.has(e.name)),
-    ...contract.filter((c) => combined.has(c.name) || !user.some((e) => e.name === c.name)),
-  ];
+  return [...user, ...contract.filter((c) => !user.some((e) => e.name === c.name))];
 }
 
 function sidecarVolumes(
