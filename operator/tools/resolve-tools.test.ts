@@ -56,6 +56,24 @@ describe("resolveTools", () => {
     expect(missing.map((m) => m.required)).toEqual([true, false, true]);
   });
 
+  it("says when a range matches no version at all", () => {
+    const { missing } = resolveTools(
+      "a",
+      [{ name: "calc", version: ">=2.0.0 <1.0.0", required: true }],
+      offered,
+    );
+    expect(missing[0]?.reason).toBe("the range matches no version at all (offered: 1.0.0)");
+  });
+
+  it("says how to ask for a prerelease, which a plain range skips", () => {
+    const beta = [tool("calc", "2.0.0-beta.1")];
+    const request = (version: string) => [{ name: "calc", version, required: true }];
+    expect(resolveTools("a", request(">=1.0.0"), beta).missing[0]?.reason).toBe(
+      "no version matches (offered: 2.0.0-beta.1); a prerelease such as 2.0.0-beta.1 matches only a range that names a prerelease of the same major.minor.patch, such as ^2.0.0-beta.1",
+    );
+    expect(resolveTools("a", request("^2.0.0-beta.1"), beta).resolved[0]?.version).toBe("2.0.0-beta.1");
+  });
+
   it("honours the access list", () => {
     const restricted = [tool("calc", "1.0.0", { access: { agents: ["a"] } })];
     expect(
