@@ -189,7 +189,10 @@ export interface StartedReplica {
   containers: Record<string, string>;
 }
 
-/** Why a container stopped: exit code, reason and its last log lines (for an Event). */
+/**
+ * Why a container stopped: exit code, reason and its last log lines (for an Event). The log
+ * file can lag the exit status by a moment, so a report read at once may miss the last line.
+ */
 export interface ExitReport {
   exitCode?: number;
   reason?: string;

@@ -200,7 +200,7 @@ describe("containerd driver on a real containerd over SSH", () => {
       {
         name: "crasher",
         image: host.testImage,
-        command: ["bash", "-c", "for i in 1 2 3 4 5; do echo line $i; done; echo bad >&2; exit 3"],
+        command: ["bash", "-c", "for i in 1 2 3 4 5; do echo line $i; done; sleep 0.2; echo bad >&2; exit 3"],
       },
       within(60_000),
     );
@@ -224,11 +224,13 @@ describe("containerd driver on a real containerd over SSH", () => {
     expect(await driver.get(stubborn.id, within(10_000))).toMatchObject({ state: "exited", exitCode: 137 });
     await driver.stop(stubborn.id, 1_000, within(30_000)); // stopping a stopped container succeeds
 
-    const report = await eventually("the crasher to exit", async () => {
+    // The log file may lag the exit status by a moment: wait for the last line too.
+    const report = await eventually("the crasher's exit and last lines", async () => {
       const r = await exitReport(driver, crasher.id, 3, within(10_000));
-      return r.exitCode !== undefined && r;
+      return r.exitCode !== undefined && r.lastLines.at(-1)?.text === "bad" && r;
     });
     expect(report.exitCode).toBe(3);
+    expect(report.reason).toBe("Error");
     expect(report.lastLines.map((l) => `${l.stream} ${l.text}`)).toEqual([
       "stdout line 4",
       "stdout line 5",

@@ -32,7 +32,8 @@ POD_CIDR=${AGENTTYPE_HOST_POD_CIDR:-10.232.0.0/24}
 POD_GATEWAY=${AGENTTYPE_HOST_POD_GATEWAY:-10.232.0.1}
 POD_BRIDGE=${AGENTTYPE_HOST_POD_BRIDGE:-atpods0}
 # Where the containerd driver puts the agents' cgroups on this host (its cgroupParent setting).
-CGROUP_PARENT=${AGENTTYPE_HOST_CGROUP_PARENT:-agenttype-host}
+# Named after the namespace, so that two hosts on one machine never clean up each other's.
+CGROUP_PARENT=${AGENTTYPE_HOST_CGROUP_PARENT:-$NETNS}
 PAUSE_IMAGE=${AGENTTYPE_PAUSE_IMAGE:-localhost/agenttype/pause:1.0}
 TEST_IMAGE=${AGENTTYPE_TEST_IMAGE:-localhost/agenttype/testimage:latest}
 

@@ -5,7 +5,10 @@ import type { LogLine, LogOptions } from "../driver.ts";
 
 const RECORD = /^(\S+) (stdout|stderr) ([PF])(?: (.*))?$/;
 
-/** Parses CRI log text into lines, joining partial records; unparseable records are skipped. */
+/**
+ * Parses CRI log text into lines in time order, joining partial records; unparseable records
+ * are skipped.
+ */
 export function parseCriLog(text: string): LogLine[] {
   const lines: LogLine[] = [];
   const partial: Record<"stdout" | "stderr", { time: Date; text: string } | undefined> = {
@@ -27,7 +30,8 @@ export function parseCriLog(text: string): LogLine[] {
     partial[stream] = undefined;
     lines.push(open ? { time: open.time, stream, text: open.text + piece } : { time, stream, text: piece });
   }
-  return lines;
+  // stdout and stderr are copied into the file by two writers: order the lines by time (stable).
+  return lines.sort((a, b) => a.time.getTime() - b.time.getTime());
 }
 
 /** The lines at or after `since`, then the last `tail` of them. */

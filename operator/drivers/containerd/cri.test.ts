@@ -228,15 +228,20 @@ describe("CRI logs", () => {
   ].join("\n");
 
   it("joins partial records per stream and keeps the first record's time", () => {
+    expect(
+      parseCriLog("2026-11-25T22:00:02Z stderr F late\n2026-11-25T22:00:01Z stdout F early\n").map(
+        (l) => l.text,
+      ),
+    ).toEqual(["early", "late"]);
     const lines = parseCriLog(text);
     expect(lines.map((l) => `${l.stream}:${l.text}`)).toEqual([
       "stdout:hello",
-      "stdout:between",
       "stderr:partial",
+      "stdout:between",
       "stdout:",
       "stdout:last",
     ]);
-    expect(lines[2]?.time).toEqual(new Date("2026-11-25T22:52:55.210Z"));
+    expect(lines[1]?.time).toEqual(new Date("2026-11-25T22:52:55.210Z"));
   });
 
   it("selects by time, then the tail", () => {

@@ -60,6 +60,8 @@ export class SocketBridge {
         const close = () => {
           local.destroy();
           remote.destroy();
+          // ssh2 reports a channel closed only once its readable side has ended: drain it.
+          remote.resume();
         };
         local.once("close", close);
         remote.once("close", close);
