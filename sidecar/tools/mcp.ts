@@ -109,6 +109,8 @@ class Upstream {
    * arguments, say) is alive, is not set aside, and its McpError is thrown as it is.
    */
   async use<T>(call: (client: Client, options: RequestOptions) => Promise<T>): Promise<T> {
+    // Loading the SDK is the sidecar's own work, not the server's: it is not timed against the tool.
+    const { McpError, ErrorCode } = await sdk();
     const seconds = this.tool.timeoutSeconds;
     const bound = deadline(
       this.timeoutMs,
@@ -122,7 +124,6 @@ class Upstream {
       this.cooldown.succeeded();
       return value;
     } catch (error) {
-      const { McpError, ErrorCode } = await sdk();
       const answered =
         error instanceof McpError &&
         error.code !== ErrorCode.RequestTimeout &&
