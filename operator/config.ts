@@ -34,6 +34,7 @@ export const operatorConfig = z.object({
   resyncSeconds: intFrom(10, 86_400),
   requestTimeoutSeconds: intFrom(1, 600),
   memoryMaxBytes: intFrom(1, 2 ** 40),
+  toolProbeSeconds: intFrom(1, 3600),
 });
 
 export type OperatorConfig = z.output<typeof operatorConfig>;
@@ -98,6 +99,11 @@ const FLAGS: Record<keyof OperatorConfig, { env: string; default: string; help: 
     env: "MEMORY_MAX_BYTES",
     default: String(64 * 2 ** 20),
     help: "bound of a sidecar's memory store when the AgentType sets no memory.size",
+  },
+  toolProbeSeconds: {
+    env: "TOOL_PROBE_SECONDS",
+    default: "30",
+    help: "seconds between two probes of each AgentTool's server (1-3600)",
   },
 };
 

@@ -7,6 +7,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { FIELD_MANAGER } from "./build/names.ts";
 import type { OperatorConfig } from "./config.ts";
+import { setupAgentToolController } from "./controllers/agenttool/controller.ts";
 import { setupAgentTypeController } from "./controllers/agenttype/controller.ts";
 import type { Controller } from "./engine/controller.ts";
 import type { ControllerContext, ControllerSetup, InformerExtras } from "./engine/controller-context.ts";
@@ -18,7 +19,7 @@ import { KubeClient, type KubeObject, type ResourceType } from "./kube/client.ts
 import { EventRecorder } from "./kube/events.ts";
 
 /** Every controller this operator runs; a new one is a folder under controllers/ and a line here. */
-const CONTROLLERS: ControllerSetup[] = [setupAgentTypeController];
+const CONTROLLERS: ControllerSetup[] = [setupAgentTypeController, setupAgentToolController];
 
 // client-go's defaults scaled down (15 s, 10 s, 2 s) for a faster failover; the order is what
 // matters: every write ends before the renew deadline, which ends before the lease does.

@@ -58,6 +58,8 @@ export const permissions: { watched: Permission[]; leaderElection: Permission[] 
     { resource: resources.agentType, verbs: informed },
     { resource: resources.agentType, subresource: "status", verbs: ["patch"] },
     { resource: resources.agentTool, verbs: informed },
+    // The prober writes each AgentTool's Available condition.
+    { resource: resources.agentTool, subresource: "status", verbs: ["patch"] },
     // The workload is deleted when memory switches between ephemeral and persistent.
     { resource: resources.deployment, verbs: [...owned, "delete"] },
     { resource: resources.statefulSet, verbs: [...owned, "delete"] },

@@ -145,7 +145,8 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
     for (const condition of transitions(previous, status)) {
       const warning =
         (condition.type === "Degraded" && condition.status === "True") ||
-        (condition.type === "ToolsResolved" && condition.status === "False");
+        (condition.type === "ToolsResolved" &&
+          (condition.status === "False" || condition.reason === "NewerToolUnavailable"));
       const recovered =
         condition.type === "Degraded" &&
         condition.status === "False" &&

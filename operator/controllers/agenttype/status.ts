@@ -3,7 +3,7 @@
 // status flips, every condition carries the generation it was computed for. Pure.
 import { isDeepStrictEqual } from "node:util";
 import type { AgentTypeStatus } from "../../../api/agenttype.ts";
-import { describeMissing, type ToolResolution } from "../../tools/resolve-tools.ts";
+import { describeMissing, describePassedOver, type ToolResolution } from "../../tools/resolve-tools.ts";
 import { type PodView, podsActivity, podsProblem } from "./pods-status.ts";
 
 type Condition = NonNullable<AgentTypeStatus["conditions"]>[number];
@@ -116,6 +116,14 @@ export function computeStatus(
     );
   } else if (required.length > 0) {
     conditions = set(conditions, "ToolsResolved", "False", "RequiredToolsMissing", describeMissing(required));
+  } else if ((resolution.passedOver ?? []).length > 0) {
+    conditions = set(
+      conditions,
+      "ToolsResolved",
+      "True",
+      "NewerToolUnavailable",
+      describePassedOver(resolution.passedOver ?? [], resolution.resolved),
+    );
   } else if (optional.length > 0) {
     conditions = set(conditions, "ToolsResolved", "True", "OptionalToolsMissing", describeMissing(optional));
   } else {
