@@ -7,6 +7,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { FIELD_MANAGER } from "./build/names.ts";
 import type { OperatorConfig } from "./config.ts";
+import { setupAgentHostController } from "./controllers/agenthost/controller.ts";
 import { setupAgentToolController } from "./controllers/agenttool/controller.ts";
 import { setupAgentTypeController } from "./controllers/agenttype/controller.ts";
 import type { Controller } from "./engine/controller.ts";
@@ -14,12 +15,17 @@ import type { ControllerContext, ControllerSetup, InformerExtras } from "./engin
 import { InformerGroup } from "./engine/informer.ts";
 import { LeaderElector } from "./engine/leader-election.ts";
 import { createMetrics } from "./engine/metrics.ts";
+import { HostConnections } from "./hosts/host-connections.ts";
 import type { ApiServerAccess } from "./kube/access.ts";
 import { KubeClient, type KubeObject, type ResourceType } from "./kube/client.ts";
 import { EventRecorder } from "./kube/events.ts";
 
 /** Every controller this operator runs; a new one is a folder under controllers/ and a line here. */
-const CONTROLLERS: ControllerSetup[] = [setupAgentTypeController, setupAgentToolController];
+const CONTROLLERS: ControllerSetup[] = [
+  setupAgentTypeController,
+  setupAgentToolController,
+  setupAgentHostController,
+];
 
 // client-go's defaults scaled down (15 s, 10 s, 2 s) for a faster failover; the order is what
 // matters: every write ends before the renew deadline, which ends before the lease does.
@@ -38,6 +44,7 @@ export class Manager {
   private readonly server: FastifyInstance;
   private readonly elector: LeaderElector | undefined;
   private controllers: Controller[] = [];
+  private readonly hosts = new HostConnections();
   private informersSynced = false;
   private stopped: Promise<void> | undefined;
 
@@ -106,7 +113,7 @@ export class Manager {
   /** Stops the informers and aborts every reconcile at once; resolves when they have returned. */
   private stopControllers(reason: string): Promise<void> {
     this.abort.abort();
-    return Promise.all(this.controllers.map((c) => c.stop(reason))).then(() => undefined);
+    return Promise.all(this.controllers.map((c) => c.stop(reason))).then(() => this.hosts.closeAll());
   }
 
   private runControllers(signal: AbortSignal): void {
@@ -121,6 +128,7 @@ export class Manager {
       logger: this.logger,
       metrics: this.metrics,
       events: new EventRecorder(client, FIELD_MANAGER, this.logger),
+      hosts: this.hosts,
       informer: <T extends KubeObject>(type: ResourceType, extras: InformerExtras<T> = {}) => {
         const informer = new InformerGroup<T>(
           {
@@ -135,7 +143,8 @@ export class Manager {
             onRestart: (reason) => this.metrics.watchRestarts.inc({ resource: type.plural, reason }),
             ...extras,
           },
-          this.config.namespaces,
+          // A cluster-scoped kind has one informer, whatever namespaces are watched.
+          type.namespaced ? this.config.namespaces : [],
         );
         informers.push(informer);
         return informer;

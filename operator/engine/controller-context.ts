@@ -4,6 +4,7 @@
 // terms) and returns its Controller; it knows nothing of the process around it.
 import type { Logger } from "pino";
 import type { OperatorConfig } from "../config.ts";
+import type { HostConnections } from "../hosts/host-connections.ts";
 import type { KubeClient, KubeObject, ResourceType } from "../kube/client.ts";
 import type { EventRecorder } from "../kube/events.ts";
 import type { Controller } from "./controller.ts";
@@ -20,6 +21,8 @@ export interface ControllerContext {
   logger: Logger;
   metrics: OperatorMetrics;
   events: EventRecorder;
+  /** One SSH connection and driver per AgentHost, shared by the controllers that reach hosts. */
+  hosts: HostConnections;
   /** An informer over the watched namespaces, run and awaited by the manager. */
   informer<T extends KubeObject>(type: ResourceType, extras?: InformerExtras<T>): InformerGroup<T>;
 }

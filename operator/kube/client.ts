@@ -28,6 +28,7 @@ export interface ObjectMeta {
   ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean }[];
   deletionTimestamp?: string;
   creationTimestamp?: string;
+  finalizers?: string[];
 }
 
 export interface KubeObject {

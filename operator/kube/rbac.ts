@@ -64,6 +64,7 @@ const indent = (text: string) => text.replace(/^(?=.)/gm, "  ");
 export function renderRbac(): { path: string; text: string }[] {
   const watched = rulesYaml(policyRules(permissions.watched));
   const leaderElection = rulesYaml(policyRules(permissions.leaderElection));
+  const hosts = rulesYaml(policyRules(permissions.hosts));
   return [
     {
       path: "config/rbac/role.yaml",
@@ -88,7 +89,19 @@ metadata:
 rules:
 ${indent(leaderElection)}`,
     },
+    {
+      path: "config/rbac/hosts_role.yaml",
+      text: `${HEADER}# AgentHosts (cluster-scoped) and the SSH key Secrets they name. To let the operator read and
+# create Secrets in one namespace only, move the secrets rule into a Role there (README).
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: agenttype-operator-hosts
+rules:
+${indent(hosts)}`,
+    },
     { path: "charts/agenttype-operator/files/rbac/rules.yaml", text: HEADER + watched },
+    { path: "charts/agenttype-operator/files/rbac/hosts-rules.yaml", text: HEADER + hosts },
     {
       path: "charts/agenttype-operator/files/rbac/leader-election-rules.yaml",
       text: HEADER + leaderElection,

@@ -21,6 +21,8 @@ const apps = (plural: string, kind: string): ResourceType => ({
 export const resources = {
   agentType: { group: GROUP, version: VERSION, plural: "agenttypes", kind: "AgentType", namespaced: true },
   agentTool: { group: GROUP, version: VERSION, plural: "agenttools", kind: "AgentTool", namespaced: true },
+  agentHost: { group: GROUP, version: VERSION, plural: "agenthosts", kind: "AgentHost", namespaced: false },
+  secret: core("secrets", "Secret"),
   deployment: apps("deployments", "Deployment"),
   statefulSet: apps("statefulsets", "StatefulSet"),
   configMap: core("configmaps", "ConfigMap"),
@@ -53,9 +55,10 @@ const owned: Verb[] = [...informed, "create", "patch"];
  * only in its own namespace. An integration test runs the operator under exactly these rules
  * and checks that it uses every one of them.
  */
-export const permissions: { watched: Permission[]; leaderElection: Permission[] } = {
+export const permissions: { watched: Permission[]; hosts: Permission[]; leaderElection: Permission[] } = {
   watched: [
-    { resource: resources.agentType, verbs: informed },
+    // patch: the finalizer of an AgentType running on a host (runtime containerd).
+    { resource: resources.agentType, verbs: [...informed, "patch"] },
     { resource: resources.agentType, subresource: "status", verbs: ["patch"] },
     { resource: resources.agentTool, verbs: informed },
     // The prober writes each AgentTool's Available condition.
@@ -70,6 +73,14 @@ export const permissions: { watched: Permission[]; leaderElection: Permission[] 
     { resource: resources.pod, verbs: informed },
     // A repeated Event is patched (count, lastTimestamp) rather than created again.
     { resource: resources.event, verbs: ["create", "patch"] },
+  ],
+  // AgentHosts are cluster-scoped; the Secrets are the SSH client keys AgentHosts name (read,
+  // and created when the operator generates a key). README "Narrowing the operator's Secret
+  // access" binds the Secret rule in one namespace only instead.
+  hosts: [
+    { resource: resources.agentHost, verbs: informed },
+    { resource: resources.agentHost, subresource: "status", verbs: ["patch"] },
+    { resource: resources.secret, verbs: ["get", "create"] },
   ],
   leaderElection: [{ resource: resources.lease, verbs: ["get", "create", "update"] }],
 };

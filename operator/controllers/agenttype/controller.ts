@@ -11,6 +11,8 @@ import { queueObserver } from "../../engine/metrics.ts";
 import { WorkQueue } from "../../engine/workqueue.ts";
 import type { KubeObject, ResourceType } from "../../kube/client.ts";
 import { resources } from "../../kube/resources.ts";
+import { createHostPlacement, HOST_FINALIZER } from "../../placement/host.ts";
+import { runsOnContainerdHost } from "../../placement/host-plan.ts";
 import { toolName } from "../../tools/resolve-tools.ts";
 import { ApplyLedger } from "./apply-ledger.ts";
 import { type CachedOwned, liveDigest } from "./owned-fields.ts";
@@ -74,9 +76,15 @@ export function setupAgentTypeController(context: ControllerContext): Controller
       // namespace/tool name → the AgentTypes asking for that tool.
       tools: (object) =>
         ((object as AgentType).spec?.tools ?? []).map((t) => `${object.metadata.namespace}/${t.name}`),
+      host: (object) => {
+        const host = (object as AgentType).spec?.runtime?.hostRef?.name;
+        return host === undefined ? [] : [host];
+      },
     },
   });
   const agentTools = context.informer<KubeObject>(resources.agentTool);
+  // Agents on hosts (runtime containerd) follow their AgentHost: a new or changed host wakes them.
+  const agentHosts = context.informer<KubeObject>(resources.agentHost);
   const ownedOptions = {
     labelSelector: `app.kubernetes.io/managed-by=${FIELD_MANAGER}`,
     transform: trimOwned,
@@ -121,6 +129,9 @@ export function setupAgentTypeController(context: ControllerContext): Controller
       for (const agent of agentTypes.byIndex("tools", key)) queue.add(objectKey(agent));
     }
   });
+  agentHosts.on((_event, host) => {
+    for (const agent of agentTypes.byIndex("host", host.metadata.name)) queue.add(objectKey(agent));
+  });
   pods.on((event, pod, previous) => {
     if (event !== "update" || podViewChanged(previous, pod)) queue.add(agentOf(pod));
   });
@@ -137,27 +148,47 @@ export function setupAgentTypeController(context: ControllerContext): Controller
     });
   }
 
+  const settings = {
+    sidecarImage: config.sidecarImage,
+    wrapperImage: config.wrapperImage,
+    imagePullPolicy: config.imagePullPolicy,
+    sidecarResources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "256Mi" } },
+    memoryMaxBytes: config.memoryMaxBytes,
+  };
+  const onPods = createAgentTypeReconciler({
+    client,
+    agentTypes,
+    agentTools,
+    owned,
+    pods,
+    ledger,
+    settings,
+    events,
+  });
+  const onHost = createHostPlacement({
+    client,
+    agentHosts,
+    agentTools,
+    hosts: context.hosts,
+    events,
+    settings,
+  });
+
   return new Controller({
     name: NAME,
     queue,
     workers: config.workers,
     metrics,
     logger,
-    reconcile: createAgentTypeReconciler({
-      client,
-      agentTypes,
-      agentTools,
-      owned,
-      pods,
-      ledger,
-      settings: {
-        sidecarImage: config.sidecarImage,
-        wrapperImage: config.wrapperImage,
-        imagePullPolicy: config.imagePullPolicy,
-        sidecarResources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "256Mi" } },
-        memoryMaxBytes: config.memoryMaxBytes,
-      },
-      events,
-    }),
+    reconcile: (key, log, signal) => {
+      // runtime containerd, or one that still holds our host finalizer: the host path.
+      const raw = agentTypes.get(key);
+      if (
+        raw !== undefined &&
+        (runsOnContainerdHost(raw) || raw.metadata.finalizers?.includes(HOST_FINALIZER))
+      )
+        return onHost(key, raw, log, signal);
+      return onPods(key, log, signal);
+    },
   });
 }

@@ -1,0 +1,150 @@
+// Probes one AgentHost: reads (or generates) the client key, connects over the host's pinned
+// SSH connection, asks the driver for its health and versions and the host for its kernel, OS
+// and size, counts the agent replicas placed there, and writes Reachable, versions and
+// allocation when they changed. Failures become a Reachable=False reason (drivers/
+// error-condition.ts) and a Warning Event on each transition; HostKeyMismatch names both keys.
+import type { Logger } from "pino";
+import { type AgentHost, agentHost } from "../../../api/agenthost.ts";
+import { API_VERSION } from "../../../api/common.ts";
+import { formatFieldErrors, parseAs } from "../../../api/field-errors.ts";
+import { FIELD_MANAGER } from "../../build/names.ts";
+import { within } from "../../drivers/call.ts";
+import { errorCondition } from "../../drivers/error-condition.ts";
+import { HostKeyMismatchError } from "../../drivers/errors.ts";
+import { managedFilter, replicaOf } from "../../drivers/labels.ts";
+import type { ReconcileResult } from "../../engine/controller.ts";
+import type { ObjectCache } from "../../engine/informer.ts";
+import { clientKey, MissingKeyError } from "../../hosts/client-key.ts";
+import type { HostConnections } from "../../hosts/host-connections.ts";
+import type { KubeClient, KubeObject } from "../../kube/client.ts";
+import type { EventRecorder } from "../../kube/events.ts";
+import { resources } from "../../kube/resources.ts";
+import { HOST_FACTS_COMMAND, hostStatus, hostStatusChanged, type Probe, parseHostFacts } from "./status.ts";
+
+/** Between probes of a reachable host. */
+export const PROBE_INTERVAL_MS = 20_000;
+/** Most time one probe may take, connection included. */
+const PROBE_DEADLINE_MS = 30_000;
+
+export interface AgentHostReconcilerDeps {
+  client: KubeClient;
+  agentHosts: ObjectCache<KubeObject>;
+  events: EventRecorder;
+  hosts: HostConnections;
+}
+
+export function createAgentHostReconciler(deps: AgentHostReconcilerDeps) {
+  const { client, agentHosts, events, hosts } = deps;
+
+  async function probe(host: AgentHost, privateKey: string, signal: AbortSignal): Promise<Probe> {
+    const { connection, driver } = hosts.access(host, privateKey);
+    const call = within(PROBE_DEADLINE_MS, signal);
+    const health = await driver.health(call);
+    if (!health.ready)
+      return {
+        reachable: false,
+        reason: "DriverNotReady",
+        message: health.message ?? `${driver.kind} is not ready`,
+      };
+    const facts = await connection.exec(HOST_FACTS_COMMAND, {}, call);
+    const { kernel, os, ...size } = parseHostFacts(facts.stdout);
+    const groups = await driver.listGroups(managedFilter(), call);
+    const replicas = new Set(
+      groups.flatMap((g) => {
+        const of = replicaOf(g.labels);
+        return of === undefined ? [] : [`${of.uid}/${of.replica}`];
+      }),
+    );
+    return {
+      reachable: true,
+      facts: {
+        versions: { ...health.versions, ...(kernel ? { kernel } : {}), ...(os ? { os } : {}) },
+        ...size,
+        agents: replicas.size,
+      },
+    };
+  }
+
+  return async function reconcile(
+    key: string,
+    log: Logger,
+    signal: AbortSignal,
+  ): Promise<ReconcileResult | undefined> {
+    const raw = agentHosts.get(key);
+    if (raw === undefined || raw.metadata.deletionTimestamp !== undefined) {
+      hosts.forget(key);
+      return undefined;
+    }
+    const parsed = parseAs(agentHost, raw);
+    let result: Probe;
+    let publicKey: string | undefined = (raw as AgentHost).status?.clientPublicKey;
+    let requeueAfterMs = PROBE_INTERVAL_MS;
+    if (!parsed.ok) {
+      result = {
+        reachable: false,
+        reason: "InvalidSpec",
+        message: formatFieldErrors(parsed.errors).replaceAll("\n", "; "),
+      };
+      requeueAfterMs = 5 * 60_000;
+    } else {
+      const host = parsed.value;
+      try {
+        const key = await clientKey(client, host, signal);
+        publicKey = key.publicKey;
+        if (key.generated)
+          await events.record(
+            raw,
+            "Normal",
+            "GeneratedClientKey",
+            `generated an SSH key for this host; authorize it for user ${host.spec.ssh.user} by adding this line to its authorized_keys: ${key.publicKey}`,
+            signal,
+          );
+        result = await probe(host, key.privateKey, signal);
+      } catch (error) {
+        if (signal.aborted) throw error;
+        if (error instanceof MissingKeyError) {
+          result = { reachable: false, reason: "ClientKeyMissing", message: error.message };
+          requeueAfterMs = 60_000;
+        } else {
+          const mapped = errorCondition(error);
+          result = { reachable: false, reason: mapped.reason, message: mapped.message };
+          requeueAfterMs = Math.min(mapped.requeueAfterMs, PROBE_INTERVAL_MS);
+          if (error instanceof HostKeyMismatchError)
+            await events.record(
+              raw,
+              "Warning",
+              "HostKeyMismatch",
+              `host ${error.host} presented a key with fingerprint ${error.presented}, but the pinned key (spec.ssh.hostKey) has fingerprint ${error.expected}; refusing to connect`,
+              signal,
+            );
+        }
+      }
+    }
+    const host = raw as AgentHost;
+    const status = hostStatus(host, result, publicKey, new Date());
+    const before = host.status?.conditions?.find((c) => c.type === "Reachable");
+    if (hostStatusChanged(host.status, status)) {
+      await client.apply(
+        resources.agentHost,
+        { apiVersion: API_VERSION, kind: "AgentHost", metadata: { name: raw.metadata.name }, status },
+        FIELD_MANAGER,
+        "status",
+        signal,
+      );
+      const now = status.conditions?.find((c) => c.type === "Reachable");
+      if (now !== undefined && (before?.status !== now.status || before?.reason !== now.reason)) {
+        const mismatchRecorded = now.reason === "HostKeyMismatch";
+        if (!mismatchRecorded)
+          await events.record(
+            raw,
+            now.status === "True" ? "Normal" : "Warning",
+            now.reason,
+            now.message,
+            signal,
+          );
+      }
+    }
+    log.debug({ reachable: result.reachable }, "probed");
+    return { requeueAfterMs };
+  };
+}

@@ -1,0 +1,80 @@
+// One SSH connection and one driver per AgentHost, shared by every controller (the AgentHost
+// probe and the agents placed on the host): a host is reached over a single multiplexed
+// connection. A change of the host's address, pinned key, driver settings or client key
+// replaces the connection; a deleted host's is closed.
+import { createHash } from "node:crypto";
+import type { AgentHost } from "../../api/agenthost.ts";
+import type { ContainerDriver } from "../drivers/driver.ts";
+import { drivers } from "../drivers/drivers.ts";
+import { SshConnection, type SshOptions } from "../drivers/ssh/connection.ts";
+
+export interface HostAccess {
+  connection: SshConnection;
+  driver: ContainerDriver;
+}
+
+/** The settings the containerd driver takes, from an AgentHost's spec. Pure. */
+export function driverSettings(host: AgentHost): Record<string, unknown> {
+  if (host.spec.driver !== "containerd") return {};
+  const c = host.spec.containerd;
+  return {
+    ...(c?.socket === undefined ? {} : { socket: c.socket }),
+    ...(c?.stateDir === undefined ? {} : { stateDir: c.stateDir }),
+    ...(c?.cgroupParent === undefined ? {} : { cgroupParent: c.cgroupParent }),
+  };
+}
+
+/** What a connection depends on: when it changes, the connection is made anew. Pure. */
+export function accessDigest(host: AgentHost, privateKey: string): string {
+  return createHash("sha256")
+    .update(JSON.stringify([host.spec.driver, host.spec.ssh, driverSettings(host), privateKey]))
+    .digest("hex");
+}
+
+export class HostConnections {
+  readonly #entries = new Map<string, HostAccess & { digest: string }>();
+  readonly #options: Partial<SshOptions>;
+
+  constructor(options: Partial<SshOptions> = {}) {
+    this.#options = options;
+  }
+
+  /** The host's connection and driver, made anew when the host or its key changed. */
+  access(host: AgentHost, privateKey: string): HostAccess {
+    const name = host.metadata.name;
+    const digest = accessDigest(host, privateKey);
+    const current = this.#entries.get(name);
+    if (current?.digest === digest) return current;
+    if (current !== undefined) this.#close(current);
+    const { ssh } = host.spec;
+    const connection = new SshConnection(
+      { host: ssh.address, port: ssh.port, username: ssh.user, privateKey, hostKey: ssh.hostKey },
+      this.#options,
+    );
+    const driver = drivers.create(host.spec.driver, driverSettings(host), connection);
+    const entry = { connection, driver, digest };
+    this.#entries.set(name, entry);
+    return entry;
+  }
+
+  /** The current access to a host, if one was made. */
+  existing(name: string): HostAccess | undefined {
+    return this.#entries.get(name);
+  }
+
+  forget(name: string): void {
+    const entry = this.#entries.get(name);
+    if (entry === undefined) return;
+    this.#entries.delete(name);
+    this.#close(entry);
+  }
+
+  closeAll(): void {
+    for (const name of [...this.#entries.keys()]) this.forget(name);
+  }
+
+  #close(entry: HostAccess): void {
+    void entry.driver.close().catch(() => {});
+    entry.connection.close();
+  }
+}
