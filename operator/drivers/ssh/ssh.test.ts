@@ -11,6 +11,7 @@ import {
   TimeoutError,
 } from "../errors.ts";
 import { ChannelLimit } from "./channel-limit.ts";
+import { PidReport, withPidReport } from "./connection.ts";
 import { fingerprint, formatPublicKey, hostKeyAlgorithms, parsePublicKey } from "./host-key.ts";
 import { generateClientKeypair } from "./keypair.ts";
 import { connectError, sftpError } from "./ssh-errors.ts";
@@ -148,5 +149,24 @@ describe("SSH failures", () => {
       CreationFailedError,
     );
     expect(sftpError(new Error("No response from server"), target, "/x")).toBeInstanceOf(NetworkError);
+  });
+});
+
+describe("exec's pid report", () => {
+  it("runs the command through eval after reporting the shell's pid on stderr", () => {
+    expect(withPidReport("echo 'a b'")).toBe(
+      String.raw`printf 'agenttype-exec-pid %s\n' "$$" >&2; eval 'echo '\''a b'\'''`,
+    );
+  });
+
+  it("takes the report off the head of stderr, however the chunks fall, and passes the rest", () => {
+    const report = new PidReport();
+    expect(report.strip(Buffer.from("agenttype-exec-p")).toString()).toBe("");
+    expect(report.strip(Buffer.from("id 4242\nfirst err")).toString()).toBe("first err");
+    expect(report.strip(Buffer.from("\nmore")).toString()).toBe("\nmore");
+    expect(report.value).toBe(4242);
+    const none = new PidReport();
+    expect(none.strip(Buffer.from("not a report\nrest")).toString()).toBe("not a report\nrest");
+    expect(none.value).toBeUndefined();
   });
 });
