@@ -8,11 +8,18 @@ const agents = {
   "https:": new https.Agent({ keepAlive: true, maxSockets: 256 }),
 };
 
+/**
+ * How long a new connection may take to open, apart from the request's own timeout: a dead or
+ * black-holed upstream costs this, not a whole request timeout per attempt.
+ */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 3_000;
+
 export interface OutgoingRequest {
   method: "GET" | "POST";
   headers?: Record<string, string>;
   body?: string;
   signal: AbortSignal;
+  connectTimeoutMs?: number;
 }
 
 /** Where a request goes, parsed once rather than per request. */
@@ -61,6 +68,21 @@ export function send(to: Target, request: OutgoingRequest): Promise<IncomingMess
       resolve(res);
     });
     req.on("error", reject);
+    req.on("socket", (socket) => {
+      // A reused keep-alive socket is connected already; only a new one can hang in connect.
+      if (!socket.connecting) return;
+      const limit = request.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+      const timer = setTimeout(() => {
+        const error = Object.assign(
+          new Error(`could not connect to ${to.hostname}:${to.port} within ${limit / 1000} s`),
+          { code: "ETIMEDOUT" },
+        );
+        req.destroy(error);
+      }, limit);
+      timer.unref();
+      socket.once("connect", () => clearTimeout(timer));
+      socket.once("close", () => clearTimeout(timer));
+    });
     req.end(request.body);
   });
 }
