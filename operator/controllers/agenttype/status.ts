@@ -84,7 +84,10 @@ function progress(observation: Observation): { progressing: boolean; message: st
       message: `${workload.readyReplicas} of ${desiredReplicas} pods ready, ${workload.replicas} pods in all${doing}`,
     };
   }
-  return { progressing: false, message: `${desiredReplicas} pods at the latest spec` };
+  return {
+    progressing: false,
+    message: `${desiredReplicas} ${plural(desiredReplicas, "pod")} at the latest spec${doing}`,
+  };
 }
 
 export function computeStatus(
