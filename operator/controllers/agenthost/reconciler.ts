@@ -39,6 +39,8 @@ export function createAgentHostReconciler(deps: AgentHostReconcilerDeps) {
   async function probe(host: AgentHost, privateKey: string, signal: AbortSignal): Promise<Probe> {
     const { connection, driver } = hosts.access(host, privateKey);
     const call = within(PROBE_DEADLINE_MS, signal);
+    // Connect first: a refused host key or login is the answer, not a driver that is "not ready".
+    await connection.connection(call);
     const health = await driver.health(call);
     if (!health.ready)
       return {

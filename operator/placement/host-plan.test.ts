@@ -1,0 +1,141 @@
+import { describe, expect, it } from "vitest";
+import type { ResolvedTool } from "../tools/resolve-tools.ts";
+import {
+  LABEL_CPU_MILLIS,
+  LABEL_MEMORY_BYTES,
+  replicasThatFit,
+  toolsUnreachableFromHost,
+  usageOf,
+} from "./host-plan.ts";
+import { hostAgentStatus } from "./host-status.ts";
+
+const tool = (name: string, endpoint: object) =>
+  ({
+    name,
+    version: "1.0.0",
+    agentTool: { metadata: { name }, spec: { endpoint, protocol: "http" } },
+  }) as unknown as ResolvedTool;
+
+describe("replicasThatFit", () => {
+  it("places every replica when the host declares no capacity", () => {
+    expect(
+      replicasThatFit(
+        undefined,
+        { agents: 9, cpuMillis: 0, memoryBytes: 0 },
+        { cpuMillis: 100, memoryBytes: 1 },
+        3,
+      ),
+    ).toEqual({ fit: 3 });
+  });
+  it("stops at the tightest of agents, cpu and memory beside what others use, and names it", () => {
+    const others = usageOf([
+      { labels: { [LABEL_CPU_MILLIS]: "500", [LABEL_MEMORY_BYTES]: String(2 ** 30) } },
+    ]);
+    expect(others).toEqual({ agents: 1, cpuMillis: 500, memoryBytes: 2 ** 30 });
+    expect(replicasThatFit({ agents: 3 }, others, { cpuMillis: 0, memoryBytes: 0 }, 5)).toEqual({
+      fit: 2,
+      limit: "3 agents",
+    });
+    expect(replicasThatFit({ cpu: "2" }, others, { cpuMillis: 600, memoryBytes: 0 }, 5)).toEqual({
+      fit: 2,
+      limit: "cpu 2",
+    });
+    expect(
+      replicasThatFit({ agents: 10, memory: "2Gi" }, others, { cpuMillis: 0, memoryBytes: 2 ** 29 }, 5),
+    ).toEqual({
+      fit: 2,
+      limit: "memory 2Gi",
+    });
+    expect(replicasThatFit({ agents: 1 }, others, { cpuMillis: 0, memoryBytes: 0 }, 2)).toEqual({
+      fit: 0,
+      limit: "1 agents",
+    });
+  });
+});
+
+describe("toolsUnreachableFromHost", () => {
+  it("names tools behind a Service or a cluster DNS name, and passes other URLs", () => {
+    expect(
+      toolsUnreachableFromHost([
+        tool("a", { service: { name: "search", port: 80 } }),
+        tool("b", { url: "http://calc.tools.svc:8000/x" }),
+        tool("c", { url: "http://calc.tools.svc.cluster.local/x" }),
+        tool("d", { url: "http://10.0.0.5:8000/x" }),
+        tool("e", { url: "https://tools.example.com/x" }),
+      ]),
+    ).toEqual([
+      "a (AgentTool a: Service search is a cluster address)",
+      "b (AgentTool b: calc.tools.svc resolves only in the cluster)",
+      "c (AgentTool c: calc.tools.svc.cluster.local resolves only in the cluster)",
+    ]);
+  });
+});
+
+describe("hostAgentStatus", () => {
+  const now = new Date("2026-01-01T00:00:00Z");
+  const base = { generation: 2, selector: "a=b", host: "h", desiredReplicas: 2 };
+  const cond = (s: ReturnType<typeof hostAgentStatus>, type: string) =>
+    s.conditions?.find((c) => c.type === type);
+  it("is Ready when every replica runs the current spec, with the host of each", () => {
+    const s = hostAgentStatus(
+      undefined,
+      {
+        ...base,
+        replicas: [
+          { replica: 1, state: "running", current: true, restarts: 0 },
+          { replica: 0, state: "running", current: true, restarts: 2 },
+        ],
+      },
+      now,
+    );
+    expect(cond(s, "Ready")).toMatchObject({
+      status: "True",
+      reason: "AllReplicasReady",
+      observedGeneration: 2,
+    });
+    expect(s.readyReplicas).toBe(2);
+    expect(s.hostReplicas).toEqual([
+      { replica: 0, host: "h", state: "running", restarts: 2 },
+      { replica: 1, host: "h", state: "running", restarts: 0 },
+    ]);
+  });
+  it("says HostFull when capacity leaves replicas out, and RollingUpdate while one is outdated", () => {
+    const full = hostAgentStatus(
+      undefined,
+      {
+        ...base,
+        replicas: [{ replica: 0, state: "running", current: true, restarts: 0 }],
+        hostFull: { placed: 1, limit: "1 agents" },
+      },
+      now,
+    );
+    expect(cond(full, "Ready")).toMatchObject({ status: "False", reason: "HostFull" });
+    expect(cond(full, "Progressing")).toMatchObject({ status: "False" });
+    const rolling = hostAgentStatus(
+      undefined,
+      {
+        ...base,
+        replicas: [
+          { replica: 0, state: "running", current: false, restarts: 0 },
+          { replica: 1, state: "running", current: true, restarts: 0 },
+        ],
+      },
+      now,
+    );
+    expect(cond(rolling, "Progressing")).toMatchObject({ status: "True", reason: "RollingUpdate" });
+    expect(cond(rolling, "Ready")).toMatchObject({ status: "False", reason: "ReplicasNotReady" });
+  });
+  it("reports a tool problem in ToolsResolved and Degraded", () => {
+    const s = hostAgentStatus(
+      undefined,
+      {
+        ...base,
+        replicas: [],
+        toolProblem: { reason: "ToolNotReachableFromHost", message: "m" },
+      },
+      now,
+    );
+    expect(cond(s, "ToolsResolved")).toMatchObject({ status: "False", reason: "ToolNotReachableFromHost" });
+    expect(cond(s, "Degraded")).toMatchObject({ status: "True" });
+  });
+});
