@@ -15,6 +15,12 @@ const NAME = "agenthost";
 export function setupAgentHostController(context: ControllerContext): Controller {
   const { client, config, logger, metrics, events, hosts } = context;
   const agentHosts = context.informer<KubeObject>(resources.agentHost);
+  // AgentTypes, for their uids alone: groups on a host whose AgentType is gone are orphans.
+  const agentTypes = context.informer<KubeObject>(resources.agentType, {
+    transform: (o) => ({
+      metadata: { name: o.metadata.name, namespace: o.metadata.namespace, uid: o.metadata.uid },
+    }),
+  });
   const queue = new WorkQueue({ observer: queueObserver(metrics, NAME) });
   agentHosts.on((event, object, previous) => {
     // Our own status writes change neither generation nor labels: nothing to probe for them.
@@ -30,6 +36,15 @@ export function setupAgentHostController(context: ControllerContext): Controller
     workers: Math.min(config.workers, 4),
     metrics,
     logger,
-    reconcile: createAgentHostReconciler({ client, agentHosts, events, hosts }),
+    reconcile: createAgentHostReconciler({
+      client,
+      agentHosts,
+      events,
+      hosts,
+      owners: {
+        uids: () => new Set(agentTypes.list().map((a) => a.metadata.uid ?? "")),
+        watches: (namespace) => config.namespaces.length === 0 || config.namespaces.includes(namespace),
+      },
+    }),
   });
 }

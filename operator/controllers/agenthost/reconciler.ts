@@ -8,10 +8,12 @@ import { type AgentHost, agentHost } from "../../../api/agenthost.ts";
 import { API_VERSION } from "../../../api/common.ts";
 import { formatFieldErrors, parseAs } from "../../../api/field-errors.ts";
 import { FIELD_MANAGER } from "../../build/names.ts";
-import { within } from "../../drivers/call.ts";
+import { type Call, within } from "../../drivers/call.ts";
+import type { ContainerDriver, GroupInfo } from "../../drivers/driver.ts";
 import { errorCondition } from "../../drivers/error-condition.ts";
 import { HostKeyMismatchError } from "../../drivers/errors.ts";
-import { managedFilter, replicaOf } from "../../drivers/labels.ts";
+import { LABEL_NAMESPACE, LABEL_UID, managedFilter, replicaOf } from "../../drivers/labels.ts";
+import { removeReplicas } from "../../drivers/replica.ts";
 import type { ReconcileResult } from "../../engine/controller.ts";
 import type { ObjectCache } from "../../engine/informer.ts";
 import { clientKey, MissingKeyError } from "../../hosts/client-key.ts";
@@ -31,10 +33,44 @@ export interface AgentHostReconcilerDeps {
   agentHosts: ObjectCache<KubeObject>;
   events: EventRecorder;
   hosts: HostConnections;
+  /** The AgentTypes that exist, and whether an AgentType's namespace is watched (else we cannot know). */
+  owners: { uids: () => Set<string>; watches: (namespace: string) => boolean };
 }
 
+/** A group younger than this is never an orphan: its AgentType may not be in our cache yet. */
+const ORPHAN_MIN_AGE_MS = 120_000;
+
 export function createAgentHostReconciler(deps: AgentHostReconcilerDeps) {
-  const { client, agentHosts, events, hosts } = deps;
+  const { client, agentHosts, events, hosts, owners } = deps;
+
+  /** Removes the groups of AgentTypes that no longer exist (after a restart or failover too). */
+  async function removeOrphans(
+    raw: KubeObject,
+    driver: ContainerDriver,
+    groups: readonly GroupInfo[],
+    call: Call,
+    signal: AbortSignal,
+  ): Promise<number> {
+    const known = owners.uids();
+    const orphaned = new Set<string>();
+    for (const g of groups) {
+      const of = replicaOf(g.labels);
+      const namespace = g.labels[LABEL_NAMESPACE] ?? "";
+      const old = g.createdAt !== undefined && Date.now() - g.createdAt.getTime() > ORPHAN_MIN_AGE_MS;
+      if (of !== undefined && !known.has(of.uid) && owners.watches(namespace) && old) orphaned.add(of.uid);
+    }
+    for (const uid of orphaned) {
+      await removeReplicas(driver, { ...managedFilter(), [LABEL_UID]: uid }, 10_000, call);
+      await events.record(
+        raw,
+        "Normal",
+        "OrphanRemoved",
+        `removed the containers of AgentType uid ${uid}, which no longer exists`,
+        signal,
+      );
+    }
+    return orphaned.size;
+  }
 
   async function probe(host: AgentHost, privateKey: string, signal: AbortSignal): Promise<Probe> {
     const { connection, driver } = hosts.access(host, privateKey);
@@ -50,7 +86,9 @@ export function createAgentHostReconciler(deps: AgentHostReconcilerDeps) {
       };
     const facts = await connection.exec(HOST_FACTS_COMMAND, {}, call);
     const { kernel, os, ...size } = parseHostFacts(facts.stdout);
-    const groups = await driver.listGroups(managedFilter(), call);
+    let groups = await driver.listGroups(managedFilter(), call);
+    if ((await removeOrphans(host as unknown as KubeObject, driver, groups, call, signal)) > 0)
+      groups = await driver.listGroups(managedFilter(), call);
     const replicas = new Set(
       groups.flatMap((g) => {
         const of = replicaOf(g.labels);
