@@ -140,12 +140,23 @@ export class ContainerdDriver implements ContainerDriver {
     );
     if (mkdir.exitCode !== 0)
       throw new CreationFailedError(`create ${logs} on ${this.#transport.target}: ${mkdir.stderr.trim()}`);
-    const { podSandboxId } = await this.#runtime<{ podSandboxId: string }>(
-      "RunPodSandbox",
-      { config: sandboxConfig(group, this.#settings) },
-      call,
-      `RunPodSandbox ${group.name}`,
-    );
+    let podSandboxId: string;
+    try {
+      ({ podSandboxId } = await this.#runtime<{ podSandboxId: string }>(
+        "RunPodSandbox",
+        { config: sandboxConfig(group, this.#settings) },
+        call,
+        `RunPodSandbox ${group.name}`,
+      ));
+    } catch (err) {
+      // No sandbox, so removeGroup will never find this directory: remove it now, unless the
+      // name was taken (then the directory is the existing group's).
+      if (!(isDriverError(err) && err.code === "AlreadyExists"))
+        await this.#transport
+          .exec(shellCommand(["rm", "-rf", "--one-file-system", logs]), {}, call)
+          .catch(() => {});
+      throw err;
+    }
     return this.#group(podSandboxId, call);
   }
 

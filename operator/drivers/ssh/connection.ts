@@ -5,8 +5,8 @@
 import { randomBytes } from "node:crypto";
 import type { Duplex } from "node:stream";
 import ssh2 from "ssh2";
-import { type BackoffPolicy, jitteredBackoff } from "../backoff.ts";
-import { bounded, type Call, remainingMs, sleep, within } from "../call.ts";
+import type { BackoffPolicy } from "../backoff.ts";
+import { bounded, type Call, sleep, within } from "../call.ts";
 import { type DriverError, HostKeyMismatchError, NetworkError } from "../errors.ts";
 import type {
   CommandResult,
@@ -18,6 +18,7 @@ import type {
 import { shellQuote } from "../transport.ts";
 import { ChannelLimit } from "./channel-limit.ts";
 import { fingerprint, hostKeyAlgorithms, parsePublicKey } from "./host-key.ts";
+import { nextAttemptAt, reconnectStep } from "./reconnect.ts";
 import { connectError, sftpError } from "./ssh-errors.ts";
 
 type Client = InstanceType<typeof ssh2.Client>;
@@ -95,11 +96,15 @@ export class SshConnection implements HostTransport {
     if (this.#closed) throw new NetworkError(`connection to ${this.target} is closed`);
     if (this.#client) return this.#client;
     if (!this.#connecting) {
-      const wait = this.#nextAttemptAt - Date.now();
-      if (wait > 0) {
-        // Within the backoff window: wait for it if the deadline allows, else fail as the last attempt did.
-        if (wait >= remainingMs(call) && this.#lastError) throw this.#lastError;
-        await sleep(wait, call.signal);
+      const step = reconnectStep(
+        Date.now(),
+        this.#nextAttemptAt,
+        call.deadline,
+        this.#lastError !== undefined,
+      );
+      if (step.action === "fail" && this.#lastError) throw this.#lastError;
+      if (step.action === "wait") {
+        await sleep(step.ms, call.signal);
         if (this.#client) return this.#client;
       }
       this.#connecting ??= this.#connect().finally(() => {
@@ -124,8 +129,12 @@ export class SshConnection implements HostTransport {
             : connectError(err, this.target, this.#options.readyTimeoutMs);
         this.#failures++;
         this.#lastError = error;
-        this.#nextAttemptAt =
-          Date.now() + jitteredBackoff(this.#failures, this.#options.reconnect, this.#options.random());
+        this.#nextAttemptAt = nextAttemptAt(
+          Date.now(),
+          this.#failures,
+          this.#options.reconnect,
+          this.#options.random(),
+        );
         client.end();
         reject(error);
       };

@@ -14,6 +14,7 @@ import { ChannelLimit } from "./channel-limit.ts";
 import { PidReport, withPidReport } from "./connection.ts";
 import { fingerprint, formatPublicKey, hostKeyAlgorithms, parsePublicKey } from "./host-key.ts";
 import { generateClientKeypair } from "./keypair.ts";
+import { nextAttemptAt, reconnectStep } from "./reconnect.ts";
 import { connectError, sftpError } from "./ssh-errors.ts";
 
 // Keys made with ssh-keygen, and the fingerprints `ssh-keygen -lf` printed for them.
@@ -168,5 +169,24 @@ describe("exec's pid report", () => {
     const none = new PidReport();
     expect(none.strip(Buffer.from("not a report\nrest")).toString()).toBe("not a report\nrest");
     expect(none.value).toBeUndefined();
+  });
+});
+
+describe("reconnecting", () => {
+  it("connects at once outside the backoff window, waits inside it, fails fast when the deadline ends first", () => {
+    expect(reconnectStep(1_000, 0, 5_000, false)).toEqual({ action: "connect" });
+    expect(reconnectStep(1_000, 1_000, 5_000, true)).toEqual({ action: "connect" });
+    expect(reconnectStep(1_000, 1_800, 5_000, true)).toEqual({ action: "wait", ms: 800 });
+    expect(reconnectStep(1_000, 6_000, 5_000, true)).toEqual({ action: "fail" });
+    // Nothing to fail with yet: wait, and let the deadline decide.
+    expect(reconnectStep(1_000, 6_000, 5_000, false)).toEqual({ action: "wait", ms: 5_000 });
+  });
+
+  it("spaces attempts by jittered backoff that grows with consecutive failures", () => {
+    const policy = { initialMs: 500, maxMs: 30_000 };
+    expect(nextAttemptAt(10_000, 1, policy, 0)).toBe(10_250);
+    expect(nextAttemptAt(10_000, 1, policy, 1)).toBe(10_500);
+    expect(nextAttemptAt(10_000, 4, policy, 0.5)).toBe(13_000);
+    expect(nextAttemptAt(10_000, 20, policy, 1)).toBe(40_000);
   });
 });
