@@ -19,7 +19,7 @@ DEPS := node_modules/.package-lock.json
 
 .DEFAULT_GOAL := help
 .PHONY: help deps generate lint format test test-unit test-integration check-generated \
-	test-e2e test-hosts images up down cluster-up cluster-down bench bench-operator bench-sidecar
+	test-e2e test-hosts test-smoke images up down cluster-up cluster-down bench bench-operator bench-sidecar
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ test-e2e: $(DEPS) ## end-to-end tests on the full local cluster (kubelet, contai
 test-hosts: $(DEPS) ## host tests: a test host (own sshd and containerd in a network namespace) over SSH
 	npx vitest run --project hosts
 
+test-smoke: $(DEPS) ## the README's commands run as a user runs them: make up twice, down, images, cluster-up/down, every bench-* at a tiny size
+	npx vitest run --project smoke
+
 images: | $(NODE) ## build every image with buildah (no Docker) and import them into the node's containerd
 	tests/cluster/images.sh all
 	tests/cluster/images.sh project
@@ -101,4 +104,4 @@ bench-sidecar: $(DEPS) ## the sidecar's added latency, throughput and memory aga
 
 bench: bench-operator bench-sidecar ## every benchmark (never part of make test)
 
-test: lint check-generated test-unit test-integration test-e2e test-hosts ## every test tier that exists
+test: lint check-generated test-unit test-integration test-e2e test-hosts test-smoke ## every test tier that exists

@@ -49,6 +49,17 @@ export default defineConfig({
           hookTimeout: 900_000,
         },
       },
+      {
+        // The README's commands as a user runs them (make up/down, cluster-up/down, images, every
+        // bench-* at a tiny size), on the default cluster state: run after the e2e tier, alone.
+        test: {
+          name: "smoke",
+          include: ["tests/smoke/**/*.test.ts"],
+          fileParallelism: false,
+          testTimeout: 1_200_000,
+          hookTimeout: 900_000,
+        },
+      },
     ],
   },
 });

@@ -1,0 +1,63 @@
+// Every `make bench-*` target of the README, at a tiny size, from a stopped cluster (as after
+// `make cluster-down` on a fresh clone): each must run to its machine-readable last line with
+// every field a number. Only that: the figures of a tiny, loaded run mean nothing, and the
+// benchmarks themselves stay separate commands.
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { lastLineFields, make, script, tail } from "./make.ts";
+
+const T = 900_000;
+
+beforeAll(async () => {
+  const down = await make("cluster-down");
+  expect(down.code, tail(down)).toBe(0);
+}, T);
+
+afterAll(async () => {
+  await make("cluster-down");
+}, T);
+
+describe("make bench-* at a tiny size", () => {
+  test(
+    "make bench-operator BENCH_N=20 BENCH_ROUNDS=1, from a stopped cluster, ends with its fields",
+    async () => {
+      const run = await make("bench-operator", { BENCH_N: "20", BENCH_ROUNDS: "1" }, {}, T);
+      expect(run.code, tail(run)).toBe(0);
+      const fields = lastLineFields(run, "bench-operator");
+      expect(Object.keys(fields)).toEqual(
+        expect.arrayContaining([
+          "n",
+          "ratio",
+          "operator_s",
+          "ceiling_s",
+          "rss_mib",
+          "restart_writes",
+          "resync_writes",
+        ]),
+      );
+      expect(fields.n).toBe(20);
+      // It stops the control plane it started, as it found none running.
+      expect(script("tests/cluster/cluster.sh", "status", "control-plane").code).toBe(1);
+    },
+    T,
+  );
+
+  test(
+    "make bench-sidecar BENCH_ROUNDS=1 BENCH_ROUND_MS=200 ends with its fields",
+    async () => {
+      const run = await make("bench-sidecar", { BENCH_ROUNDS: "1", BENCH_ROUND_MS: "200" }, {}, T);
+      expect(run.code, tail(run)).toBe(0);
+      const fields = lastLineFields(run, "bench-sidecar");
+      expect(Object.keys(fields)).toEqual(
+        expect.arrayContaining([
+          "p99_added_ms",
+          "p50_added_ms",
+          "throughput_ratio",
+          "ttft_added_ms",
+          "rss_mib",
+        ]),
+      );
+      expect(run.output).toContain("medians over 1 rotating rounds");
+    },
+    T,
+  );
+});

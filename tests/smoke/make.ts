@@ -1,0 +1,140 @@
+// What the smoke tier's tests share: running a README command (`make TARGET VAR=value`) in the
+// checkout as a user would, reading the harness's settings from tests/cluster/lib.sh, and
+// checking that the project's own cluster is really gone.
+import { spawn, spawnSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+
+export const repo = resolve(import.meta.dirname, "../..");
+
+export interface Run {
+  code: number | null;
+  /** stdout and stderr interleaved, as a user sees them */
+  output: string;
+  stdout: string;
+  seconds: number;
+}
+
+/**
+ * Runs `make target VAR=value…` in the checkout, in the environment of this process without
+ * KUBECONFIG (a user's shell may have one; pass `env` to set it), to its end or `timeoutMs`.
+ */
+export function make(
+  target: string,
+  vars: Record<string, string> = {},
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 600_000,
+): Promise<Run> {
+  const { KUBECONFIG: _, ...base } = process.env;
+  const args = ["--no-print-directory", target, ...Object.entries(vars).map(([k, v]) => `${k}=${v}`)];
+  const started = Date.now();
+  return new Promise((done, fail) => {
+    const child = spawn("make", args, {
+      cwd: repo,
+      env: { ...base, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+      timeout: timeoutMs,
+      killSignal: "SIGTERM",
+    });
+    let output = "";
+    let stdout = "";
+    child.stdout.on("data", (c: Buffer) => {
+      output += c;
+      stdout += c;
+    });
+    child.stderr.on("data", (c: Buffer) => {
+      output += c;
+    });
+    child.on("error", fail);
+    child.on("close", (code) => {
+      const seconds = (Date.now() - started) / 1000;
+      console.log(`[smoke] make ${args.slice(1).join(" ")}: exit ${code} in ${seconds.toFixed(1)}s`);
+      done({ code, output, stdout, seconds });
+    });
+  });
+}
+
+/** Runs a script of the repository (e.g. tests/cluster/cluster.sh status) to its end. */
+export function script(path: string, ...args: string[]): { code: number | null; stdout: string } {
+  const { KUBECONFIG: _, ...env } = process.env;
+  const r = spawnSync(resolve(repo, path), args, { cwd: repo, env, encoding: "utf8", timeout: 120_000 });
+  return { code: r.status, stdout: r.stdout };
+}
+
+/** Working containers in the harness's buildah storage, and overlay mounts of any of them. */
+export function buildahLeftovers(): string[] {
+  const containers = script("tests/cluster/images.sh", "buildah", "containers", "--quiet");
+  if (containers.code !== 0) throw new Error("images.sh buildah containers failed");
+  const mounts = readFileSync("/proc/mounts", "utf8")
+    .split("\n")
+    .filter((line) => /\/buildah\/storage\/overlay\/[0-9a-f]+\/merged /.test(line));
+  return [...containers.stdout.split("\n").filter((l) => l.trim() !== ""), ...mounts];
+}
+
+/** The end of a command's output, for a failed expectation's message. */
+export const tail = (run: Run, lines = 60) => run.output.trimEnd().split("\n").slice(-lines).join("\n");
+
+/** Variables of tests/cluster/lib.sh as the scripts see them. */
+export function harness<const K extends string>(...names: K[]): Record<K, string> {
+  const script = `. ${JSON.stringify(resolve(repo, "tests/cluster/lib.sh"))}; ${names
+    .map((n) => `printf '%s\\n' "$${n}"`)
+    .join("; ")}`;
+  const r = spawnSync("bash", ["-c", script], { encoding: "utf8", timeout: 10_000 });
+  if (r.status !== 0) throw new Error(`reading tests/cluster/lib.sh failed: ${r.stderr}`);
+  const values = r.stdout.split("\n");
+  return Object.fromEntries(names.map((n, i) => [n, values[i] ?? ""])) as Record<K, string>;
+}
+
+/** Pids of live processes whose command line mentions `text` (e.g. the cluster's state dir). */
+export function processesMentioning(text: string): number[] {
+  return readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d) && Number(d) !== process.pid)
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(text);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+/** True when a TCP listener holds `port` on `ip` or on every address (/proc/net/tcp). */
+export function listening(ip: string, port: number): boolean {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+  const hexIp = ip
+    .split(".")
+    .reverse()
+    .map((b) => Number(b).toString(16).toUpperCase().padStart(2, "0"))
+    .join("");
+  const lines = ["/proc/net/tcp", "/proc/net/tcp6"].flatMap((f) => {
+    try {
+      return readFileSync(f, "utf8").trim().split("\n").slice(1);
+    } catch {
+      return [];
+    }
+  });
+  return lines.some((line) => {
+    const [, local = "", , state] = line.trim().split(/\s+/);
+    const [addr = "", p] = local.split(":");
+    return state === "0A" && p === hexPort && (addr === hexIp || /^0+$/.test(addr));
+  });
+}
+
+/**
+ * The fields of a benchmark's machine-readable last line `bench-NAME key=value …`, each value a
+ * finite number; fails naming the line when it is not there or a value is not a number.
+ */
+export function lastLineFields(run: Run, name: string): Record<string, number> {
+  const last = run.stdout.trimEnd().split("\n").at(-1) ?? "";
+  const [head, ...pairs] = last.split(" ");
+  if (head !== name) throw new Error(`the last line is not ${name}'s: ${last}`);
+  return Object.fromEntries(
+    pairs.map((pair) => {
+      const [key = "", value = ""] = pair.split("=");
+      const n = Number(value);
+      if (value === "" || !Number.isFinite(n)) throw new Error(`${key} is not a number in: ${last}`);
+      return [key, n];
+    }),
+  );
+}
