@@ -1,7 +1,7 @@
 // Nothing retries silently: a reconcile that fails against the real API server leaves a
 // condition with reason and message and a Warning Event on the AgentType within that
 // reconcile, and a failure retrying cannot fix is retried at the slow end of the backoff.
-import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
+import { AdmissionregistrationV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { beforeAll, describe, expect } from "vitest";
 import type { AgentTypeStatus } from "../../api/agenttype.ts";
@@ -142,6 +142,72 @@ describe("nothing retries silently", () => {
       expect(gap).toBeGreaterThanOrEqual(slowMs - 100);
     } finally {
       stop.abort();
+    }
+  });
+
+  test("a webhook that does not answer (500): Progressing says it is retried, an Event, then it converges", async ({
+    kc,
+    namespace,
+  }) => {
+    const custom = kc.makeApiClient(CustomObjectsApi);
+    const core = kc.makeApiClient(CoreV1Api);
+    const admission = kc.makeApiClient(AdmissionregistrationV1Api);
+    // Every Deployment write in this namespace goes through a webhook nobody serves: the API
+    // server answers 500 "failed calling webhook", which can succeed later unchanged.
+    const webhook = `deny-${namespace}`;
+    await admission.createValidatingWebhookConfiguration({
+      body: {
+        metadata: { name: webhook },
+        webhooks: [
+          {
+            name: "unreachable.agenttype.dev",
+            admissionReviewVersions: ["v1"],
+            sideEffects: "None",
+            failurePolicy: "Fail",
+            timeoutSeconds: 2,
+            clientConfig: { url: "https://127.0.0.1:1/validate" },
+            namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": namespace } },
+            rules: [
+              {
+                apiGroups: ["apps"],
+                apiVersions: ["v1"],
+                operations: ["CREATE", "UPDATE"],
+                resources: ["deployments"],
+              },
+            ],
+          },
+        ],
+      },
+    });
+    const stop = new AbortController();
+    try {
+      await custom.createNamespacedCustomObject({ ...AT, namespace, body: simpleAgent("web") });
+      reconcilerIn(namespace, { requests: { cpu: "50m", memory: "64Mi" } }, 300_000, stop.signal);
+      const progressing = await eventually("Progressing=True APIServerUnavailable", async () => {
+        const object = (await custom.getNamespacedCustomObject({ ...AT, namespace, name: "web" })) as {
+          status?: AgentTypeStatus;
+        };
+        const found = object.status?.conditions?.find((c) => c.type === "Progressing");
+        return found?.reason === "APIServerUnavailable" ? found : undefined;
+      });
+      expect(progressing?.status).toBe("True");
+      expect(progressing?.message).toContain("retrying: applying Deployment web");
+      expect(progressing?.message).toContain("failed calling webhook");
+      const event = await eventually("a Warning Event APIServerUnavailable", async () => {
+        const list = await core.listNamespacedEvent({ namespace, fieldSelector: "involvedObject.name=web" });
+        return list.items.find((e) => e.reason === "APIServerUnavailable");
+      });
+      expect(event?.type).toBe("Warning");
+      // Retried soon, not at the slow end: once the webhook is gone the Deployment is applied.
+      await admission.deleteValidatingWebhookConfiguration({ name: webhook });
+      await eventually(
+        "the Deployment",
+        () => kc.makeApiClient(AppsV1Api).readNamespacedDeployment({ namespace, name: "web" }),
+        60_000,
+      );
+    } finally {
+      stop.abort();
+      await admission.deleteValidatingWebhookConfiguration({ name: webhook }).catch(() => undefined);
     }
   });
 });

@@ -165,7 +165,9 @@ describe("AgentTool health", () => {
     await eventually("the agent uses 1.1.0", async () =>
       (await toolUrls()).includes(`http://127.0.0.1:${brokenPort}/mcp`),
     );
-    const healed = await agentStatus();
-    expect(condition(healed, "ToolsResolved")?.reason).toBe("Resolved");
+    // The status follows the ConfigMap in the same reconcile.
+    await eventually("ToolsResolved=True Resolved", async () => {
+      return condition(await agentStatus(), "ToolsResolved")?.reason === "Resolved" ? true : undefined;
+    });
   });
 });
