@@ -115,6 +115,34 @@ describe("RBAC", () => {
       // the status, record an Event, record it again (a deleted Deployment is recreated), switch
       // the workload's kind both ways (the old one is deleted), and renew and release the Lease.
       await custom.createNamespacedCustomObject({ ...AT, namespace, body: simpleAgent("rbac") });
+      // The AgentTool prober writes a tool's Available condition (agenttools/status).
+      await custom.createNamespacedCustomObject({
+        ...AT,
+        plural: "agenttools",
+        namespace,
+        body: {
+          apiVersion: "agenttype.dev/v1alpha1",
+          kind: "AgentTool",
+          metadata: { name: "rbac-tool" },
+          spec: {
+            version: "1.0.0",
+            description: "Probed.",
+            protocol: "mcp",
+            endpoint: { url: "http://127.0.0.1:9/mcp" },
+          },
+        },
+      });
+      await eventually("the AgentTool's Available condition", async () => {
+        const tool = (await custom.getNamespacedCustomObject({
+          ...AT,
+          plural: "agenttools",
+          namespace,
+          name: "rbac-tool",
+        })) as {
+          status?: { conditions?: { type: string }[] };
+        };
+        return tool.status?.conditions?.some((c) => c.type === "Available");
+      });
       const first = await eventually("the Deployment", () =>
         apps.readNamespacedDeployment({ namespace, name: "rbac" }),
       );
