@@ -127,7 +127,9 @@ export class Manager {
       config: this.config,
       logger: this.logger,
       metrics: this.metrics,
-      events: new EventRecorder(client, FIELD_MANAGER, this.logger),
+      events: new EventRecorder(client, FIELD_MANAGER, this.logger, {
+        clusterScopedNamespace: this.config.leaseNamespace,
+      }),
       hosts: this.hosts,
       informer: <T extends KubeObject>(type: ResourceType, extras: InformerExtras<T> = {}) => {
         const informer = new InformerGroup<T>(

@@ -14,7 +14,7 @@ interface EventContent {
     apiVersion?: string;
     kind?: string;
     name: string;
-    namespace: string;
+    namespace?: string;
     uid?: string;
     resourceVersion?: string;
   };
@@ -106,6 +106,7 @@ export class EventRecorder {
   private readonly component: string;
   private readonly logger: Logger;
   private readonly emitted: EmittedEvents;
+  private readonly clusterScopedNamespace: string;
   /** The last write of each key still in flight: a patch must not overtake its create. */
   private readonly inFlight = new Map<string, Promise<void>>();
 
@@ -113,9 +114,12 @@ export class EventRecorder {
     client: KubeClient,
     component: string,
     logger: Logger,
-    options: { capacity?: number; windowMs?: number } = {},
+    options: { capacity?: number; windowMs?: number; clusterScopedNamespace?: string } = {},
   ) {
     this.client = client;
+    // Events must live in a namespace; those of a cluster-scoped object (an AgentHost) go to
+    // the operator's own, where it may always write. `kubectl describe` finds them anywhere.
+    this.clusterScopedNamespace = options.clusterScopedNamespace ?? "default";
     this.component = component;
     this.logger = logger;
     this.emitted = new EmittedEvents(
@@ -135,13 +139,14 @@ export class EventRecorder {
     message: string,
     signal?: AbortSignal,
   ): Promise<void> {
-    const { name, namespace = "default", uid, resourceVersion } = object.metadata;
+    const { name, uid, resourceVersion } = object.metadata;
+    const namespace = object.metadata.namespace ?? this.clusterScopedNamespace;
     const content: EventContent = {
       involvedObject: {
         apiVersion: object.apiVersion,
         kind: object.kind,
         name,
-        namespace,
+        ...(object.metadata.namespace === undefined ? {} : { namespace }),
         uid,
         resourceVersion,
       },

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, inject } from "vitest";
 import { loadAccess } from "../../operator/kube/access.ts";
 import { ruleResource } from "../../operator/kube/rbac.ts";
 import { type Permission, permissions } from "../../operator/kube/resources.ts";
+import { loadSample } from "../fixtures/manifests.ts";
 import { eventually, kubeconfigPath, simpleAgent, test } from "./cluster.ts";
 import { installCrds } from "./crds.ts";
 import { startOperator } from "./operator-process.ts";
@@ -59,11 +60,14 @@ const used = (attributes: RbacAttributes[]) =>
 /**
  * The generated RBAC bound to a new ServiceAccount in `namespace`, as the chart's namespaced mode
  * binds it: the watched rules by a RoleBinding to the ClusterRole, the Lease rules by a Role
- * there. Returns the ClusterRole's name, to delete afterwards (it outlives the namespace).
+ * there, the hosts rules (cluster-scoped AgentHosts) by a ClusterRoleBinding. Returns the
+ * cluster-scoped objects' kind/name, to delete afterwards (they outlive the namespace).
  */
-async function bindGeneratedRbac(namespace: string, serviceAccount: string): Promise<string> {
+async function bindGeneratedRbac(namespace: string, serviceAccount: string): Promise<string[]> {
   const clusterRole = generated("config/rbac/role.yaml");
   clusterRole.metadata.name = `agenttype-operator-${namespace}`;
+  const hostsRole = generated("config/rbac/hosts_role.yaml");
+  hostsRole.metadata.name = `agenttype-operator-hosts-${namespace}`;
   const leaderRole = generated("config/rbac/leader_election_role.yaml");
   leaderRole.metadata.namespace = namespace;
   const subjects = [{ kind: "ServiceAccount", name: serviceAccount, namespace }];
@@ -80,17 +84,50 @@ async function bindGeneratedRbac(namespace: string, serviceAccount: string): Pro
     binding("agenttype-operator", "ClusterRole", clusterRole.metadata.name),
     leaderRole,
     binding("agenttype-operator-leader-election", "Role", leaderRole.metadata.name),
+    hostsRole,
+    {
+      ...binding(hostsRole.metadata.name, "ClusterRole", hostsRole.metadata.name),
+      kind: "ClusterRoleBinding",
+      metadata: { name: hostsRole.metadata.name },
+    },
   ];
   await kubectl(["apply", "--server-side", "-f", "-"], dump({ apiVersion: "v1", kind: "List", items }));
-  return clusterRole.metadata.name;
+  return [
+    `clusterrole/${clusterRole.metadata.name}`,
+    `clusterrole/${hostsRole.metadata.name}`,
+    `clusterrolebinding/${hostsRole.metadata.name}`,
+  ];
 }
+
+/**
+ * An AgentHost nobody answers for (port 1 on loopback) whose key Secret does not exist yet, so
+ * the operator generates it; its status says it is unreachable.
+ */
+const unreachableHost = (name: string, namespace: string) => ({
+  apiVersion: "agenttype.dev/v1alpha1",
+  kind: "AgentHost",
+  metadata: { name },
+  spec: {
+    driver: "containerd",
+    ssh: {
+      address: "127.0.0.1",
+      port: 1,
+      user: "agenttype",
+      privateKeySecretRef: { name: `${name}-ssh`, namespace, key: "id_ed25519" },
+      hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVtcW0yMmF1c2FtcGxlaG9zdGtleWZvcmRvY3M0",
+    },
+    containerd: { socket: "/run/containerd/containerd.sock", namespace: "agenttype" },
+    capacity: { agents: 2, cpu: "2", memory: "2Gi" },
+  },
+});
 
 describe("RBAC", () => {
   test("under exactly the generated rules the operator works, and uses every rule and nothing else", async ({
     kc,
     namespace,
   }) => {
-    const clusterRole = await bindGeneratedRbac(namespace, "agenttype-operator");
+    const clusterScoped = await bindGeneratedRbac(namespace, "agenttype-operator");
+    const hostName = `rbac-${namespace}`;
     const proxy = await startRecordingProxy({
       ...loadAccess({ KUBECONFIG: kubeconfigPath() }),
       token: (await kubectl(["create", "token", "agenttype-operator", "-n", namespace])).trim(),
@@ -169,6 +206,73 @@ describe("RBAC", () => {
         await apps.readNamespacedDeployment({ namespace, name: "rbac" });
         return (await apps.listNamespacedStatefulSet({ namespace })).items.length === 0;
       });
+      // The hosts rules: an AgentHost whose key the operator generates (secrets get, create)
+      // and whose status it writes; an AgentType on it gets the clean-up finalizer (agenttypes
+      // patch), which an admin's abandon annotation lets go when the host cannot be reached.
+      await kubectl(["apply", "-f", "-"], JSON.stringify(unreachableHost(hostName, namespace)));
+      await eventually("the generated key Secret", () =>
+        kubectl(["get", "secret", `${hostName}-ssh`, "-n", namespace]),
+      );
+      await eventually(
+        "the AgentHost's Reachable condition",
+        async () =>
+          (await kubectl([
+            "get",
+            "agenthost",
+            hostName,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type=='Reachable')].status}",
+          ])) === "False",
+      );
+      const onHost = simpleAgent("rbac-host");
+      onHost.spec.runtime = { type: "containerd", hostRef: { name: hostName } };
+      await custom.createNamespacedCustomObject({ ...AT, namespace, body: onHost });
+      await eventually("the host clean-up finalizer", async () =>
+        (
+          await kubectl([
+            "get",
+            "agenttype",
+            "rbac-host",
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={.metadata.finalizers}",
+          ])
+        ).includes("host-cleanup"),
+      );
+      await kubectl([
+        "annotate",
+        "agenttype",
+        "rbac-host",
+        "-n",
+        namespace,
+        "agenttype.dev/abandon-host-cleanup=true",
+      ]);
+      await kubectl(["delete", "agenttype", "rbac-host", "-n", namespace, "--wait=false"]);
+      await eventually(
+        "the AgentType on the host gone",
+        async () =>
+          !(await kubectl(["get", "agenttypes", "-n", namespace, "-o", "name"])).includes("rbac-host"),
+      );
+      // An AgentTool: the operator probes it and writes its Available condition (status patch).
+      const tool = loadSample("agenttool_calculator-http.yaml");
+      tool.metadata = { name: "calculator", namespace };
+      await kubectl(["apply", "-f", "-"], JSON.stringify(tool));
+      await eventually(
+        "the AgentTool's Available condition",
+        async () =>
+          (
+            await kubectl([
+              "get",
+              "agenttool",
+              "calculator",
+              "-n",
+              namespace,
+              "-o",
+              "jsonpath={.status.conditions[?(@.type=='Available')].status}",
+            ])
+          ).length > 0,
+      );
       await eventually("a Lease renewal", async () =>
         proxy.requests.some((r) => r.method === "PUT" && r.url.includes("/leases/")),
       );
@@ -176,16 +280,23 @@ describe("RBAC", () => {
     } finally {
       await operator.stop("SIGKILL");
       await proxy.close();
-      await kubectl(["delete", "clusterrole", clusterRole, "--ignore-not-found"]);
+      await kubectl(["delete", "agenthost", hostName, "--ignore-not-found", "--wait=false"]);
+      await kubectl(["delete", "--ignore-not-found", ...clusterScoped]);
     }
 
     const forbidden = proxy.requests.filter((r) => r.status === 403);
     expect(forbidden, operator.logs()).toEqual([]);
     const attributes = proxy.requests.map(rbacAttributes);
-    // Namespaced mode: nothing outside the watched namespace, which is also the Lease's here.
-    expect(new Set(attributes.map((a) => a.namespace))).toEqual(new Set([namespace]));
+    // Namespaced mode: nothing outside the watched namespace, which is also the Lease's and the
+    // key Secret's here, but the cluster-scoped AgentHosts (no namespace).
+    expect(new Set(attributes.map((a) => a.namespace))).toEqual(new Set([namespace, undefined]));
     const leases = attributes.filter((a) => a.group === "coordination.k8s.io");
+    const hostsTable = new Set(granted(permissions.hosts));
+    const forHosts = attributes.filter((a) => used([a]).every((pair) => hostsTable.has(pair)));
     expect(used(leases)).toEqual(granted(permissions.leaderElection));
-    expect(used(attributes.filter((a) => !leases.includes(a)))).toEqual(granted(permissions.watched));
+    expect(used(forHosts)).toEqual(granted(permissions.hosts));
+    expect(used(attributes.filter((a) => !leases.includes(a) && !forHosts.includes(a)))).toEqual(
+      granted(permissions.watched),
+    );
   });
 });
