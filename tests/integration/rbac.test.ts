@@ -12,7 +12,6 @@ import { afterAll, beforeAll, describe, expect, inject } from "vitest";
 import { loadAccess } from "../../operator/kube/access.ts";
 import { ruleResource } from "../../operator/kube/rbac.ts";
 import { type Permission, permissions } from "../../operator/kube/resources.ts";
-import { loadSample } from "../fixtures/manifests.ts";
 import { eventually, kubeconfigPath, simpleAgent, test } from "./cluster.ts";
 import { installCrds } from "./crds.ts";
 import { startOperator } from "./operator-process.ts";
@@ -253,25 +252,6 @@ describe("RBAC", () => {
         "the AgentType on the host gone",
         async () =>
           !(await kubectl(["get", "agenttypes", "-n", namespace, "-o", "name"])).includes("rbac-host"),
-      );
-      // An AgentTool: the operator probes it and writes its Available condition (status patch).
-      const tool = loadSample("agenttool_calculator-http.yaml");
-      tool.metadata = { name: "calculator", namespace };
-      await kubectl(["apply", "-f", "-"], JSON.stringify(tool));
-      await eventually(
-        "the AgentTool's Available condition",
-        async () =>
-          (
-            await kubectl([
-              "get",
-              "agenttool",
-              "calculator",
-              "-n",
-              namespace,
-              "-o",
-              "jsonpath={.status.conditions[?(@.type=='Available')].status}",
-            ])
-          ).length > 0,
       );
       await eventually("a Lease renewal", async () =>
         proxy.requests.some((r) => r.method === "PUT" && r.url.includes("/leases/")),
