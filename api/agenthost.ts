@@ -65,7 +65,9 @@ const containerd = z
     stateDir: z
       .string()
       .max(1024)
-      .regex(/^\/[!-~]*[^/\s]$/, { error: "must be an absolute path of visible ASCII characters" })
+      .regex(/^\/[!-~]*[!-.0-~]$/, {
+        error: "must be an absolute path of visible ASCII characters, not ending in /",
+      })
       .default("/var/lib/agenttype")
       .describe("Root-only directory on the host for the agents' logs, config and volumes."),
     cgroupParent: z

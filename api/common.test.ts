@@ -107,7 +107,7 @@ describe("image", () => {
     "ghcr.io/acme/researcher:1.4.2",
     "python:3.12-slim",
     "localhost:5000/agent",
-    "registry.example.com:443/team/agent@sha256:" + "a".repeat(64),
+    `registry.example.com:443/team/agent@sha256:${"a".repeat(64)}`,
     "[fd00::1]:5000/agent:1",
   ])("accepts %s", (reference) => {
     expect(image.safeParse(reference).success).toBe(true);

@@ -236,7 +236,7 @@ export function labelMap(maxProperties: number) {
  */
 export function boundedQuantity(bounds: QuantityBounds & { message: string }) {
   return withRule(
-    z.union([z.string().max(QUANTITY_MAX_LENGTH), z.int()]).meta({
+    z.union([z.string().max(QUANTITY_MAX_LENGTH), z.int()], { error: bounds.message }).meta({
       "x-kubernetes-int-or-string": true,
       maxLength: QUANTITY_MAX_LENGTH,
     }),

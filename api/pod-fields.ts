@@ -315,7 +315,8 @@ const labelSelector = z
   })
   .describe("A Kubernetes label selector.");
 
-const INTEGER = "^[-+]?[0-9]{1,18}$";
+// A whole number that is also a label value (so no sign), as Gt and Lt compare them.
+const INTEGER = "^[0-9]{1,18}$";
 
 const nodeSelectorRequirement = withRule(
   valuesRule(
@@ -326,16 +327,16 @@ const nodeSelectorRequirement = withRule(
           .enum(["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"])
           .describe("In, NotIn, Exists, DoesNotExist, Gt or Lt."),
         values: z
-          .array(z.string().max(63))
+          .array(labelValue)
           .max(32)
           .optional()
-          .describe("Label values: for In and NotIn, one or more; for Gt and Lt, one integer."),
+          .describe("Label values: for In and NotIn, one or more; for Gt and Lt, one whole number."),
       })
       .describe("A node label requirement."),
   ),
   {
     cel: `!(self.operator in ['Gt', 'Lt']) || (has(self.values) && size(self.values) == 1 && self.values[0].matches(${JSON.stringify(INTEGER)}))`,
-    message: "values must be one integer when operator is Gt or Lt",
+    message: "values must be one whole number when operator is Gt or Lt",
     field: "values",
     holds: (r) =>
       !["Gt", "Lt"].includes(r.operator) ||
