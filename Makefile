@@ -19,7 +19,7 @@ DEPS := node_modules/.package-lock.json
 
 .DEFAULT_GOAL := help
 .PHONY: help deps generate lint format test test-unit test-integration check-generated \
-	test-e2e test-hosts test-smoke images up down cluster-up cluster-down bench bench-operator bench-sidecar
+	test-e2e test-hosts test-hosts-containerd2 test-smoke images up down cluster-up cluster-down bench bench-operator bench-sidecar
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -64,6 +64,11 @@ test-e2e: $(DEPS) ## end-to-end tests on the full local cluster (kubelet, contai
 
 test-hosts: $(DEPS) ## host tests: a test host (own sshd and containerd in a network namespace) over SSH
 	npx vitest run --project hosts
+
+test-hosts-containerd2: $(DEPS) ## the host tier against a containerd 2.x built from the Go module proxy (not in make test)
+	bin=$$(tests/hosts/build-containerd.sh) && \
+	  AGENTTYPE_HOST_STATE=/var/lib/agenttype-host-containerd2 AGENTTYPE_HOST_CONTAINERD_BIN=$$bin \
+	  npx vitest run --project hosts
 
 test-smoke: $(DEPS) ## the README's commands run as a user runs them: make up twice, down, images, cluster-up/down, every bench-* at a tiny size
 	npx vitest run --project smoke

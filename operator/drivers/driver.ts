@@ -67,7 +67,7 @@ export interface ExecResult {
 export interface DriverHealth {
   /** True when the backend answers and can run containers. */
   ready: boolean;
-  /** What is wrong when not ready. */
+  /** What is wrong when not ready; a warning of the backend's when ready. */
   message?: string;
   /** Versions the backend reports, for example `{ containerd: "1.6.20", cri: "v1" }`. */
   versions: Record<string, string>;

@@ -92,7 +92,11 @@ afterAll(async () => {
 describe("containerd driver on a real containerd over SSH", () => {
   it("reports containerd's version and readiness", async () => {
     const health = await driver.health(within(30_000));
-    expect(health).toEqual({ ready: true, versions: { containerd: host.containerdVersion, cri: "v1" } });
+    expect(health).toMatchObject({
+      ready: true,
+      versions: { containerd: host.containerdVersion, cri: "v1" },
+    });
+    if (health.message) console.log(`containerd warns: ${health.message}`);
   });
 
   it("runs a replica as a pod-shaped group: the agent reaches the sidecar on 127.0.0.1", async () => {

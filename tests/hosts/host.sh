@@ -11,6 +11,9 @@
 #   tests/hosts/host.sh sshd-stop   stop sshd and its sessions (containerd keeps running)
 #   tests/hosts/host.sh sshd-start  start sshd again
 #
+# AGENTTYPE_HOST_CONTAINERD_BIN names a directory with another containerd, containerd-shim-runc-v2
+# and ctr (tests/hosts/build-containerd.sh builds a 2.x); Debian's containerd otherwise.
+#
 # Nothing here is the cluster's: the cluster's containerd lives under /var/lib/agenttype-cluster;
 # this one under $AGENTTYPE_HOST_STATE (default /var/lib/agenttype-host). The host's address is on
 # a veth pair between the root namespace and the host's namespace only; the host has no default
@@ -34,6 +37,7 @@ POD_BRIDGE=${AGENTTYPE_HOST_POD_BRIDGE:-atpods0}
 # Where the containerd driver puts the agents' cgroups on this host (its cgroupParent setting).
 # Named after the namespace, so that two hosts on one machine never clean up each other's.
 CGROUP_PARENT=${AGENTTYPE_HOST_CGROUP_PARENT:-$NETNS}
+CONTAINERD_BIN=${AGENTTYPE_HOST_CONTAINERD_BIN:-}
 PAUSE_IMAGE=${AGENTTYPE_PAUSE_IMAGE:-localhost/agenttype/pause:1.0}
 TEST_IMAGE=${AGENTTYPE_TEST_IMAGE:-localhost/agenttype/testimage:latest}
 
@@ -47,6 +51,9 @@ CNI_DIR=$STATE/cni
 ENV_FILE=$STATE/host.env
 
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+# containerd finds its shim on PATH: put the chosen build first.
+[ -z "$CONTAINERD_BIN" ] || PATH=$CONTAINERD_BIN:$PATH
+export PATH
 
 log() { at_log "host: $*"; }
 die() { at_die "host: $*"; }
@@ -274,6 +281,7 @@ CONF
 }
 
 ctr_host() { ctr -a "$CTRD_SOCK" -n k8s.io "$@"; }
+containerd_version() { containerd --version | awk '{print $3}'; }
 containerd_ok() { ctr -a "$CTRD_SOCK" version >/dev/null 2>&1; }
 
 containerd_up() {
@@ -329,7 +337,7 @@ images_up() {
 # ------------------------------------------------------------------ env
 write_env() {
   local version
-  version=$(containerd --version | awk '{print $3}')
+  version=$(containerd_version)
   cat >"$ENV_FILE.tmp" <<ENV
 AGENTTYPE_HOST_ADDRESS=$HOST_IP
 AGENTTYPE_HOST_SSH_PORT=$SSH_PORT
@@ -358,7 +366,7 @@ up() {
   containerd_up
   images_up
   write_env
-  log "up in $((SECONDS - t0))s: ssh root@$HOST_IP -p $SSH_PORT, containerd $(containerd --version | awk '{print $3}')"
+  log "up in $((SECONDS - t0))s: ssh root@$HOST_IP -p $SSH_PORT, containerd $(containerd_version)"
   cat "$ENV_FILE"
 }
 

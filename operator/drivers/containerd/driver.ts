@@ -64,6 +64,9 @@ export const containerdSettings = z
 
 export type ContainerdSettings = z.output<typeof containerdSettings>;
 
+// The CRI status conditions a host needs to run pods.
+const REQUIRED_CONDITIONS = ["RuntimeReady", "NetworkReady"];
+
 // Most log bytes read for one logs() call: the tail of the file holds the lines asked for.
 const MAX_LOG_BYTES = 4 * 1024 * 1024;
 
@@ -109,12 +112,17 @@ export class ContainerdDriver implements ContainerDriver {
     const status = await this.#runtime<{
       status: { conditions: { type: string; status: boolean; reason: string; message: string }[] };
     }>("Status", {}, call);
+    // Readiness is what the kubelet checks too; other conditions (containerd 2.x reports its
+    // deprecation warnings as one) are passed on as warnings.
+    const describe = (c: { type: string; reason: string; message: string }) =>
+      `${c.type}: ${c.reason}${c.message ? ` (${c.message})` : ""}`;
     const failing = status.status.conditions.filter((c) => !c.status);
-    if (failing.length === 0) return { ready: true, versions };
+    const required = failing.filter((c) => REQUIRED_CONDITIONS.includes(c.type));
+    const problems = required.length > 0 ? required : failing;
     return {
-      ready: false,
+      ready: required.length === 0,
       versions,
-      message: failing.map((c) => `${c.type}: ${c.reason}${c.message ? ` (${c.message})` : ""}`).join("; "),
+      ...(problems.length === 0 ? {} : { message: problems.map(describe).join("; ") }),
     };
   }
 
