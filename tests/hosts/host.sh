@@ -23,7 +23,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 # shellcheck source=../cluster/lib.sh
-. "$REPO/tests/cluster/lib.sh"
+. "$HERE/../cluster/lib.sh"
 
 STATE=${AGENTTYPE_HOST_STATE:-/var/lib/agenttype-host}
 NETNS=${AGENTTYPE_HOST_NETNS:-agenttype-host}
@@ -145,7 +145,7 @@ stop_pid() {
   pid_alive "$name" || { rm -f "$RUN/$name.pid"; return 0; }
   pid=$(<"$RUN/$name.pid")
   kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   kill -KILL "$pid" 2>/dev/null || true
   rm -f "$RUN/$name.pid"
 }
@@ -311,11 +311,11 @@ containerd_down() {
   local c p
   for c in /sys/fs/cgroup/*/"$CGROUP_PARENT"; do
     [ -d "$c" ] || continue
-    for p in $(find "$c" -name cgroup.procs -exec cat {} + 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
+    while read -r p; do kill -KILL "$p" 2>/dev/null || true; done < <(find "$c" -name cgroup.procs -exec cat {} + 2>/dev/null)
   done
   sleep 0.2
   for c in /sys/fs/cgroup/*/"$CGROUP_PARENT"; do
-    [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+    if [ -d "$c" ]; then find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null || true; fi
   done
 }
 
@@ -380,10 +380,11 @@ down() {
   [ -z "$pids" ] || { kill -KILL $pids 2>/dev/null || true; sleep 0.2; }
   net_down
   local m n=0
-  for m in $(awk -v d="$STATE/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r); do
+  while read -r m; do
+    [ -n "$m" ] || continue
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
     n=$((n + 1))
-  done
+  done < <(awk -v d="$STATE/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r)
   [ $n = 0 ] || log "unmounted $n leftover mount(s)"
   if [ -f "$STATE/.created-run-sshd" ]; then rmdir /run/sshd 2>/dev/null || true; rm -f "$STATE/.created-run-sshd"; fi
   # Keep the image store (the next up skips the import) and the logs; drop the rest.
