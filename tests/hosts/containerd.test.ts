@@ -7,7 +7,12 @@ import { within } from "../../operator/drivers/call.ts";
 import { InvalidConfigError } from "../../operator/drivers/config.ts";
 import type { ContainerdDriver } from "../../operator/drivers/containerd/driver.ts";
 import { drivers } from "../../operator/drivers/drivers.ts";
-import { AlreadyExistsError, CreationFailedError, NotFoundError } from "../../operator/drivers/errors.ts";
+import {
+  AlreadyExistsError,
+  CreationFailedError,
+  NetworkError,
+  NotFoundError,
+} from "../../operator/drivers/errors.ts";
 import { LABEL_ROLE, managedFilter, ownerLabels, replicaLabels } from "../../operator/drivers/labels.ts";
 import {
   buildReplicaPlan,
@@ -18,7 +23,7 @@ import {
   startReplica,
 } from "../../operator/drivers/replica.ts";
 import { eventually } from "../fixtures/eventually.ts";
-import { connect, testHost } from "./host-env.ts";
+import { connect, hostCommand, testHost } from "./host-env.ts";
 
 const host = testHost();
 const ssh = connect(host);
@@ -286,5 +291,31 @@ describe("containerd driver on a real containerd over SSH", () => {
       within(10_000),
     );
     expect(left.stdout).toBe(`${stateDir}/logs:\n\n${stateDir}/volumes:\n0\n`);
+  });
+
+  it("fails with a retryable network error while sshd is down, and talks to containerd again when it is back", async () => {
+    await driver.health(within(30_000));
+    hostCommand("sshd-stop");
+    try {
+      const err = await eventually(
+        "a failing call",
+        () =>
+          driver.health(within(5_000)).then(
+            () => false,
+            (e: unknown) => e,
+          ),
+        30_000,
+      );
+      expect(err).toBeInstanceOf(NetworkError);
+      expect((err as NetworkError).retryable).toBe(true);
+    } finally {
+      hostCommand("sshd-start");
+    }
+    const back = await eventually(
+      "containerd through the new connection",
+      () => driver.health(within(5_000)),
+      60_000,
+    );
+    expect(back.ready).toBe(true);
   });
 });
