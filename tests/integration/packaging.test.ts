@@ -1,7 +1,8 @@
 // The two ways to install the operator, checked against each other and against a real API
 // server: `helm lint --strict` is clean in both modes, `kubectl apply -k config/default`
 // installs the same objects as the chart with default values (labels aside), both renderings
-// pass a server-side dry run, and the namespaced mode needs nothing cluster-wide but the CRDs.
+// pass a server-side dry run, and the namespaced mode needs nothing cluster-wide but the CRDs and
+// the rules of the cluster-scoped AgentHosts.
 // Installed for real, both grant the operator exactly its permissions table (least privilege, as
 // the API server's authorizer decides it).
 import { execFile } from "node:child_process";
@@ -141,10 +142,26 @@ describe("Helm chart and kustomize config", () => {
     expect(monitor?.metadata.namespace).toBe(OPERATOR_NS);
   });
 
-  test("namespaced mode: a Role per watched namespace, nothing cluster-wide but the CRDs", async () => {
+  test("namespaced mode: a Role per watched namespace, nothing cluster-wide but the CRDs and the AgentHosts' rules", async () => {
     const { objects } = await helmTemplate("watchNamespaces={team-a,team-b}");
-    const clusterWide = objects.filter((o) => o.metadata.namespace === undefined).map((o) => o.kind);
-    expect(new Set(clusterWide)).toEqual(new Set(["CustomResourceDefinition"]));
+    const clusterWide = objects.filter((o) => o.metadata.namespace === undefined);
+    expect(new Set(clusterWide.map((o) => o.kind))).toEqual(
+      new Set(["CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"]),
+    );
+    // AgentHosts are cluster-scoped, so their rules (and the key Secrets they name) can only be
+    // granted cluster-wide; that ClusterRole holds exactly the hosts table and nothing else.
+    const clusterRoles = clusterWide.filter((o) => o.kind === "ClusterRole") as (Manifest & {
+      rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+    })[];
+    expect(clusterRoles.map((r) => r.metadata.name)).toEqual(["agenttype-operator-hosts"]);
+    const hostsRules = clusterRoles[0]?.rules.flatMap((r) =>
+      r.resources.flatMap((res) => r.verbs.map((v) => `${r.apiGroups[0]}/${res}:${v}`)),
+    );
+    expect(new Set(hostsRules)).toEqual(
+      new Set(
+        permissions.hosts.flatMap((p) => p.verbs.map((v) => `${p.resource.group}/${ruleResource(p)}:${v}`)),
+      ),
+    );
     const roles = objects.filter((o) => o.kind === "Role" && o.metadata.name === "agenttype-operator");
     expect(roles.map((r) => r.metadata.namespace).sort()).toEqual(["team-a", "team-b"]);
     const deployment = objects.find((o) => o.kind === "Deployment");
