@@ -127,9 +127,7 @@ export class Manager {
       config: this.config,
       logger: this.logger,
       metrics: this.metrics,
-      events: new EventRecorder(client, FIELD_MANAGER, this.logger, {
-        clusterScopedNamespace: this.config.leaseNamespace,
-      }),
+      events: new EventRecorder(client, FIELD_MANAGER, this.logger),
       hosts: this.hosts,
       informer: <T extends KubeObject>(type: ResourceType, extras: InformerExtras<T> = {}) => {
         const informer = new InformerGroup<T>(

@@ -117,8 +117,8 @@ export class EventRecorder {
     options: { capacity?: number; windowMs?: number; clusterScopedNamespace?: string } = {},
   ) {
     this.client = client;
-    // Events must live in a namespace; those of a cluster-scoped object (an AgentHost) go to
-    // the operator's own, where it may always write. `kubectl describe` finds them anywhere.
+    // The API server keeps the Events of a cluster-scoped object (an AgentHost) in "default"
+    // only (involvedObject.namespace must match the Event's, or be empty with "default").
     this.clusterScopedNamespace = options.clusterScopedNamespace ?? "default";
     this.component = component;
     this.logger = logger;

@@ -81,6 +81,9 @@ export const permissions: { watched: Permission[]; hosts: Permission[]; leaderEl
     { resource: resources.agentHost, verbs: informed },
     { resource: resources.agentHost, subresource: "status", verbs: ["patch"] },
     { resource: resources.secret, verbs: ["get", "create"] },
+    // The API server keeps an AgentHost's Events in "default" only, whatever the operator
+    // watches; a repeat is patched as in the watched namespaces.
+    { resource: resources.event, verbs: ["create", "patch"] },
   ],
   leaderElection: [{ resource: resources.lease, verbs: ["get", "create", "update"] }],
 };

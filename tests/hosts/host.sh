@@ -328,8 +328,13 @@ images_up() {
   "${images[@]}" pause >&2
   "${images[@]}" test >&2
   "${images[@]}" import "$PAUSE_IMAGE" "$TEST_IMAGE" >&2
+  # The operator's host tests run the project's sidecar and wrapper and a sample agent, as the
+  # pod path does (built once by buildah, the layer cache shared with the e2e tier's builds).
+  "${images[@]}" project >&2
+  "${images[@]}" e2e >&2
   local image
-  for image in "$PAUSE_IMAGE" "$TEST_IMAGE"; do
+  for image in "$PAUSE_IMAGE" "$TEST_IMAGE" localhost/agenttype/sidecar:dev localhost/agenttype/wrapper:dev \
+    localhost/agenttype/e2e-agent-node:dev; do
     [ -n "$(ctr_host images ls -q "name==$image")" ] || die "$image is not in the host's containerd"
   done
 }
