@@ -281,8 +281,13 @@ describe("an agent from an unmodified image, end to end", () => {
       expect(await can("patch", "agenttypes.agenttype.dev", "--subresource=status", "-n", ns)).toBe("yes");
       expect(await can("create", "deployments.apps", "-n", ns)).toBe("yes");
       expect(await can("update", "leases.coordination.k8s.io", "-n", operatorNs)).toBe("yes");
-      expect(await can("get", "secrets", "-n", ns)).toMatch(/^no/);
-      expect(await can("patch", "agenttypes.agenttype.dev", "-n", ns)).toMatch(/^no/);
+      // Secrets: get and create only, for the SSH keys AgentHosts name (the hosts ClusterRole;
+      // README "Narrowing the operator's Secret access" binds it in one namespace instead).
+      expect(await can("list", "secrets", "-n", ns)).toMatch(/^no/);
+      expect(await can("update", "secrets", "-n", ns)).toMatch(/^no/);
+      // AgentTypes: patch for the host clean-up finalizer, never update or delete.
+      expect(await can("update", "agenttypes.agenttype.dev", "-n", ns)).toMatch(/^no/);
+      expect(await can("delete", "agenttypes.agenttype.dev", "-n", ns)).toMatch(/^no/);
       expect(await can("create", "deployments.apps", "-n", "default")).toMatch(/^no/);
       expect(await can("list", "agenttypes.agenttype.dev", "--all-namespaces")).toMatch(/^no/);
       await kubectl(
