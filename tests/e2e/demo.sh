@@ -6,7 +6,7 @@
 #       tests/e2e/manifests/demo.yaml with their LLM upstream and tool server; waits until they
 #       are Ready and have talked to the LLM and the tool, then says what to run next
 #   tests/e2e/demo.sh down [--kubeconfig PATH] [--context NAME]
-#       removes the demo and the operator, then stops the local cluster
+#       stops the local cluster, with the demo and the operator in it
 #
 # Without options both act on the project's own cluster (tests/cluster, $AGENTTYPE_STATE),
 # whatever KUBECONFIG says in the environment: `make up` advises `export KUBECONFIG=…`, and
@@ -125,13 +125,14 @@ images() {
   fi
 }
 
+watched_words() { local last=${WATCHED[-1]} IFS=' '; echo "${WATCHED[*]:0:${#WATCHED[@]}-1} and $last"; }
+
 install_operator() {
-  local watched
+  local watched ns
   watched=$(IFS=,; echo "${WATCHED[*]}")
-  log "installing the operator with Helm (release $RELEASE in $OPERATOR_NS), watching namespaces $watched"
-  local ns
+  log "installing the operator with Helm (release $RELEASE in $OPERATOR_NS), watching the namespaces $(watched_words)"
   for ns in "${WATCHED[@]}"; do
-    k create namespace "$ns" --dry-run=client -o yaml | k apply -f - >/dev/null
+    k get namespace "$ns" >/dev/null 2>&1 || k create namespace "$ns" >/dev/null
   done
   h upgrade --install "$RELEASE" "$REPO/charts/agenttype-operator" --namespace "$OPERATOR_NS" \
     --create-namespace --wait --timeout 3m --set "watchNamespaces={$watched}" \
@@ -168,7 +169,7 @@ next_steps() {
   cat <<NEXT
 
 The demo agents are Ready and have talked to the LLM and a tool through their sidecars.
-The operator watches the namespaces ${WATCHED[*]}: AgentTypes elsewhere get no status from it.
+The operator watches the namespaces $(watched_words): AgentTypes elsewhere get no status from it.
 ${kc:+$kc
 }  kubectl get at -n $DEMO_NS
   kubectl logs -n $DEMO_NS deploy/node-agent -c agent
@@ -180,11 +181,15 @@ ${kc:+$kc
 NEXT
 }
 
+# On another cluster, `down` removes what `up` installed; each step is bounded, so an object that
+# cannot go (e.g. an AgentType held by a finalizer) is named and left, not waited on forever.
 remove_demo() {
   log "removing the demo and the operator"
-  k delete --ignore-not-found --wait=true -f "$MANIFESTS" >/dev/null || true
-  h uninstall "$RELEASE" --namespace "$OPERATOR_NS" --wait >/dev/null 2>&1 || true
-  k delete namespace --ignore-not-found "$OPERATOR_NS" "$DEMO_NS" >/dev/null || true
+  k delete --ignore-not-found --wait=true --timeout=120s -f "$MANIFESTS" >/dev/null ||
+    log "warning: some demo objects are still being deleted: kubectl get all,agenttypes -n $DEMO_NS"
+  h uninstall "$RELEASE" --namespace "$OPERATOR_NS" --wait --timeout 2m >/dev/null 2>&1 || true
+  k delete namespace --ignore-not-found --wait=true --timeout=120s "$OPERATOR_NS" "$DEMO_NS" >/dev/null ||
+    log "warning: namespace $OPERATOR_NS or $DEMO_NS is still terminating"
 }
 
 case $CMD in
@@ -200,8 +205,8 @@ case $CMD in
     if [[ $OWN_CLUSTER == 0 ]]; then
       remove_demo
     else
-      if "$REPO/tests/cluster/cluster.sh" status control-plane >/dev/null 2>&1; then remove_demo; fi
-      log "stopping the local cluster (tests/cluster/cluster.sh down)"
+      # Stopping the cluster removes everything in it (its etcd data is wiped).
+      log "stopping the local cluster with the demo and the operator in it (tests/cluster/cluster.sh down)"
       "$REPO/tests/cluster/cluster.sh" down
     fi ;;
 esac

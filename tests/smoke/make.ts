@@ -29,13 +29,26 @@ export function make(
   const args = ["--no-print-directory", target, ...Object.entries(vars).map(([k, v]) => `${k}=${v}`)];
   const started = Date.now();
   return new Promise((done, fail) => {
+    // Its own process group, so a timeout ends every process it started: one left holding the
+    // output pipe would keep this run from ever ending.
     const child = spawn("make", args, {
       cwd: repo,
       env: { ...base, ...env },
       stdio: ["ignore", "pipe", "pipe"],
-      timeout: timeoutMs,
-      killSignal: "SIGTERM",
+      detached: true,
     });
+    const killGroup = (signal: NodeJS.Signals) => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, signal);
+      } catch {
+        // already gone
+      }
+    };
+    const timer = setTimeout(() => {
+      output += `\n[smoke] make ${target} timed out after ${timeoutMs / 1000}s: stopping it\n`;
+      killGroup("SIGTERM");
+      setTimeout(() => killGroup("SIGKILL"), 10_000).unref();
+    }, timeoutMs);
     let output = "";
     let stdout = "";
     child.stdout.on("data", (c: Buffer) => {
@@ -47,6 +60,7 @@ export function make(
     });
     child.on("error", fail);
     child.on("close", (code) => {
+      clearTimeout(timer);
       const seconds = (Date.now() - started) / 1000;
       console.log(`[smoke] make ${args.slice(1).join(" ")}: exit ${code} in ${seconds.toFixed(1)}s`);
       done({ code, output, stdout, seconds });
