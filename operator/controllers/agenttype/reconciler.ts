@@ -275,22 +275,28 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
 
     const desired = buildObjects(agent, resolution.resolved, settings);
     const names = ownedNames(agent);
-    const apply = (type: ResourceType, informer: ObjectCache<CachedOwned>, object: KubeObject) => {
-      step.action = `applying ${type.kind} ${object.metadata.name}`;
-      return applyIfChanged(key, type, informer, object, signal, log);
+    const apply = async (type: ResourceType, informer: ObjectCache<CachedOwned>, object: KubeObject) => {
+      try {
+        return await applyIfChanged(key, type, informer, object, signal, log);
+      } catch (error) {
+        step.action = `applying ${type.kind} ${object.metadata.name}`;
+        throw error;
+      }
     };
-    await apply(resources.serviceAccount, owned.serviceAccount, desired.serviceAccount);
-    await apply(resources.configMap, owned.configMap, desired.configMap);
-    await apply(resources.service, owned.service, desired.metricsService);
+    // These three do not depend on each other: applied at once, a new AgentType waits for one
+    // round trip to the API server instead of three. The workload, whose pods need the
+    // ServiceAccount and the ConfigMap, comes after them.
+    await Promise.all([
+      apply(resources.serviceAccount, owned.serviceAccount, desired.serviceAccount),
+      apply(resources.configMap, owned.configMap, desired.configMap),
+      apply(resources.service, owned.service, desired.metricsService),
+    ]);
     const isStatefulSet = desired.workload.kind === "StatefulSet";
     const [type, informer, otherType, otherInformer] = isStatefulSet
       ? [resources.statefulSet, owned.statefulSet, resources.deployment, owned.deployment]
       : [resources.deployment, owned.deployment, resources.statefulSet, owned.statefulSet];
     const existed = informer.get(key) !== undefined;
     const workload = await apply(type, informer, desired.workload);
-    if (!existed && workload.wrote) {
-      await events.record(raw, "Normal", "Created", `created ${type.kind} ${names.workload}`, signal);
-    }
     // Memory changed between ephemeral and persistent: the other kind of workload goes.
     const stale = otherInformer.get(key);
     if (ownedBy(stale, raw)) {
@@ -300,7 +306,13 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
     }
     observation.workload = workloadState(informer.get(key) ?? workload.object);
     step.action = "writing the status";
-    await writeStatus(raw, previous, observation, signal);
+    // The Event and the status go at once too: neither needs the other.
+    await Promise.all([
+      !existed && workload.wrote
+        ? events.record(raw, "Normal", "Created", `created ${type.kind} ${names.workload}`, signal)
+        : undefined,
+      writeStatus(raw, previous, observation, signal),
+    ]);
     log.debug({ replicas: observation.workload?.readyReplicas }, "reconciled");
     // A readiness probe that keeps failing changes nothing a watch would see: look again.
     return podsActivity(agentPods).starting > 0 ? { requeueAfterMs: NOT_READY_AFTER_MS / 2 } : undefined;
