@@ -118,6 +118,12 @@ wait_healthy() {  # wait_healthy NAME TIMEOUT
   at_log "$1: healthy"
 }
 
+# A failed `up` stopped what it started (at_track_starts): an apiserver no longer running keeps no
+# recorded address, which later calls would otherwise reuse.
+at_after_stopping_started() {
+  at_pid_alive kube-apiserver || rm -f "$AGENTTYPE_STATE/apiserver-ip"
+}
+
 # ---------------------------------------------------------------- pki and kubeconfigs
 apiserver_sans() {
   local sans="DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"

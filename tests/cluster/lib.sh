@@ -200,6 +200,8 @@ at_stop_started() {
     mapfile -t names < "$AGENTTYPE_STARTED"
     at_log "failed (exit $code): stopping what this run started: ${names[*]}"
     for ((i = ${#names[@]} - 1; i >= 0; i--)); do at_stop "${names[i]}" || true; done
+    # The script's own clean-up of what those processes leave (e.g. cluster.sh's recorded address).
+    if declare -F at_after_stopping_started >/dev/null; then at_after_stopping_started || true; fi
   fi
   rm -f "$AGENTTYPE_STARTED"
   return "$code"

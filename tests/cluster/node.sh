@@ -111,9 +111,26 @@ start_proc() {
     log "$name: command line changed, restarting"
     stop_proc "$name"
   fi
+  local port ip
+  while read -r port ip; do
+    [ -n "$port" ] || continue
+    if at_port_listening "$port" "$ip"; then
+      die "$name: $ip:$port is in use by a process this harness did not start (see: ss -ltnp 'sport = :$port')"
+    fi
+  done <<<"$(ports_of "$name")"
   at_start "$name" "$@" || die "$name did not start"
   echo "$want" >"$argsfile"
 }
+
+# ports_of NAME: the TCP ports NAME listens on, one "PORT IP" a line (fixed: one node a machine).
+ports_of() {
+  case $1 in
+    kubelet) printf '10250 %s\n10248 127.0.0.1\n' "$NODE_IP" ;;
+    kube-scheduler) echo "10259 127.0.0.1" ;;
+    kube-proxy) printf '10256 127.0.0.1\n10249 127.0.0.1\n' ;;
+  esac
+}
+scheduler_ok() { curl -ksf --max-time 3 https://127.0.0.1:10259/healthz >/dev/null; }
 
 stop_proc() { at_stop "$1" 10; }
 
@@ -434,6 +451,10 @@ up() {
   start_proc kube-scheduler "$AGENTTYPE_BIN/kube-scheduler" --config "$NODE_DIR/kube-scheduler.yaml" \
     --bind-address 127.0.0.1 --secure-port 10259 --v=1
   start_proc kube-proxy "$AGENTTYPE_BIN/kube-proxy" --config "$NODE_DIR/kube-proxy.yaml" --v=1
+  # Each one healthy, or the failure names it with its log (not, minutes later, a pod that never
+  # got scheduled).
+  at_wait_ready kube-scheduler 60 scheduler_ok || die "kube-scheduler is not healthy"
+  at_wait_ready kube-proxy 60 at_port_listening 10256 127.0.0.1 || die "kube-proxy is not serving"
   at_wait_ready kubelet 180 node_ready || die "node $NODE_NAME not Ready"
   dns_up
   local p

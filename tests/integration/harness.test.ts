@@ -199,6 +199,8 @@ describe("cluster harness: starting and stopping components", () => {
       expect(await listening(etcd)).toBe(false);
       expect(await listening(peer)).toBe(false);
       expect(readdirSync(join(state, "run")).filter((f) => f.endsWith(".pid"))).toEqual([]);
+      // No address is recorded for an apiserver that is not running: the next up chooses afresh.
+      expect(existsSync(join(state, "apiserver-ip"))).toBe(false);
     } finally {
       await bash(`${JSON.stringify(join(clusterDir, "cluster.sh"))} down control-plane`, env, 120_000);
       if (existsSync(state)) rmSync(state, { recursive: true, force: true });
