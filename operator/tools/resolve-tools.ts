@@ -38,9 +38,12 @@ export interface ToolResolution {
 // Available first, then not yet probed, then known unavailable (better than nothing).
 const PREFERENCE = { True: 0, Unknown: 1, False: 2 } as const;
 
-/** The name agents ask for: spec.name, or metadata.name when unset. */
-export function toolName(tool: AgentTool): string {
-  return tool.spec.name ?? tool.metadata.name;
+/**
+ * The name agents ask for: spec.name, or metadata.name when unset. Structural, so that an
+ * AgentTool not yet validated (as an informer holds it) is named the same way.
+ */
+export function toolName(tool: { metadata: { name: string }; spec?: { name?: string | undefined } }): string {
+  return tool.spec?.name ?? tool.metadata.name;
 }
 
 function mayUse(tool: AgentTool, agentName: string): boolean {

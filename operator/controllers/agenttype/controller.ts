@@ -1,12 +1,10 @@
 // The AgentType controller's wiring: it reconciles AgentTypes (For), the objects it creates
 // (Owns: a change or deletion of any wakes its owner) and the AgentTools they resolve
 // (Watches: a tool change wakes every AgentType asking for that tool).
-import type { AgentTool } from "../../../api/agenttool.ts";
-import type { AgentType } from "../../../api/agenttype.ts";
 import { AGENT_LABEL, FIELD_MANAGER } from "../../build/names.ts";
 import { Controller } from "../../engine/controller.ts";
 import type { ControllerContext } from "../../engine/controller-context.ts";
-import { type InformerGroup, objectKey } from "../../engine/informer.ts";
+import { objectKey } from "../../engine/informer.ts";
 import { queueObserver } from "../../engine/metrics.ts";
 import { WorkQueue } from "../../engine/workqueue.ts";
 import type { KubeObject, ResourceType } from "../../kube/client.ts";
@@ -20,6 +18,20 @@ import { type PodView, podViewChanged, trimPod } from "./pods-status.ts";
 import { createAgentTypeReconciler, type OwnedInformers } from "./reconciler.ts";
 
 const NAME = "agenttype";
+
+/**
+ * An AgentType as the informer holds it: checked by the API server against the CRD's schema,
+ * not yet by zod (the reconciler does that, and reports what it finds). The indexes read only
+ * these fields, all of which may be absent.
+ */
+interface StoredAgentType extends KubeObject {
+  spec?: { tools?: { name: string }[]; runtime?: { hostRef?: { name: string } } };
+}
+
+/** An AgentTool as the informer holds it: only its tool name is read before validation. */
+interface StoredAgentTool extends KubeObject {
+  spec?: { name?: string };
+}
 
 /**
  * What the owned-object caches keep of each object: its identity, its controlling owner, a
@@ -71,37 +83,38 @@ export function trimOwned(object: KubeObject & { status?: CachedOwned["status"] 
 
 export function setupAgentTypeController(context: ControllerContext): Controller {
   const { client, config, logger, metrics, events } = context;
-  const agentTypes = context.informer<KubeObject>(resources.agentType, {
+  const agentTypes = context.informer<StoredAgentType>(resources.agentType, {
     indexers: {
       // namespace/tool name → the AgentTypes asking for that tool.
-      tools: (object) =>
-        ((object as AgentType).spec?.tools ?? []).map((t) => `${object.metadata.namespace}/${t.name}`),
+      tools: (object) => (object.spec?.tools ?? []).map((t) => `${object.metadata.namespace}/${t.name}`),
       host: (object) => {
-        const host = (object as AgentType).spec?.runtime?.hostRef?.name;
+        const host = object.spec?.runtime?.hostRef?.name;
         return host === undefined ? [] : [host];
       },
     },
   });
-  const agentTools = context.informer<KubeObject>(resources.agentTool);
+  const agentTools = context.informer<StoredAgentTool>(resources.agentTool);
   // Agents on hosts (runtime containerd) follow their AgentHost: a new or changed host wakes them.
   const agentHosts = context.informer<KubeObject>(resources.agentHost);
   const ownedOptions = {
     labelSelector: `app.kubernetes.io/managed-by=${FIELD_MANAGER}`,
     transform: trimOwned,
   };
-  const ownedTypes = {
-    deployment: resources.deployment,
-    statefulSet: resources.statefulSet,
-    configMap: resources.configMap,
-    service: resources.service,
-    serviceAccount: resources.serviceAccount,
-  } satisfies Record<keyof OwnedInformers, ResourceType>;
-  const owned = Object.fromEntries(
-    Object.entries(ownedTypes).map(([name, type]) => [
-      name,
-      context.informer<CachedOwned>(type, ownedOptions),
-    ]),
-  ) as Record<keyof OwnedInformers, InformerGroup<CachedOwned>>;
+  const ownedInformer = (type: ResourceType) => ({ type, informer: context.informer(type, ownedOptions) });
+  const ownedKinds = {
+    deployment: ownedInformer(resources.deployment),
+    statefulSet: ownedInformer(resources.statefulSet),
+    configMap: ownedInformer(resources.configMap),
+    service: ownedInformer(resources.service),
+    serviceAccount: ownedInformer(resources.serviceAccount),
+  };
+  const owned: OwnedInformers = {
+    deployment: ownedKinds.deployment.informer,
+    statefulSet: ownedKinds.statefulSet.informer,
+    configMap: ownedKinds.configMap.informer,
+    service: ownedKinds.service.informer,
+    serviceAccount: ownedKinds.serviceAccount.informer,
+  };
   // Pods are watched for the status alone (image pulls, crash loops, scheduling), trimmed to it.
   const agentOf = (pod: KubeObject) =>
     `${pod.metadata.namespace}/${pod.metadata.labels?.[AGENT_LABEL] ?? ""}`;
@@ -125,7 +138,7 @@ export function setupAgentTypeController(context: ControllerContext): Controller
   agentTools.on((_event, object, previous) => {
     for (const tool of [object, previous]) {
       if (tool === undefined) continue;
-      const key = `${tool.metadata.namespace}/${toolName(tool as AgentTool)}`;
+      const key = `${tool.metadata.namespace}/${toolName(tool)}`;
       for (const agent of agentTypes.byIndex("tools", key)) queue.add(objectKey(agent));
     }
   });
@@ -135,8 +148,8 @@ export function setupAgentTypeController(context: ControllerContext): Controller
   pods.on((event, pod, previous) => {
     if (event !== "update" || podViewChanged(previous, pod)) queue.add(agentOf(pod));
   });
-  for (const [name, informer] of Object.entries(owned)) {
-    const plural = ownedTypes[name as keyof OwnedInformers].plural;
+  for (const { type, informer } of Object.values(ownedKinds)) {
+    const { plural } = type;
     informer.on((event, object) => {
       const owner = object.metadata.ownerReferences?.find(
         (ref) => ref.controller && ref.kind === "AgentType",
