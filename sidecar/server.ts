@@ -4,6 +4,7 @@
 import type { AddressInfo } from "node:net";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import type { SidecarConfig } from "../api/sidecarconfig.ts";
+import { SIDECAR_STATUS_PATH } from "../api/sidecarstatus.ts";
 import { credentialPaths, loadConfig, watchPath } from "./config.ts";
 import { registerOllamaApi } from "./llm/ollama-api.ts";
 import { registerOpenAiApi } from "./llm/openai-api.ts";
@@ -11,6 +12,7 @@ import { MemoryStore } from "./memory.ts";
 import { registerMemoryRoutes } from "./memory-api.ts";
 import { Metrics } from "./metrics.ts";
 import { buildServices, type Services } from "./services.ts";
+import { servesAgent, statusBody } from "./status.ts";
 import { registerToolRoutes } from "./tools/routes.ts";
 
 /** The agent API binds loopback only: it is for the agent in the same pod, nobody else. */
@@ -77,7 +79,12 @@ export class Sidecar {
       logController: new LogController({ disableRequestLogging: true }),
     });
     this.#opsApp.get("/healthz", async () => "ok");
-    this.#opsApp.get("/readyz", async () => "ok");
+    this.#opsApp.get("/readyz", async (_request, reply) =>
+      servesAgent(this.#services)
+        ? "ok"
+        : reply.code(503).send(`every LLM provider is failing; GET ${SIDECAR_STATUS_PATH} says how`),
+    );
+    this.#opsApp.get(SIDECAR_STATUS_PATH, async () => statusBody(this.#services));
     this.#opsApp.get("/metrics", async (_request, reply) =>
       reply.header("content-type", metrics.registry.contentType).send(await metrics.registry.metrics()),
     );

@@ -123,6 +123,7 @@ export async function buildServices(
     router = new Router({
       providers: llm.providers.map((p, i) => ({
         provider: providers[i] as LlmProvider,
+        where: p.endpoint ?? `region ${p.region}`,
         timeoutMs: (p.timeoutSeconds ?? llm.timeoutSeconds) * 1000,
         ...(p.rateLimit === undefined
           ? {}

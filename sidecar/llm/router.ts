@@ -22,6 +22,7 @@ import {
   StreamInterruptedError,
 } from "./errors.ts";
 import type { LlmProvider } from "./provider.ts";
+import { ProviderStates } from "./provider-state.ts";
 import type { RateLimiter } from "./ratelimit.ts";
 
 export interface RetryPolicy {
@@ -39,6 +40,8 @@ export interface ProviderCooldown {
 
 export interface RoutedProvider {
   provider: LlmProvider;
+  /** Where the provider is, for /status: its endpoint, or its region. */
+  where: string;
   timeoutMs: number;
   limiter?: RateLimiter;
 }
@@ -85,6 +88,8 @@ type Operation = "chat" | "embeddings";
 export class Router {
   readonly #options: RouterOptions;
   readonly #cooldowns = new Map<string, Cooldown>();
+  /** What the calls so far say of each provider: readiness and /status read it. */
+  readonly states: ProviderStates;
   readonly #now: () => number;
   readonly #random: () => number;
 
@@ -94,6 +99,14 @@ export class Router {
     this.#random = options.random ?? Math.random;
     const policy = { failures: options.cooldown.failures, ms: options.cooldown.seconds * 1000 };
     for (const p of options.providers) this.#cooldowns.set(p.provider.name, new Cooldown(policy));
+    this.states = new ProviderStates(
+      options.providers.map(({ provider, where }) => ({
+        name: provider.name,
+        type: provider.type,
+        where,
+        model: provider.model,
+      })),
+    );
   }
 
   get providers(): readonly LlmProvider[] {
@@ -193,7 +206,7 @@ export class Router {
         } catch (error) {
           const failure = this.#asProviderError(attempt.routed, error, attempt.signal);
           if (failure.errorClass === "cancelled") throw failure;
-          metrics.errors.inc({ provider: failure.provider, error_type: failure.errorClass });
+          this.#attemptFailed(failure);
           outcome = "error";
           throw new StreamInterruptedError(failure);
         }
@@ -362,18 +375,25 @@ export class Router {
       try {
         const value = await call(provider, attempt.signal);
         this.#cooldownOf(routed).succeeded();
+        this.states.succeeded(provider.name, this.#now());
         return { routed, value, signal: attempt.signal, estimate, startedAt, finish };
       } catch (error) {
         const failure = this.#asProviderError(routed, error, attempt.signal);
         finish(true);
         if (failure.errorClass === "cancelled") throw failure;
-        metrics.errors.inc({ provider: provider.name, error_type: failure.errorClass });
+        this.#attemptFailed(failure);
         if (!isRetryable(failure.errorClass)) throw failure;
         lastFailure = failure;
       }
     }
     // maxAttempts is at least 1, so a failure was recorded; the fallback only satisfies the types.
     return lastFailure ?? new ProviderError(provider.name, "unavailable", "no attempt was made");
+  }
+
+  /** Counts a failed attempt and keeps what it says of its provider. */
+  #attemptFailed(failure: ProviderError): void {
+    this.#options.metrics.errors.inc({ provider: failure.provider, error_type: failure.errorClass });
+    this.states.failed(failure, this.#now());
   }
 
   #cooldownOf(routed: RoutedProvider): Cooldown {
