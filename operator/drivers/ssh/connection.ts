@@ -33,6 +33,11 @@ export interface SshTarget {
   privateKey: string;
   /** The pinned host key, one OpenSSH public key line. */
   hostKey: string;
+  /**
+   * Opens the byte stream SSH runs over, instead of TCP to host:port: a KVM guest reached
+   * through its host's connection (kvm/guest-link.ts).
+   */
+  connectStream?: (call: Call) => Promise<Duplex>;
 }
 
 export interface SshOptions {
@@ -153,21 +158,26 @@ export class SshConnection implements HostTransport {
         if (this.#client === client) this.#client = undefined;
         fail(new NetworkError(`${this.target} closed the connection`));
       });
-      client.connect({
-        host: this.#config.host,
-        port: this.#config.port,
-        username: this.#config.username,
-        privateKey: this.#config.privateKey,
-        // ssh2 accepts any host key unless told otherwise: only the pinned key's bytes pass.
-        hostVerifier: (key: Buffer) => {
-          presented = Buffer.from(key);
-          return presented.equals(this.#pinned.blob);
-        },
-        algorithms: { serverHostKey: hostKeyAlgorithms(this.#pinned.type) as never },
-        keepaliveInterval: this.#options.keepaliveIntervalMs,
-        keepaliveCountMax: this.#options.keepaliveCountMax,
-        readyTimeout: this.#options.readyTimeoutMs,
-      });
+      const handshake = (sock: Duplex | undefined) =>
+        client.connect({
+          ...(sock === undefined ? {} : { sock }),
+          host: this.#config.host,
+          port: this.#config.port,
+          username: this.#config.username,
+          privateKey: this.#config.privateKey,
+          // ssh2 accepts any host key unless told otherwise: only the pinned key's bytes pass.
+          hostVerifier: (key: Buffer) => {
+            presented = Buffer.from(key);
+            return presented.equals(this.#pinned.blob);
+          },
+          algorithms: { serverHostKey: hostKeyAlgorithms(this.#pinned.type) as never },
+          keepaliveInterval: this.#options.keepaliveIntervalMs,
+          keepaliveCountMax: this.#options.keepaliveCountMax,
+          readyTimeout: this.#options.readyTimeoutMs,
+        });
+      const open = this.#config.connectStream;
+      if (open === undefined) handshake(undefined);
+      else open(within(this.#options.readyTimeoutMs)).then(handshake, fail);
     });
   }
 
