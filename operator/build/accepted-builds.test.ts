@@ -68,8 +68,15 @@ describe(`AgentTypes generated from the schemas (seed ${SEED})`, () => {
         }
       })();
       built++;
-      expect(objects.metricsService.metadata?.name, context).toMatch(DNS_1035);
-      for (const object of [objects.serviceAccount, objects.configMap, objects.workload]) {
+      for (const service of [objects.metricsService, objects.headlessService]) {
+        if (service !== undefined) expect(service.metadata?.name, context).toMatch(DNS_1035);
+      }
+      for (const object of [
+        objects.serviceAccount,
+        objects.configMap,
+        objects.workload,
+        ...(objects.disruptionBudget === undefined ? [] : [objects.disruptionBudget]),
+      ]) {
         expect(object.metadata?.name, context).toMatch(DNS_SUBDOMAIN);
       }
       const template = objects.workload.spec?.template;

@@ -21,6 +21,9 @@ export function ownedNames(agent: Named) {
     serviceAccount: name,
     configMap: `${name}-sidecar`,
     metricsService: `${name}-metrics`,
+    /** The StatefulSet's governing Service (persistent memory): per-pod DNS names. */
+    headlessService: `${name}-pods`,
+    disruptionBudget: name,
   };
 }
 

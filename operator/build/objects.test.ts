@@ -192,10 +192,49 @@ describe("workload", () => {
     });
   });
 
+  it("persistent memory: the StatefulSet is governed by a headless Service of its own", () => {
+    expect(built.workload.kind).toBe("StatefulSet");
+    expect(built.workload.kind === "StatefulSet" && built.workload.spec?.serviceName).toBe("researcher-pods");
+    expect(built.headlessService?.metadata?.name).toBe("researcher-pods");
+    expect(built.headlessService?.spec).toEqual({
+      clusterIP: "None",
+      selector: { "agenttype.dev/agent": "researcher" },
+      ports: [{ name: "metrics", port: 9090, targetPort: "metrics", protocol: "TCP" }],
+    });
+    // The metrics Service stays what it was: a virtual IP for Prometheus.
+    expect(built.metricsService.spec?.clusterIP).toBeUndefined();
+    const ephemeral = buildObjects(agentFrom("agenttype_python-summarizer.yaml"), [], settings);
+    expect(ephemeral.headlessService).toBeUndefined();
+  });
+
+  it("more than one replica: a PodDisruptionBudget lets a drain evict one pod at a time", () => {
+    expect(built.disruptionBudget?.metadata?.name).toBe("researcher");
+    expect(built.disruptionBudget?.spec).toEqual({
+      maxUnavailable: 1,
+      selector: { matchLabels: { "agenttype.dev/agent": "researcher" } },
+      unhealthyPodEvictionPolicy: "AlwaysAllow",
+    });
+    for (const replicas of [0, 1]) {
+      const agent = agentFrom("agenttype_node-researcher.yaml", (m) => (m.spec.replicas = replicas));
+      expect(
+        buildObjects(agent, resolved, settings).disruptionBudget,
+        `replicas ${replicas}`,
+      ).toBeUndefined();
+    }
+  });
+
   it("every object is owned by the AgentType as its controller", () => {
-    for (const object of [built.serviceAccount, built.configMap, built.metricsService, built.workload]) {
-      expect(object.metadata?.namespace).toBe("team-a");
-      expect(object.metadata?.ownerReferences).toEqual([
+    for (const object of [
+      built.serviceAccount,
+      built.configMap,
+      built.metricsService,
+      built.headlessService,
+      built.disruptionBudget,
+      built.workload,
+    ]) {
+      expect(object).toBeDefined();
+      expect(object?.metadata?.namespace).toBe("team-a");
+      expect(object?.metadata?.ownerReferences).toEqual([
         {
           apiVersion: "agenttype.dev/v1alpha1",
           kind: "AgentType",

@@ -1,5 +1,6 @@
 // Builds every object the operator owns for one AgentType: ServiceAccount, sidecar ConfigMap,
-// metrics Service and the workload (Deployment, or StatefulSet when memory is persistent),
+// metrics Service and the workload (Deployment, or StatefulSet and its headless Service when
+// memory is persistent), a PodDisruptionBudget when there is more than one replica,
 // following the pod contract of ARCHITECTURE.md. Pure: same inputs, same objects.
 import { createHash } from "node:crypto";
 import type {
@@ -8,6 +9,7 @@ import type {
   V1Deployment,
   V1EnvVar,
   V1OwnerReference,
+  V1PodDisruptionBudget,
   V1PodTemplateSpec,
   V1ResourceRequirements,
   V1SecurityContext,
@@ -74,6 +76,10 @@ export interface DesiredObjects {
   serviceAccount: Manifest<V1ServiceAccount>;
   configMap: Manifest<V1ConfigMap>;
   metricsService: Manifest<V1Service>;
+  /** Persistent memory only: the StatefulSet's governing Service, for per-pod DNS names. */
+  headlessService?: Manifest<V1Service>;
+  /** More than one replica only: a node drain evicts one pod at a time. */
+  disruptionBudget?: Manifest<V1PodDisruptionBudget>;
   workload: Workload;
   sidecarConfig: SidecarConfig;
 }
@@ -283,7 +289,7 @@ export function buildObjects(
           spec: {
             replicas,
             selector,
-            serviceName: names.metricsService,
+            serviceName: names.headlessService,
             template,
             persistentVolumeClaimRetentionPolicy: { whenDeleted: memory.retainPolicy, whenScaled: "Retain" },
             volumeClaimTemplates: [
@@ -306,6 +312,12 @@ export function buildObjects(
           metadata: meta(names.workload),
           spec: { replicas, selector, template },
         };
+  const metricsPort = {
+    name: "metrics",
+    port: sidecarConfig.listen.metricsPort,
+    targetPort: "metrics",
+    protocol: "TCP",
+  };
   return {
     serviceAccount: {
       apiVersion: "v1",
@@ -323,13 +335,35 @@ export function buildObjects(
       apiVersion: "v1",
       kind: "Service",
       metadata: meta(names.metricsService),
-      spec: {
-        selector: selectorLabels(agent),
-        ports: [
-          { name: "metrics", port: sidecarConfig.listen.metricsPort, targetPort: "metrics", protocol: "TCP" },
-        ],
-      },
+      spec: { selector: selectorLabels(agent), ports: [metricsPort] },
     },
+    ...(memory.type === "persistent"
+      ? {
+          headlessService: {
+            apiVersion: "v1",
+            kind: "Service",
+            metadata: meta(names.headlessService),
+            // No virtual IP: DNS answers with the pods' own addresses, and each pod of the
+            // StatefulSet gets its name (NAME-0.NAME-pods.NAMESPACE.svc).
+            spec: { clusterIP: "None", selector: selectorLabels(agent), ports: [metricsPort] },
+          },
+        }
+      : {}),
+    ...(replicas > 1
+      ? {
+          disruptionBudget: {
+            apiVersion: "policy/v1",
+            kind: "PodDisruptionBudget",
+            metadata: meta(names.disruptionBudget),
+            spec: {
+              maxUnavailable: 1,
+              selector,
+              // A pod that is not Ready serves nobody: evicting it must not block a drain.
+              unhealthyPodEvictionPolicy: "AlwaysAllow",
+            },
+          },
+        }
+      : {}),
     workload,
     sidecarConfig,
   };

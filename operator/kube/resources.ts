@@ -29,6 +29,13 @@ export const resources = {
   service: core("services", "Service"),
   serviceAccount: core("serviceaccounts", "ServiceAccount"),
   pod: core("pods", "Pod"),
+  podDisruptionBudget: {
+    group: "policy",
+    version: "v1",
+    plural: "poddisruptionbudgets",
+    kind: "PodDisruptionBudget",
+    namespaced: true,
+  },
   event: core("events", "Event"),
   namespace: { group: "", version: "v1", plural: "namespaces", kind: "Namespace", namespaced: false },
   lease: { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true },
@@ -67,7 +74,10 @@ export const permissions: { watched: Permission[]; hosts: Permission[]; leaderEl
     { resource: resources.deployment, verbs: [...owned, "delete"] },
     { resource: resources.statefulSet, verbs: [...owned, "delete"] },
     { resource: resources.configMap, verbs: owned },
-    { resource: resources.service, verbs: owned },
+    // The headless Service (persistent memory) and the PodDisruptionBudget (more than one
+    // replica) are deleted when no longer wanted.
+    { resource: resources.service, verbs: [...owned, "delete"] },
+    { resource: resources.podDisruptionBudget, verbs: [...owned, "delete"] },
     { resource: resources.serviceAccount, verbs: owned },
     // Pods are only read, for the status (image pulls, crash loops, scheduling).
     { resource: resources.pod, verbs: informed },

@@ -199,6 +199,8 @@ describe("accepted means runnable", () => {
         objects.serviceAccount,
         objects.configMap,
         objects.metricsService,
+        ...(objects.headlessService === undefined ? [] : [objects.headlessService]),
+        ...(objects.disruptionBudget === undefined ? [] : [objects.disruptionBudget]),
         objects.workload,
       ]) {
         const path = `${objectPath(object, namespace)}?dryRun=All&fieldManager=${FIELD_MANAGER}&force=true`;

@@ -149,7 +149,8 @@ describe("RBAC", () => {
     try {
       // Every path of the reconciler that calls the API server: create the owned objects and
       // the status, record an Event, record it again (a deleted Deployment is recreated), switch
-      // the workload's kind both ways (the old one is deleted), and renew and release the Lease.
+      // the workload's kind both ways (the old one is deleted), add and remove the objects only
+      // some AgentTypes get, and renew and release the Lease.
       await custom.createNamespacedCustomObject({ ...AT, namespace, body: simpleAgent("rbac") });
       // The AgentTool prober writes a tool's Available condition (agenttools/status).
       await custom.createNamespacedCustomObject({
@@ -205,6 +206,20 @@ describe("RBAC", () => {
         await apps.readNamespacedDeployment({ namespace, name: "rbac" });
         return (await apps.listNamespacedStatefulSet({ namespace })).items.length === 0;
       });
+      // The StatefulSet's headless Service went with it (services delete); a second replica
+      // brings a PodDisruptionBudget, and going back to one deletes it.
+      await eventually(
+        "the headless Service deleted",
+        async () =>
+          !(await kubectl(["get", "services", "-n", namespace, "-o", "name"])).includes("rbac-pods"),
+      );
+      await memory({ spec: { replicas: 2 } });
+      await eventually("the PodDisruptionBudget", () => kubectl(["get", "pdb", "rbac", "-n", namespace]));
+      await memory({ spec: { replicas: 1 } });
+      await eventually(
+        "the PodDisruptionBudget deleted",
+        async () => (await kubectl(["get", "pdb", "-n", namespace, "-o", "name"])).trim() === "",
+      );
       // The hosts rules: an AgentHost whose key the operator generates (secrets get, create)
       // and whose status it writes; an AgentType on it gets the clean-up finalizer (agenttypes
       // patch), which an admin's abandon annotation lets go when the host cannot be reached.

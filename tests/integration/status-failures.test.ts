@@ -64,6 +64,7 @@ function reconcilerIn(namespace: string, sidecarResources: unknown, slowMs: numb
       configMap: owned(resources.configMap),
       service: owned(resources.service),
       serviceAccount: owned(resources.serviceAccount),
+      podDisruptionBudget: owned(resources.podDisruptionBudget),
     },
     pods: informer<PodView>(resources.pod),
     ledger: new ApplyLedger(),

@@ -107,6 +107,7 @@ export function setupAgentTypeController(context: ControllerContext): Controller
     configMap: ownedInformer(resources.configMap),
     service: ownedInformer(resources.service),
     serviceAccount: ownedInformer(resources.serviceAccount),
+    podDisruptionBudget: ownedInformer(resources.podDisruptionBudget),
   };
   const owned: OwnedInformers = {
     deployment: ownedKinds.deployment.informer,
@@ -114,6 +115,7 @@ export function setupAgentTypeController(context: ControllerContext): Controller
     configMap: ownedKinds.configMap.informer,
     service: ownedKinds.service.informer,
     serviceAccount: ownedKinds.serviceAccount.informer,
+    podDisruptionBudget: ownedKinds.podDisruptionBudget.informer,
   };
   // Pods are watched for the status alone (image pulls, crash loops, scheduling), trimmed to it.
   const agentOf = (pod: KubeObject) =>

@@ -10,7 +10,7 @@ import { FIELD_MANAGER, ownedNames, selectorLabels } from "../../build/names.ts"
 import { type BuildSettings, buildObjects } from "../../build/objects.ts";
 import { type ReconcileResult, TerminalError } from "../../engine/controller.ts";
 import type { ObjectCache } from "../../engine/informer.ts";
-import type { KubeClient, KubeObject, ResourceType } from "../../kube/client.ts";
+import { isNotFound, type KubeClient, type KubeObject, type ResourceType } from "../../kube/client.ts";
 import type { EventRecorder } from "../../kube/events.ts";
 import { resources } from "../../kube/resources.ts";
 import { resolveTools, type ToolResolution } from "../../tools/resolve-tools.ts";
@@ -33,6 +33,7 @@ export interface OwnedInformers {
   configMap: ObjectCache<CachedOwned>;
   service: ObjectCache<CachedOwned>;
   serviceAccount: ObjectCache<CachedOwned>;
+  podDisruptionBudget: ObjectCache<CachedOwned>;
 }
 
 export interface ReconcilerDeps {
@@ -283,13 +284,39 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
         throw error;
       }
     };
-    // These three do not depend on each other: applied at once, a new AgentType waits for one
-    // round trip to the API server instead of three. The workload, whose pods need the
+    /** Applies an object wanted only in some configurations, or deletes ours when it is not. */
+    const applyOrRemove = async (
+      type: ResourceType,
+      informer: ObjectCache<CachedOwned>,
+      name: string,
+      object: KubeObject | undefined,
+    ) => {
+      if (object !== undefined) return apply(type, informer, object);
+      if (!ownedBy(informer.get(`${namespace}/${name}`), raw)) return undefined;
+      step.action = `deleting ${type.kind} ${name}`;
+      try {
+        await client.delete(type, namespace, name, signal);
+      } catch (error) {
+        // Deleted meanwhile by someone else: what we wanted.
+        if (!isNotFound(error)) throw error;
+      }
+      log.info({ kind: type.kind, name }, "deleted an object this AgentType no longer needs");
+      return undefined;
+    };
+    // These do not depend on each other: applied at once, a new AgentType waits for one round
+    // trip to the API server instead of several. The workload, whose pods need the
     // ServiceAccount and the ConfigMap, comes after them.
     await Promise.all([
       apply(resources.serviceAccount, owned.serviceAccount, desired.serviceAccount),
       apply(resources.configMap, owned.configMap, desired.configMap),
       apply(resources.service, owned.service, desired.metricsService),
+      applyOrRemove(resources.service, owned.service, names.headlessService, desired.headlessService),
+      applyOrRemove(
+        resources.podDisruptionBudget,
+        owned.podDisruptionBudget,
+        names.disruptionBudget,
+        desired.disruptionBudget,
+      ),
     ]);
     const isStatefulSet = desired.workload.kind === "StatefulSet";
     const [type, informer, otherType, otherInformer] = isStatefulSet
