@@ -30,11 +30,7 @@ stamp_text() {
     "$HELM_VERSION" "$CRICTL_VERSION" "$(go env GOVERSION)" "${ALL_BINS[*]}"
 }
 
-if (( ! FORCE )) && [[ -f $STAMP ]] && [[ $(<"$STAMP") == "$(stamp_text)" ]]; then
-  at_log "components already built: $AGENTTYPE_BIN"
-  echo "$AGENTTYPE_BIN"
-  exit 0
-fi
+at_build_reuse "$AGENTTYPE_BIN" "$(stamp_text)" "$AGENTTYPE_BIN" "$FORCE"
 
 T0=$SECONDS
 # Build into a partial directory; it becomes $AGENTTYPE_BIN only once everything is in it.
@@ -236,9 +232,7 @@ at_log "versions:"
 "$PARTIAL/helm" version --short >&2
 "$PARTIAL/crictl" --version >&2
 
-stamp_text > "$PARTIAL/.complete"
-if [[ -d $AGENTTYPE_BIN ]]; then rm -rf "$AGENTTYPE_BIN"; fi
-mv "$PARTIAL" "$AGENTTYPE_BIN"
+at_build_done "$PARTIAL" "$AGENTTYPE_BIN" "$(stamp_text)"
 at_log "done in $((SECONDS - T0))s: $AGENTTYPE_BIN"
 du -sh "$AGENTTYPE_BIN" >&2
 echo "$AGENTTYPE_BIN"

@@ -32,12 +32,7 @@ PLUGINS=(ready health errors log loadbalance cache reload kubernetes)
 STAMP=$AGENTTYPE_COREDNS_BIN/.complete
 stamp_text() { printf 'coredns=%s go=%s plugins=%s\n' "$V" "$(go env GOVERSION)" "${PLUGINS[*]}"; }
 
-if (( ! FORCE )) && [[ -f $STAMP && -x $AGENTTYPE_COREDNS_BIN/coredns ]] \
-  && [[ $(<"$STAMP") == "$(stamp_text)" ]]; then
-  at_log "coredns already built: $AGENTTYPE_COREDNS_BIN/coredns"
-  echo "$AGENTTYPE_COREDNS_BIN/coredns"
-  exit 0
-fi
+at_build_reuse "$AGENTTYPE_COREDNS_BIN" "$(stamp_text)" "$AGENTTYPE_COREDNS_BIN/coredns" "$FORCE"
 
 T0=$SECONDS
 PARTIAL=$AGENTTYPE_COREDNS_BIN.partial
@@ -86,8 +81,6 @@ for p in "${PLUGINS[@]}"; do
   grep -qx "$p" <<< "$plugins" || at_die "plugin $p is not in the build"
 done
 
-stamp_text > "$PARTIAL/.complete"
-if [[ -d $AGENTTYPE_COREDNS_BIN ]]; then rm -rf "$AGENTTYPE_COREDNS_BIN"; fi
-mv "$PARTIAL" "$AGENTTYPE_COREDNS_BIN"
+at_build_done "$PARTIAL" "$AGENTTYPE_COREDNS_BIN" "$(stamp_text)"
 at_log "done in $((SECONDS - T0))s: $AGENTTYPE_COREDNS_BIN/coredns"
 echo "$AGENTTYPE_COREDNS_BIN/coredns"

@@ -51,12 +51,7 @@ V=$TILT_VERSION
 STAMP=$AGENTTYPE_TILT_BIN/.complete
 stamp_text() { printf 'tilt=%s go=%s ui=placeholder\n' "$V" "$(go env GOVERSION)"; }
 
-if (( ! FORCE )) && [[ -f $STAMP && -x $AGENTTYPE_TILT_BIN/tilt ]] \
-  && [[ $(<"$STAMP") == "$(stamp_text)" ]]; then
-  at_log "tilt already built: $AGENTTYPE_TILT_BIN/tilt"
-  echo "$AGENTTYPE_TILT_BIN/tilt"
-  exit 0
-fi
+at_build_reuse "$AGENTTYPE_TILT_BIN" "$(stamp_text)" "$AGENTTYPE_TILT_BIN/tilt" "$FORCE"
 
 T0=$SECONDS
 PARTIAL=$AGENTTYPE_TILT_BIN.partial
@@ -162,9 +157,7 @@ got=$("$PARTIAL/tilt" version)
 at_log "version: $got"
 [[ $got == "v${V#v}, built "* ]] || at_die "unexpected 'tilt version' output: $got"
 
-stamp_text > "$PARTIAL/.complete"
-if [[ -d $AGENTTYPE_TILT_BIN ]]; then rm -rf "$AGENTTYPE_TILT_BIN"; fi
-mv "$PARTIAL" "$AGENTTYPE_TILT_BIN"
+at_build_done "$PARTIAL" "$AGENTTYPE_TILT_BIN" "$(stamp_text)"
 at_log "done in $((SECONDS - T0))s: $AGENTTYPE_TILT_BIN/tilt"
 du -sh "$AGENTTYPE_TILT_BIN" >&2
 echo "$AGENTTYPE_TILT_BIN/tilt"

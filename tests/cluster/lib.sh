@@ -74,6 +74,25 @@ at_mod_info() {
   go mod download -json "$1" | sed -n "s/^[[:space:]]*\"$2\": \"\(.*\)\",\{0,1\}$/\1/p"
 }
 
+# A build cached in a directory of its own (one per pin set): its .complete stamp is written
+# last and names the pins, so a build cut short or made from other pins is never reused.
+# at_build_reuse DIR STAMP_TEXT OUTPUT [FORCE]: when DIR holds a complete build with that stamp
+# (and FORCE is not 1), prints OUTPUT and exits the script; otherwise returns.
+at_build_reuse() {
+  local dir=$1 stamp=$2 output=$3 force=${4:-0}
+  if [[ $force != 1 && -f $dir/.complete && -e $output ]] && [[ $(<"$dir/.complete") == "$stamp" ]]; then
+    at_log "already built: $output"
+    echo "$output"
+    exit 0
+  fi
+}
+# at_build_done PARTIAL DIR STAMP_TEXT: stamps the partial directory and puts it in DIR's place.
+at_build_done() {
+  printf '%s\n' "$3" > "$1/.complete"
+  if [[ -d $2 ]]; then rm -rf "$2"; fi
+  mv "$1" "$2"
+}
+
 # at_proc_running PID: true when PID is a live process, not a zombie waiting to be reaped.
 at_proc_running() {
   local state
