@@ -18,6 +18,8 @@ export interface ContainerView {
 export interface PodView extends KubeObject {
   view: {
     phase: string;
+    /** Where the pod's sidecar serves /status, once the pod has an address. */
+    podIP?: string;
     /** The scheduler's reason for not placing the pod. */
     unschedulable?: string;
     containers: ContainerView[];
@@ -41,6 +43,7 @@ interface RawContainerStatus {
 interface RawPod extends KubeObject {
   status?: {
     phase?: string;
+    podIP?: string;
     conditions?: { type: string; status: string; reason?: string; message?: string }[];
     initContainerStatuses?: RawContainerStatus[];
     containerStatuses?: RawContainerStatus[];
@@ -97,6 +100,7 @@ export function trimPod(pod: RawPod): PodView {
     },
     view: {
       phase: pod.status?.phase ?? "Pending",
+      ...(pod.status?.podIP === undefined ? {} : { podIP: pod.status.podIP }),
       ...(unschedulable === undefined ? {} : { unschedulable: clip(unschedulable) }),
       // An init container that finished its job is no longer part of the story.
       containers: [

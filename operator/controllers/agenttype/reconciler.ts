@@ -25,6 +25,7 @@ import {
   ownedPart,
 } from "./owned-fields.ts";
 import { NOT_READY_AFTER_MS, type PodView, podsActivity } from "./pods-status.ts";
+import { ProvidersReader } from "./read-sidecar-status.ts";
 import { computeStatus, type Observation, statusChanged, transitions, type WorkloadState } from "./status.ts";
 
 export interface OwnedInformers {
@@ -47,6 +48,8 @@ export interface ReconcilerDeps {
   ledger: ApplyLedger;
   settings: BuildSettings;
   events: EventRecorder;
+  /** Reads the sidecars' /status under the bounds of ADR 0007; one per operator process. */
+  providers?: ProvidersReader;
 }
 
 interface WorkloadObject extends KubeObject {
@@ -82,8 +85,12 @@ interface Step {
   observation?: Observation;
 }
 
+/** Conditions whose trouble status gets a Warning Event, and whose way back a Normal one. */
+const TROUBLE_STATUS: Record<string, string> = { Degraded: "True", ProvidersReady: "False" };
+
 export function createAgentTypeReconciler(deps: ReconcilerDeps) {
   const { client, agentTypes, agentTools, owned, pods, ledger, settings, events } = deps;
+  const providers = deps.providers ?? new ProvidersReader();
 
   /**
    * Applies `desired` unless the cached object already holds it: the digest of the fields
@@ -144,14 +151,18 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
     );
     const recorded: string[] = [];
     for (const condition of transitions(previous, status)) {
+      const trouble = TROUBLE_STATUS[condition.type];
       const warning =
-        (condition.type === "Degraded" && condition.status === "True") ||
+        (trouble !== undefined && condition.status === trouble) ||
         (condition.type === "ToolsResolved" &&
-          (condition.status === "False" || condition.reason === "NewerToolUnavailable"));
+          (condition.status === "False" ||
+            condition.reason === "NewerToolUnavailable" ||
+            condition.reason === "ToolUnavailable"));
       const recovered =
-        condition.type === "Degraded" &&
-        condition.status === "False" &&
-        previous?.conditions?.some((c) => c.type === "Degraded" && c.status === "True");
+        trouble !== undefined &&
+        condition.status !== trouble &&
+        condition.status !== "Unknown" &&
+        previous?.conditions?.some((c) => c.type === condition.type && c.status === trouble);
       if (warning || recovered || (condition.type === "Ready" && condition.status === "True")) {
         await events.record(raw, warning ? "Warning" : "Normal", condition.reason, condition.message, signal);
         recorded.push(condition.reason);
@@ -215,6 +226,7 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
     // Gone: the garbage collector removes what it owned, through the ownerReferences.
     if (raw === undefined || raw.metadata.deletionTimestamp !== undefined) {
       ledger.forget(key);
+      providers.forget(key);
       return undefined;
     }
     const step: Step = { action: "building the objects of this AgentType" };
@@ -332,6 +344,11 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
       log.info({ kind: otherType.kind }, "deleted the workload of the previous memory type");
     }
     observation.workload = workloadState(informer.get(key) ?? workload.object);
+    step.action = "reading the sidecars' provider status";
+    observation.providers =
+      agent.spec.llm === undefined
+        ? "none"
+        : await providers.observe(key, agentPods, agent.spec.sidecar.metricsPort, signal);
     step.action = "writing the status";
     // The Event and the status go at once too: neither needs the other.
     await Promise.all([

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { AgentTypeStatus } from "../../../api/agenttype.ts";
+import type { ResolvedTool } from "../../tools/resolve-tools.ts";
 import { trimPod } from "./pods-status.ts";
 import { computeStatus, type Observation, setCondition, statusChanged, transitions } from "./status.ts";
 
@@ -229,5 +230,96 @@ describe("statusChanged", () => {
   it("reads a field set to undefined as absent", () => {
     const written = computeStatus(undefined, base, t0);
     expect(statusChanged(written, { ...written, missingTools: undefined })).toBe(false);
+  });
+});
+
+describe("ProvidersReady", () => {
+  const down = {
+    sidecarsReady: false as const,
+    read: {
+      pod: "a-1",
+      at: 0,
+      status: {
+        agent: { name: "a", namespace: "ns" },
+        ready: false,
+        providers: [
+          {
+            name: "local",
+            type: "ollama",
+            where: "http://10.96.0.5:11434",
+            model: "m",
+            state: "unreachable" as const,
+            consecutiveFailures: 4,
+            lastError: { errorClass: "connection", message: "connect ECONNREFUSED", at: "t" },
+          },
+        ],
+      },
+    },
+  };
+
+  it("is False naming the provider, then True again once the sidecars are ready: both transitions", () => {
+    const failing = computeStatus(undefined, { ...base, workload: rolledOut, providers: down }, t0);
+    const condition = failing.conditions?.find((c) => c.type === "ProvidersReady");
+    expect(condition).toMatchObject({
+      status: "False",
+      reason: "ProviderUnreachable",
+      observedGeneration: 3,
+    });
+    expect(condition?.message).toContain(
+      "provider local (ollama http://10.96.0.5:11434, model m): unreachable",
+    );
+    expect(failing.conditions?.map((c) => c.type).at(-1)).toBe("ProvidersReady");
+    const back = computeStatus(
+      failing,
+      { ...base, workload: rolledOut, providers: { sidecarsReady: true } },
+      t1,
+    );
+    expect(byType(back).ProvidersReady).toEqual(["True", "SidecarsReady"]);
+    expect(transitions(failing, back).map((c) => c.type)).toEqual(["ProvidersReady"]);
+  });
+
+  it("stays as it was when nothing was read this time, and goes when the agent has no LLM", () => {
+    const failing = computeStatus(undefined, { ...base, workload: rolledOut, providers: down }, t0);
+    const unread = computeStatus(failing, { ...base, workload: rolledOut }, t1);
+    expect(byType(unread).ProvidersReady).toEqual(["False", "ProviderUnreachable"]);
+    const noLlm = computeStatus(failing, { ...base, workload: rolledOut, providers: "none" }, t1);
+    expect(byType(noLlm).ProvidersReady).toBeUndefined();
+  });
+});
+
+describe("ToolsResolved with an unavailable tool", () => {
+  it("says the tool the agent got is unavailable, naming it and the probe's message", () => {
+    const tool = {
+      apiVersion: "agenttype.dev/v1alpha1",
+      kind: "AgentTool",
+      metadata: { name: "calc-v1", namespace: "ns", generation: 1 },
+      spec: { version: "1.0.0", description: "adds", protocol: "http", endpoint: { url: "http://calc" } },
+      status: {
+        conditions: [
+          {
+            type: "Available",
+            status: "False",
+            reason: "Unreachable",
+            message: "http://calc: connect ECONNREFUSED",
+            observedGeneration: 1,
+            lastTransitionTime: t0.toISOString(),
+          },
+        ],
+      },
+    } as unknown as ResolvedTool["agentTool"];
+    const status = computeStatus(
+      undefined,
+      {
+        ...base,
+        workload: rolledOut,
+        resolution: { resolved: [{ name: "calculator", version: "1.0.0", agentTool: tool }], missing: [] },
+      },
+      t0,
+    );
+    const condition = status.conditions?.find((c) => c.type === "ToolsResolved");
+    expect(condition).toMatchObject({ status: "True", reason: "ToolUnavailable" });
+    expect(condition?.message).toBe(
+      "calculator 1.0.0 (AgentTool calc-v1) is unavailable: http://calc: connect ECONNREFUSED; no available version matches",
+    );
   });
 });

@@ -3,8 +3,15 @@
 // status flips, every condition carries the generation it was computed for. Pure.
 import { isDeepStrictEqual } from "node:util";
 import type { AgentTypeStatus } from "../../../api/agenttype.ts";
-import { describeMissing, describePassedOver, type ToolResolution } from "../../tools/resolve-tools.ts";
+import {
+  describeMissing,
+  describePassedOver,
+  type ResolvedTool,
+  type ToolResolution,
+} from "../../tools/resolve-tools.ts";
+import { availability } from "../../tools/tool-status.ts";
 import { type PodView, podsActivity, podsProblem } from "./pods-status.ts";
+import { type ProvidersObservation, providersVerdict } from "./providers-status.ts";
 
 type Condition = NonNullable<AgentTypeStatus["conditions"]>[number];
 type ConditionStatus = Condition["status"];
@@ -32,6 +39,11 @@ export interface Observation {
   retrying?: { reason: string; message: string };
   /** The AgentType's pods, as the pod informer keeps them. */
   pods?: readonly PodView[];
+  /**
+   * What the sidecars say of the LLM providers; "none" when the AgentType has no LLM (no
+   * ProvidersReady condition); absent when not known this time (the condition stays as it is).
+   */
+  providers?: ProvidersObservation | "none";
 }
 
 /** Sets a condition, keeping lastTransitionTime when the status did not change. */
@@ -98,6 +110,8 @@ export function computeStatus(
   const { generation, resolution, workload, problem, desiredReplicas, retrying } = observation;
   const required = resolution?.missing.filter((m) => m.required) ?? [];
   const optional = resolution?.missing.filter((m) => !m.required) ?? [];
+  // Resolved, yet its last probe failed: no available version matches, the agent gets this one.
+  const unavailable = resolution?.resolved.filter((r) => availability(r.agentTool) === "False") ?? [];
   const set = (
     conditions: Condition[],
     type: string,
@@ -119,6 +133,14 @@ export function computeStatus(
     );
   } else if (required.length > 0) {
     conditions = set(conditions, "ToolsResolved", "False", "RequiredToolsMissing", describeMissing(required));
+  } else if (unavailable.length > 0) {
+    conditions = set(
+      conditions,
+      "ToolsResolved",
+      "True",
+      "ToolUnavailable",
+      describeUnavailable(unavailable),
+    );
   } else if ((resolution.passedOver ?? []).length > 0) {
     conditions = set(
       conditions,
@@ -195,7 +217,14 @@ export function computeStatus(
     );
   }
 
-  const order = ["Ready", "Progressing", "Degraded", "ToolsResolved"];
+  if (observation.providers === "none") {
+    conditions = conditions.filter((c) => c.type !== "ProvidersReady");
+  } else if (observation.providers !== undefined) {
+    const verdict = providersVerdict(observation.providers);
+    conditions = set(conditions, "ProvidersReady", verdict.status, verdict.reason, verdict.message);
+  }
+
+  const order = ["Ready", "Progressing", "Degraded", "ToolsResolved", "ProvidersReady"];
   conditions.sort((a, b) => order.indexOf(a.type) - order.indexOf(b.type));
 
   const status: AgentTypeStatus = {
@@ -215,6 +244,16 @@ export function computeStatus(
     if (resolution.missing.length > 0) status.missingTools = resolution.missing.map((m) => m.name);
   }
   return status;
+}
+
+/** One clause per resolved tool whose server did not answer its last probe. */
+function describeUnavailable(tools: readonly ResolvedTool[]): string {
+  return tools
+    .map((r) => {
+      const probe = r.agentTool.status?.conditions?.find((c) => c.type === "Available");
+      return `${r.name} ${r.version} (AgentTool ${r.agentTool.metadata.name}) is unavailable: ${probe?.message ?? "its last probe failed"}; no available version matches`;
+    })
+    .join("; ");
 }
 
 /** Conditions whose status differs from before: the transitions worth an Event. */

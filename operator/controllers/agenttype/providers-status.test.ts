@@ -1,0 +1,172 @@
+import { describe, expect, it } from "vitest";
+import type { SidecarStatus } from "../../../api/sidecarstatus.ts";
+import { trimPod } from "./pods-status.ts";
+import {
+  providersVerdict,
+  READ_INTERVAL_MS,
+  ReadBudget,
+  ReadMemo,
+  troubledSidecar,
+} from "./providers-status.ts";
+
+const sidecar = (ready: boolean, running = true) => ({
+  name: "agenttype-sidecar",
+  ready,
+  restartCount: 0,
+  state: running
+    ? { running: { startedAt: "2026-01-01T00:00:00Z" } }
+    : { waiting: { reason: "CrashLoopBackOff" } },
+});
+
+function pod(name: string, container: object, extra: { podIP?: string; deletionTimestamp?: string } = {}) {
+  return trimPod({
+    metadata: {
+      name,
+      namespace: "ns",
+      ...(extra.deletionTimestamp === undefined ? {} : { deletionTimestamp: extra.deletionTimestamp }),
+    },
+    status: {
+      phase: "Running",
+      ...(extra.podIP === undefined ? {} : { podIP: extra.podIP }),
+      initContainerStatuses: [container],
+      containerStatuses: [{ name: "agent", ready: true, restartCount: 0, state: { running: {} } }],
+    },
+  } as Parameters<typeof trimPod>[0]);
+}
+
+const failing: SidecarStatus = {
+  agent: { name: "a", namespace: "ns" },
+  ready: false,
+  providers: [
+    {
+      name: "local",
+      type: "ollama",
+      where: "http://10.96.0.5:11434",
+      model: "llama3.2",
+      state: "unreachable",
+      since: "2026-01-01T00:00:00.000Z",
+      consecutiveFailures: 3,
+      lastError: { errorClass: "connection", message: "connect ECONNREFUSED 10.96.0.5:11434", at: "x" },
+    },
+    {
+      name: "cloud",
+      type: "bedrock",
+      where: "region us-east-1",
+      model: "claude",
+      state: "unauthorized",
+      consecutiveFailures: 1,
+      lastError: { errorClass: "auth", message: "UnrecognizedClientException", at: "x" },
+    },
+  ],
+};
+
+describe("troubledSidecar", () => {
+  it("picks the first pod by name whose sidecar runs but is not ready, with its address", () => {
+    const pods = [
+      pod("a-2", sidecar(false), { podIP: "10.0.0.2" }),
+      pod("a-1", sidecar(false), { podIP: "10.0.0.1" }),
+      pod("a-0", sidecar(true), { podIP: "10.0.0.3" }),
+    ];
+    expect(troubledSidecar(pods)).toEqual({ pod: "a-1", ip: "10.0.0.1" });
+  });
+
+  it("asks no pod whose sidecars are ready, waiting, addressless or being deleted", () => {
+    expect(troubledSidecar([pod("a", sidecar(true), { podIP: "10.0.0.1" })])).toBeUndefined();
+    expect(troubledSidecar([pod("a", sidecar(false, false), { podIP: "10.0.0.1" })])).toBeUndefined();
+    expect(troubledSidecar([pod("a", sidecar(false))])).toBeUndefined();
+    expect(
+      troubledSidecar([
+        pod("a", sidecar(false), { podIP: "10.0.0.1", deletionTimestamp: "2026-01-01T00:00:00Z" }),
+      ]),
+    ).toBeUndefined();
+    expect(troubledSidecar([])).toBeUndefined();
+  });
+});
+
+describe("providersVerdict", () => {
+  it("is True with no read while no sidecar reports trouble", () => {
+    expect(providersVerdict({ sidecarsReady: true })).toMatchObject({
+      status: "True",
+      reason: "SidecarsReady",
+    });
+  });
+
+  it("is False naming every failing provider, its state and last error; the reason is the first one's", () => {
+    const verdict = providersVerdict({ sidecarsReady: false, read: { pod: "a-1", at: 0, status: failing } });
+    expect(verdict.status).toBe("False");
+    expect(verdict.reason).toBe("ProviderUnreachable");
+    expect(verdict.message).toBe(
+      "pod a-1: every LLM provider is failing: provider local (ollama http://10.96.0.5:11434, model llama3.2): unreachable since 2026-01-01T00:00:00.000Z: connect ECONNREFUSED 10.96.0.5:11434; provider cloud (bedrock region us-east-1, model claude): unauthorized: UnrecognizedClientException",
+    );
+  });
+
+  it("has a reason for each failing state", () => {
+    const reasonFor = (state: SidecarStatus["providers"][number]["state"]) =>
+      providersVerdict({
+        sidecarsReady: false,
+        read: {
+          pod: "p",
+          at: 0,
+          status: {
+            ...failing,
+            providers: [{ ...(failing.providers[0] as SidecarStatus["providers"][number]), state }],
+          },
+        },
+      }).reason;
+    expect(
+      ["unreachable", "timeout", "unauthorized", "model-missing", "unavailable"].map((s) =>
+        reasonFor(s as never),
+      ),
+    ).toEqual([
+      "ProviderUnreachable",
+      "ProviderTimeout",
+      "ProviderUnauthorized",
+      "ModelMissing",
+      "ProviderUnavailable",
+    ]);
+  });
+
+  it("is Unknown when the sidecar cannot be read, and True when it says a provider still serves", () => {
+    expect(
+      providersVerdict({ sidecarsReady: false, read: { pod: "p", at: 0, error: "no answer within 2 s" } }),
+    ).toEqual({
+      status: "Unknown",
+      reason: "StatusUnreadable",
+      message: "pod p: the sidecar is not ready and its /status could not be read: no answer within 2 s",
+    });
+    expect(
+      providersVerdict({
+        sidecarsReady: false,
+        read: { pod: "p", at: 0, status: { ...failing, ready: true } },
+      }),
+    ).toMatchObject({ status: "True", reason: "ProvidersAnswering" });
+  });
+});
+
+describe("ReadMemo", () => {
+  it("holds a read for the interval, keeps the last one after it, and forgets on request", () => {
+    const memo = new ReadMemo();
+    const read = { pod: "p", at: 1000, error: "x" };
+    memo.remember("ns/a", read);
+    expect(memo.fresh("ns/a", 1000 + READ_INTERVAL_MS - 1)).toBe(read);
+    expect(memo.fresh("ns/a", 1000 + READ_INTERVAL_MS)).toBeUndefined();
+    expect(memo.last("ns/a")).toBe(read);
+    memo.forget("ns/a");
+    expect(memo.last("ns/a")).toBeUndefined();
+    expect(memo.size).toBe(0);
+  });
+});
+
+describe("ReadBudget", () => {
+  it("gives the burst at once, then refills at its rate, never above the burst", () => {
+    const budget = new ReadBudget(2, 3, 0);
+    expect([0, 0, 0, 0].map(() => budget.tryTake(0))).toEqual([true, true, true, false]);
+    expect(budget.tryTake(499)).toBe(false);
+    expect(budget.tryTake(500)).toBe(true);
+    expect([1, 2, 3, 4].map(() => budget.tryTake(60_000))).toEqual([true, true, true, false]);
+  });
+
+  it("refuses nonsense settings by name", () => {
+    expect(() => new ReadBudget(0, 1, 0)).toThrow("invalid read budget 0/s");
+  });
+});
