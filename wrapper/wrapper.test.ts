@@ -1,13 +1,13 @@
 // The wrapper as an agent meets it: the built preload under the real node, the shim under the
 // real python3 and env.sh under sh, each against a local HTTP server that answers like the
 // sidecar's agent API.
-import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
+import { type Exited, exec } from "../tests/fixtures/exec.ts";
 import { buildWrapper } from "./build.ts";
 
 const out = mkdtempSync(join(tmpdir(), "agenttype-wrapper-"));
@@ -20,10 +20,15 @@ interface Recorded {
   body: string;
 }
 
-/** The sidecar's agent API, enough of it: not ready until `readyAt`, then tools and memory. */
+/**
+ * The sidecar's agent API, enough of it: not ready until `readyAt`, then tools and memory. With
+ * `readyDelayMs`, `readyAt` is that long after the first readiness check, so the agent is seen
+ * to wait however slowly a loaded machine starts it.
+ */
 class FakeSidecar {
   readonly requests: Recorded[] = [];
   readyAt = 0;
+  readyDelayMs = 0;
   readonly memory = new Map<string, unknown>();
   readonly server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -36,6 +41,7 @@ class FakeSidecar {
       };
       const url = new URL(req.url ?? "/", "http://x");
       if (url.pathname === "/api/version") {
+        if (this.readyDelayMs > 0 && this.readyAt === 0) this.readyAt = Date.now() + this.readyDelayMs;
         return Date.now() >= this.readyAt
           ? json(200, { version: "0.12.6" })
           : json(503, { error: "starting" });
@@ -84,15 +90,9 @@ afterAll(() => {
 beforeEach(() => {
   sidecar.requests.length = 0;
   sidecar.readyAt = 0;
+  sidecar.readyDelayMs = 0;
   sidecar.memory.clear();
 });
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
 
 /** Runs a program with the pod contract's environment pointing at `origin`. */
 function run(
@@ -100,7 +100,7 @@ function run(
   args: string[],
   extraEnv: Record<string, string>,
   origin = sidecar.url,
-): Promise<Run> {
+): Promise<Exited> {
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
@@ -109,20 +109,7 @@ function run(
     OPENAI_BASE_URL: `${origin}/v1`,
     ...extraEnv,
   };
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => {
-      stdout += c;
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      stderr += c;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr, ms: Date.now() - t0 }));
-  });
+  return exec(cmd, args, { env });
 }
 
 const nodeEnv = { NODE_OPTIONS: `--require ${PRELOAD}` };
@@ -132,7 +119,7 @@ const DEAD = "http://127.0.0.1:9";
 
 describe("node preload", () => {
   test("the agent starts once the sidecar is ready, and its output is its own", async () => {
-    sidecar.readyAt = Date.now() + 600;
+    sidecar.readyDelayMs = 600;
     const r = await run("node", ["-e", "console.log('agent started at', Date.now())"], nodeEnv);
     expect(r.code).toBe(0);
     expect(r.stderr).toBe("");
@@ -195,7 +182,7 @@ describe("node preload", () => {
 
 describe("python shim", () => {
   test("the agent starts once the sidecar is ready, and its output is its own", async () => {
-    sidecar.readyAt = Date.now() + 600;
+    sidecar.readyDelayMs = 600;
     const r = await run(
       "python3",
       ["-c", "import time; print('agent started at', int(time.time()*1000))"],

@@ -2,7 +2,7 @@
 // healthy, of the pinned release, and gives each test its own namespace; and the harness's
 // start path (tests/cluster/lib.sh) never takes a starting process for a failed one, while a
 // start that does fail stops what it started and shows its own log.
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import {
   existsSync,
   mkdirSync,
@@ -18,6 +18,7 @@ import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { CoreV1Api, Health, VersionApi } from "@kubernetes/client-node";
 import { describe, expect, inject } from "vitest";
+import { exec } from "../fixtures/exec.ts";
 import { freePort } from "../fixtures/ports.ts";
 import { test } from "./cluster.ts";
 
@@ -25,26 +26,9 @@ const run = promisify(execFile);
 const cluster = inject("cluster");
 const clusterDir = resolve(import.meta.dirname, "../cluster");
 
-/** Runs a bash script to its end with extra environment; never rejects. */
-function bash(script: string, env: NodeJS.ProcessEnv, timeoutMs: number) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((done, fail) => {
-    const child = spawn("bash", ["-c", script], {
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-      timeout: timeoutMs,
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => {
-      stdout += c;
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      stderr += c;
-    });
-    child.on("error", fail);
-    child.on("close", (code) => done({ code, stdout, stderr }));
-  });
-}
+/** Runs a bash script to its end with extra environment; never rejects on its exit status. */
+const bash = (script: string, env: NodeJS.ProcessEnv, timeoutMs: number) =>
+  exec("bash", ["-c", script], { env: { ...process.env, ...env }, timeoutMs });
 
 /** True when something accepts TCP connections on 127.0.0.1:port. */
 function listening(port: number): Promise<boolean> {

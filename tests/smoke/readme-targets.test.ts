@@ -5,12 +5,12 @@
 // of config/samples getting a status beside the demo without replacing any of its objects;
 // `make images` leaving no buildah container behind; and `make down`, with that KUBECONFIG
 // still exported, leaving no process, listener or bridge of the cluster.
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { eventually } from "../fixtures/eventually.ts";
+import { execOk } from "../fixtures/exec.ts";
 import {
   buildahLeftovers,
   harness,
@@ -51,30 +51,8 @@ writeFileSync(
 );
 
 /** kubectl on the project's own cluster; rejects with its stderr. */
-function kubectl(...args: string[]): Promise<string> {
-  return new Promise((done, fail) => {
-    const child = spawn(
-      join(cluster.AGENTTYPE_BIN, "kubectl"),
-      ["--kubeconfig", cluster.AGENTTYPE_KUBECONFIG, ...args],
-      {
-        stdio: ["ignore", "pipe", "pipe"],
-        timeout: 120_000,
-      },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => {
-      stdout += c;
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      stderr += c;
-    });
-    child.on("error", fail);
-    child.on("close", (code) =>
-      code === 0 ? done(stdout) : fail(new Error(`kubectl ${args.join(" ")} (exit ${code}): ${stderr}`)),
-    );
-  });
-}
+const kubectl = (...args: string[]) =>
+  execOk(join(cluster.AGENTTYPE_BIN, "kubectl"), ["--kubeconfig", cluster.AGENTTYPE_KUBECONFIG, ...args]);
 const getJson = async <V>(...args: string[]) => JSON.parse(await kubectl("get", "-o", "json", ...args)) as V;
 
 interface Condition {
