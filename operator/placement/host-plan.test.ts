@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { ResolvedTool } from "../tools/resolve-tools.ts";
 import {
+  groupDamage,
   LABEL_CPU_MILLIS,
   LABEL_MEMORY_BYTES,
   replicasThatFit,
@@ -137,5 +138,34 @@ describe("hostAgentStatus", () => {
     );
     expect(cond(s, "ToolsResolved")).toMatchObject({ status: "False", reason: "ToolNotReachableFromHost" });
     expect(cond(s, "Degraded")).toMatchObject({ status: "True" });
+  });
+});
+
+describe("groupDamage", () => {
+  const group = { id: "g", state: "ready" as const };
+  const c = (role: string, state: "created" | "running" | "exited", groupId = "g") => ({
+    groupId,
+    labels: { "agenttype.dev/role": role },
+    state,
+  });
+  it("leaves a group whose sidecar and agent were started, whatever became of them since", () => {
+    expect(groupDamage(group, [c("wrapper", "exited"), c("sidecar", "running"), c("agent", "exited")])).toBe(
+      undefined,
+    );
+  });
+  it("names a lost sandbox", () => {
+    expect(
+      groupDamage({ id: "g", state: "not-ready" }, [c("sidecar", "running"), c("agent", "running")]),
+    ).toMatch(/group was lost/);
+  });
+  it("names the containers a start interrupted left missing or never started", () => {
+    expect(groupDamage(group, [c("sidecar", "running"), c("agent", "created")])).toMatch(
+      /its agent never started/,
+    );
+    expect(groupDamage(group, [c("wrapper", "exited")])).toMatch(/its sidecar and agent never started/);
+    // Another group's containers do not count.
+    expect(groupDamage(group, [c("sidecar", "running", "h"), c("agent", "running", "h")])).toMatch(
+      /sidecar and agent/,
+    );
   });
 });

@@ -11,9 +11,10 @@ import { AGENT_CONTAINER, SIDECAR_CONTAINER, WRAPPER_CONTAINER } from "../build/
 import { type DesiredObjects, WRAPPER_MOUNT } from "../build/objects.ts";
 import { parseQuantity } from "../build/quantity.ts";
 import type { Labels, ResourceLimits } from "../drivers/config.ts";
-import type { Owner } from "../drivers/labels.ts";
+import type { ContainerInfo, GroupInfo } from "../drivers/driver.ts";
+import { LABEL_ROLE, type Owner } from "../drivers/labels.ts";
 import type { ReplicaPlan, ReplicaSpec } from "../drivers/replica.ts";
-import { buildReplicaPlan } from "../drivers/replica.ts";
+import { buildReplicaPlan, ROLE_AGENT, ROLE_SIDECAR } from "../drivers/replica.ts";
 import type { ResolvedTool } from "../tools/resolve-tools.ts";
 
 /** Labels a group carries beside the driver's: what it runs, and what it takes of the host. */
@@ -232,3 +233,23 @@ export function runsOnContainerdHost(agent: object): boolean {
 }
 
 export type { AgentType };
+
+/**
+ * Why a replica's group cannot go on as it is, or undefined when it can: its sandbox is gone
+ * (containerd or the host restarted with its containers), or its sidecar or agent was never
+ * created or started (the operator stopped halfway through starting it). Reconciles of one
+ * AgentType never overlap, so a reconcile never sees a start of its own in progress.
+ */
+export function groupDamage(
+  group: Pick<GroupInfo, "id" | "state">,
+  containers: readonly Pick<ContainerInfo, "groupId" | "labels" | "state">[],
+): string | undefined {
+  if (group.state === "not-ready")
+    return "its group was lost (no pause process or network namespace: containerd or the host restarted)";
+  const own = containers.filter((c) => c.groupId === group.id);
+  const missing = [ROLE_SIDECAR, ROLE_AGENT].filter(
+    (role) => !own.some((c) => c.labels[LABEL_ROLE] === role && c.state !== "created"),
+  );
+  if (missing.length > 0) return `its ${missing.join(" and ")} never started (the start was interrupted)`;
+  return undefined;
+}

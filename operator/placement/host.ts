@@ -25,11 +25,12 @@ import type { ObjectCache } from "../engine/informer.ts";
 import { backoffDelay } from "../engine/workqueue.ts";
 import { clientKey } from "../hosts/client-key.ts";
 import type { HostConnections } from "../hosts/host-connections.ts";
-import type { KubeClient, KubeObject } from "../kube/client.ts";
+import { isNotFound, type KubeClient, type KubeObject } from "../kube/client.ts";
 import type { EventRecorder } from "../kube/events.ts";
 import { resources } from "../kube/resources.ts";
 import { resolveTools } from "../tools/resolve-tools.ts";
 import {
+  groupDamage,
   HostPlanError,
   hostReplicaPlan,
   LABEL_SPEC_HASH,
@@ -125,6 +126,19 @@ export function createHostPlacement(deps: HostPlacementDeps) {
     return { host, driver: hosts.access(host, key.privateKey).driver };
   }
 
+  /** True when the API server (not only our cache, which may lag) says the AgentHost does not exist. */
+  async function hostIsGone(hostName: string, signal: AbortSignal): Promise<boolean> {
+    if (hostName === "") return true;
+    if (agentHosts.get(hostName) !== undefined) return false;
+    try {
+      await client.get(resources.agentHost, undefined, hostName, signal);
+      return false;
+    } catch (error) {
+      if (isNotFound(error)) return true;
+      throw error;
+    }
+  }
+
   async function credentialFiles(
     agent: AgentType,
     tools: AgentTool[],
@@ -201,6 +215,21 @@ export function createHostPlacement(deps: HostPlacementDeps) {
       return undefined;
     }
     try {
+      if (await hostIsGone(hostName, signal)) {
+        // Nothing can be removed from a host the cluster no longer knows: keeping the finalizer
+        // would keep the AgentType forever. Should the machine come back under an AgentHost,
+        // that host's probe removes these containers as orphans.
+        await events.record(
+          raw,
+          "Warning",
+          "HostGone",
+          `AgentHost ${hostName} no longer exists: containers and files of this agent that were on it could not be removed`,
+          signal,
+        );
+        await setFinalizer(raw, false, signal);
+        log.info({ host: hostName }, "released the finalizer: the agent's host no longer exists");
+        return undefined;
+      }
       const access = await hostAccess(hostName, signal);
       if ("reason" in access) throw new Error(access.message);
       const owner = ownerOf(raw);
@@ -336,11 +365,14 @@ export function createHostPlacement(deps: HostPlacementDeps) {
         restarts.delete(`${owner.uid}/${replica}`);
         log.info({ replica, group: group.name }, "removed a replica beyond the desired count");
       }
-      // Start missing replicas; roll one outdated replica at a time, only while the others run.
+      // Start missing replicas and damaged ones (host-plan.ts groupDamage); roll one outdated
+      // replica at a time, only while the others run.
       for (let replica = 0; replica < fit; replica++) {
         const group = byReplica.get(replica);
-        if (group !== undefined && group.labels[LABEL_SPEC_HASH] === hash) continue;
-        if (group !== undefined) {
+        const damage = group === undefined ? undefined : groupDamage(group, containers);
+        const damaged = damage !== undefined;
+        if (group !== undefined && !damaged && group.labels[LABEL_SPEC_HASH] === hash) continue;
+        if (group !== undefined && !damaged) {
           const othersReady = replicas.filter((r) => r.replica !== replica && r.replica < fit);
           if (busy || othersReady.some((r) => r.state !== "running" || !r.current)) {
             busy = true;
@@ -351,7 +383,15 @@ export function createHostPlacement(deps: HostPlacementDeps) {
         const plan = hostReplicaPlan(specOf(replica), hostName);
         await startReplica(driver, plan, call);
         restarts.delete(`${owner.uid}/${replica}`);
-        if (group !== undefined)
+        if (damaged)
+          await events.record(
+            raw,
+            "Warning",
+            "ReplicaRecreated",
+            `replica ${replica} on host ${hostName} was started again: ${damage}`,
+            signal,
+          );
+        else if (group !== undefined)
           await events.record(
             raw,
             "Normal",
@@ -368,7 +408,7 @@ export function createHostPlacement(deps: HostPlacementDeps) {
             signal,
           );
         busy = true;
-        if (group !== undefined) break; // one at a time: look again once it runs
+        if (group !== undefined && !damaged) break; // one at a time: look again once it runs
       }
       // Restart exited containers, with backoff.
       const after = await driver.list(ownerLabels(owner), call);
