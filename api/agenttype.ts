@@ -18,8 +18,10 @@ import {
 } from "./common.ts";
 import {
   affinity,
+  containerSecurityContext,
   envVarSource,
   nodeSelector,
+  podSecurityContext,
   resources,
   sidecarResources,
   toleration,
@@ -394,46 +396,104 @@ const sidecar = withRule(
   },
 );
 
-export const agentTypeSpec = z
+export const SECURITY_PROFILES = ["restricted", "baseline", "none"] as const;
+
+const security = z
   .strictObject({
-    image: image.describe("The agent's container image, run unmodified."),
-    imagePullPolicy: z
-      .enum(["Always", "IfNotPresent", "Never"])
-      .optional()
-      .describe("Image pull policy of the agent container."),
-    command: z
-      .array(z.string())
-      .max(64)
-      .optional()
-      .describe("Entrypoint override; the image's ENTRYPOINT when unset."),
-    args: z.array(z.string()).max(256).optional().describe("Arguments; the image's CMD when unset."),
-    env: keyedList(envVar, "name", 128).optional().describe("Environment of the agent container."),
-    resources: resources.optional().describe("Compute resources of the agent container."),
-    language: z
-      .enum(["node", "python", "generic"])
-      .default("generic")
+    profile: z
+      .enum(SECURITY_PROFILES)
+      .default("restricted")
       .describe(
-        "Runtime hint for the wrapper's preload: node (NODE_OPTIONS --require) or python (sitecustomize), whose preload holds the agent until the sidecar answers; or generic (environment only), where a startup probe on the sidecar makes the kubelet hold it.",
+        "Security settings the operator fills in for the agent container where securityContext and podSecurityContext set none: restricted (the default; meets the restricted Pod Security Standard: runAsNonRoot, no privilege escalation, every capability dropped, seccomp RuntimeDefault), baseline (no privilege escalation, seccomp RuntimeDefault: for images that must run as root) or none.",
       ),
-    replicas: z.int().min(0).max(1000).default(1).describe("Number of agent pods (scale subresource)."),
-    llm: llm.optional().describe("LLM providers and routing; without it the agent gets no LLM proxy."),
-    tools: keyedList(toolRequest, "name", 64)
-      .optional()
-      .describe("Tools the agent asks for, resolved against AgentTools."),
-    memory: memory.prefault({}).describe("The agent's memory store."),
-    runtime: runtime.prefault({}).describe("Where the agent runs."),
-    sidecar: sidecar.prefault({}).describe("Sidecar settings."),
-    nodeSelector: nodeSelector
-      .optional()
-      .describe("Node labels the agent pods must match (kubernetes runtime)."),
-    tolerations: z
-      .array(toleration)
-      .max(64)
-      .optional()
-      .describe("Tolerations of the agent pods (kubernetes runtime)."),
-    affinity: affinity.optional(),
   })
-  .describe("Desired state of an AgentType.");
+  .describe("The agent container's security profile (docs/adr/0009-agent-security-profile.md).");
+
+type SecuritySpec = {
+  runtime: { type: string };
+  security: { profile: string };
+  securityContext?: { runAsUser?: number | undefined; runAsNonRoot?: boolean | undefined } | undefined;
+  podSecurityContext?: { runAsUser?: number | undefined; runAsNonRoot?: boolean | undefined } | undefined;
+};
+
+/** The container's value of a field, else the pod's: how the kubelet resolves it. */
+const effective = <K extends "runAsUser" | "runAsNonRoot">(s: SecuritySpec, field: K) =>
+  s.securityContext?.[field] ?? s.podSecurityContext?.[field];
+const celEffective = (field: string, otherwise: string) =>
+  `(has(self.securityContext) && has(self.securityContext.${field}) ? self.securityContext.${field} : (has(self.podSecurityContext) && has(self.podSecurityContext.${field}) ? self.podSecurityContext.${field} : ${otherwise}))`;
+
+/** The rules that join the two security contexts and the profile. */
+function withSecurityRules<S extends z.ZodType<SecuritySpec>>(schema: S): S {
+  return withRule(
+    withRule(schema, {
+      cel: `!(${celEffective("runAsUser", "-1")} == 0 && ${celEffective("runAsNonRoot", "self.security.profile == 'restricted'")})`,
+      message:
+        "the agent would run as root (runAsUser 0) with runAsNonRoot true, which the kubelet refuses: set runAsNonRoot false and security.profile baseline or none, or run as another user",
+      field: "securityContext",
+      holds: (s) =>
+        !(
+          effective(s, "runAsUser") === 0 &&
+          (effective(s, "runAsNonRoot") ?? s.security.profile === "restricted")
+        ),
+    }),
+    {
+      cel: "self.runtime.type == 'kubernetes' || (!has(self.securityContext) && !has(self.podSecurityContext))",
+      message:
+        "securityContext and podSecurityContext apply only to runtime kubernetes: an AgentHost runs the agent with its own settings",
+      field: "securityContext",
+      reason: "FieldValueForbidden",
+      holds: (s) =>
+        s.runtime.type === "kubernetes" ||
+        (s.securityContext === undefined && s.podSecurityContext === undefined),
+    },
+  );
+}
+
+export const agentTypeSpec = withSecurityRules(
+  z
+    .strictObject({
+      image: image.describe("The agent's container image, run unmodified."),
+      imagePullPolicy: z
+        .enum(["Always", "IfNotPresent", "Never"])
+        .optional()
+        .describe("Image pull policy of the agent container."),
+      command: z
+        .array(z.string())
+        .max(64)
+        .optional()
+        .describe("Entrypoint override; the image's ENTRYPOINT when unset."),
+      args: z.array(z.string()).max(256).optional().describe("Arguments; the image's CMD when unset."),
+      env: keyedList(envVar, "name", 128).optional().describe("Environment of the agent container."),
+      resources: resources.optional().describe("Compute resources of the agent container."),
+      language: z
+        .enum(["node", "python", "generic"])
+        .default("generic")
+        .describe(
+          "Runtime hint for the wrapper's preload: node (NODE_OPTIONS --require) or python (sitecustomize), whose preload holds the agent until the sidecar answers; or generic (environment only), where a startup probe on the sidecar makes the kubelet hold it.",
+        ),
+      replicas: z.int().min(0).max(1000).default(1).describe("Number of agent pods (scale subresource)."),
+      llm: llm.optional().describe("LLM providers and routing; without it the agent gets no LLM proxy."),
+      tools: keyedList(toolRequest, "name", 64)
+        .optional()
+        .describe("Tools the agent asks for, resolved against AgentTools."),
+      memory: memory.prefault({}).describe("The agent's memory store."),
+      runtime: runtime.prefault({}).describe("Where the agent runs."),
+      sidecar: sidecar.prefault({}).describe("Sidecar settings."),
+      nodeSelector: nodeSelector
+        .optional()
+        .describe("Node labels the agent pods must match (kubernetes runtime)."),
+      tolerations: z
+        .array(toleration)
+        .max(64)
+        .optional()
+        .describe("Tolerations of the agent pods (kubernetes runtime)."),
+      affinity: affinity.optional(),
+      security: security.prefault({}),
+      securityContext: containerSecurityContext.optional(),
+      podSecurityContext: podSecurityContext.optional(),
+    })
+    .describe("Desired state of an AgentType."),
+);
 
 const resolvedTool = z
   .strictObject({

@@ -1,5 +1,5 @@
 // Kubernetes pod fields an AgentType passes through to its pods (resources, environment
-// sources, tolerations, node selector, affinity), checked as the API server checks them in a
+// sources, tolerations, node selector, affinity, security contexts), checked as the API server checks them in a
 // pod (pkg/apis/core/validation), in zod and in the CRD alike: an AgentType the API server
 // accepts is one whose Deployment or StatefulSet it accepts too. Where Kubernetes allows more
 // than an agent can use (extended resources, matchLabelKeys), the schema offers less.
@@ -15,6 +15,7 @@ import {
   labelValue,
   QUALIFIED_NAME,
   SECRET_KEY,
+  uniqueList,
   withRule,
 } from "./common.ts";
 import { quantityAtMost, quantityAtMostCel } from "./quantity.ts";
@@ -437,3 +438,154 @@ export const affinity = z
     podAntiAffinity: podAffinity("anti-affinity").optional(),
   })
   .describe("Kubernetes affinity of the agent pods, checked as a pod's is (kubernetes runtime).");
+
+// --- security context ----------------------------------------------------------------------
+
+// Kubernetes checks a pod's user and group IDs as 0 to 2^31-1 (IsValidUserID, IsValidGroupID).
+const MAX_ID = 2_147_483_647;
+const userId = z.int().min(0).max(MAX_ID).describe("A user ID, from 0 to 2147483647; 0 is root.");
+const groupId = z.int().min(0).max(MAX_ID).describe("A group ID, from 0 to 2147483647.");
+
+// A relative path without a '..' element, as Kubernetes checks a localhost profile (validateLocal
+// DescendingPath), written without lookahead so that RE2 and JavaScript read it alike.
+const PATH_ELEMENT = "(\\.|[^/.][^/]*|\\.[^/.][^/]*|\\.\\.[^/]+)";
+const DESCENDING_PATH = `^${PATH_ELEMENT}(/(${PATH_ELEMENT})?)*$`;
+
+type Seccomp = { type: string; localhostProfile?: string | undefined };
+
+const seccompProfile = withRule(
+  withRule(
+    z
+      .strictObject({
+        type: z
+          .enum(["RuntimeDefault", "Localhost", "Unconfined"])
+          .describe(
+            "RuntimeDefault (the container runtime's profile), Localhost (a profile file on the node) or Unconfined.",
+          ),
+        localhostProfile: z
+          .string()
+          .min(1)
+          .max(255)
+          .regex(new RegExp(DESCENDING_PATH), {
+            error: "must be a relative path without '..', under the kubelet's seccomp directory",
+          })
+          .optional()
+          .describe("Profile file under the kubelet's seccomp directory; only with type Localhost."),
+      })
+      .describe("A seccomp profile, as in a Kubernetes security context."),
+    {
+      cel: "self.type != 'Localhost' || has(self.localhostProfile)",
+      message: "localhostProfile must be set when type is Localhost",
+      field: "localhostProfile",
+      reason: "FieldValueRequired",
+      holds: (p: Seccomp) => p.type !== "Localhost" || p.localhostProfile !== undefined,
+    },
+  ),
+  {
+    cel: "self.type == 'Localhost' || !has(self.localhostProfile)",
+    message: "localhostProfile can only be set when type is Localhost",
+    field: "localhostProfile",
+    reason: "FieldValueForbidden",
+    holds: (p: Seccomp) => p.type === "Localhost" || p.localhostProfile === undefined,
+  },
+);
+
+const capability = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Z][A-Z0-9_]*$/, {
+    error: "must be a Linux capability name in capitals, such as NET_BIND_SERVICE or ALL",
+  });
+
+// Kubernetes refuses CAP_SYS_ADMIN beside allowPrivilegeEscalation false, which the profiles
+// set; an agent has no business administering its node, so it is not offered at all.
+const SYS_ADMIN = ["SYS_ADMIN", "CAP_SYS_ADMIN"];
+
+const capabilities = z
+  .strictObject({
+    add: withRule(uniqueList(capability, 64), {
+      cel: `!self.exists(c, c in ${JSON.stringify(SYS_ADMIN)})`,
+      message: "SYS_ADMIN is not offered: it is root on the node in all but name",
+      reason: "FieldValueForbidden",
+      holds: (add) => !add.some((c) => SYS_ADMIN.includes(c)),
+    })
+      .optional()
+      .describe("Capabilities to add to the runtime's default set."),
+    drop: uniqueList(capability, 64)
+      .optional()
+      .describe("Capabilities to remove from the runtime's default set; ALL removes every one."),
+  })
+  .describe("Linux capabilities of the agent container.");
+
+type Identity = { runAsUser?: number | undefined; runAsNonRoot?: boolean | undefined };
+
+/** runAsNonRoot and runAsUser 0 together: the kubelet refuses to start the container. */
+function notRootAndNonRoot<S extends z.ZodType<Identity>>(schema: S): S {
+  return withRule(schema, {
+    cel: "!(has(self.runAsNonRoot) && self.runAsNonRoot && has(self.runAsUser) && self.runAsUser == 0)",
+    message: "runAsUser 0 is root, which runAsNonRoot true forbids: the kubelet would refuse to start it",
+    field: "runAsUser",
+    holds: (c) => !(c.runAsNonRoot === true && c.runAsUser === 0),
+  });
+}
+
+/**
+ * The agent container's security context, as Kubernetes checks it. Offered less: no
+ * privileged, procMount, SELinux, AppArmor or Windows options.
+ */
+export const containerSecurityContext = notRootAndNonRoot(
+  z
+    .strictObject({
+      runAsUser: userId.optional().describe("User ID the agent runs as; the image's USER when unset."),
+      runAsGroup: groupId.optional().describe("Primary group ID of the agent; the image's when unset."),
+      runAsNonRoot: z
+        .boolean()
+        .optional()
+        .describe("When true, the kubelet refuses to start the agent as root (uid 0)."),
+      readOnlyRootFilesystem: z
+        .boolean()
+        .optional()
+        .describe("When true, the agent cannot write its image's filesystem, only its volumes."),
+      allowPrivilegeEscalation: z
+        .boolean()
+        .optional()
+        .describe("When false, no process of the agent can gain privileges (setuid binaries, no_new_privs)."),
+      capabilities: capabilities.optional(),
+      seccompProfile: seccompProfile.optional(),
+    })
+    .describe(
+      "Security context of the agent container, as in a Kubernetes container; each field you set replaces the one security.profile would set.",
+    ),
+);
+
+/** The agent pod's security context, as Kubernetes checks it; offered less as the container's. */
+export const podSecurityContext = notRootAndNonRoot(
+  z
+    .strictObject({
+      runAsUser: userId.optional().describe("User ID of the agent when its container sets none."),
+      runAsGroup: groupId.optional().describe("Primary group ID of the agent when its container sets none."),
+      runAsNonRoot: z
+        .boolean()
+        .optional()
+        .describe(
+          "When true, the kubelet refuses to start the agent as root, unless its container says otherwise.",
+        ),
+      fsGroup: groupId
+        .optional()
+        .describe("Group that owns the pod's volumes and that every container joins; 65532 when unset."),
+      fsGroupChangePolicy: z
+        .enum(["OnRootMismatch", "Always"])
+        .optional()
+        .describe("When the kubelet changes the volumes' ownership to fsGroup: Always, or OnRootMismatch."),
+      supplementalGroups: z
+        .array(groupId)
+        .max(32)
+        .optional()
+        .describe("Further groups every container of the pod joins."),
+      seccompProfile: seccompProfile.optional(),
+    })
+    .describe(
+      "Security context of the agent pod, as in a Kubernetes pod. The operator's own containers keep their restricted settings; fields here apply to the agent where its container sets none.",
+    ),
+);

@@ -4,7 +4,8 @@ import { type AgentType, agentType } from "../../api/agenttype.ts";
 import { sidecarConfig as sidecarConfigSchema } from "../../api/sidecarconfig.ts";
 import { loadSample } from "../../tests/fixtures/manifests.ts";
 import { resolveTools } from "../tools/resolve-tools.ts";
-import { type BuildSettings, buildObjects, RESTRICTED } from "./objects.ts";
+import { type BuildSettings, buildObjects } from "./objects.ts";
+import { RESTRICTED } from "./security-context.ts";
 
 const settings: BuildSettings = {
   sidecarImage: "agenttype/sidecar:dev",
@@ -64,7 +65,13 @@ describe("pod contract", () => {
     expect(agent?.image).toBe("ghcr.io/acme/summarizer:0.9.0");
     expect(agent?.command).toEqual(["python", "-m", "summarizer"]);
     expect(agent?.args).toEqual(["--max-words", "200"]);
-    expect(agent?.securityContext).toBeUndefined();
+    // security.profile restricted, the default: no uid chosen, the image's USER stays.
+    expect(agent?.securityContext).toEqual({
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"] },
+      seccompProfile: { type: "RuntimeDefault" },
+    });
     const env = Object.fromEntries((agent?.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
     expect(env).toMatchObject({
       SUMMARY_STYLE: "bullet-points",

@@ -12,7 +12,6 @@ import type {
   V1PodDisruptionBudget,
   V1PodTemplateSpec,
   V1ResourceRequirements,
-  V1SecurityContext,
   V1Service,
   V1ServiceAccount,
   V1StatefulSet,
@@ -34,6 +33,7 @@ import {
   WRAPPER_CONTAINER,
 } from "./names.ts";
 import { canonicalQuantity, canonicalResources, MILLI } from "./quantity.ts";
+import { agentPodSecurityContext, agentSecurityContext, RESTRICTED } from "./security-context.ts";
 import {
   buildSidecarConfig,
   providerCredentialsDir,
@@ -54,19 +54,6 @@ export interface BuildSettings extends SidecarDefaults {
 /** Where the wrapper's files appear in the agent container. */
 export const WRAPPER_MOUNT = "/opt/agenttype";
 const CONFIG_FILE = "sidecar.json";
-// A uid no base image uses, so our containers never share an identity with the agent's.
-const OUR_UID = 65532;
-
-/** The restricted Pod Security profile, for the containers we ship. */
-export const RESTRICTED: V1SecurityContext = {
-  runAsNonRoot: true,
-  runAsUser: OUR_UID,
-  runAsGroup: OUR_UID,
-  allowPrivilegeEscalation: false,
-  readOnlyRootFilesystem: true,
-  capabilities: { drop: ["ALL"] },
-  seccompProfile: { type: "RuntimeDefault" },
-};
 
 export type Workload =
   | (Manifest<V1Deployment> & { kind: "Deployment" })
@@ -220,6 +207,7 @@ function podTemplate(
     ),
     securityContext: RESTRICTED,
   };
+  const agentContext = agentSecurityContext(spec);
   const agentContainer: V1Container = {
     name: AGENT_CONTAINER,
     image: spec.image,
@@ -231,6 +219,7 @@ function podTemplate(
       ? {}
       : { resources: canonicalResources(spec.resources as V1ResourceRequirements) }),
     volumeMounts: [{ name: "agenttype", mountPath: WRAPPER_MOUNT, readOnly: true }],
+    ...(agentContext === undefined ? {} : { securityContext: agentContext }),
   };
   const volumes: V1Volume[] = [{ name: "agenttype", emptyDir: { sizeLimit: "64Mi" } }, ...sidecar.volumes];
   if (spec.memory.type === "ephemeral") {
@@ -245,8 +234,7 @@ function podTemplate(
       serviceAccountName: ownedNames(agent).serviceAccount,
       // The agent needs no Kubernetes API access; the sidecar is its only door out.
       automountServiceAccountToken: false,
-      // Lets the sidecar (uid 65532) write the memory volume whatever the volume's owner.
-      securityContext: { fsGroup: OUR_UID },
+      securityContext: agentPodSecurityContext(spec),
       initContainers: [wrapper, sidecarContainer],
       containers: [agentContainer],
       volumes,
