@@ -69,7 +69,7 @@ export function connect(
   return new SshConnection(sshTarget(host, overrides), options);
 }
 
-/** Runs a host.sh command (sshd-stop, sshd-start). */
-export function hostCommand(command: "sshd-stop" | "sshd-start"): void {
+/** Runs a host.sh command (sshd-stop, sshd-start, containerd-restart). */
+export function hostCommand(command: "sshd-stop" | "sshd-start" | "containerd-restart"): void {
   execFileSync(hostSh, [command], { stdio: ["ignore", "ignore", "inherit"], timeout: 60_000 });
 }

@@ -10,6 +10,9 @@
 #   tests/hosts/host.sh env         the variables tests read (also in $STATE/host.env)
 #   tests/hosts/host.sh sshd-stop   stop sshd and its sessions (containerd keeps running)
 #   tests/hosts/host.sh sshd-start  start sshd again
+#   tests/hosts/host.sh containerd-restart
+#                                   kill containerd, its shims and every container (as a crash
+#                                   or a reboot does), then start containerd again
 #
 # AGENTTYPE_HOST_CONTAINERD_BIN names a directory with another containerd, containerd-shim-runc-v2
 # and ctr (tests/hosts/build-containerd.sh builds a 2.x); Debian's containerd otherwise.
@@ -141,12 +144,22 @@ start_in_ns() {
 
 # stop_pid NAME: TERM, KILL after 10 s.
 stop_pid() {
-  local name=$1 pid i
+  local name=$1 pid
   pid_alive "$name" || { rm -f "$RUN/$name.pid"; return 0; }
   pid=$(<"$RUN/$name.pid")
   kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$RUN/$name.pid"
+}
+
+# stop_pid_now NAME: KILL, as a crash does.
+stop_pid_now() {
+  local name=$1 pid
+  pid_alive "$name" || { rm -f "$RUN/$name.pid"; return 0; }
+  pid=$(<"$RUN/$name.pid")
+  kill -KILL "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   rm -f "$RUN/$name.pid"
 }
 
@@ -319,6 +332,22 @@ containerd_down() {
   done
 }
 
+# Kills containerd, its shims and what runs in the agents' cgroups, leaving containerd's state
+# (its containers and sandboxes, now dead) for the next containerd to find, then starts it.
+containerd_restart() {
+  stop_pid_now containerd
+  local p
+  for p in $(ip netns pids "$NETNS" 2>/dev/null); do
+    [[ $(cat "/proc/$p/comm" 2>/dev/null) == containerd-shim* ]] && kill -KILL "$p" 2>/dev/null
+  done
+  local c
+  for c in /sys/fs/cgroup/*/"$CGROUP_PARENT"; do
+    [ -d "$c" ] || continue
+    while read -r p; do kill -KILL "$p" 2>/dev/null || true; done < <(find "$c" -name cgroup.procs -exec cat {} + 2>/dev/null)
+  done
+  containerd_up
+}
+
 # ------------------------------------------------------------------ images
 images_up() {
   # images.sh imports into the containerd at AGENTTYPE_CONTAINERD_SOCK and keeps its stamps under
@@ -412,5 +441,6 @@ case ${1:-} in
   env) cat "$ENV_FILE" ;;
   sshd-stop) sshd_down ;;
   sshd-start) sshd_up ;;
-  *) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  containerd-restart) containerd_restart ;;
+  *) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -5,248 +5,22 @@
 // LLM (the faithful Ollama server on this machine) and a tool through the host-side sidecar
 // and writes memory; it scales with `kubectl scale`, rolls a spec change, stops at the host's
 // capacity, restarts a crashed agent with an Event, and leaves nothing on the host when deleted.
-// The control plane is the integration tier's (tests/cluster/cluster.sh; AGENTTYPE_* variables).
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { join } from "node:path";
+// The world (control plane, host, LLM, tool, operator) is operator-fixture.ts's.
+import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { within } from "../../operator/drivers/call.ts";
-import type { ContainerDriver } from "../../operator/drivers/driver.ts";
-import { drivers } from "../../operator/drivers/drivers.ts";
 import { managedFilter } from "../../operator/drivers/labels.ts";
 import { generateClientKeypair } from "../../operator/drivers/ssh/keypair.ts";
-import { loadAccess } from "../../operator/kube/access.ts";
-import { KubeClient, type KubeObject } from "../../operator/kube/client.ts";
+import type { KubeObject } from "../../operator/kube/client.ts";
 import { resources } from "../../operator/kube/resources.ts";
-import { OllamaServer } from "../../sidecar/testing/ollama-server.ts";
 import { eventually } from "../fixtures/eventually.ts";
-import { freePort } from "../fixtures/ports.ts";
-import { installCrds } from "../integration/crds.ts";
-import { type OperatorProcess, startOperator } from "../integration/operator-process.ts";
-import { connect, testHost } from "./host-env.ts";
+import { condition, operatorOnHost } from "./operator-fixture.ts";
 
 const run = promisify(execFile);
-const repo = join(import.meta.dirname, "..", "..");
-const host = testHost();
-const namespace = `hosts-${Date.now().toString(36)}`;
-const HOST = "test-host";
-const stateDir = `${host.state}/operator`;
-const AGENT_IMAGE = "localhost/agenttype/e2e-agent-node:dev";
-
-type Obj = KubeObject & { spec?: Record<string, unknown>; status?: Record<string, unknown> };
-interface Condition {
-  type: string;
-  status: string;
-  reason: string;
-  message: string;
-  observedGeneration?: number;
-}
-
-let kubeconfig = "";
-let kubectlBin = "";
-let crictl = "";
-let client: KubeClient;
-let operator: OperatorProcess;
-let ollama: OllamaServer;
-let toolServer: ChildProcess;
-let driver: ContainerDriver;
-const hostConnection = connect(host);
-
-const condition = (o: Obj | undefined, type: string) =>
-  ((o?.status?.conditions as Condition[] | undefined) ?? []).find((c) => c.type === type);
-const kubectl = async (...args: string[]) =>
-  (await run(kubectlBin, ["--kubeconfig", kubeconfig, ...args], { timeout: 60_000 })).stdout;
-const getAgentType = (name: string) => client.get<Obj>(resources.agentType, namespace, name);
-const getHost = (name: string) => client.get<Obj>(resources.agentHost, undefined, name);
-const events = async (name: string, ns = namespace) =>
-  (
-    await client.list<
-      KubeObject & { involvedObject: { name: string }; reason: string; message: string; type: string }
-    >(resources.event, ns)
-  ).items.filter((e) => e.involvedObject.name === name);
-
-function agentHost(name: string, overrides: { hostKey?: string; secret?: string; capacity?: object } = {}) {
-  return {
-    apiVersion: "agenttype.dev/v1alpha1",
-    kind: "AgentHost",
-    metadata: { name },
-    spec: {
-      driver: "containerd",
-      ssh: {
-        address: host.address,
-        port: host.port,
-        user: host.user,
-        privateKeySecretRef: { namespace, name: overrides.secret ?? "host-key", key: "id_ed25519" },
-        hostKey: overrides.hostKey ?? host.hostKey,
-      },
-      containerd: { socket: host.containerdSocket, stateDir, cgroupParent: host.cgroupParent },
-      ...(overrides.capacity === undefined ? {} : { capacity: overrides.capacity }),
-    },
-  };
-}
-
-function agentType(name: string, env: Record<string, string> = {}) {
-  return {
-    apiVersion: "agenttype.dev/v1alpha1",
-    kind: "AgentType",
-    metadata: { name, namespace },
-    spec: {
-      image: AGENT_IMAGE,
-      imagePullPolicy: "IfNotPresent",
-      language: "node",
-      replicas: 1,
-      runtime: { type: "containerd", hostRef: { name: HOST } },
-      env: Object.entries({ OPENAI_API_KEY: "not-needed", AGENT_VERSION: "1", ...env }).map(([k, v]) => ({
-        name: k,
-        value: v,
-      })),
-      llm: {
-        providers: [
-          {
-            name: "local",
-            type: "ollama",
-            endpoint: `http://${host.gatewayIp}:${ollamaPort}`,
-            model: "llama3.2",
-          },
-        ],
-      },
-      tools: [{ name: "calculator", version: "^2.0.0" }],
-      memory: { type: "ephemeral" },
-    },
-  };
-}
-
-let ollamaPort = 0;
-let toolPort = 0;
-
-/** The agent container's log lines of every replica of an AgentType, read on the host. */
-async function agentLogs(name: string): Promise<string[]> {
-  const containers = await driver.list(
-    { "agenttype.dev/name": name, "agenttype.dev/role": "agent" },
-    within(30_000),
-  );
-  const lines: string[] = [];
-  for (const c of containers)
-    lines.push(
-      ...(await driver.logs(c.id, {}, within(30_000))).map(
-        (l) => `${c.labels["agenttype.dev/replica"]}: ${l.text}`,
-      ),
-    );
-  return lines;
-}
-
-async function readyAgentType(name: string, timeoutMs = 240_000): Promise<Obj> {
-  return eventually(
-    `AgentType ${name} Ready`,
-    async () => {
-      const at = await getAgentType(name);
-      const ready = condition(at, "Ready");
-      return ready?.status === "True" && ready.observedGeneration === at.metadata.generation ? at : undefined;
-    },
-    timeoutMs,
-    500,
-  );
-}
-
-beforeAll(async () => {
-  const out = await run(join(repo, "tests/cluster/cluster.sh"), ["up", "control-plane"], {
-    timeout: 45 * 60_000,
-  });
-  kubeconfig = out.stdout.trim().split("\n").at(-1) ?? "";
-  const bin = await run("bash", ["-c", `source ${repo}/tests/cluster/lib.sh && echo "$AGENTTYPE_BIN"`]);
-  kubectlBin = join(bin.stdout.trim(), "kubectl");
-  crictl = join(bin.stdout.trim(), "crictl");
-  await installCrds(kubeconfig);
-  client = new KubeClient(loadAccess({ KUBECONFIG: kubeconfig }));
-  await client.create(resources.namespace, undefined, {
-    apiVersion: "v1",
-    kind: "Namespace",
-    metadata: { name: namespace },
-  });
-  await client.create(resources.secret, namespace, {
-    apiVersion: "v1",
-    kind: "Secret",
-    metadata: { name: "host-key", namespace },
-    data: { id_ed25519: Buffer.from(host.clientKey).toString("base64") },
-  } as KubeObject);
-
-  // The LLM and the tool listen on this machine's address as the host sees it.
-  ollama = new OllamaServer();
-  ollamaPort = await freePort();
-  await ollama.listen(ollamaPort, host.gatewayIp);
-  toolPort = await freePort();
-  toolServer = spawn(
-    process.execPath,
-    [join(repo, "tests/e2e/upstream/tool-server.ts"), "--port", String(toolPort)],
-    {
-      stdio: "ignore",
-    },
-  );
-  await client.create(resources.agentTool, namespace, {
-    apiVersion: "agenttype.dev/v1alpha1",
-    kind: "AgentTool",
-    metadata: { name: "calculator", namespace },
-    spec: {
-      name: "calculator",
-      version: "2.1.0",
-      description: "Evaluates an arithmetic expression.",
-      protocol: "http",
-      endpoint: { url: `http://${host.gatewayIp}:${toolPort}/evaluate` },
-      inputSchema: {
-        type: "object",
-        properties: { expression: { type: "string" } },
-        required: ["expression"],
-      },
-    },
-  } as KubeObject);
-  await client.create(
-    resources.agentHost,
-    undefined,
-    agentHost(HOST, { capacity: { agents: 2 } }) as KubeObject,
-  );
-
-  driver = drivers.create(
-    "containerd",
-    { socket: host.containerdSocket, stateDir, cgroupParent: host.cgroupParent },
-    hostConnection,
-  );
-  operator = await startOperator({
-    kubeconfig,
-    namespace,
-    identity: "operator-hosts",
-    leaderElection: false,
-    extraEnv: {
-      SIDECAR_IMAGE: "localhost/agenttype/sidecar:dev",
-      WRAPPER_IMAGE: "localhost/agenttype/wrapper:dev",
-      IMAGE_PULL_POLICY: "IfNotPresent",
-    },
-  });
-}, 900_000);
-
-afterAll(async () => {
-  await operator?.stop();
-  if (operator)
-    console.log(
-      operator
-        .logs()
-        .split("\n")
-        .filter((l) => /"level":(40|50|60)/.test(l))
-        .slice(-20)
-        .join("\n"),
-    );
-  toolServer?.kill();
-  await ollama?.close();
-  // Whatever a failed test left on the host goes, so the next file starts clean.
-  if (driver) {
-    for (const g of await driver.listGroups(managedFilter(), within(60_000)).catch(() => []))
-      await driver.removeGroup(g.id, 1000, within(60_000)).catch(() => {});
-    await driver.close();
-  }
-  hostConnection.close();
-  for (const name of [HOST, "wrong-key-host", "generated-key-host"])
-    await client?.delete(resources.agentHost, undefined, name).catch(() => {});
-  await client?.delete(resources.namespace, undefined, namespace).catch(() => {});
-});
+const world = operatorOnHost({ prefix: "hosts", identity: "operator-hosts", capacity: { agents: 2 } });
+const { host, namespace, stateDir, hostName: HOST } = world;
+const { getAgentType, getHost, events, readyAgentType, agentLogs, agentHost, agentType, kubectl } = world;
 
 describe("AgentHost", () => {
   it("is probed: Reachable=True with the containerd, kernel and OS versions", async () => {
@@ -268,7 +42,7 @@ describe("AgentHost", () => {
 
   it("refuses a host that presents another key: HostKeyMismatch and a Warning Event with both fingerprints", async () => {
     const other = generateClientKeypair("not-the-host").publicKey.split(" ").slice(0, 2).join(" ");
-    await client.create(
+    await world.client.create(
       resources.agentHost,
       undefined,
       agentHost("wrong-key-host", { hostKey: other }) as KubeObject,
@@ -296,7 +70,7 @@ describe("AgentHost", () => {
   });
 
   it("generates a client key when the Secret does not exist, stores it, and publishes the public key", async () => {
-    await client.create(
+    await world.client.create(
       resources.agentHost,
       undefined,
       agentHost("generated-key-host", { secret: "generated-key" }) as KubeObject,
@@ -313,7 +87,7 @@ describe("AgentHost", () => {
     expect(published.status?.clientPublicKey).toMatch(
       /^ssh-ed25519 AAAA\S+ agenttype-operator@generated-key-host$/,
     );
-    const secret = await client.get<KubeObject & { data: Record<string, string> }>(
+    const secret = await world.client.get<KubeObject & { data: Record<string, string> }>(
       resources.secret,
       namespace,
       "generated-key",
@@ -337,7 +111,7 @@ describe("AgentHost", () => {
 describe("AgentType with runtime containerd", () => {
   it("becomes Ready on the host; its unmodified agent reaches the LLM and a tool through the sidecar and writes memory", async () => {
     const started = Date.now();
-    await client.create(resources.agentType, namespace, agentType("node-agent") as KubeObject);
+    await world.client.create(resources.agentType, namespace, agentType("node-agent") as KubeObject);
     const ready = await readyAgentType("node-agent");
     console.log(`containerd AgentType Ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     expect(ready.status?.readyReplicas).toBe(1);
@@ -357,7 +131,7 @@ describe("AgentType with runtime containerd", () => {
     expect(text).toContain("tools: calculator@2.1.0");
     expect(text).toContain("tool calculator: 6 * 7 = 42");
     expect(text).toMatch(/memory: runs\/\S+ = \{"question":"6 \* 7","answer":"42","version":"1"\}/);
-    expect(ollama.requests.length).toBeGreaterThan(0);
+    expect(world.ollama.requests.length).toBeGreaterThan(0);
     expect(condition(ready, "ToolsResolved")?.status).toBe("True");
     const host = await eventually(
       "allocation 1",
@@ -403,17 +177,17 @@ describe("AgentType with runtime containerd", () => {
       500,
     );
     expect(one.status?.hostReplicas).toEqual([expect.objectContaining({ replica: 0, state: "running" })]);
-    const groups = await driver.listGroups({ "agenttype.dev/name": "node-agent" }, within(30_000));
+    const groups = await world.driver.listGroups({ "agenttype.dev/name": "node-agent" }, within(30_000));
     expect(groups).toHaveLength(1);
   });
 
   it("rolls a spec change onto the host", async () => {
-    const before = await driver.listGroups({ "agenttype.dev/name": "node-agent" }, within(30_000));
+    const before = await world.driver.listGroups({ "agenttype.dev/name": "node-agent" }, within(30_000));
     const at = await getAgentType("node-agent");
     const env = ((at.spec?.env ?? []) as { name: string; value: string }[]).map((e) =>
       e.name === "AGENT_VERSION" ? { ...e, value: "2" } : e,
     );
-    await client.apply(
+    await world.client.apply(
       resources.agentType,
       {
         apiVersion: "agenttype.dev/v1alpha1",
@@ -424,7 +198,7 @@ describe("AgentType with runtime containerd", () => {
       "tests",
     );
     await readyAgentType("node-agent");
-    const after = await driver.listGroups({ "agenttype.dev/name": "node-agent" }, within(30_000));
+    const after = await world.driver.listGroups({ "agenttype.dev/name": "node-agent" }, within(30_000));
     expect(after).toHaveLength(1);
     expect(after[0]?.id).not.toBe(before[0]?.id);
     await eventually(
@@ -436,14 +210,14 @@ describe("AgentType with runtime containerd", () => {
   });
 
   it("restarts an agent that crashes, with an Event naming its exit code and last lines", async () => {
-    const [agent] = await driver.list(
+    const [agent] = await world.driver.list(
       { "agenttype.dev/name": "node-agent", "agenttype.dev/role": "agent" },
       within(30_000),
     );
     expect(agent).toBeDefined();
     // The agent process dies: SIGKILL from outside (its pid on this machine, which is the host).
     const pid = (
-      await run(crictl, [
+      await run(world.crictl, [
         "--runtime-endpoint",
         `unix://${host.containerdSocket}`,
         "inspect",
@@ -469,7 +243,7 @@ describe("AgentType with runtime containerd", () => {
   });
 
   it("says in ToolsResolved that a host cannot reach a tool behind a cluster Service, and starts nothing", async () => {
-    await client.create(resources.agentTool, namespace, {
+    await world.client.create(resources.agentTool, namespace, {
       apiVersion: "agenttype.dev/v1alpha1",
       kind: "AgentTool",
       metadata: { name: "in-cluster", namespace },
@@ -484,7 +258,7 @@ describe("AgentType with runtime containerd", () => {
     } as KubeObject);
     const manifest = agentType("svc-agent");
     manifest.spec.tools = [{ name: "in-cluster", version: "^1.0.0" }];
-    await client.create(resources.agentType, namespace, manifest as KubeObject);
+    await world.client.create(resources.agentType, namespace, manifest as KubeObject);
     const refused = await eventually(
       "ToolNotReachableFromHost",
       async () => {
@@ -495,12 +269,12 @@ describe("AgentType with runtime containerd", () => {
       500,
     );
     expect(condition(refused, "ToolsResolved")?.message).toContain("Service search is a cluster address");
-    expect(await driver.listGroups({ "agenttype.dev/name": "svc-agent" }, within(30_000))).toEqual([]);
-    await client.delete(resources.agentType, namespace, "svc-agent");
+    expect(await world.driver.listGroups({ "agenttype.dev/name": "svc-agent" }, within(30_000))).toEqual([]);
+    await world.client.delete(resources.agentType, namespace, "svc-agent");
   });
 
   it("deletion removes every container and file of the agent from the host, then the AgentType goes", async () => {
-    await client.delete(resources.agentType, namespace, "node-agent");
+    await world.client.delete(resources.agentType, namespace, "node-agent");
     await eventually(
       "AgentType gone",
       async () => {
@@ -514,9 +288,9 @@ describe("AgentType with runtime containerd", () => {
       120_000,
       500,
     );
-    expect(await driver.listGroups(managedFilter(), within(30_000))).toEqual([]);
-    expect(await driver.list(managedFilter(), within(30_000))).toEqual([]);
-    const left = await hostConnection.exec(`ls -A ${stateDir}/volumes 2>/dev/null`, {}, within(30_000));
+    expect(await world.driver.listGroups(managedFilter(), within(30_000))).toEqual([]);
+    expect(await world.driver.list(managedFilter(), within(30_000))).toEqual([]);
+    const left = await world.hostConnection.exec(`ls -A ${stateDir}/volumes 2>/dev/null`, {}, within(30_000));
     expect(left.stdout.trim()).toBe("");
     expect((await events("node-agent")).map((e) => e.reason)).toContain("HostCleanedUp");
   });
