@@ -40,6 +40,16 @@ WORKDIR /src
 COPY wrapper/ wrapper/
 RUN node wrapper/build.ts /agenttype && chmod -R a+rX /agenttype
 
+# ---- the CRI protocol definition the operator's containerd driver loads (ADR 0006): api.proto of
+# k8s.io/cri-api, fetched now from the Go module proxy (GOPROXY's first URL, else the public one)
+# and checked against its pinned go.sum hash; never kept in the repo.
+FROM ${NODE_IMAGE} AS cri-proto
+ARG GOPROXY
+WORKDIR /src
+COPY operator/drivers/containerd/cri-proto-fetch.ts ./
+RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
+    NODE_EXTRA_CA_CERTS=/run/secrets/ca.crt node cri-proto-fetch.ts /proto/api.proto
+
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
@@ -67,6 +77,8 @@ FROM runtime AS operator-base
 COPY --from=deps-operator /app/node_modules/ node_modules/
 COPY api/ api/
 COPY operator/ operator/
+COPY --from=cri-proto /proto/api.proto proto/cri-api/api.proto
+ENV AGENTTYPE_CRI_PROTO=/app/proto/cri-api/api.proto
 # Node's compile cache, filled at build time, so a standby replica takes over sooner; read-only
 # at run time. It is kept per uid: written as 65532, the uid the pod runs it as, then made root's.
 ENV NODE_COMPILE_CACHE=/app/.compile-cache

@@ -1,7 +1,8 @@
 // The CRI runtime and image services of a host's containerd, over a forwarded socket: gRPC
 // (grpc-js) dials a local socket bridge whose connections are SSH-forwarded streams to the
 // host's containerd socket. The protocol definition is loaded from api.proto of the Go module
-// k8s.io/cri-api, put in the cache by cri-proto.sh, never copied into the repo.
+// k8s.io/cri-api, put in the cache by cri-proto.sh (or in the operator's image at build time),
+// never copied into the repo.
 import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
@@ -11,9 +12,7 @@ import { type Call, remainingMs } from "../call.ts";
 import { SocketBridge } from "../ssh/socket-bridge.ts";
 import type { HostTransport } from "../transport.ts";
 import { criError } from "./cri-errors.ts";
-
-/** The cri-api release whose api.proto cri-proto.sh fetches; keep the two in step. */
-export const CRI_API_VERSION = "v0.34.4";
+import { CRI_API_VERSION } from "./cri-proto-fetch.ts";
 
 /** Where api.proto is: $AGENTTYPE_CRI_PROTO, else cri-proto.sh's cache path. */
 export function criProtoPath(env: NodeJS.ProcessEnv = process.env): string {
