@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# Builds the KVM driver's guest image from Debian packages only: a root filesystem with
+# systemd, sshd, containerd, runc and the CNI plugins (debootstrap), the Debian cloud kernel
+# and a small initrd for direct kernel boot, the project's images already in the guest's
+# containerd, packed as a qcow2 base that every guest boots from through an overlay.
+#
+#   operator/drivers/kvm/guest/build-image.sh          build (or reuse) and print the image's directory
+#   operator/drivers/kvm/guest/build-image.sh key      print the key of the image the inputs make
+#
+# The output directory $AGENTTYPE_CACHE/guest/<key>/ holds disk.qcow2, vmlinuz, initrd.img and
+# inputs.txt; <key> is a hash of every input (suite, packages, the files under rootfs/, the
+# images' ids), so an unchanged image is reused and a changed input builds a new one. The root
+# filesystem alone is cached as well (rootfs-<hash>.tar), keyed without the images: a new
+# sidecar image re-packs the disk without a new debootstrap. Needs root (debootstrap, mounts).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../../../.." && pwd)
+# shellcheck source=../../../../tests/cluster/lib.sh
+. "$REPO/tests/cluster/lib.sh"
+
+SUITE=${AGENTTYPE_GUEST_SUITE:-bookworm}
+DEBIAN_MIRROR=${AGENTTYPE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+DISK_SIZE=${AGENTTYPE_GUEST_DISK_SIZE:-4G}
+PACKAGES=(systemd-sysv udev dbus kmod linux-image-cloud-amd64 initramfs-tools openssh-server
+  containerd runc containernetworking-plugins iproute2 iptables dmidecode)
+# The images every guest runs without pulling: the sandbox's, the sidecar's and wrapper's, and
+# the sample agents of the tests (AGENTTYPE_GUEST_IMAGES replaces the list).
+read -r -a IMAGES <<<"${AGENTTYPE_GUEST_IMAGES:-localhost/agenttype/pause:1.0 localhost/agenttype/sidecar:dev localhost/agenttype/wrapper:dev localhost/agenttype/e2e-agent-node:dev}"
+CACHE=$AGENTTYPE_CACHE/guest
+IMAGES_SH=$REPO/tests/cluster/images.sh
+
+log() { at_log "guest-image: $*"; }
+die() { at_die "guest-image: $*"; }
+
+need_tools() {
+  [ "$(id -u)" = 0 ] || die "building the guest image needs root (debootstrap, mounts)"
+  local missing=()
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  command -v mke2fs >/dev/null || missing+=(e2fsprogs)
+  command -v qemu-img >/dev/null || missing+=(qemu-utils)
+  command -v containerd >/dev/null || missing+=(containerd)
+  [ ${#missing[@]} = 0 ] && return 0
+  log "installing ${missing[*]} with apt"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2 ||
+    { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2; } ||
+    die "apt-get install ${missing[*]} failed"
+}
+
+# The key of the root filesystem: suite, packages, the function that builds it, the files under rootfs/.
+rootfs_key() {
+  {
+    echo "suite=$SUITE packages=${PACKAGES[*]}"
+    declare -f build_rootfs
+    (cd "$HERE/rootfs" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+    (cd "$HERE/rootfs" && find . -printf '%p %m\n' | sort)
+  } | sha256sum | cut -c1-16
+}
+
+image_ids() {
+  local image
+  for image in "${IMAGES[@]}"; do
+    printf '%s %s\n' "$image" "$("$IMAGES_SH" buildah inspect --type image --format '{{.FromImageID}}' "$image" 2>/dev/null)"
+  done
+}
+
+image_key() { { rootfs_key; declare -f build_image import_images; image_ids; } | sha256sum | cut -c1-16; }
+
+ensure_images() {
+  local image absent=0
+  for image in "${IMAGES[@]}"; do
+    "$IMAGES_SH" buildah inspect --type image "$image" >/dev/null 2>&1 || absent=1
+  done
+  [ $absent = 0 ] && return 0
+  log "building the project's images (tests/cluster/images.sh)"
+  "$IMAGES_SH" pause >&2
+  "$IMAGES_SH" project >&2
+  "$IMAGES_SH" e2e >&2
+}
+
+umount_under() {
+  local m
+  awk -v d="$1/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r | while IFS= read -r m; do umount -l "$m" || true; done
+}
+
+build_rootfs() {
+  local tar=$1 dir
+  dir=$(mktemp -d "$CACHE/.rootfs.XXXXXX")
+  log "debootstrap $SUITE with ${PACKAGES[*]} from $DEBIAN_MIRROR (a few minutes)"
+  local include; include=$(IFS=,; echo "${PACKAGES[*]}")
+  if ! debootstrap --variant=minbase --include="$include" "$SUITE" "$dir" "$DEBIAN_MIRROR" \
+    >"$CACHE/debootstrap.log" 2>&1; then
+    umount_under "$dir"; rm -rf "$dir"
+    die "debootstrap failed, see $CACHE/debootstrap.log"
+  fi
+  umount_under "$dir"
+  cp -a "$HERE/rootfs/." "$dir/"
+  chroot "$dir" systemctl enable agenttype-seed.service systemd-networkd.service >&2
+  # Debian's ssh unit and postinst made host keys: a guest has only the one its seed brings.
+  rm -f "$dir"/etc/ssh/ssh_host_*
+  chroot "$dir" passwd -l root >/dev/null
+  printf '/dev/vda / ext4 defaults,noatime 0 1\n' >"$dir/etc/fstab"
+  : >"$dir/etc/hostname"
+  printf 'deb %s %s main\n' "$DEBIAN_MIRROR" "$SUITE" >"$dir/etc/apt/sources.list"
+  chroot "$dir" update-initramfs -u -k all >&2
+  rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/* "$dir"/var/log/*.log \
+    "$dir"/tmp/* "$dir"/var/tmp/* "$dir"/debootstrap
+  tar -C "$dir" --numeric-owner --xattrs --exclude=./dev/* --exclude=./proc/* --exclude=./sys/* -cf "$tar.tmp" .
+  rm -rf "$dir"
+  mv "$tar.tmp" "$tar"
+}
+
+# A containerd of our own on the image's store: imports the images into the guest's
+# /var/lib/containerd as the guest's containerd will find them (same Debian containerd).
+import_images() {
+  local root=$1 tmp=$2 sock=$2/containerd.sock pid
+  mkdir -p "$tmp/state" "$root/var/lib/containerd"
+  cat >"$tmp/config.toml" <<CONF
+version = 2
+root = "$root/var/lib/containerd"
+state = "$tmp/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$sock"
+[ttrpc]
+  address = "$sock.ttrpc"
+CONF
+  containerd --config "$tmp/config.toml" >"$tmp/containerd.log" 2>&1 &
+  pid=$!
+  at_wait_for "containerd for the image import" 30 ctr -a "$sock" version ||
+    { kill "$pid" 2>/dev/null; die "containerd did not start: $(tail -n 5 "$tmp/containerd.log")"; }
+  local status=0
+  AGENTTYPE_STATE=$tmp AGENTTYPE_CONTAINERD_SOCK=$sock "$IMAGES_SH" import "${IMAGES[@]}" >&2 || status=$?
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  umount_under "$root"
+  [ $status = 0 ] || die "importing the images into the guest's containerd failed"
+}
+
+build_image() {
+  local out=$1 tar=$2 work
+  work=$(mktemp -d "$CACHE/.image.XXXXXX")
+  mkdir -p "$work/root"
+  tar -C "$work/root" --numeric-owner --xattrs -xpf "$tar"
+  import_images "$work/root" "$work/ctrd"
+  cp "$work/root/boot/vmlinuz-"* "$work/vmlinuz"
+  cp "$work/root/boot/initrd.img-"* "$work/initrd.img"
+  log "packing the root filesystem ($(du -sh "$work/root" | cut -f1)) into a $DISK_SIZE ext4 qcow2"
+  mke2fs -q -t ext4 -L agenttype-root -d "$work/root" "$work/disk.raw" "$DISK_SIZE"
+  qemu-img convert -f raw -O qcow2 "$work/disk.raw" "$work/disk.qcow2"
+  rm -rf "$work/root" "$work/ctrd" "$work/disk.raw"
+  { echo "suite=$SUITE"; echo "packages=${PACKAGES[*]}"; image_ids; } >"$work/inputs.txt"
+  chmod 0755 "$work"
+  rm -rf "$out"
+  mv "$work" "$out"
+}
+
+# Keeps the image just built and the newest other one (guests may still run on it); older
+# images and root filesystems no current input names go.
+prune() {
+  local keep=$1 dir n=0
+  while read -r dir; do
+    [ "$(basename "$dir")" = "$keep" ] && continue
+    n=$((n + 1))
+    [ $n -le 1 ] || { log "removing the old image $(basename "$dir")"; rm -rf "$dir"; }
+  done < <(find "$CACHE" -mindepth 1 -maxdepth 1 -type d -regex '.*/[0-9a-f]\{16\}' -printf '%T@ %p\n' | sort -rn | cut -d' ' -f2-)
+  find "$CACHE" -maxdepth 1 -name 'rootfs-*.tar' ! -name "rootfs-$(rootfs_key).tar" -delete
+}
+
+main() {
+  mkdir -p "$CACHE"
+  case ${1:-build} in
+    key) image_key ;;
+    build)
+      need_tools
+      exec 9>"$CACHE/.lock"
+      flock -w 1800 9 || die "another build holds $CACHE/.lock"
+      ensure_images
+      local key out tar t0=$SECONDS
+      key=$(image_key)
+      out=$CACHE/$key
+      if [ -s "$out/disk.qcow2" ] && [ -s "$out/vmlinuz" ] && [ -s "$out/initrd.img" ]; then
+        log "image $key is up to date"
+      else
+        tar=$CACHE/rootfs-$(rootfs_key).tar
+        [ -s "$tar" ] || build_rootfs "$tar"
+        build_image "$out" "$tar"
+        log "image $key built in $((SECONDS - t0))s: $(du -h "$out/disk.qcow2" | cut -f1) qcow2"
+        prune "$key"
+      fi
+      echo "$out" ;;
+    *) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  esac
+}
+
+main "$@"
