@@ -6,6 +6,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import type { SidecarConfig } from "../api/sidecarconfig.ts";
 import { SIDECAR_STATUS_PATH } from "../api/sidecarstatus.ts";
 import { credentialPaths, loadConfig, watchPath } from "./config.ts";
+import { registerAnthropicApi } from "./llm/messages/api.ts";
 import { registerOllamaApi } from "./llm/ollama-api.ts";
 import { registerOpenAiApi } from "./llm/openai-api.ts";
 import { MemoryStore } from "./memory.ts";
@@ -71,6 +72,7 @@ export class Sidecar {
     });
     registerOpenAiApi(this.#agentApp, () => this.#services);
     registerOllamaApi(this.#agentApp, () => this.#services);
+    registerAnthropicApi(this.#agentApp, () => this.#services);
     registerToolRoutes(this.#agentApp, () => this.#services.tools, metrics);
     registerMemoryRoutes(this.#agentApp, this.memory, metrics);
 

@@ -133,7 +133,13 @@ export function toConverseInput(request: ChatRequest, modelId: string): Converse
       });
     }
     if (m.role === "tool") {
-      content.push({ toolResult: { toolUseId: m.toolCallId ?? "", content: [{ text: m.content }] } });
+      content.push({
+        toolResult: {
+          toolUseId: m.toolCallId ?? "",
+          content: [{ text: m.content }],
+          ...(m.toolError === true ? { status: "error" as const } : {}),
+        },
+      });
     } else if (m.content !== "") {
       content.push({ text: m.content });
     }

@@ -21,6 +21,8 @@ export interface ChatMessage {
   toolCallId?: string;
   /** For role tool: the name of the tool that answered (Ollama's tool_name). */
   toolName?: string;
+  /** For role tool: the tool failed, and the content says how (Anthropic's is_error). */
+  toolError?: boolean;
 }
 
 export interface ToolSpec {
@@ -140,6 +142,19 @@ export interface EmbedRequest {
 export interface EmbedResult {
   embeddings: number[][];
   inputTokens: number;
+}
+
+/**
+ * Names each tool result after the call it answers: Ollama pairs results with calls by tool
+ * name, while OpenAI and Anthropic agents send only the call's id.
+ */
+export function nameToolResults(messages: ChatMessage[]): void {
+  const callNames = new Map(messages.flatMap((m) => (m.toolCalls ?? []).map((c) => [c.id, c.name] as const)));
+  for (const m of messages) {
+    if (m.role !== "tool" || m.toolCallId === undefined || m.toolName !== undefined) continue;
+    const name = callNames.get(m.toolCallId);
+    if (name !== undefined) m.toolName = name;
+  }
 }
 
 /** The tools the model is offered: none when it must not call any, only the allowed ones when limited. */

@@ -83,7 +83,9 @@ export function ollamaUnhonoured(request: ChatRequest): Unhonoured | undefined {
 
 function toOllamaMessages(messages: readonly ChatMessage[]): OllamaMessage[] {
   return messages.map((m) => {
-    const out: OllamaMessage = { role: m.role, content: m.content };
+    // Ollama's tool messages have no error flag: the model reads that the tool failed instead.
+    const content = m.toolError === true ? `the tool failed: ${m.content}` : m.content;
+    const out: OllamaMessage = { role: m.role, content };
     if (m.images !== undefined && m.images.length > 0) out.images = m.images;
     if (m.thinking !== undefined) out.thinking = m.thinking;
     if (m.toolCalls !== undefined && m.toolCalls.length > 0) {

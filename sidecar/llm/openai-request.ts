@@ -3,10 +3,17 @@
 // why; a field the API does not have is refused as unknown. Whether a provider can honour
 // what is mapped is for the provider to say (LlmProvider.unhonoured).
 import * as z from "zod";
-import type { ChatMessage, ChatRequest, EmbedRequest, Reasoning, ToolChoice } from "./chat.ts";
+import {
+  type ChatMessage,
+  type ChatRequest,
+  type EmbedRequest,
+  nameToolResults,
+  type Reasoning,
+  type ToolChoice,
+} from "./chat.ts";
 
 /** A field no provider behind the sidecar can honour: only absence or null is accepted. */
-const refused = (reason: string) => z.null({ error: reason }).optional();
+export const refused = (reason: string) => z.null({ error: reason }).optional();
 
 const NO_CACHE_CONTROL =
   "prompt cache breakpoints reach no provider: Ollama and Converse's cache points differ";
@@ -37,7 +44,7 @@ const imagePart = z.strictObject({
 });
 
 /** A part of a kind no provider takes: refused with the reason, whatever else it holds. */
-const refusedPart = <T extends string>(type: T, reason: string) =>
+export const refusedPart = <T extends string>(type: T, reason: string) =>
   z.looseObject({ type: z.literal(type) }).refine(() => false, { error: reason });
 
 const userPart = z.discriminatedUnion("type", [
@@ -300,13 +307,7 @@ export function fromOpenAiRequest(body: OpenAiChatRequest): ChatRequest {
     }
     return out;
   });
-  // Ollama pairs tool results with calls by tool name; OpenAI agents send only the call id.
-  const callNames = new Map(messages.flatMap((m) => (m.toolCalls ?? []).map((c) => [c.id, c.name] as const)));
-  for (const m of messages) {
-    if (m.role !== "tool" || m.toolCallId === undefined || m.toolName !== undefined) continue;
-    const name = callNames.get(m.toolCallId);
-    if (name !== undefined) m.toolName = name;
-  }
+  nameToolResults(messages);
   const request: ChatRequest = { messages, fields };
   const set = <K extends keyof ChatRequest & keyof ChatRequest["fields"]>(
     key: K,
