@@ -78,6 +78,8 @@ describe("pod contract", () => {
       SLACK_WEBHOOK: { secretKeyRef: { name: "summarizer-slack", key: "webhook" } },
       OPENAI_BASE_URL: "http://127.0.0.1:4000/v1",
       OLLAMA_HOST: "http://127.0.0.1:4000",
+      ANTHROPIC_BASE_URL: "http://127.0.0.1:4000",
+      ANTHROPIC_API_KEY: "placeholder-the-agenttype-sidecar-holds-the-credentials",
       AGENTTYPE_TOOLS_URL: "http://127.0.0.1:4000/tools",
       AGENTTYPE_MCP_URL: "http://127.0.0.1:4000/mcp",
       AGENTTYPE_MEMORY_URL: "http://127.0.0.1:4000/memory",

@@ -91,6 +91,9 @@ const PRELOADS = {
   python: { variable: "PYTHONPATH", preload: `${WRAPPER_MOUNT}/python`, separator: ":" },
 } as const;
 
+/** What the agent's Anthropic SDK sends as its key: not a credential, and said so. */
+export const ANTHROPIC_PLACEHOLDER_KEY = "placeholder-the-agenttype-sidecar-holds-the-credentials";
+
 /**
  * The agent's environment: the user's variables as written, plus the pod contract's. A
  * contract variable the user set keeps the user's value; the preload variable is combined so
@@ -105,6 +108,9 @@ export function agentEnv(agent: AgentType, config: SidecarConfig): V1EnvVar[] {
   const contract: V1EnvVar[] = [
     { name: "OPENAI_BASE_URL", value: `${base}/v1` },
     { name: "OLLAMA_HOST", value: base },
+    { name: "ANTHROPIC_BASE_URL", value: base },
+    // The Anthropic SDKs refuse to start without a key; the real credentials stay in the sidecar.
+    { name: "ANTHROPIC_API_KEY", value: ANTHROPIC_PLACEHOLDER_KEY },
     { name: "AGENTTYPE_TOOLS_URL", value: `${base}/tools` },
     { name: "AGENTTYPE_MCP_URL", value: `${base}/mcp` },
     { name: "AGENTTYPE_MEMORY_URL", value: `${base}/memory` },
