@@ -92,7 +92,7 @@ const PRELOADS = {
 } as const;
 
 /** What the agent's Anthropic SDK sends as its key: not a credential, and said so. */
-export const ANTHROPIC_PLACEHOLDER_KEY = "placeholder-the-agenttype-sidecar-holds-the-credentials";
+const ANTHROPIC_PLACEHOLDER_KEY = "placeholder-the-agenttype-sidecar-holds-the-credentials";
 
 /**
  * The agent's environment: the user's variables as written, plus the pod contract's. A
