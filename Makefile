@@ -19,7 +19,7 @@ DEPS := node_modules/.package-lock.json
 
 .DEFAULT_GOAL := help
 .PHONY: help deps generate lint format test test-unit test-integration check-generated \
-	test-e2e test-hosts test-hosts-containerd2 test-smoke images up down cluster-up cluster-down bench bench-operator bench-sidecar
+	test-e2e test-hosts test-hosts-containerd2 guest-image test-guests test-smoke images up down cluster-up cluster-down bench bench-operator bench-sidecar bench-hosts
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -70,6 +70,12 @@ test-hosts-containerd2: $(DEPS) ## the host tier against a containerd 2.x built 
 	  AGENTTYPE_HOST_STATE=/var/lib/agenttype-host-containerd2 AGENTTYPE_HOST_CONTAINERD_BIN=$$bin \
 	  npx vitest run --project hosts
 
+guest-image: ## the KVM guest image (Debian packages only) into $(AGENTTYPE_CACHE)/guest, reused while its inputs are unchanged
+	operator/drivers/kvm/guest/build-image.sh
+
+test-guests: $(DEPS) ## guest tests: libvirtd and QEMU on a KVM host (tests/guests/kvm-host.sh) boot the guest image and run an agent in it
+	npx vitest run --project guests
+
 test-smoke: $(DEPS) ## the README's commands run as a user runs them: make up twice, down, images, cluster-up/down, every bench-* at a tiny size
 	npx vitest run --project smoke
 
@@ -107,7 +113,14 @@ bench-operator: $(DEPS) ## time the operator on N AgentTypes against the API ser
 bench-sidecar: $(DEPS) ## the sidecar's added latency, throughput and memory against a direct upstream [BENCH_ROUNDS=5 BENCH_ROUND_MS=1000]
 	node tests/bench/sidecar.ts $(if $(BENCH_ROUNDS),--rounds $(BENCH_ROUNDS)) $(if $(BENCH_ROUND_MS),--round-ms $(BENCH_ROUND_MS))
 
-bench: bench-operator bench-sidecar ## every benchmark (never part of make test)
+# Brings up a host and a control plane of its own (not the host tier's), and takes down what it brought up.
+bench-hosts: $(DEPS) ## time from create to Ready of a containerd-host AgentType against the same replica started straight through the host's CRI [BENCH_ROUNDS=5]
+	tests/bench/hosts.sh $(if $(BENCH_ROUNDS),--rounds $(BENCH_ROUNDS))
+
+bench-kvm: $(DEPS) ## apply to Ready of an agent in a KVM guest (boot and agent parts), suspend and resume, with the acceleration used [BENCH_ROUNDS=3]
+	node tests/bench/kvm.ts $(if $(BENCH_ROUNDS),--rounds $(BENCH_ROUNDS))
+
+bench: bench-operator bench-sidecar bench-hosts ## every benchmark (never part of make test)
 
 # test-smoke comes last: it stops and starts the default cluster as a user would.
 test: lint check-generated test-unit test-integration test-e2e test-hosts test-smoke ## every test tier

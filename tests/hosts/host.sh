@@ -92,6 +92,11 @@ lock() {
 
 # ------------------------------------------------------------------ network
 net_up() {
+  # Another host on this machine (a KVM host, a benchmark's) with the same addresses would answer
+  # in our place: refuse rather than reach the wrong sshd.
+  local taken
+  taken=$(ip -o -4 addr show to "$GATEWAY_IP/32" | awk -v own="$VETH" '$2 != own {print $2}')
+  [ -z "$taken" ] || die "$GATEWAY_IP is already on $taken: choose other AGENTTYPE_HOST_GATEWAY_IP/AGENTTYPE_HOST_IP"
   if ! ip netns list | grep -qw "$NETNS"; then
     log "network namespace $NETNS: $HOST_IP, reached from this machine at $GATEWAY_IP"
     ip netns add "$NETNS"

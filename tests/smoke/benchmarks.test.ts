@@ -2,6 +2,7 @@
 // `make cluster-down` on a fresh clone): each must run to its machine-readable last line with
 // every field a number. Only that: the figures of a tiny, loaded run mean nothing, and the
 // benchmarks themselves stay separate commands.
+import { existsSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { lastLineFields, make, script, tail } from "./make.ts";
 
@@ -57,6 +58,22 @@ describe("make bench-* at a tiny size", () => {
         ]),
       );
       expect(run.output).toContain("medians over 1 rotating rounds");
+    },
+    T,
+  );
+
+  test(
+    "make bench-hosts BENCH_ROUNDS=1 brings up its own host and control plane, ends with its fields, and takes them down",
+    async () => {
+      const run = await make("bench-hosts", { BENCH_ROUNDS: "1" }, {}, T);
+      expect(run.code, tail(run)).toBe(0);
+      const fields = lastLineFields(run, "bench-hosts");
+      expect(Object.keys(fields)).toEqual(
+        expect.arrayContaining(["apply_to_ready_s", "direct_s", "ratio", "rounds"]),
+      );
+      expect(fields.rounds).toBe(1);
+      // Its host's network namespace is gone with everything in it.
+      expect(existsSync("/run/netns/agenttype-bench-host")).toBe(false);
     },
     T,
   );
