@@ -182,7 +182,18 @@ async function timePod(
   }
 }
 
-/** The demo manifests, moved into this run's namespace with the Services' IPs left to the cluster. */
+/**
+ * The uid each sample agent runs as in this run: one its image never heard of (not its USER
+ * 1000, not ours 65532), so the wrapper and the sidecar are shown to work for any non-root uid.
+ */
+const agentUid = (offset: number) => 20_000 + ((Number.parseInt(run.slice(-4), 36) + offset) % 40_000);
+const AGENT_UIDS: Record<string, number> = { "node-agent": agentUid(0), "python-agent": agentUid(1) };
+
+/**
+ * The demo manifests, moved into this run's namespace with the Services' IPs left to the cluster;
+ * the agents run as an arbitrary uid (and its group) with a read-only root filesystem, on top of
+ * the restricted profile the namespace enforces.
+ */
 function demoObjects(): Obj[] {
   const docs = yaml.loadAll(readFileSync(resolve(repo, "tests/e2e/manifests/demo.yaml"), "utf8")) as Obj[];
   return docs
@@ -191,6 +202,10 @@ function demoObjects(): Obj[] {
       const o = structuredClone(d);
       o.metadata.namespace = ns;
       if (o.kind === "Service" && o.spec) delete o.spec.clusterIP;
+      const uid = AGENT_UIDS[o.metadata.name];
+      if (o.kind === "AgentType" && o.spec && uid !== undefined) {
+        o.spec.securityContext = { runAsUser: uid, runAsGroup: uid, readOnlyRootFilesystem: true };
+      }
       return o;
     });
 }
@@ -206,6 +221,15 @@ beforeAll(async () => {
   await sh(resolve(repo, "tests/cluster/images.sh"), ["e2e"], undefined, 900_000);
   crdsPreinstalled = (await kubectl("get", "crds", "-o", "name")).includes("agenttypes.agenttype.dev");
   for (const n of [ns, operatorNs]) await kubectl("create", "namespace", n);
+  // The agents' namespace enforces the restricted Pod Security standard: every pod of this run
+  // there (agents, upstreams, the bare pods of the start-up test) must be admitted under it.
+  await kubectl(
+    "label",
+    "namespace",
+    ns,
+    "pod-security.kubernetes.io/enforce=restricted",
+    "pod-security.kubernetes.io/enforce-version=latest",
+  );
   await waitFor("serviceaccount default", () => kubectl("get", "serviceaccount", "-n", ns, "default"));
 }, 1_200_000);
 
@@ -340,6 +364,21 @@ describe("an agent from an unmodified image, end to end", () => {
           "agenttype-sidecar",
         ]);
         expect(pod.status.initContainerStatuses?.[0]?.state?.terminated?.exitCode).toBe(0);
+        // The agent runs as this run's uid, and cannot write its root filesystem.
+        const identity = await kubectl(
+          "exec",
+          "-n",
+          ns,
+          pod.metadata.name,
+          "-c",
+          "agent",
+          "--",
+          "sh",
+          "-c",
+          "id -u; id -g; touch /probe 2>/dev/null && echo writable || echo read-only",
+        );
+        const uid = AGENT_UIDS[agent];
+        expect(identity.trim().split("\n")).toEqual([String(uid), String(uid), "read-only"]);
         const log = await agentLog(pod.metadata.name);
         expect(log).not.toMatch(/agent failed/);
         expect(log).toMatch(runtime); // the wrapper's preload or shim ran in the agent's runtime
@@ -421,6 +460,10 @@ describe("an agent from an unmodified image, end to end", () => {
         return a.status?.readyReplicas === 2 ? a : undefined;
       });
       expect(at.status?.replicas).toBe(2);
+      // Two replicas: a node drain may evict only one at a time.
+      const budget = await getJson("poddisruptionbudget", "-n", ns, "python-agent");
+      expect(budget.spec?.maxUnavailable).toBe(1);
+      expect(budget.status?.expectedPods).toBe(2);
       const pods = await podsOf("python-agent");
       expect(pods).toHaveLength(2);
       for (const p of pods) {
@@ -455,6 +498,15 @@ describe("an agent from an unmodified image, end to end", () => {
                     image,
                     imagePullPolicy: "IfNotPresent",
                     env: [{ name: "OPENAI_API_KEY", value: "x" }],
+                    // What the AgentType's agent container gets: the restricted profile and
+                    // this run's uid, as the namespace demands.
+                    securityContext: {
+                      ...(template.spec?.securityContext as object),
+                      runAsNonRoot: true,
+                      allowPrivilegeEscalation: false,
+                      capabilities: { drop: ["ALL"] },
+                      seccompProfile: { type: "RuntimeDefault" },
+                    },
                   },
                 ],
               },
@@ -492,7 +544,7 @@ describe("an agent from an unmodified image, end to end", () => {
       await waitFor("the agents' objects to be collected", async () => {
         const left = await kubectl(
           "get",
-          "deployments,statefulsets,configmaps,services,serviceaccounts,pods",
+          "deployments,statefulsets,configmaps,services,serviceaccounts,poddisruptionbudgets,pods",
           "-n",
           ns,
           "-l",
