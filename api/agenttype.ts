@@ -396,6 +396,31 @@ const sidecar = withRule(
   },
 );
 
+const network = withRule(
+  z
+    .strictObject({
+      policy: z
+        .enum(["enabled", "disabled"])
+        .default("enabled")
+        .describe(
+          "enabled (the default): a NetworkPolicy admits traffic into the agent's pods only to the sidecar's metrics port, from the operator's namespace and the namespaces it is configured with (Prometheus); disabled: no NetworkPolicy.",
+        ),
+      egress: z
+        .enum(["all", "declared"])
+        .default("all")
+        .describe(
+          "all (the default): the pods may connect anywhere; declared: only to DNS and to the endpoints of the declared LLM providers and resolved tools (docs/security.md says how far a NetworkPolicy can follow them).",
+        ),
+    })
+    .describe("Network isolation of the agent's pods (runtime kubernetes)."),
+  {
+    cel: "self.egress != 'declared' || self.policy == 'enabled'",
+    message: "egress declared needs policy enabled: the egress rules are part of the NetworkPolicy",
+    field: "egress",
+    holds: (n) => n.egress !== "declared" || n.policy === "enabled",
+  },
+);
+
 export const SECURITY_PROFILES = ["restricted", "baseline", "none"] as const;
 
 const security = z
@@ -488,6 +513,7 @@ export const agentTypeSpec = withSecurityRules(
         .optional()
         .describe("Tolerations of the agent pods (kubernetes runtime)."),
       affinity: affinity.optional(),
+      network: network.prefault({}),
       security: security.prefault({}),
       securityContext: containerSecurityContext.optional(),
       podSecurityContext: podSecurityContext.optional(),

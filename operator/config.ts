@@ -35,6 +35,7 @@ export const operatorConfig = z.object({
   requestTimeoutSeconds: intFrom(1, 600),
   memoryMaxBytes: intFrom(1, 2 ** 40),
   toolProbeSeconds: intFrom(1, 3600),
+  metricsFromNamespaces: csv.describe("Namespaces allowed to reach agent pods' metrics port."),
 });
 
 export type OperatorConfig = z.output<typeof operatorConfig>;
@@ -104,6 +105,11 @@ const FLAGS: Record<keyof OperatorConfig, { env: string; default: string; help: 
     env: "TOOL_PROBE_SECONDS",
     default: "30",
     help: "seconds between two probes of each AgentTool's server (1-3600)",
+  },
+  metricsFromNamespaces: {
+    env: "METRICS_FROM_NAMESPACES",
+    default: "",
+    help: "namespaces (comma-separated) whose pods may reach agent pods' metrics port through their NetworkPolicy (Prometheus'), besides the operator's own",
   },
 };
 

@@ -24,6 +24,7 @@ export function ownedNames(agent: Named) {
     /** The StatefulSet's governing Service (persistent memory): per-pod DNS names. */
     headlessService: `${name}-pods`,
     disruptionBudget: name,
+    networkPolicy: name,
   };
 }
 

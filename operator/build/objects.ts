@@ -1,6 +1,7 @@
 // Builds every object the operator owns for one AgentType: ServiceAccount, sidecar ConfigMap,
 // metrics Service and the workload (Deployment, or StatefulSet and its headless Service when
-// memory is persistent), a PodDisruptionBudget when there is more than one replica,
+// memory is persistent), a PodDisruptionBudget when there is more than one replica, a
+// NetworkPolicy unless switched off,
 // following the pod contract of ARCHITECTURE.md. Pure: same inputs, same objects.
 import { createHash } from "node:crypto";
 import type {
@@ -8,6 +9,7 @@ import type {
   V1Container,
   V1Deployment,
   V1EnvVar,
+  V1NetworkPolicy,
   V1OwnerReference,
   V1PodDisruptionBudget,
   V1PodTemplateSpec,
@@ -32,6 +34,7 @@ import {
   selectorLabels,
   WRAPPER_CONTAINER,
 } from "./names.ts";
+import { buildNetworkPolicy } from "./network-policy.ts";
 import { canonicalQuantity, canonicalResources, MILLI } from "./quantity.ts";
 import { agentPodSecurityContext, agentSecurityContext, RESTRICTED } from "./security-context.ts";
 import {
@@ -49,6 +52,11 @@ export interface BuildSettings extends SidecarDefaults {
   imagePullPolicy: "Always" | "IfNotPresent" | "Never";
   /** Resources of the sidecar when the AgentType sets none. */
   sidecarResources: V1ResourceRequirements;
+  /**
+   * Namespaces whose pods may reach the sidecar's metrics port through the AgentType's
+   * NetworkPolicy (the operator's own, Prometheus'); none when unset.
+   */
+  metricsFromNamespaces?: readonly string[];
 }
 
 /** Where the wrapper's files appear in the agent container. */
@@ -67,6 +75,8 @@ export interface DesiredObjects {
   headlessService?: Manifest<V1Service>;
   /** More than one replica only: a node drain evicts one pod at a time. */
   disruptionBudget?: Manifest<V1PodDisruptionBudget>;
+  /** Unless network.policy is disabled: who may reach the pods, and where they may connect. */
+  networkPolicy?: Manifest<V1NetworkPolicy>;
   workload: Workload;
   sidecarConfig: SidecarConfig;
 }
@@ -306,6 +316,13 @@ export function buildObjects(
           metadata: meta(names.workload),
           spec: { replicas, selector, template },
         };
+  const networkPolicy = buildNetworkPolicy(
+    agent,
+    sidecarConfig,
+    settings.metricsFromNamespaces ?? [],
+    meta(names.networkPolicy),
+    selectorLabels(agent),
+  );
   const metricsPort = {
     name: "metrics",
     port: sidecarConfig.listen.metricsPort,
@@ -358,6 +375,7 @@ export function buildObjects(
           },
         }
       : {}),
+    ...(networkPolicy === undefined ? {} : { networkPolicy }),
     workload,
     sidecarConfig,
   };

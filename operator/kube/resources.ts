@@ -37,6 +37,13 @@ export const resources = {
     namespaced: true,
   },
   event: core("events", "Event"),
+  networkPolicy: {
+    group: "networking.k8s.io",
+    version: "v1",
+    plural: "networkpolicies",
+    kind: "NetworkPolicy",
+    namespaced: true,
+  },
   namespace: { group: "", version: "v1", plural: "namespaces", kind: "Namespace", namespaced: false },
   lease: { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true },
 } satisfies Record<string, ResourceType>;
@@ -78,6 +85,8 @@ export const permissions: { watched: Permission[]; hosts: Permission[]; leaderEl
     // replica) are deleted when no longer wanted.
     { resource: resources.service, verbs: [...owned, "delete"] },
     { resource: resources.podDisruptionBudget, verbs: [...owned, "delete"] },
+    // Deleted when an AgentType sets network.policy disabled.
+    { resource: resources.networkPolicy, verbs: [...owned, "delete"] },
     { resource: resources.serviceAccount, verbs: owned },
     // Pods are only read, for the status (image pulls, crash loops, scheduling).
     { resource: resources.pod, verbs: informed },

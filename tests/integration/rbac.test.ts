@@ -207,7 +207,8 @@ describe("RBAC", () => {
         return (await apps.listNamespacedStatefulSet({ namespace })).items.length === 0;
       });
       // The StatefulSet's headless Service went with it (services delete); a second replica
-      // brings a PodDisruptionBudget, and going back to one deletes it.
+      // brings a PodDisruptionBudget, and going back to one deletes it; the NetworkPolicy goes
+      // when switched off.
       await eventually(
         "the headless Service deleted",
         async () =>
@@ -215,7 +216,11 @@ describe("RBAC", () => {
       );
       await memory({ spec: { replicas: 2 } });
       await eventually("the PodDisruptionBudget", () => kubectl(["get", "pdb", "rbac", "-n", namespace]));
-      await memory({ spec: { replicas: 1 } });
+      await memory({ spec: { replicas: 1, network: { policy: "disabled" } } });
+      await eventually(
+        "the NetworkPolicy deleted",
+        async () => (await kubectl(["get", "networkpolicies", "-n", namespace, "-o", "name"])).trim() === "",
+      );
       await eventually(
         "the PodDisruptionBudget deleted",
         async () => (await kubectl(["get", "pdb", "-n", namespace, "-o", "name"])).trim() === "",

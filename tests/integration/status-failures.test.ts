@@ -65,6 +65,7 @@ function reconcilerIn(namespace: string, sidecarResources: unknown, slowMs: numb
       service: owned(resources.service),
       serviceAccount: owned(resources.serviceAccount),
       podDisruptionBudget: owned(resources.podDisruptionBudget),
+      networkPolicy: owned(resources.networkPolicy),
     },
     pods: informer<PodView>(resources.pod),
     ledger: new ApplyLedger(),

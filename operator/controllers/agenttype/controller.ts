@@ -119,6 +119,7 @@ export function setupAgentTypeController(context: ControllerContext): Controller
   };
   // Pods are watched for the status alone (image pulls, crash loops, scheduling), trimmed to it.
   const agentOf = (pod: KubeObject) =>
+    networkPolicy: ownedInformer(resources.networkPolicy),
     `${pod.metadata.namespace}/${pod.metadata.labels?.[AGENT_LABEL] ?? ""}`;
   const pods = context.informer<PodView>(resources.pod, {
     labelSelector: `app.kubernetes.io/managed-by=${FIELD_MANAGER},${AGENT_LABEL}`,
@@ -127,6 +128,7 @@ export function setupAgentTypeController(context: ControllerContext): Controller
   });
   const ledger = new ApplyLedger();
   const queue = new WorkQueue({ observer: queueObserver(metrics, NAME) });
+    networkPolicy: ownedKinds.networkPolicy.informer,
 
   agentTypes.on((event, object, previous) => {
     // Our own status writes change neither generation nor deletion: nothing to do for them.
@@ -183,6 +185,8 @@ export function setupAgentTypeController(context: ControllerContext): Controller
   const onHost = createHostPlacement({
     client,
     agentHosts,
+    // The operator reads a sidecar's /status on the metrics port: its own namespace is always in.
+    metricsFromNamespaces: [config.leaseNamespace, ...config.metricsFromNamespaces],
     agentTools,
     hosts: context.hosts,
     events,

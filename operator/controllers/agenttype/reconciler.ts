@@ -35,6 +35,7 @@ export interface OwnedInformers {
   service: ObjectCache<CachedOwned>;
   serviceAccount: ObjectCache<CachedOwned>;
   podDisruptionBudget: ObjectCache<CachedOwned>;
+  networkPolicy: ObjectCache<CachedOwned>;
 }
 
 export interface ReconcilerDeps {
@@ -329,6 +330,7 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
         names.disruptionBudget,
         desired.disruptionBudget,
       ),
+      applyOrRemove(resources.networkPolicy, owned.networkPolicy, names.networkPolicy, desired.networkPolicy),
     ]);
     const isStatefulSet = desired.workload.kind === "StatefulSet";
     const [type, informer, otherType, otherInformer] = isStatefulSet
