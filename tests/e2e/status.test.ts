@@ -1,7 +1,9 @@
 // Status follows the pods, on the full-node tier (a kubelet pulls images and runs containers):
 // an image that cannot be pulled and a crash loop each reach the AgentType as Degraded with a
 // precise reason and message and a Warning Event, so `kubectl describe at NAME` tells a user
-// why the agent does not run without looking at pods.
+// why the agent does not run without looking at pods. The sidecar's view reaches the status too:
+// an LLM upstream that is down makes the sidecar not ready, and the operator reads its /status
+// and sets ProvidersReady=False naming the provider (ADR 0007); back up, True again.
 import { spawn } from "node:child_process";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -106,6 +108,8 @@ const degradedWith = (name: string, reason: string) =>
 
 beforeAll(async () => {
   await sh(resolve(repo, "tests/cluster/images.sh"), ["project"], undefined, 900_000);
+  // The Ollama-protocol upstream; its image carries Node, which the chatty agent below uses.
+  await sh(resolve(repo, "tests/cluster/images.sh"), ["e2e"], undefined, 900_000);
   const crdsPreinstalled = (await kubectl("get", "crds", "-o", "name")).includes("agenttypes.agenttype.dev");
   for (const n of [ns, operatorNs]) await kubectl("create", "namespace", n);
   await sh(
@@ -184,6 +188,9 @@ describe("status follows the pods", () => {
         agent("crasher", {
           image: process.env.AGENTTYPE_TEST_IMAGE ?? "localhost/agenttype/testimage:latest",
           command: ["/bin/sh", "-c", "echo 'config file missing' > /dev/termination-log; exit 3"],
+          // The test image runs as root, which the default restricted profile refuses before
+          // the container starts (ContainerCannotStart): baseline is the profile for such images.
+          security: { profile: "baseline" },
         }),
       );
       const degraded = await degradedWith("crasher", "CrashLoopBackOff");
@@ -196,4 +203,113 @@ describe("status follows the pods", () => {
     },
     T,
   );
+});
+
+/** Resolves once exactly `count` pods of the upstream Deployment exist and are ready. */
+const upstreamReady = (count: number) =>
+  eventually(
+    `${count} upstream pods ready`,
+    async () => {
+      const deployment = JSON.parse(await kubectl("get", "deployment", "-n", ns, "llm", "-o", "json")) as {
+        status?: { readyReplicas?: number; replicas?: number };
+      };
+      const ready = deployment.status?.readyReplicas ?? 0;
+      return ready === count && (deployment.status?.replicas ?? 0) === count ? true : undefined;
+    },
+    180_000,
+    500,
+  );
+
+const providersReady = (name: string, status: string) =>
+  eventually(
+    `AgentType ${name} ProvidersReady=${status}`,
+    async () => (await conditionsOf(name)).find((c) => c.type === "ProvidersReady" && c.status === status),
+    240_000,
+    500,
+  );
+
+describe("the sidecar's view of its providers", () => {
+  test("an LLM upstream that is down: ProvidersReady=False naming the provider, a Warning Event; back up: True", async () => {
+    // The upstream starts with no pod: its Service answers nothing (connection refused).
+    await apply({
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: "llm", namespace: ns },
+      spec: {
+        replicas: 0,
+        selector: { matchLabels: { app: "llm" } },
+        template: {
+          metadata: { labels: { app: "llm" } },
+          spec: {
+            terminationGracePeriodSeconds: 2,
+            containers: [
+              {
+                name: "ollama",
+                image: "localhost/agenttype/e2e-upstream:dev",
+                imagePullPolicy: "IfNotPresent",
+                ports: [{ name: "http", containerPort: 11434 }],
+                readinessProbe: { httpGet: { path: "/api/version", port: "http" }, periodSeconds: 1 },
+              },
+            ],
+          },
+        },
+      },
+    });
+    await apply({
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name: "llm", namespace: ns },
+      spec: { selector: { app: "llm" }, ports: [{ name: "http", port: 11434, targetPort: "http" }] },
+    });
+    const ip = (await kubectl("get", "service", "-n", ns, "llm", "-o", "jsonpath={.spec.clusterIP}")).trim();
+    const endpoint = `http://${ip}:11434`;
+    // An agent that asks its LLM every 2 s, as a working agent would: the sidecar learns
+    // of the upstream from these real calls.
+    const chatty = [
+      "const url = (process.env.OLLAMA_HOST ?? 'http://127.0.0.1:4000') + '/api/chat';",
+      "const body = JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'ping' }], stream: false });",
+      "setInterval(() => fetch(url, { method: 'POST', body, signal: AbortSignal.timeout(15000) })",
+      "  .then(async (r) => console.log(r.status, (await r.text()).slice(0, 200)), (e) => console.log(String(e))), 2000);",
+    ].join("\n");
+    const created = Date.now();
+    await apply(
+      agent("provider-down", {
+        image: "localhost/agenttype/e2e-upstream:dev",
+        command: ["node", "-e", chatty],
+        llm: {
+          providers: [{ name: "local", type: "ollama", endpoint, model: "llama3.2" }],
+          retries: { maxAttempts: 1 },
+          timeoutSeconds: 10,
+        },
+      }),
+    );
+    const down = await providersReady("provider-down", "False");
+    expect(down?.reason).toBe("ProviderUnreachable");
+    expect(down?.message).toContain(`provider local (ollama ${endpoint}, model llama3.2): unreachable`);
+    const warning = await eventually("a Warning Event ProviderUnreachable", async () =>
+      (await eventsOf("provider-down")).find((e) => e.reason === "ProviderUnreachable"),
+    );
+    expect(warning?.type).toBe("Warning");
+    expect(warning?.message).toContain("provider local");
+    // What a user sees, for the README.
+    process.stderr.write(`\n${await kubectl("describe", "agenttype", "-n", ns, "provider-down")}\n`);
+
+    const failedAfter = Date.now() - created;
+    await kubectl("scale", "deployment", "-n", ns, "llm", "--replicas=1");
+    const scaled = Date.now();
+    await upstreamReady(1);
+    const back = await providersReady("provider-down", "True");
+    process.stderr.write(
+      `provider-down: ProvidersReady=False ${(failedAfter / 1000).toFixed(1)} s after the AgentType was applied; True ${((Date.now() - scaled) / 1000).toFixed(1)} s after the upstream was scaled up\n`,
+    );
+    expect(back?.reason).toBe("SidecarsReady");
+    const normal = await eventually("a Normal Event SidecarsReady", async () =>
+      (await eventsOf("provider-down")).find((e) => e.reason === "SidecarsReady"),
+    );
+    expect(normal?.type).toBe("Normal");
+    const ready = await eventually("Ready=True", async () =>
+      (await conditionsOf("provider-down")).find((c) => c.type === "Ready" && c.status === "True"),
+    );
+    expect(ready?.reason).toBe("PodsReady");
+  }, 600_000);
 });
