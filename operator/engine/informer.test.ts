@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { KubeObject } from "../kube/client.ts";
-import { objectKey, relistChanges, upsertChange, withoutManagedFields } from "./informer.ts";
+import { LAST_APPLIED_ANNOTATION, objectKey, relistChanges, trimForCache, upsertChange } from "./informer.ts";
 
 /** An object in `namespace`; cluster-scoped when it is null. */
 const obj = (name: string, resourceVersion: string, namespace: string | null = "ns"): KubeObject => ({
@@ -69,7 +69,7 @@ describe("relistChanges", () => {
   });
 });
 
-describe("withoutManagedFields", () => {
+describe("trimForCache", () => {
   it("drops metadata.managedFields and keeps everything else", () => {
     const object = {
       apiVersion: "v1",
@@ -77,12 +77,28 @@ describe("withoutManagedFields", () => {
       metadata: { name: "a", namespace: "ns", resourceVersion: "1", managedFields: [{ manager: "x" }] },
       data: { k: "v" },
     };
-    expect(withoutManagedFields(object)).toEqual({
+    expect(trimForCache(object)).toEqual({
       apiVersion: "v1",
       kind: "ConfigMap",
       metadata: { name: "a", namespace: "ns", resourceVersion: "1" },
       data: { k: "v" },
     });
     expect(object.metadata.managedFields).toHaveLength(1);
+  });
+
+  it("drops kubectl's last-applied copy of the object, and keeps the other annotations", () => {
+    const applied = (annotations: Record<string, string>) => ({
+      metadata: { name: "a", namespace: "ns", annotations },
+      spec: { image: "x" },
+    });
+    const copy = JSON.stringify(applied({}));
+    const object = applied({ [LAST_APPLIED_ANNOTATION]: copy, "agenttype.dev/abandon": "true" });
+    expect(trimForCache(object)).toEqual(applied({ "agenttype.dev/abandon": "true" }));
+    expect(trimForCache(applied({ [LAST_APPLIED_ANNOTATION]: copy })).metadata).toEqual({
+      name: "a",
+      namespace: "ns",
+    });
+    // The informer's input (the decoded watch event) is left as it was.
+    expect(object.metadata.annotations[LAST_APPLIED_ANNOTATION]).toBe(copy);
   });
 });
