@@ -46,9 +46,10 @@ check-generated: generate ## fail when the committed CRDs or RBAC differ from wh
 	@git diff --exit-code --stat -- $(GENERATED) || { echo "error: generated files are out of date; run 'make generate' and commit" >&2; exit 1; }
 	@test -z "$$(git status --porcelain -- $(GENERATED))" || { git status --porcelain -- $(GENERATED); echo "error: untracked generated files; run 'make generate' and commit" >&2; exit 1; }
 
-lint: $(DEPS) ## biome (lint + format check), the TypeScript type check, shellcheck on every shell script
+lint: $(DEPS) ## biome (lint + format check), the TypeScript type check, shellcheck on every shell script, kube-score
 	npm run --silent lint
 	tests/shellcheck.sh
+	tests/kube-score/kube-score.sh
 
 format: $(DEPS) ## rewrite files in the project's format
 	npm run --silent format
