@@ -223,6 +223,30 @@ describe("credentials echoed by upstreams", () => {
     expect(leaked(viaOllama.logs.join("") + viaBedrock.logs.join(""))).toEqual([]);
   });
 
+  it("never reach the agent through the Responses API over either provider", async () => {
+    const request = { model: "m", input: "hello" };
+    ollama.enqueue(
+      { status: 401, error: "unauthorized", echoAuthorization: true },
+      { errorAfterChunks: 1, echoAuthorization: true },
+    );
+    bedrock.enqueue(
+      { status: 403, exception: "AccessDeniedException", echoAuthorization: true },
+      { streamException: { afterDeltas: 1, type: "throttlingException" }, echoAuthorization: true },
+    );
+    const texts = [
+      await seen(await post(viaOllama, "/v1/responses", request)),
+      await seen(await post(viaOllama, "/v1/responses", { ...request, stream: true })),
+      await seen(await post(viaBedrock, "/v1/responses", request)),
+      await seen(await post(viaBedrock, "/v1/responses", { ...request, stream: true })),
+    ];
+    for (const text of texts) {
+      expect(text).toMatch(/you sent Authorization: (Bearer )?\[redacted\]/);
+      expect(leaked(text)).toEqual([]);
+    }
+    expect(texts[1]).toContain("event: error");
+    expect(leaked(viaOllama.logs.join("") + viaBedrock.logs.join(""))).toEqual([]);
+  });
+
   it("never reach the agent through tool calls, tool listings and the MCP gateway", async () => {
     const texts = [
       await seen(await post(viaOllama, "/tools/echo/invoke", { text: "hi" })),

@@ -9,6 +9,7 @@ import { credentialPaths, loadConfig, watchPath } from "./config.ts";
 import { registerAnthropicApi } from "./llm/messages/api.ts";
 import { registerOllamaApi } from "./llm/ollama-api.ts";
 import { registerOpenAiApi } from "./llm/openai-api.ts";
+import { registerResponsesApi } from "./llm/responses/api.ts";
 import { MemoryStore } from "./memory.ts";
 import { registerMemoryRoutes } from "./memory-api.ts";
 import { Metrics } from "./metrics.ts";
@@ -73,6 +74,7 @@ export class Sidecar {
     registerOpenAiApi(this.#agentApp, () => this.#services);
     registerOllamaApi(this.#agentApp, () => this.#services);
     registerAnthropicApi(this.#agentApp, () => this.#services);
+    registerResponsesApi(this.#agentApp, () => this.#services);
     registerToolRoutes(this.#agentApp, () => this.#services.tools, metrics);
     registerMemoryRoutes(this.#agentApp, this.memory, metrics);
 

@@ -111,7 +111,7 @@ function encodeEmbedding(vector: readonly number[], format: "float" | "base64"):
   return Buffer.from(new Float32Array(vector).buffer).toString("base64");
 }
 
-function openAiError(failure: Failure) {
+export function openAiError(failure: Failure) {
   return {
     error: { message: failure.message, type: failure.type, param: failure.param ?? null, code: failure.code },
   };

@@ -27,7 +27,7 @@ const textPart = z.strictObject({
 });
 
 /** A base64 data URL; remote URLs are refused, so the sidecar never fetches on the agent's behalf. */
-const DATA_URL = /^data:(image\/[a-z0-9.+-]+)?(;[a-z0-9=.+-]+)*;base64,([A-Za-z0-9+/\s]*={0,2})$/i;
+export const DATA_URL = /^data:(image\/[a-z0-9.+-]+)?(;[a-z0-9=.+-]+)*;base64,([A-Za-z0-9+/\s]*={0,2})$/i;
 
 const imagePart = z.strictObject({
   type: z.literal("image_url"),

@@ -1,0 +1,69 @@
+// The conversations behind previous_response_id, kept in the sidecar's process memory within
+// bounds: at most maxEntries responses and maxBytes of their JSON, the least recently used
+// forgotten first. A restart forgets them all; an agent that needs more sends the items itself.
+import type { ChatMessage } from "../chat.ts";
+
+export interface ResponseStoreLimits {
+  maxEntries: number;
+  maxBytes: number;
+}
+
+/** 1,000 conversations or 16 MiB, whichever comes first: the sidecar's memory stays bounded. */
+export const RESPONSE_STORE_LIMITS: ResponseStoreLimits = { maxEntries: 1000, maxBytes: 16 * 1024 * 1024 };
+
+interface Entry {
+  conversation: readonly ChatMessage[];
+  bytes: number;
+}
+
+export class ResponseStore {
+  readonly #limits: ResponseStoreLimits;
+  /** In order of use, least recent first (a Map keeps insertion order). */
+  readonly #entries = new Map<string, Entry>();
+  #bytes = 0;
+
+  constructor(limits: ResponseStoreLimits = RESPONSE_STORE_LIMITS) {
+    this.#limits = limits;
+  }
+
+  /** Keeps a response's conversation (its input and its output); false when it alone is over the byte bound. */
+  put(id: string, conversation: readonly ChatMessage[]): boolean {
+    const bytes = Buffer.byteLength(JSON.stringify(conversation));
+    this.delete(id);
+    if (bytes > this.#limits.maxBytes) return false;
+    this.#entries.set(id, { conversation, bytes });
+    this.#bytes += bytes;
+    for (const [oldest, entry] of this.#entries) {
+      if (this.#entries.size <= this.#limits.maxEntries && this.#bytes <= this.#limits.maxBytes) break;
+      this.#entries.delete(oldest);
+      this.#bytes -= entry.bytes;
+    }
+    return true;
+  }
+
+  /** The conversation of a response, or undefined when it was never kept or has been forgotten. */
+  get(id: string): readonly ChatMessage[] | undefined {
+    const entry = this.#entries.get(id);
+    if (entry === undefined) return undefined;
+    // Used again: it moves to the most recent end.
+    this.#entries.delete(id);
+    this.#entries.set(id, entry);
+    return entry.conversation;
+  }
+
+  delete(id: string): boolean {
+    const entry = this.#entries.get(id);
+    if (entry === undefined) return false;
+    this.#entries.delete(id);
+    this.#bytes -= entry.bytes;
+    return true;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+}
