@@ -170,4 +170,59 @@ describe("AgentTool health", () => {
       return condition(await agentStatus(), "ToolsResolved")?.reason === "Resolved" ? true : undefined;
     });
   });
+
+  test("the only matching version does not answer: ToolsResolved says ToolUnavailable with a Warning Event, until it answers", async ({
+    kc,
+    namespace,
+  }) => {
+    const custom = kc.makeApiClient(CustomObjectsApi);
+    const core = kc.makeApiClient(CoreV1Api);
+    const operator: OperatorProcess = await startOperator({
+      kubeconfig: kubeconfigPath(),
+      namespace,
+      identity: "op-tool-down",
+      leaderElection: false,
+      extraEnv: { TOOL_PROBE_SECONDS: "1" },
+    });
+    cleanup.push(() => operator.stop("SIGKILL"));
+    const port = await closedPort();
+    await custom.createNamespacedCustomObject({
+      ...AT,
+      plural: "agenttools",
+      namespace,
+      body: agentToolManifest("1.0.0", port),
+    });
+    const agent = simpleAgent("searcher");
+    agent.spec.tools = [{ name: "search", version: "^1.0.0" }];
+    await custom.createNamespacedCustomObject({ ...AT, plural: "agenttypes", namespace, body: agent });
+    const agentStatus = async () =>
+      (
+        (await custom.getNamespacedCustomObject({
+          ...AT,
+          plural: "agenttypes",
+          namespace,
+          name: "searcher",
+        })) as {
+          status?: AgentTypeStatus;
+        }
+      ).status;
+    const reported = await eventually("ToolsResolved=True ToolUnavailable", async () => {
+      const found = condition(await agentStatus(), "ToolsResolved");
+      return found?.reason === "ToolUnavailable" ? found : undefined;
+    });
+    expect(reported.status).toBe("True");
+    expect(reported.message).toContain("search 1.0.0 (AgentTool search-1-0-0) is unavailable:");
+    expect(reported.message).toContain(`127.0.0.1:${port}`);
+    const warning = await eventually("a Warning Event ToolUnavailable on the AgentType", async () =>
+      (await core.listNamespacedEvent({ namespace })).items.find(
+        (e) => e.involvedObject.kind === "AgentType" && e.reason === "ToolUnavailable",
+      ),
+    );
+    expect(warning.type).toBe("Warning");
+
+    await mcpServer(port);
+    await eventually("ToolsResolved=True Resolved", async () =>
+      condition(await agentStatus(), "ToolsResolved")?.reason === "Resolved" ? true : undefined,
+    );
+  });
 });
