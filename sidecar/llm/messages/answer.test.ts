@@ -130,7 +130,14 @@ describe("anthropicError", () => {
     expect(error(413).error.type).toBe("request_too_large");
     expect(error(429).error.type).toBe("rate_limit_error");
     expect(error(502).error.type).toBe("api_error");
-    expect(error(503).error.type).toBe("overloaded_error");
+    expect(error(503).error.type).toBe("api_error");
+    const overloaded = anthropicError({
+      status: 503,
+      type: "api_error",
+      code: "providers_unavailable",
+      message: "m",
+    });
+    expect(overloaded.error.type).toBe("overloaded_error");
     expect(error(400).type).toBe("error");
   });
 });

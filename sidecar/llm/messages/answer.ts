@@ -145,7 +145,8 @@ function errorType(failure: Failure): string {
     case 429:
       return "rate_limit_error";
     case 503:
-      return "overloaded_error";
+      // Every provider unavailable is Anthropic's overload; no LLM configured is not.
+      return failure.code === "providers_unavailable" ? "overloaded_error" : "api_error";
   }
   return failure.status < 500 ? "invalid_request_error" : "api_error";
 }

@@ -437,6 +437,23 @@ describe("Anthropic Messages API over an Ollama provider", () => {
       type: "error",
       error: { type: "invalid_request_error", message: expect.stringContaining("not valid JSON") },
     });
+    const large = await fetch(`${viaOllama.sidecar.agentUrl}/v1/messages`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        model: "m",
+        max_tokens: 1,
+        messages: [{ role: "user", content: "x".repeat(9 * 1024 * 1024) }],
+      }),
+    });
+    expect(large.status).toBe(413);
+    expect(await large.json()).toMatchObject({
+      type: "error",
+      error: {
+        type: "request_too_large",
+        message: expect.stringContaining("larger than the sidecar's limit"),
+      },
+    });
     const unknown = await fetch(`${viaOllama.sidecar.agentUrl}/v1/messages/batches`, { method: "POST" });
     expect(unknown.status).toBe(404);
     expect(await unknown.json()).toMatchObject({ type: "error", error: { type: "not_found_error" } });
