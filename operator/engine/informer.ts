@@ -78,18 +78,20 @@ export const LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-confi
 
 /**
  * The default trim of cached objects: what the operator never reads and what dominates their
- * size, metadata.managedFields and kubectl's last-applied-configuration annotation (as large
- * as the object itself: at 10,000 AgentTypes applied with kubectl, half of their cache).
+ * size, metadata.managedFields and kubectl's last-applied-configuration annotation (a copy of
+ * the object as the user applied it: for 10,000 AgentTypes applied with kubectl, 11 MiB of a
+ * 66 MiB cache).
  */
 export function trimForCache<T extends KubeObject>(object: T): T {
   const { managedFields: _, ...metadata } = object.metadata as T["metadata"] & { managedFields?: unknown };
   const annotations = metadata.annotations;
-  if (annotations !== undefined && Object.hasOwn(annotations, LAST_APPLIED_ANNOTATION)) {
-    const { [LAST_APPLIED_ANNOTATION]: _copy, ...others } = annotations;
-    if (Object.keys(others).length > 0) metadata.annotations = others;
-    else delete metadata.annotations;
+  if (annotations === undefined || !Object.hasOwn(annotations, LAST_APPLIED_ANNOTATION)) {
+    return { ...object, metadata };
   }
-  return { ...object, metadata };
+  // Built anew rather than with `delete`, which would leave V8 a slower, larger object.
+  const { [LAST_APPLIED_ANNOTATION]: _copy, ...others } = annotations;
+  const { annotations: _all, ...rest } = metadata;
+  return { ...object, metadata: Object.keys(others).length > 0 ? { ...rest, annotations: others } : rest };
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
