@@ -127,6 +127,16 @@ describe("Anthropic Messages API over an Ollama provider", () => {
     });
   });
 
+  it("answers the beta endpoint Claude Code calls (?beta=true, anthropic-beta header) the same", async () => {
+    const message = await client.beta.messages.create({
+      model: "claude-sonnet-4-5",
+      max_tokens: 50,
+      messages: [{ role: "user", content: "beta hello" }],
+      betas: ["interleaved-thinking-2025-05-14"],
+    });
+    expect(message.content).toEqual([{ type: "text", text: "You said: beta hello" }]);
+  });
+
   it("stops at max_tokens and says so", async () => {
     const message = await client.messages.create({
       model: "m",
