@@ -57,7 +57,7 @@ const host = {
   socket: need("AGENTTYPE_HOST_CONTAINERD_SOCKET"),
   cgroupParent: need("AGENTTYPE_HOST_CGROUP_PARENT"),
   gatewayIp: need("AGENTTYPE_HOST_GATEWAY_IP"),
-  stateDir: `${need("AGENTTYPE_HOST_STATE")}/bench-operator`,
+  stateDir: `${need("AGENTTYPE_HOST_STATE")}/agenttype-bench`,
 };
 const IMAGES = {
   SIDECAR_IMAGE: "localhost/agenttype/sidecar:dev",

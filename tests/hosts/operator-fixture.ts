@@ -11,6 +11,7 @@ import { within } from "../../operator/drivers/call.ts";
 import type { ContainerDriver } from "../../operator/drivers/driver.ts";
 import { drivers } from "../../operator/drivers/drivers.ts";
 import { managedFilter } from "../../operator/drivers/labels.ts";
+import { removeReplicas } from "../../operator/drivers/replica.ts";
 import { loadAccess } from "../../operator/kube/access.ts";
 import { KubeClient, type KubeObject } from "../../operator/kube/client.ts";
 import { resources } from "../../operator/kube/resources.ts";
@@ -87,7 +88,8 @@ export function operatorOnHost(options: {
 }): OperatorOnHost {
   const host = testHost();
   const namespace = `${options.prefix}-${Date.now().toString(36)}`;
-  const stateDir = `${host.state}/operator`;
+  // One per file; host.sh down removes every agenttype* directory of its state.
+  const stateDir = `${host.state}/agenttype-operator-${options.prefix}`;
   let kubectlBin = "";
   let toolServer: ChildProcess | undefined;
   let ollamaPort = 0;
@@ -293,10 +295,9 @@ export function operatorOnHost(options: {
       );
     toolServer?.kill();
     await world.ollama?.close();
-    // Whatever a failed test left on the host goes, so the next file starts clean.
+    // Whatever a failed test left on the host goes (groups and volumes), so the next file starts clean.
     if (world.driver) {
-      for (const g of await world.driver.listGroups(managedFilter(), within(60_000)).catch(() => []))
-        await world.driver.removeGroup(g.id, 1000, within(60_000)).catch(() => {});
+      await removeReplicas(world.driver, managedFilter(), 1000, within(120_000)).catch(() => {});
       await world.driver.close();
     }
     world.hostConnection.close();
