@@ -1,0 +1,561 @@
+// The KVM driver: every agent replica in a guest of its own on a libvirt host (see
+// docs/adr/0010-kvm-driver.md). A group is a guest: its volumes or its group, whichever comes
+// first, boot the guest from an overlay on the base image, with keys of its own in its seed;
+// inside it the containerd driver runs the group exactly as on a containerd host, over an SSH
+// connection carried by the host's. Ids are `<guest>/<id in the guest>`; guests carry the
+// replica's labels in their domain metadata, so listing and adoption need no local state.
+import { posix } from "node:path";
+import * as z from "zod";
+import { type Call, sleep, subCall } from "../call.ts";
+import {
+  type ContainerConfigInput,
+  type GroupConfigInput,
+  groupConfig,
+  type LabelFilter,
+  type Labels,
+  parseConfig,
+  type VolumeConfigInput,
+  volumeConfig,
+} from "../config.ts";
+import { ContainerdDriver } from "../containerd/driver.ts";
+import type {
+  ContainerDriver,
+  ContainerHealth,
+  ContainerInfo,
+  DriverHealth,
+  ExecResult,
+  GroupInfo,
+  LogLine,
+  LogOptions,
+  VolumeInfo,
+  VolumeOperations,
+} from "../driver.ts";
+import { CreationFailedError, isDriverError, NotFoundError, TimeoutError } from "../errors.ts";
+import { LABEL_NAME, LABEL_NAMESPACE, matchesLabels, replicaName, replicaOf } from "../labels.ts";
+import { SshConnection } from "../ssh/connection.ts";
+import { shellCommand } from "../transport.ts";
+import { type AccelProbe, probeAccel } from "./accel.ts";
+import { type DomainSpec, domainXml } from "./domain-xml.ts";
+import { type GuestKeyStore, type GuestKeys, generateGuestKeys } from "./guest-keys.ts";
+import { GUEST_SSH_PORT, openThroughHost } from "./guest-link.ts";
+import { type GuestListing, Virsh } from "./virsh.ts";
+
+const absolutePath = z.string().regex(/^\/[^\0]*[^/\0]$/, { error: "must be an absolute path" });
+
+export const kvmSettings = z
+  .strictObject({
+    uri: z.string().min(1).default("qemu:///system").describe("libvirt connection URI on the host."),
+    network: z.string().min(1).default("default").describe("libvirt network the guests attach to."),
+    baseImage: absolutePath
+      .default("/var/lib/agenttype/guest/disk.qcow2")
+      .describe("The guest image (qcow2) on the host; vmlinuz and initrd.img lie beside it."),
+    stateDir: absolutePath
+      .default("/var/lib/agenttype/kvm")
+      .describe("Root-only directory on the host for the guests' overlays and console logs."),
+    vcpus: z.int().min(1).max(256).default(1),
+    memoryMiB: z.int().min(256).max(4_194_304).default(1024),
+    accel: z
+      .enum(["auto", "kvm", "tcg"])
+      .default("auto")
+      .describe("auto: KVM when a probe boot shows it runs a guest kernel, software emulation otherwise."),
+  })
+  .describe("Settings of the KVM driver.");
+
+export type KvmSettings = z.output<typeof kvmSettings>;
+
+/** The containerd inside every guest, as the guest image sets it up. */
+const GUEST_CONTAINERD = { socket: "/run/containerd/containerd.sock", stateDir: "/var/lib/agenttype" };
+const SHUTDOWN_MAX_MS = 30_000;
+
+/** How long each stage of a guest's boot took, in milliseconds; the benchmark reads it. */
+export interface BootTimes {
+  /** define + start. */
+  start: number;
+  /** Until the guest's DHCP lease. */
+  address: number;
+  /** Until its sshd answered with the pinned key. */
+  ssh: number;
+  /** Until containerd in it was ready. */
+  containerd: number;
+}
+
+interface Guest {
+  name: string;
+  address: string;
+  connection: SshConnection;
+  driver: ContainerdDriver;
+}
+
+/** The guest of a replica, named as the replica's group is (labels.ts replicaName). */
+export function guestName(labels: Labels): string {
+  const replica = replicaOf(labels);
+  const namespace = labels[LABEL_NAMESPACE];
+  const name = labels[LABEL_NAME];
+  if (replica === undefined || namespace === undefined || name === undefined)
+    throw new CreationFailedError(
+      "kvm driver: a guest's labels must name its AgentType (namespace, name, uid) and replica",
+    );
+  return replicaName({ namespace, name, uid: replica.uid }, replica.replica);
+}
+
+/** A hostname from a guest name: lower-case letters, digits and '-', at most 63. */
+export function guestHostname(name: string): string {
+  return (
+    name
+      .toLowerCase()
+      .replace(/[^a-z0-9-]+/g, "-")
+      .slice(0, 63)
+      .replace(/^-+|-+$/g, "") || "agent"
+  );
+}
+
+/** `<guest>/<id>` split; throws NotFound for an id that names no guest. */
+export function splitId(id: string): { guest: string; inner: string } {
+  const at = id.indexOf("/");
+  if (at <= 0) throw new NotFoundError(`kvm object ${JSON.stringify(id)}`);
+  return { guest: id.slice(0, at), inner: id.slice(at + 1) };
+}
+
+/** Whether a guest may hold objects matching `filter`: every filter label the guest has agrees. */
+export function guestMayMatch(guestLabels: Labels, filter: LabelFilter): boolean {
+  return Object.entries(filter).every(([k, v]) => guestLabels[k] === undefined || guestLabels[k] === v);
+}
+
+export class KvmDriver implements ContainerDriver {
+  readonly kind = "kvm";
+  readonly volumes: VolumeOperations;
+  readonly #host: SshConnection;
+  readonly #virsh: Virsh;
+  readonly #settings: KvmSettings;
+  readonly #keys: GuestKeyStore;
+  readonly #guests = new Map<string, Guest>();
+  /** One boot or adoption at a time per guest. */
+  readonly #pending = new Map<string, Promise<Guest>>();
+  #accel: Promise<AccelProbe> | undefined;
+  /** Boot stage times of the guests this driver booted, by guest name. */
+  readonly bootTimes = new Map<string, BootTimes>();
+
+  constructor(settings: KvmSettings, host: SshConnection, keys: GuestKeyStore) {
+    this.#settings = settings;
+    this.#host = host;
+    this.#keys = keys;
+    this.#virsh = new Virsh(host, settings.uri);
+    this.volumes = {
+      create: (config, call) => this.#createVolume(config, call),
+      list: (filter, call) => this.#listVolumes(filter, call),
+      remove: (name, call) => this.#removeVolume(name, call),
+    };
+  }
+
+  get #imageDir(): string {
+    return posix.dirname(this.#settings.baseImage);
+  }
+
+  /** The acceleration guests get, probed on the host once per driver (settings.accel: auto). */
+  accel(call: Call): Promise<AccelProbe> {
+    if (this.#settings.accel !== "auto")
+      return Promise.resolve({ accel: this.#settings.accel, reason: "set in the driver's settings" });
+    this.#accel ??= probeAccel(this.#host, `${this.#imageDir}/vmlinuz`, call).catch((err: unknown) => {
+      this.#accel = undefined;
+      throw err;
+    });
+    return this.#accel;
+  }
+
+  async health(call: Call): Promise<DriverHealth> {
+    const version = await this.#virsh.run(["version"], call);
+    const versions: Record<string, string> = {};
+    const libvirt = /Using library: libvirt ([\d.]+)/.exec(version)?.[1];
+    const qemu = /Running hypervisor: QEMU ([\d.]+)/.exec(version)?.[1];
+    if (libvirt) versions.libvirt = libvirt;
+    if (qemu) versions.qemu = qemu;
+    const files = [this.#settings.baseImage, `${this.#imageDir}/vmlinuz`, `${this.#imageDir}/initrd.img`];
+    const missing = await this.#host.exec(
+      `for f in ${shellCommand(files)}; do test -r "$f" || echo "$f"; done`,
+      {},
+      subCall(call, 30_000),
+    );
+    if (missing.stdout.trim() !== "")
+      return {
+        ready: false,
+        versions,
+        message: `guest image files missing: ${missing.stdout.trim().split("\n").join(", ")}`,
+      };
+    const accel = await this.accel(call);
+    versions.accel = accel.accel;
+    return { ready: true, versions, ...(accel.accel === "tcg" ? { message: `TCG: ${accel.reason}` } : {}) };
+  }
+
+  // ------------------------------------------------------------------ guests
+
+  async #guestKeys(name: string, call: Call): Promise<GuestKeys> {
+    const existing = await this.#keys.get(name, call);
+    if (existing !== undefined) return existing;
+    const keys = generateGuestKeys(name);
+    await this.#keys.put(name, keys, call);
+    return keys;
+  }
+
+  /** The running guest of these labels, booted when there is none; a dead one is replaced. */
+  #ensureGuest(labels: Labels, call: Call): Promise<Guest> {
+    const name = guestName(labels);
+    const known = this.#guests.get(name);
+    if (known !== undefined) return Promise.resolve(known);
+    let pending = this.#pending.get(name);
+    if (pending === undefined) {
+      pending = this.#bootOrAdopt(name, labels, call).finally(() => this.#pending.delete(name));
+      this.#pending.set(name, pending);
+    }
+    return pending;
+  }
+
+  async #bootOrAdopt(name: string, labels: Labels, call: Call): Promise<Guest> {
+    const listing = (await this.#virsh.listGuests(call)).find((g) => g.name === name);
+    if (listing?.state === "running") return this.#adopt(name, call);
+    if (listing?.saved)
+      throw new CreationFailedError(`guest ${name} is suspended: resume it before using it`, {
+        retryable: true,
+      });
+    if (listing !== undefined) await this.#removeGuest(name, 0, call);
+    return this.#boot(name, labels, call);
+  }
+
+  async #boot(name: string, labels: Labels, call: Call): Promise<Guest> {
+    const t0 = Date.now();
+    const keys = await this.#guestKeys(name, call);
+    const { accel } = await this.accel(call);
+    const dir = `${this.#settings.stateDir}/${name}`;
+    const disk = `${dir}/disk.qcow2`;
+    await this.#virsh.shell(
+      ["install", "-d", "-m", "700", this.#settings.stateDir, dir],
+      subCall(call, 30_000),
+    );
+    await this.#virsh.shell(
+      ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", this.#settings.baseImage, disk],
+      subCall(call, 60_000),
+    );
+    const spec: DomainSpec = {
+      name,
+      vcpus: this.#settings.vcpus,
+      memoryMiB: this.#settings.memoryMiB,
+      accel,
+      disk,
+      kernel: `${this.#imageDir}/vmlinuz`,
+      initrd: `${this.#imageDir}/initrd.img`,
+      network: this.#settings.network,
+      consoleLog: `${dir}/console.log`,
+      seed: {
+        hostKey: keys.hostPrivateKey,
+        authorizedKey: keys.clientPublicKey,
+        hostname: guestHostname(name),
+      },
+      labels,
+    };
+    // The XML holds the guest's private host key: root-only, removed once libvirt has it.
+    const xmlPath = `${dir}/domain.xml`;
+    await this.#host.writeFile(xmlPath, domainXml(spec), { mode: 0o600 }, subCall(call, 30_000));
+    try {
+      await this.#virsh.run(["define", xmlPath], subCall(call, 30_000));
+    } finally {
+      await this.#host.exec(shellCommand(["rm", "-f", xmlPath]), {}, subCall(call, 10_000)).catch(() => {});
+    }
+    await this.#virsh.run(["start", name], subCall(call, 60_000));
+    const started = Date.now();
+    const guest = await this.#connect(name, keys, call, started);
+    this.bootTimes.set(name, { start: started - t0, ...guest.times });
+    return guest.guest;
+  }
+
+  /** A running guest this driver did not boot (an operator restart): its keys are in the store. */
+  async #adopt(name: string, call: Call): Promise<Guest> {
+    const keys = await this.#keys.get(name, call);
+    if (keys === undefined)
+      throw new CreationFailedError(
+        `guest ${name} runs but its keys are lost; it cannot be reached and must be replaced`,
+      );
+    return (await this.#connect(name, keys, call, Date.now())).guest;
+  }
+
+  async #connect(
+    name: string,
+    keys: GuestKeys,
+    call: Call,
+    since: number,
+  ): Promise<{ guest: Guest; times: Omit<BootTimes, "start"> }> {
+    let address: string | undefined;
+    for (let delay = 200; address === undefined; delay = Math.min(delay * 2, 1000)) {
+      address = await this.#virsh.address(name, subCall(call, 30_000));
+      if (address === undefined) {
+        if (Date.now() >= call.deadline) throw new TimeoutError(`guest ${name} getting an address`, 0);
+        await sleep(delay, call.signal);
+      }
+    }
+    const addressAt = Date.now();
+    const guestAddress = address;
+    const connection = new SshConnection(
+      {
+        host: guestAddress,
+        port: GUEST_SSH_PORT,
+        username: "root",
+        privateKey: keys.clientPrivateKey,
+        hostKey: keys.hostPublicKey,
+        connectStream: (c) => openThroughHost(this.#host, guestAddress, GUEST_SSH_PORT, c),
+      },
+      // Under software emulation on a busy host a guest's first handshake can take many seconds.
+      { reconnect: { initialMs: 500, maxMs: 5_000 }, readyTimeoutMs: 60_000 },
+    );
+    try {
+      // sshd comes up after the address: retry what may pass, never a wrong key or a refused login.
+      for (;;) {
+        try {
+          await connection.connection(subCall(call, 90_000));
+          break;
+        } catch (err) {
+          if (isDriverError(err) && (err.code === "HostKeyMismatch" || err.code === "Authentication"))
+            throw err;
+          if (Date.now() >= call.deadline) throw err;
+          await sleep(250, call.signal);
+        }
+      }
+      const sshAt = Date.now();
+      const driver = new ContainerdDriver({ ...GUEST_CONTAINERD }, connection);
+      for (;;) {
+        const health = await driver.health(subCall(call, 30_000)).catch((err: unknown) => ({
+          ready: false,
+          message: String(err),
+        }));
+        if (health.ready) break;
+        if (Date.now() >= call.deadline)
+          throw new TimeoutError(`containerd in guest ${name} getting ready (${health.message})`, 0);
+        await sleep(250, call.signal);
+      }
+      const guest = { name, address: guestAddress, connection, driver };
+      this.#guests.set(name, guest);
+      return {
+        guest,
+        times: { address: addressAt - since, ssh: sshAt - addressAt, containerd: Date.now() - sshAt },
+      };
+    } catch (err) {
+      connection.close();
+      throw err;
+    }
+  }
+
+  #forget(name: string): void {
+    const guest = this.#guests.get(name);
+    if (guest === undefined) return;
+    this.#guests.delete(name);
+    void guest.driver.close().catch(() => {});
+    guest.connection.close();
+  }
+
+  /**
+   * Shuts the guest down (poweroff through its connection, else ACPI; destroyed past the grace),
+   * undefines it, and removes its disk and keys.
+   */
+  async #removeGuest(name: string, gracePeriodMs: number, call: Call): Promise<void> {
+    const known = this.#guests.get(name);
+    if (known !== undefined && gracePeriodMs > 0)
+      await known.connection
+        .exec("systemctl poweroff --no-block", {}, subCall(call, Math.min(gracePeriodMs, 10_000)))
+        .catch(() => {});
+    this.#forget(name);
+    let state: string;
+    try {
+      state = await this.#virsh.state(name, subCall(call, 30_000));
+    } catch (err) {
+      if (!(isDriverError(err) && err.code === "NotFound")) throw err;
+      state = "gone";
+    }
+    if (state === "running" || state === "paused" || state === "in shutdown") {
+      const until = Date.now() + Math.min(gracePeriodMs, SHUTDOWN_MAX_MS);
+      if (gracePeriodMs > 0 && known === undefined)
+        await this.#virsh.run(["shutdown", name], subCall(call, 30_000)).catch(() => {});
+      while (Date.now() < until && (await this.#virsh.state(name, subCall(call, 30_000))) !== "shut off")
+        await sleep(500, call.signal);
+      await this.#virsh.run(["destroy", name], subCall(call, 30_000)).catch((err: unknown) => {
+        if (!/not running/i.test(String(err))) throw err;
+      });
+    }
+    if (state !== "gone")
+      await this.#virsh
+        .run(["undefine", "--managed-save", name], subCall(call, 30_000))
+        .catch((err: unknown) => {
+          if (!(isDriverError(err) && err.code === "NotFound")) throw err;
+        });
+    await this.#virsh.shell(
+      ["rm", "-rf", "--one-file-system", `${this.#settings.stateDir}/${name}`],
+      subCall(call, 30_000),
+    );
+    await this.#keys.remove(name, call);
+  }
+
+  /** Guests of ours, with their libvirt state, whose labels may hold objects matching `filter`. */
+  async guests(filter: LabelFilter, call: Call): Promise<GuestListing[]> {
+    return (await this.#virsh.listGuests(call)).filter(
+      (g) => replicaOf(g.labels) !== undefined && guestMayMatch(g.labels, filter),
+    );
+  }
+
+  async #running(filter: LabelFilter, call: Call): Promise<Guest[]> {
+    const result: Guest[] = [];
+    for (const g of await this.guests(filter, call))
+      if (g.state === "running") result.push(await this.#ensureGuest(g.labels, call));
+    return result;
+  }
+
+  async #guestOf(id: string, call: Call): Promise<{ guest: Guest; inner: string }> {
+    const { guest: name, inner } = splitId(id);
+    const known = this.#guests.get(name);
+    if (known !== undefined) return { guest: known, inner };
+    const listing = (await this.#virsh.listGuests(call)).find((g) => g.name === name);
+    if (listing === undefined || listing.state !== "running") throw new NotFoundError(`guest ${name}`);
+    return { guest: await this.#ensureGuest(listing.labels, call), inner };
+  }
+
+  /** Saves every matching guest's state to disk (libvirt managed save) and frees its CPU and memory. */
+  async suspend(filter: LabelFilter, call: Call): Promise<string[]> {
+    const done: string[] = [];
+    for (const g of await this.guests(filter, call)) {
+      if (g.state !== "running" && g.state !== "paused") continue;
+      this.#forget(g.name);
+      await this.#virsh.run(["managedsave", g.name], call);
+      done.push(g.name);
+    }
+    return done;
+  }
+
+  /** Starts every matching suspended guest where it was, and reconnects to it. */
+  async resume(filter: LabelFilter, call: Call): Promise<string[]> {
+    const done: string[] = [];
+    for (const g of await this.guests(filter, call)) {
+      if (!g.saved || g.state === "running") continue;
+      await this.#virsh.run(["start", g.name], call);
+      await this.#ensureGuest(g.labels, call);
+      done.push(g.name);
+    }
+    return done;
+  }
+
+  // ------------------------------------------------------------------ ContainerDriver
+
+  async createGroup(input: GroupConfigInput, call: Call): Promise<GroupInfo> {
+    const config = parseConfig(groupConfig, "group", input);
+    const guest = await this.#ensureGuest(config.labels, call);
+    return prefixed(guest.name, await guest.driver.createGroup(config, call));
+  }
+
+  async listGroups(filter: LabelFilter, call: Call): Promise<GroupInfo[]> {
+    const groups: GroupInfo[] = [];
+    for (const g of await this.guests(filter, call)) {
+      if (g.state !== "running") {
+        // A guest that is not running holds a group that is not ready: its owner sees and replaces it.
+        if (matchesLabels(g.labels, filter))
+          groups.push({ id: `${g.name}/`, name: g.name, attempt: 0, labels: g.labels, state: "not-ready" });
+        continue;
+      }
+      const guest = await this.#ensureGuest(g.labels, call);
+      for (const group of await guest.driver.listGroups(filter, call))
+        groups.push(prefixed(guest.name, group));
+    }
+    return groups;
+  }
+
+  async removeGroup(groupId: string, gracePeriodMs: number, call: Call): Promise<void> {
+    const { guest: name, inner } = splitId(groupId);
+    const known = this.#guests.get(name);
+    // The containers first, each with its grace period, then the guest itself.
+    if (known !== undefined && inner !== "")
+      await known.driver
+        .removeGroup(inner, gracePeriodMs, subCall(call, gracePeriodMs + 30_000))
+        .catch(() => {});
+    await this.#removeGuest(name, gracePeriodMs, call);
+  }
+
+  async create(groupId: string, config: ContainerConfigInput, call: Call): Promise<ContainerInfo> {
+    const { guest, inner } = await this.#guestOf(groupId, call);
+    return prefixedContainer(guest.name, await guest.driver.create(inner, config, call));
+  }
+
+  async start(containerId: string, call: Call): Promise<void> {
+    const { guest, inner } = await this.#guestOf(containerId, call);
+    await guest.driver.start(inner, call);
+  }
+
+  async stop(containerId: string, gracePeriodMs: number, call: Call): Promise<void> {
+    const { guest, inner } = await this.#guestOf(containerId, call);
+    await guest.driver.stop(inner, gracePeriodMs, call);
+  }
+
+  async remove(containerId: string, call: Call): Promise<void> {
+    let target: { guest: Guest; inner: string };
+    try {
+      target = await this.#guestOf(containerId, call);
+    } catch (err) {
+      if (isDriverError(err) && err.code === "NotFound") return;
+      throw err;
+    }
+    await target.guest.driver.remove(target.inner, call);
+  }
+
+  async get(containerId: string, call: Call): Promise<ContainerInfo> {
+    const { guest, inner } = await this.#guestOf(containerId, call);
+    return prefixedContainer(guest.name, await guest.driver.get(inner, call));
+  }
+
+  async list(filter: LabelFilter, call: Call): Promise<ContainerInfo[]> {
+    const containers: ContainerInfo[] = [];
+    for (const guest of await this.#running(filter, call))
+      for (const c of await guest.driver.list(filter, call))
+        containers.push(prefixedContainer(guest.name, c));
+    return containers;
+  }
+
+  async logs(containerId: string, options: LogOptions, call: Call): Promise<LogLine[]> {
+    const { guest, inner } = await this.#guestOf(containerId, call);
+    return guest.driver.logs(inner, options, call);
+  }
+
+  async containerHealth(containerId: string, call: Call): Promise<ContainerHealth> {
+    const { guest, inner } = await this.#guestOf(containerId, call);
+    return guest.driver.containerHealth(inner, call);
+  }
+
+  async exec(containerId: string, command: readonly string[], call: Call): Promise<ExecResult> {
+    const { guest, inner } = await this.#guestOf(containerId, call);
+    return guest.driver.exec(inner, command, call);
+  }
+
+  // ------------------------------------------------------------------ volumes (in the guests)
+
+  async #createVolume(input: VolumeConfigInput, call: Call): Promise<VolumeInfo> {
+    const config = parseConfig(volumeConfig, "volume", input);
+    const guest = await this.#ensureGuest(config.labels, call);
+    return guest.driver.volumes.create(config, call);
+  }
+
+  async #listVolumes(filter: LabelFilter, call: Call): Promise<VolumeInfo[]> {
+    const volumes: VolumeInfo[] = [];
+    for (const guest of await this.#running(filter, call))
+      volumes.push(...(await guest.driver.volumes.list(filter, call)));
+    return volumes;
+  }
+
+  async #removeVolume(name: string, call: Call): Promise<void> {
+    // A replica's volumes are named after its group, which is named as its guest.
+    const guest = [...this.#guests.values()].find((g) => name.startsWith(`${g.name}-`));
+    if (guest !== undefined) await guest.driver.volumes.remove(name, call);
+  }
+
+  async close(): Promise<void> {
+    for (const name of [...this.#guests.keys()]) this.#forget(name);
+  }
+}
+
+function prefixed(guest: string, group: GroupInfo): GroupInfo {
+  return { ...group, id: `${guest}/${group.id}` };
+}
+
+function prefixedContainer(guest: string, c: ContainerInfo): ContainerInfo {
+  return { ...c, id: `${guest}/${c.id}`, groupId: `${guest}/${c.groupId}` };
+}

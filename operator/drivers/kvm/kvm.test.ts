@@ -1,0 +1,156 @@
+import { describe, expect, it } from "vitest";
+import { replicaLabels, replicaName } from "../labels.ts";
+import { probeCommand, probeVerdict } from "./accel.ts";
+import { type DomainSpec, domainXml, KERNEL_ARGS, parseGuestMetadata, seedStrings } from "./domain-xml.ts";
+import { guestHostname, guestMayMatch, guestName, splitId } from "./driver.ts";
+import { parseDomainState, parseDomifaddr, parseGuestList, virshError } from "./virsh.ts";
+
+const owner = { namespace: "team-a", name: "coder", uid: "3f1c2b9a-0000-4000-8000-000000000001" };
+
+const spec: DomainSpec = {
+  name: "team-a_coder_0_3f1c2b9a",
+  vcpus: 2,
+  memoryMiB: 1536,
+  accel: "tcg",
+  disk: "/var/lib/agenttype/kvm/g/disk.qcow2",
+  kernel: "/images/vmlinuz",
+  initrd: "/images/initrd.img",
+  network: "default",
+  consoleLog: "/var/lib/agenttype/kvm/g/console.log",
+  seed: {
+    hostKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n",
+    authorizedKey: "ssh-ed25519 AAAA op",
+    hostname: "coder-0",
+  },
+  labels: { ...replicaLabels(owner, 0), "x/odd": "a<b" },
+};
+
+describe("domainXml", () => {
+  it("boots the image's kernel under TCG from the overlay, with the resources, network and console", () => {
+    const xml = domainXml(spec);
+    expect(xml).toContain('<domain type="qemu">');
+    expect(xml).toContain("<name>team-a_coder_0_3f1c2b9a</name>");
+    expect(xml).toContain('<memory unit="MiB">1536</memory>');
+    expect(xml).toContain("<vcpu>2</vcpu>");
+    expect(xml).toContain("<kernel>/images/vmlinuz</kernel>");
+    expect(xml).toContain("<initrd>/images/initrd.img</initrd>");
+    expect(xml).toContain(`<cmdline>${KERNEL_ARGS}</cmdline>`);
+    expect(xml).toContain('<source file="/var/lib/agenttype/kvm/g/disk.qcow2"/>');
+    expect(xml).toContain('<driver name="qemu" type="qcow2"');
+    expect(xml).toContain('<source network="default"/>');
+    expect(xml).toContain('<serial type="file">');
+    expect(xml).toContain('<source path="/var/lib/agenttype/kvm/g/console.log"/>');
+    expect(xml).toContain("qemu64");
+  });
+
+  it("uses KVM and the host's CPU when the host accelerates", () => {
+    const xml = domainXml({ ...spec, accel: "kvm" });
+    expect(xml).toContain('<domain type="kvm">');
+    expect(xml).toContain('<cpu mode="host-passthrough"/>');
+  });
+
+  it("carries the seed as SMBIOS OEM strings the guest decodes", () => {
+    const xml = domainXml(spec);
+    expect(xml).toContain('<smbios mode="sysinfo"/>');
+    const strings = seedStrings(spec.seed);
+    for (const s of strings) expect(xml).toContain(`<entry>${s}</entry>`);
+    const decoded = Object.fromEntries(
+      strings.map((s) => {
+        const name = s.slice("agenttype:".length, s.indexOf("="));
+        return [name, Buffer.from(s.slice(s.indexOf("=") + 1), "base64").toString()] as const;
+      }),
+    );
+    expect(decoded).toEqual({
+      "host-key": spec.seed.hostKey,
+      "authorized-key": spec.seed.authorizedKey,
+      hostname: "coder-0",
+    });
+  });
+
+  it("writes the labels into the metadata, escaped, and reads them back", () => {
+    const xml = domainXml(spec);
+    expect(xml).toContain('value="a&lt;b"');
+    expect(parseGuestMetadata(xml)).toEqual(spec.labels);
+    // libvirt prints the element back with its own quoting.
+    expect(parseGuestMetadata(`<at:guest xmlns:at="x"><at:label key='a/b' value='1'/></at:guest>`)).toEqual({
+      "a/b": "1",
+    });
+  });
+
+  it("refuses a bad name, vCPU count or memory size, naming it", () => {
+    expect(() => domainXml({ ...spec, name: "a b" })).toThrow(/domain name "a b"/);
+    expect(() => domainXml({ ...spec, vcpus: 0 })).toThrow(/vcpus/);
+    expect(() => domainXml({ ...spec, memoryMiB: 64 })).toThrow(/memory/);
+  });
+});
+
+describe("virsh output", () => {
+  it("parses domain states and DHCP lease addresses", () => {
+    expect(parseDomainState("running\n\n")).toBe("running");
+    expect(parseDomainState("shut off\n")).toBe("shut off");
+    expect(parseDomainState("weird\n")).toBe("no state");
+    const domifaddr = ` vnet0      52:54:00:12:34:56    ipv4         10.243.0.17/24\n`;
+    expect(parseDomifaddr(domifaddr)).toBe("10.243.0.17");
+    expect(parseDomifaddr("")).toBeUndefined();
+  });
+
+  it("parses the one-round-trip guest listing", () => {
+    const text = [
+      "--agenttype-domain-- g1",
+      "running",
+      "Managed save:   no",
+      `<at:guest xmlns:at="https://agenttype.dev/kvm/guest/v1"><at:label key="agenttype.dev/replica" value="0"/></at:guest>`,
+      "--agenttype-domain-- other",
+      "shut off",
+      "Managed save:   yes",
+      "",
+    ].join("\n");
+    expect(parseGuestList(text)).toEqual([
+      { name: "g1", state: "running", saved: false, labels: { "agenttype.dev/replica": "0" } },
+      { name: "other", state: "shut off", saved: true, labels: {} },
+    ]);
+  });
+
+  it("turns virsh's failures into driver errors", () => {
+    expect(virshError("virsh domstate", "h", "error: failed to get domain 'x'").code).toBe("NotFound");
+    const down = virshError("virsh list", "h", "error: failed to connect to the hypervisor");
+    expect(down.code).toBe("Network");
+    expect(down.retryable).toBe(true);
+    const bad = virshError("virsh define", "h", "error: XML error: bad");
+    expect(bad.code).toBe("CreationFailed");
+    expect(bad.retryable).toBe(false);
+  });
+});
+
+describe("acceleration probe", () => {
+  it("says kvm only when a guest kernel printed its banner", () => {
+    expect(probeVerdict("Linux version 6.1.0-40-cloud-amd64 ...").accel).toBe("kvm");
+    expect(probeVerdict("no /dev/kvm\n")).toEqual({
+      accel: "tcg",
+      reason: "the host has no usable /dev/kvm",
+    });
+    expect(probeVerdict("").reason).toMatch(/printed nothing in 10 s/);
+    expect(probeCommand("/img/vmlinuz")).toContain("-accel kvm");
+    expect(probeCommand("/img/vmlinuz")).toContain("-kernel /img/vmlinuz");
+  });
+});
+
+describe("guests and ids", () => {
+  it("names a replica's guest as its group", () => {
+    expect(guestName(replicaLabels(owner, 2))).toBe(replicaName(owner, 2));
+    expect(() => guestName({ "agenttype.dev/replica": "0" })).toThrow(/labels must name its AgentType/);
+    expect(guestHostname("team-a_coder_0_3f1c2b9a")).toBe("team-a-coder-0-3f1c2b9a");
+  });
+
+  it("splits ids into the guest and the id inside it", () => {
+    expect(splitId("g1/abc")).toEqual({ guest: "g1", inner: "abc" });
+    expect(splitId("g1/")).toEqual({ guest: "g1", inner: "" });
+    expect(() => splitId("abc")).toThrow(/not found/);
+  });
+
+  it("matches a guest on the filter labels it has", () => {
+    const labels = replicaLabels(owner, 0);
+    expect(guestMayMatch(labels, { ...labels, "agenttype.dev/role": "agent" })).toBe(true);
+    expect(guestMayMatch(labels, { "agenttype.dev/replica": "1" })).toBe(false);
+  });
+});
