@@ -23,7 +23,7 @@ SUITE=${AGENTTYPE_GUEST_SUITE:-bookworm}
 DEBIAN_MIRROR=${AGENTTYPE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 DISK_SIZE=${AGENTTYPE_GUEST_DISK_SIZE:-4G}
 PACKAGES=(systemd-sysv udev dbus kmod linux-image-cloud-amd64 initramfs-tools openssh-server
-  containerd runc containernetworking-plugins iproute2 iptables dmidecode)
+  containerd runc containernetworking-plugins iproute2 iptables)
 # The images every guest runs without pulling: the sandbox's, the sidecar's and wrapper's, and
 # the sample agents of the tests (AGENTTYPE_GUEST_IMAGES replaces the list).
 read -r -a IMAGES <<<"${AGENTTYPE_GUEST_IMAGES:-localhost/agenttype/pause:1.0 localhost/agenttype/sidecar:dev localhost/agenttype/wrapper:dev localhost/agenttype/e2e-agent-node:dev}"
@@ -47,14 +47,9 @@ need_tools() {
     die "apt-get install ${missing[*]} failed"
 }
 
-# The key of the root filesystem: suite, packages, the function that builds it, the files under rootfs/.
+# The key of the root filesystem: suite, packages and the function that builds it.
 rootfs_key() {
-  {
-    echo "suite=$SUITE packages=${PACKAGES[*]}"
-    declare -f build_rootfs
-    (cd "$HERE/rootfs" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
-    (cd "$HERE/rootfs" && find . -printf '%p %m\n' | sort)
-  } | sha256sum | cut -c1-16
+  { echo "suite=$SUITE packages=${PACKAGES[*]}"; declare -f build_rootfs; } | sha256sum | cut -c1-16
 }
 
 image_ids() {
@@ -64,7 +59,17 @@ image_ids() {
   done
 }
 
-image_key() { { rootfs_key; declare -f build_image import_images; image_ids; } | sha256sum | cut -c1-16; }
+# The key of the image: the root filesystem's, the files under rootfs/, how they are applied
+# and packed, and the images' ids.
+image_key() {
+  {
+    rootfs_key
+    (cd "$HERE/rootfs" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+    (cd "$HERE/rootfs" && find . -printf '%p %m\n' | sort)
+    declare -f configure build_image import_images
+    image_ids
+  } | sha256sum | cut -c1-16
+}
 
 ensure_images() {
   local image absent=0
@@ -94,8 +99,23 @@ build_rootfs() {
     die "debootstrap failed, see $CACHE/debootstrap.log"
   fi
   umount_under "$dir"
+  rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/* "$dir"/var/log/*.log \
+    "$dir"/tmp/* "$dir"/var/tmp/* "$dir"/debootstrap
+  tar -C "$dir" --numeric-owner --xattrs --exclude=./dev/* --exclude=./proc/* --exclude=./sys/* -cf "$tar.tmp" .
+  rm -rf "$dir"
+  mv "$tar.tmp" "$tar"
+}
+
+# The project's files and settings on the Debian root filesystem. Units a guest does not need
+# are masked: under software emulation every one costs seconds of boot.
+UNNEEDED_UNITS=(apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer
+  e2scrub_reap.service fstrim.timer getty@tty1.service serial-getty@ttyS0.service
+  systemd-logind.service)
+configure() {
+  local dir=$1
   cp -a "$HERE/rootfs/." "$dir/"
   chroot "$dir" systemctl enable agenttype-seed.service systemd-networkd.service >&2
+  chroot "$dir" systemctl mask "${UNNEEDED_UNITS[@]}" >&2
   # Debian's ssh unit and postinst made host keys: a guest has only the one its seed brings.
   rm -f "$dir"/etc/ssh/ssh_host_*
   chroot "$dir" passwd -l root >/dev/null
@@ -103,11 +123,6 @@ build_rootfs() {
   : >"$dir/etc/hostname"
   printf 'deb %s %s main\n' "$DEBIAN_MIRROR" "$SUITE" >"$dir/etc/apt/sources.list"
   chroot "$dir" update-initramfs -u -k all >&2
-  rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/* "$dir"/var/log/*.log \
-    "$dir"/tmp/* "$dir"/var/tmp/* "$dir"/debootstrap
-  tar -C "$dir" --numeric-owner --xattrs --exclude=./dev/* --exclude=./proc/* --exclude=./sys/* -cf "$tar.tmp" .
-  rm -rf "$dir"
-  mv "$tar.tmp" "$tar"
 }
 
 # A containerd of our own on the image's store: imports the images into the guest's
@@ -141,6 +156,7 @@ build_image() {
   work=$(mktemp -d "$CACHE/.image.XXXXXX")
   mkdir -p "$work/root"
   tar -C "$work/root" --numeric-owner --xattrs -xpf "$tar"
+  configure "$work/root"
   import_images "$work/root" "$work/ctrd"
   cp "$work/root/boot/vmlinuz-"* "$work/vmlinuz"
   cp "$work/root/boot/initrd.img-"* "$work/initrd.img"
