@@ -1,6 +1,7 @@
 // The AgentType controller's wiring: it reconciles AgentTypes (For), the objects it creates
 // (Owns: a change or deletion of any wakes its owner) and the AgentTools they resolve
 // (Watches: a tool change wakes every AgentType asking for that tool).
+import { isDeepStrictEqual } from "node:util";
 import { AGENT_LABEL, FIELD_MANAGER } from "../../build/names.ts";
 import { Controller } from "../../engine/controller.ts";
 import type { ControllerContext } from "../../engine/controller-context.ts";
@@ -81,6 +82,16 @@ export function trimOwned(object: KubeObject & { status?: CachedOwned["status"] 
   };
 }
 
+/**
+ * Whether two cached versions of an owned object differ only in their resourceVersion: the
+ * cache keeps only what the reconciler reads (trimOwned), so nothing it reads changed.
+ */
+export function sameToReconciler(a: CachedOwned, b: CachedOwned): boolean {
+  const { resourceVersion: _a, ...metadataA } = a.metadata;
+  const { resourceVersion: _b, ...metadataB } = b.metadata;
+  return isDeepStrictEqual({ ...a, metadata: metadataA }, { ...b, metadata: metadataB });
+}
+
 export function setupAgentTypeController(context: ControllerContext): Controller {
   const { client, config, logger, metrics, events } = context;
   const agentTypes = context.informer<StoredAgentType>(resources.agentType, {
@@ -108,6 +119,7 @@ export function setupAgentTypeController(context: ControllerContext): Controller
     service: ownedInformer(resources.service),
     serviceAccount: ownedInformer(resources.serviceAccount),
     podDisruptionBudget: ownedInformer(resources.podDisruptionBudget),
+    networkPolicy: ownedInformer(resources.networkPolicy),
   };
   const owned: OwnedInformers = {
     deployment: ownedKinds.deployment.informer,
@@ -116,10 +128,10 @@ export function setupAgentTypeController(context: ControllerContext): Controller
     service: ownedKinds.service.informer,
     serviceAccount: ownedKinds.serviceAccount.informer,
     podDisruptionBudget: ownedKinds.podDisruptionBudget.informer,
+    networkPolicy: ownedKinds.networkPolicy.informer,
   };
   // Pods are watched for the status alone (image pulls, crash loops, scheduling), trimmed to it.
   const agentOf = (pod: KubeObject) =>
-    networkPolicy: ownedInformer(resources.networkPolicy),
     `${pod.metadata.namespace}/${pod.metadata.labels?.[AGENT_LABEL] ?? ""}`;
   const pods = context.informer<PodView>(resources.pod, {
     labelSelector: `app.kubernetes.io/managed-by=${FIELD_MANAGER},${AGENT_LABEL}`,
@@ -128,7 +140,6 @@ export function setupAgentTypeController(context: ControllerContext): Controller
   });
   const ledger = new ApplyLedger();
   const queue = new WorkQueue({ observer: queueObserver(metrics, NAME) });
-    networkPolicy: ownedKinds.networkPolicy.informer,
 
   agentTypes.on((event, object, previous) => {
     // Our own status writes change neither generation nor deletion: nothing to do for them.
@@ -154,13 +165,16 @@ export function setupAgentTypeController(context: ControllerContext): Controller
   });
   for (const { type, informer } of Object.values(ownedKinds)) {
     const { plural } = type;
-    informer.on((event, object) => {
+    informer.on((event, object, previous) => {
       const owner = object.metadata.ownerReferences?.find(
         (ref) => ref.controller && ref.kind === "AgentType",
       );
       if (owner === undefined) return;
       const ownerKey = `${object.metadata.namespace}/${owner.name}`;
       ledger.observed(ownerKey, `${plural}/${object.metadata.name}`, object, event === "delete");
+      // A change of nothing the reconciler reads (a workload's conditions, another manager's
+      // field): reconciling again would decide the same.
+      if (event === "update" && previous !== undefined && sameToReconciler(previous, object)) return;
       queue.add(ownerKey);
     });
   }
@@ -171,6 +185,8 @@ export function setupAgentTypeController(context: ControllerContext): Controller
     imagePullPolicy: config.imagePullPolicy,
     sidecarResources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "256Mi" } },
     memoryMaxBytes: config.memoryMaxBytes,
+    // The operator reads a sidecar's /status on the metrics port: its own namespace is always in.
+    metricsFromNamespaces: [config.leaseNamespace, ...config.metricsFromNamespaces],
   };
   const onPods = createAgentTypeReconciler({
     client,
@@ -185,8 +201,6 @@ export function setupAgentTypeController(context: ControllerContext): Controller
   const onHost = createHostPlacement({
     client,
     agentHosts,
-    // The operator reads a sidecar's /status on the metrics port: its own namespace is always in.
-    metricsFromNamespaces: [config.leaseNamespace, ...config.metricsFromNamespaces],
     agentTools,
     hosts: context.hosts,
     events,
