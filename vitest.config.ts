@@ -50,6 +50,17 @@ export default defineConfig({
         },
       },
       {
+        // A KVM host made by tests/guests/kvm-host.sh: libvirtd and QEMU in the host tier's netns host.
+        test: {
+          name: "guests",
+          include: ["tests/guests/**/*.test.ts"],
+          globalSetup: ["tests/guests/global-setup.ts"],
+          fileParallelism: false,
+          testTimeout: 600_000,
+          hookTimeout: 1_800_000,
+        },
+      },
+      {
         // The README's commands as a user runs them (make up/down, cluster-up/down, images, every
         // bench-* at a tiny size), on the default cluster state: run after the e2e tier, alone.
         test: {

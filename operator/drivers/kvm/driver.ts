@@ -196,22 +196,35 @@ export class KvmDriver implements ContainerDriver {
     return keys;
   }
 
-  /** The running guest of these labels, booted when there is none; a dead one is replaced. */
-  #ensureGuest(labels: Labels, call: Call): Promise<Guest> {
+  /**
+   * The running guest of these labels. `boot`: booted when there is none, a dead one replaced
+   * (creating a replica's volumes or group). `adopt`: a running guest only (reading what runs),
+   * else NotFound: a guest that stopped is its owner's to replace, not the reader's.
+   */
+  #ensureGuest(labels: Labels, mode: "boot" | "adopt", call: Call): Promise<Guest> {
     const name = guestName(labels);
     const known = this.#guests.get(name);
     if (known !== undefined) return Promise.resolve(known);
     let pending = this.#pending.get(name);
     if (pending === undefined) {
-      pending = this.#bootOrAdopt(name, labels, call).finally(() => this.#pending.delete(name));
+      pending = this.#bootOrAdopt(name, labels, mode, call).finally(() => this.#pending.delete(name));
       this.#pending.set(name, pending);
     }
     return pending;
   }
 
-  async #bootOrAdopt(name: string, labels: Labels, call: Call): Promise<Guest> {
+  /** The running guest, or undefined when it is not running (listing reads, never replaces). */
+  #adoptIfRunning(labels: Labels, call: Call): Promise<Guest | undefined> {
+    return this.#ensureGuest(labels, "adopt", call).catch((err: unknown) => {
+      if (isDriverError(err) && err.code === "NotFound") return undefined;
+      throw err;
+    });
+  }
+
+  async #bootOrAdopt(name: string, labels: Labels, mode: "boot" | "adopt", call: Call): Promise<Guest> {
     const listing = (await this.#virsh.listGuests(call)).find((g) => g.name === name);
     if (listing?.state === "running") return this.#adopt(name, call);
+    if (mode === "adopt") throw new NotFoundError(`running guest ${name}`);
     if (listing?.saved)
       throw new CreationFailedError(`guest ${name} is suspended: resume it before using it`, {
         retryable: true,
@@ -399,8 +412,11 @@ export class KvmDriver implements ContainerDriver {
 
   async #running(filter: LabelFilter, call: Call): Promise<Guest[]> {
     const result: Guest[] = [];
-    for (const g of await this.guests(filter, call))
-      if (g.state === "running") result.push(await this.#ensureGuest(g.labels, call));
+    for (const g of await this.guests(filter, call)) {
+      if (g.state !== "running") continue;
+      const guest = await this.#adoptIfRunning(g.labels, call);
+      if (guest !== undefined) result.push(guest);
+    }
     return result;
   }
 
@@ -410,7 +426,7 @@ export class KvmDriver implements ContainerDriver {
     if (known !== undefined) return { guest: known, inner };
     const listing = (await this.#virsh.listGuests(call)).find((g) => g.name === name);
     if (listing === undefined || listing.state !== "running") throw new NotFoundError(`guest ${name}`);
-    return { guest: await this.#ensureGuest(listing.labels, call), inner };
+    return { guest: await this.#ensureGuest(listing.labels, "adopt", call), inner };
   }
 
   /** Saves every matching guest's state to disk (libvirt managed save) and frees its CPU and memory. */
@@ -431,7 +447,7 @@ export class KvmDriver implements ContainerDriver {
     for (const g of await this.guests(filter, call)) {
       if (!g.saved || g.state === "running") continue;
       await this.#virsh.run(["start", g.name], call);
-      await this.#ensureGuest(g.labels, call);
+      await this.#ensureGuest(g.labels, "adopt", call);
       done.push(g.name);
     }
     return done;
@@ -441,20 +457,20 @@ export class KvmDriver implements ContainerDriver {
 
   async createGroup(input: GroupConfigInput, call: Call): Promise<GroupInfo> {
     const config = parseConfig(groupConfig, "group", input);
-    const guest = await this.#ensureGuest(config.labels, call);
+    const guest = await this.#ensureGuest(config.labels, "boot", call);
     return prefixed(guest.name, await guest.driver.createGroup(config, call));
   }
 
   async listGroups(filter: LabelFilter, call: Call): Promise<GroupInfo[]> {
     const groups: GroupInfo[] = [];
     for (const g of await this.guests(filter, call)) {
-      if (g.state !== "running") {
+      const guest = g.state === "running" ? await this.#adoptIfRunning(g.labels, call) : undefined;
+      if (guest === undefined) {
         // A guest that is not running holds a group that is not ready: its owner sees and replaces it.
         if (matchesLabels(g.labels, filter))
           groups.push({ id: `${g.name}/`, name: g.name, attempt: 0, labels: g.labels, state: "not-ready" });
         continue;
       }
-      const guest = await this.#ensureGuest(g.labels, call);
       for (const group of await guest.driver.listGroups(filter, call))
         groups.push(prefixed(guest.name, group));
     }
@@ -530,7 +546,7 @@ export class KvmDriver implements ContainerDriver {
 
   async #createVolume(input: VolumeConfigInput, call: Call): Promise<VolumeInfo> {
     const config = parseConfig(volumeConfig, "volume", input);
-    const guest = await this.#ensureGuest(config.labels, call);
+    const guest = await this.#ensureGuest(config.labels, "boot", call);
     return guest.driver.volumes.create(config, call);
   }
 
