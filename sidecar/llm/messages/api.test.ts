@@ -87,7 +87,7 @@ function reason(error: APIError): string {
 async function failure(client: Anthropic, params: Record<string, unknown>): Promise<APIError> {
   const error = await client.messages
     .create({
-      model: "claude-sonnet-4-5",
+      model: "claude-sonnet-5",
       max_tokens: 100,
       messages: [{ role: "user", content: "hi" }],
       ...params,
@@ -100,7 +100,7 @@ async function failure(client: Anthropic, params: Record<string, unknown>): Prom
 describe("Anthropic Messages API over an Ollama provider", () => {
   it("answers a message with the system prompt, sampling fields and usage reaching Ollama", async () => {
     const message = await client.messages.create({
-      model: "claude-sonnet-4-5",
+      model: "claude-sonnet-5",
       max_tokens: 50,
       system: [{ type: "text", text: "Be brief.", cache_control: { type: "ephemeral" } }],
       messages: [{ role: "user", content: "hello sidecar" }],
@@ -129,7 +129,7 @@ describe("Anthropic Messages API over an Ollama provider", () => {
 
   it("answers the beta endpoint Claude Code calls (?beta=true, anthropic-beta header) the same", async () => {
     const message = await client.beta.messages.create({
-      model: "claude-sonnet-4-5",
+      model: "claude-sonnet-5",
       max_tokens: 50,
       messages: [{ role: "user", content: "beta hello" }],
       betas: ["interleaved-thinking-2025-05-14"],
@@ -490,7 +490,7 @@ describe("Anthropic Messages API over an Ollama provider", () => {
 describe("Anthropic Messages API over a Bedrock provider", () => {
   it("maps system, tools, tool_choice and a tool round trip to Converse", async () => {
     const first = await claude.messages.create({
-      model: "claude-sonnet-4-5",
+      model: "claude-sonnet-5",
       max_tokens: 200,
       system: "You forecast.",
       messages: [{ role: "user", content: "weather in Rome?" }],
@@ -510,7 +510,7 @@ describe("Anthropic Messages API over a Bedrock provider", () => {
     expect(first.stop_reason).toBe("tool_use");
     if (use === undefined) throw new Error("no tool_use block");
     const second = await claude.messages.create({
-      model: "claude-sonnet-4-5",
+      model: "claude-sonnet-5",
       max_tokens: 200,
       tools: [weather],
       messages: [
