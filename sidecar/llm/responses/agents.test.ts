@@ -110,7 +110,8 @@ describe("the OpenAI Agents SDK through the sidecar's Responses API", () => {
       system: [{ text: "Answer with the tool." }],
       toolConfig: { tools: [{ toolSpec: { name: "get_weather", strict: true } }] },
     });
-    expect((second?.messages as { content: object[] }[]).at(-1)?.content).toEqual([
+    const turns = (second?.messages ?? []) as { content: object[] }[];
+    expect(turns.at(-1)?.content).toEqual([
       { toolResult: { toolUseId: expect.any(String), content: [{ text: "sunny in Rome" }] } },
     ]);
   });
