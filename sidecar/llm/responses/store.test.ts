@@ -33,6 +33,13 @@ describe("ResponseStore", () => {
     expect(store.bytes).toBe(one);
   });
 
+  it("gives each continuation its own copy, so extending one leaves the stored one as it was", () => {
+    const store = new ResponseStore({ maxEntries: 10, maxBytes: 10_000 });
+    store.put("a", said("a"));
+    store.get("a")?.push({ role: "user", content: "more" });
+    expect(store.get("a")).toEqual(said("a"));
+  });
+
   it("refuses a conversation larger than the whole store, keeping the others", () => {
     const store = new ResponseStore({ maxEntries: 10, maxBytes: 200 });
     expect(store.put("small", said("s"))).toBe(true);

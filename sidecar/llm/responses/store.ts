@@ -11,8 +11,12 @@ export interface ResponseStoreLimits {
 /** 1,000 conversations or 16 MiB, whichever comes first: the sidecar's memory stays bounded. */
 export const RESPONSE_STORE_LIMITS: ResponseStoreLimits = { maxEntries: 1000, maxBytes: 16 * 1024 * 1024 };
 
+/**
+ * Kept as JSON text: the byte bound is then what the entry costs (objects would cost a multiple
+ * of it), and a continuation gets its own copy to extend.
+ */
 interface Entry {
-  conversation: readonly ChatMessage[];
+  json: string;
   bytes: number;
 }
 
@@ -28,10 +32,11 @@ export class ResponseStore {
 
   /** Keeps a response's conversation (its input and its output); false when it alone is over the byte bound. */
   put(id: string, conversation: readonly ChatMessage[]): boolean {
-    const bytes = Buffer.byteLength(JSON.stringify(conversation));
+    const json = JSON.stringify(conversation);
+    const bytes = Buffer.byteLength(json);
     this.delete(id);
     if (bytes > this.#limits.maxBytes) return false;
-    this.#entries.set(id, { conversation, bytes });
+    this.#entries.set(id, { json, bytes });
     this.#bytes += bytes;
     for (const [oldest, entry] of this.#entries) {
       if (this.#entries.size <= this.#limits.maxEntries && this.#bytes <= this.#limits.maxBytes) break;
@@ -41,14 +46,14 @@ export class ResponseStore {
     return true;
   }
 
-  /** The conversation of a response, or undefined when it was never kept or has been forgotten. */
-  get(id: string): readonly ChatMessage[] | undefined {
+  /** A copy of a response's conversation, or undefined when it was never kept or has been forgotten. */
+  get(id: string): ChatMessage[] | undefined {
     const entry = this.#entries.get(id);
     if (entry === undefined) return undefined;
     // Used again: it moves to the most recent end.
     this.#entries.delete(id);
     this.#entries.set(id, entry);
-    return entry.conversation;
+    return JSON.parse(entry.json) as ChatMessage[];
   }
 
   delete(id: string): boolean {
