@@ -259,7 +259,8 @@ function textOf(content: Content): string {
     .join("");
 }
 
-function parseArguments(text: string): Record<string, unknown> {
+/** A tool call's arguments as the model wrote them (JSON text), as an object. */
+export function parseArguments(text: string): Record<string, unknown> {
   try {
     const value: unknown = JSON.parse(text === "" ? "{}" : text);
     return typeof value === "object" && value !== null ? (value as Record<string, unknown>) : { value };

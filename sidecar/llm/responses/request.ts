@@ -10,7 +10,7 @@ import {
   type Reasoning,
   type ToolChoice,
 } from "../chat.ts";
-import { DATA_URL, refused, refusedPart } from "../openai-request.ts";
+import { DATA_URL, parseArguments, refused, refusedPart } from "../openai-request.ts";
 
 const NO_FILES = "files reach no provider: Ollama and Converse take text and images";
 const NO_HOSTED_TOOLS =
@@ -305,16 +305,6 @@ function imagesOf(content: Content): string[] {
   return content.flatMap((part) =>
     part.type === "input_image" ? [(DATA_URL.exec(part.image_url)?.[3] ?? "").replace(/\s/g, "")] : [],
   );
-}
-
-function parseArguments(text: string): Record<string, unknown> {
-  try {
-    const value: unknown = JSON.parse(text === "" ? "{}" : text);
-    return typeof value === "object" && value !== null ? (value as Record<string, unknown>) : { value };
-  } catch {
-    // Models sometimes emit arguments that are not JSON; keep them rather than lose the turn.
-    return { arguments: text };
-  }
 }
 
 /**
