@@ -137,7 +137,9 @@ describe("no idle writes", () => {
           )
         );
       },
-      120_000,
+      // Five owned objects each (a NetworkPolicy too), a sixth for the persistent ones: on a
+      // loaded 2-core machine the first rollout of 200 takes more than two minutes.
+      240_000,
     );
 
     // A resync: every AgentType reconciled again (each is woken by itself and by each owned object).

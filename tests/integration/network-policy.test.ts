@@ -50,6 +50,48 @@ describe("NetworkPolicy", () => {
     await custom.createNamespacedCustomObject({ ...AT, namespace, body: manifest });
 
     const read = () => networking.readNamespacedNetworkPolicy({ namespace, name: "fenced" });
+    /** Stored as applied: an unchanged AgentType never writes it again (ADR 0005). */
+    const expectStoredAsBuilt = async () => {
+      const live = (await custom.getNamespacedCustomObject({
+        ...AT,
+        namespace,
+        name: "fenced",
+      })) as KubeObject;
+      const built = buildObjects(agentType.parse(live), [], {
+        sidecarImage: "s",
+        wrapperImage: "w",
+        imagePullPolicy: "IfNotPresent",
+        sidecarResources: {},
+        memoryMaxBytes: 1,
+        metricsFromNamespaces: [namespace, "monitoring"],
+      });
+      // As the API server sends it (the client library's model renames `from`).
+      const stored = JSON.parse(
+        (
+          await run(
+            join(cluster.binDir, "kubectl"),
+            [
+              "--kubeconfig",
+              cluster.kubeconfig,
+              "get",
+              "networkpolicy",
+              "fenced",
+              "-n",
+              namespace,
+              "-o",
+              "json",
+              "--show-managed-fields",
+            ],
+            { timeout: 60_000 },
+          )
+        ).stdout,
+      ) as KubeObject;
+      expect(
+        firstDifference(applyContent(built.networkPolicy as KubeObject), ownedPart(stored, FIELD_MANAGER)),
+      ).toBe(undefined);
+      expect(liveDigest(stored, FIELD_MANAGER)).toBe(desiredDigest(built.networkPolicy as KubeObject));
+    };
+
     const policy = await eventually("the NetworkPolicy", read);
     expect(policy.spec?.policyTypes).toEqual(["Ingress"]);
     expect(policy.spec?.ingress).toEqual([
@@ -65,6 +107,8 @@ describe("NetworkPolicy", () => {
         ports: [{ protocol: "TCP", port: 9090 }],
       },
     ]);
+
+    await expectStoredAsBuilt();
 
     const patch = (body: object) =>
       custom.patchNamespacedCustomObject({ ...AT, namespace, name: "fenced", body });
@@ -83,41 +127,7 @@ describe("NetworkPolicy", () => {
       ],
       { "kubernetes.io/metadata.name": "models" },
     ]);
-    // Stored as applied: an unchanged AgentType never writes it again (ADR 0005).
-    const live = (await custom.getNamespacedCustomObject({ ...AT, namespace, name: "fenced" })) as KubeObject;
-    const built = buildObjects(agentType.parse(live), [], {
-      sidecarImage: "s",
-      wrapperImage: "w",
-      imagePullPolicy: "IfNotPresent",
-      sidecarResources: {},
-      memoryMaxBytes: 1,
-      metricsFromNamespaces: [namespace, "monitoring"],
-    });
-    // As the API server sends it (the client library's model renames `from`).
-    const stored = JSON.parse(
-      (
-        await run(
-          join(cluster.binDir, "kubectl"),
-          [
-            "--kubeconfig",
-            cluster.kubeconfig,
-            "get",
-            "networkpolicy",
-            "fenced",
-            "-n",
-            namespace,
-            "-o",
-            "json",
-            "--show-managed-fields",
-          ],
-          { timeout: 60_000 },
-        )
-      ).stdout,
-    ) as KubeObject;
-    expect(
-      firstDifference(applyContent(built.networkPolicy as KubeObject), ownedPart(stored, FIELD_MANAGER)),
-    ).toBe(undefined);
-    expect(liveDigest(stored, FIELD_MANAGER)).toBe(desiredDigest(built.networkPolicy as KubeObject));
+    await expectStoredAsBuilt();
 
     await patch([{ op: "replace", path: "/spec/network", value: { policy: "disabled" } }]);
     await eventually("the NetworkPolicy deleted", async () => {
