@@ -54,14 +54,6 @@ const containerd = z
       .regex(/^\/[!-~]+$/, { error: "must be an absolute path of visible ASCII characters" })
       .default("/run/containerd/containerd.sock")
       .describe("Path of containerd's socket on the host."),
-    namespace: z
-      .string()
-      .max(76)
-      .regex(/^[A-Za-z0-9]([-A-Za-z0-9._]*[A-Za-z0-9])?$/, {
-        error: "must be letters, digits, '-', '.' and '_', starting and ending alphanumeric",
-      })
-      .default("agenttype")
-      .describe("containerd namespace the agents' containers live in."),
     stateDir: z
       .string()
       .max(1024)
@@ -77,7 +69,9 @@ const containerd = z
       .optional()
       .describe("cgroup parent of the agents' containers on the host; containerd's default when unset."),
   })
-  .describe("Settings of the containerd driver.");
+  .describe(
+    "Settings of the containerd driver. It speaks the CRI, whose containers live in containerd's k8s.io namespace.",
+  );
 
 const kvm = z
   .strictObject({

@@ -115,7 +115,7 @@ const unreachableHost = (name: string, namespace: string) => ({
       privateKeySecretRef: { name: `${name}-ssh`, namespace, key: "id_ed25519" },
       hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVtcW0yMmF1c2FtcGxlaG9zdGtleWZvcmRvY3M0",
     },
-    containerd: { socket: "/run/containerd/containerd.sock", namespace: "agenttype" },
+    containerd: { socket: "/run/containerd/containerd.sock" },
     capacity: { agents: 2, cpu: "2", memory: "2Gi" },
   },
 });
