@@ -2,6 +2,8 @@
 // being processed is never handed to a second worker (a change meanwhile re-queues it once
 // the first worker is done), and retries back off per key under an overall rate limit.
 
+import { TokenBucket } from "./token-bucket.ts";
+
 export interface WorkQueueOptions {
   /** First retry delay of a failing key; doubles per failure. */
   baseDelayMs: number;
@@ -45,15 +47,13 @@ export class WorkQueue {
   private readonly getters: ((key: string | undefined) => void)[] = [];
   private readonly options: WorkQueueOptions;
   private readonly now: () => number;
-  private tokens: number;
-  private tokensAt: number;
+  private readonly retryBudget: TokenBucket;
   private shuttingDown = false;
 
   constructor(options: Partial<WorkQueueOptions> = {}) {
     this.options = { ...DEFAULT_WORKQUEUE_OPTIONS, ...options };
     this.now = options.now ?? Date.now;
-    this.tokens = this.options.retryBurst;
-    this.tokensAt = this.now();
+    this.retryBudget = new TokenBucket(this.options.retriesPerSecond, this.options.retryBurst, this.now());
   }
 
   get length(): number {
@@ -111,7 +111,7 @@ export class WorkQueue {
     this.failures.set(key, failures);
     const delay = Math.max(
       backoffDelay(failures, this.options.baseDelayMs, this.options.maxDelayMs),
-      this.takeRetryToken(),
+      this.retryBudget.take(this.now()),
     );
     this.options.observer?.retried();
     this.addAfter(key, delay);
@@ -168,15 +168,5 @@ export class WorkQueue {
     this.queue.length = 0;
     this.waiting.clear();
     for (const getter of this.getters.splice(0)) getter(undefined);
-  }
-
-  /** Milliseconds to wait for a token of the overall retry budget (0 when one is free). */
-  private takeRetryToken(): number {
-    const now = this.now();
-    const { retriesPerSecond, retryBurst } = this.options;
-    this.tokens = Math.min(retryBurst, this.tokens + ((now - this.tokensAt) / 1000) * retriesPerSecond);
-    this.tokensAt = now;
-    this.tokens -= 1;
-    return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens / retriesPerSecond) * 1000);
   }
 }

@@ -1,13 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { SidecarStatus } from "../../../api/sidecarstatus.ts";
 import { trimPod } from "./pods-status.ts";
-import {
-  providersVerdict,
-  READ_INTERVAL_MS,
-  ReadBudget,
-  ReadMemo,
-  troubledSidecar,
-} from "./providers-status.ts";
+import { providersVerdict, READ_INTERVAL_MS, ReadMemo, troubledSidecar } from "./providers-status.ts";
 
 const sidecar = (ready: boolean, running = true) => ({
   name: "agenttype-sidecar",
@@ -154,19 +148,5 @@ describe("ReadMemo", () => {
     memo.forget("ns/a");
     expect(memo.last("ns/a")).toBeUndefined();
     expect(memo.size).toBe(0);
-  });
-});
-
-describe("ReadBudget", () => {
-  it("gives the burst at once, then refills at its rate, never above the burst", () => {
-    const budget = new ReadBudget(2, 3, 0);
-    expect([0, 0, 0, 0].map(() => budget.tryTake(0))).toEqual([true, true, true, false]);
-    expect(budget.tryTake(499)).toBe(false);
-    expect(budget.tryTake(500)).toBe(true);
-    expect([1, 2, 3, 4].map(() => budget.tryTake(60_000))).toEqual([true, true, true, false]);
-  });
-
-  it("refuses nonsense settings by name", () => {
-    expect(() => new ReadBudget(0, 1, 0)).toThrow("invalid read budget 0/s");
   });
 });

@@ -136,32 +136,3 @@ export class ReadMemo {
     return this.#reads.size;
   }
 }
-
-/**
- * Reads per second across every AgentType: a token bucket that refuses rather than waits, so
- * a reconcile never queues behind reads of other agents; a refused read is tried again at the
- * AgentType's next reconcile.
- */
-export class ReadBudget {
-  readonly #perSecond: number;
-  readonly #burst: number;
-  #tokens: number;
-  #at: number;
-
-  constructor(perSecond: number, burst: number, now: number) {
-    if (!(perSecond > 0) || !(burst >= 1))
-      throw new Error(`invalid read budget ${perSecond}/s, burst ${burst}`);
-    this.#perSecond = perSecond;
-    this.#burst = burst;
-    this.#tokens = burst;
-    this.#at = now;
-  }
-
-  tryTake(now: number): boolean {
-    this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#at) / 1000) * this.#perSecond);
-    this.#at = now;
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
-    return true;
-  }
-}

@@ -4,12 +4,12 @@
 import { request } from "undici";
 import { formatFieldErrors, parseAs } from "../../../api/field-errors.ts";
 import { SIDECAR_STATUS_PATH, type SidecarStatus, sidecarStatus } from "../../../api/sidecarstatus.ts";
+import { TokenBucket } from "../../engine/token-bucket.ts";
 import { deadline, formatMs } from "../../kube/deadline.ts";
 import type { PodView } from "./pods-status.ts";
 import {
   type ProvidersObservation,
   READ_TIMEOUT_MS,
-  ReadBudget,
   ReadMemo,
   type SidecarRead,
   troubledSidecar,
@@ -82,14 +82,14 @@ export interface ProvidersReaderOptions {
 /** The reconciler's view of providers: decides whether to read, reads, and remembers. */
 export class ProvidersReader {
   readonly #memo = new ReadMemo();
-  readonly #budget: ReadBudget;
+  readonly #budget: TokenBucket;
   readonly #read: typeof readSidecarStatus;
   readonly #now: () => number;
 
   constructor(options: ProvidersReaderOptions = {}) {
     this.#now = options.now ?? Date.now;
     this.#read = options.read ?? readSidecarStatus;
-    this.#budget = new ReadBudget(
+    this.#budget = new TokenBucket(
       options.perSecond ?? READS_PER_SECOND,
       options.burst ?? READ_BURST,
       this.#now(),
