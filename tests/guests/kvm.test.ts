@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { within } from "../../operator/drivers/call.ts";
 import type { ContainerInfo } from "../../operator/drivers/driver.ts";
 import { HostKeyMismatchError } from "../../operator/drivers/errors.ts";
+import { guestMac } from "../../operator/drivers/kvm/domain-xml.ts";
 import { GUEST_SSH_PORT, openThroughHost } from "../../operator/drivers/kvm/guest-link.ts";
 import { parseDomifaddr } from "../../operator/drivers/kvm/virsh.ts";
 import { managedFilter, type Owner, ownerLabels } from "../../operator/drivers/labels.ts";
@@ -129,7 +130,9 @@ describe("KVM driver on a real libvirtd and QEMU", () => {
   it("refuses a guest that presents another host key than the pinned one", async () => {
     const stored = keys.keys.get(guest);
     expect(stored).toBeDefined();
-    const address = parseDomifaddr(await virsh("domifaddr", guest, "--source", "lease")) as string;
+    const address = parseDomifaddr(
+      await virsh("net-dhcp-leases", host.network, "--mac", guestMac(guest)),
+    ) as string;
     const wrongPin = new SshConnection({
       host: address,
       port: GUEST_SSH_PORT,

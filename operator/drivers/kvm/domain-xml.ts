@@ -2,6 +2,7 @@
 // boot of the guest image's kernel from a copy-on-write overlay, vCPUs and memory, one NIC on
 // the host's libvirt network, a serial console logged to a file, the seed as SMBIOS OEM strings,
 // and the guest's labels in the domain's metadata, read back by `parseGuestMetadata`.
+import { createHash } from "node:crypto";
 import type { Labels } from "../config.ts";
 
 /** The XML namespace of our metadata element in a domain. */
@@ -28,10 +29,18 @@ export interface DomainSpec {
   initrd: string;
   /** The libvirt network the NIC attaches to. */
   network: string;
+  /** The NIC's MAC address: fixed by the driver, so the guest's DHCP lease is found by it. */
+  mac: string;
   /** File the serial console is written to. */
   consoleLog: string;
   seed: GuestSeed;
   labels: Labels;
+}
+
+/** A guest's MAC address from its name: QEMU's 52:54:00 prefix and three bytes of a hash. */
+export function guestMac(name: string): string {
+  const hash = createHash("sha256").update(name).digest();
+  return `52:54:00:${[...hash.subarray(0, 3)].map((b) => b.toString(16).padStart(2, "0")).join(":")}`;
 }
 
 /**
@@ -70,6 +79,8 @@ export function domainXml(spec: DomainSpec): string {
     throw new Error(`vcpus must be at least 1, got ${spec.vcpus}`);
   if (!Number.isInteger(spec.memoryMiB) || spec.memoryMiB < 128)
     throw new Error(`memory must be at least 128 MiB, got ${spec.memoryMiB}`);
+  if (!/^52:54:00(:[0-9a-f]{2}){3}$/.test(spec.mac))
+    throw new Error(`mac ${JSON.stringify(spec.mac)} must be a 52:54:00:xx:xx:xx address`);
   const x = escapeXml;
   const labels = Object.entries(spec.labels)
     .sort(([a], [b]) => a.localeCompare(b))
@@ -119,6 +130,7 @@ ${oem}
       <target dev="vda" bus="virtio"/>
     </disk>
     <interface type="network">
+      <mac address="${x(spec.mac)}"/>
       <source network="${x(spec.network)}"/>
       <model type="virtio"/>
       <rom enabled="no"/>

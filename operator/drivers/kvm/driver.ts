@@ -35,7 +35,7 @@ import { LABEL_NAME, LABEL_NAMESPACE, matchesLabels, replicaName, replicaOf } fr
 import { SshConnection } from "../ssh/connection.ts";
 import { shellCommand } from "../transport.ts";
 import { type AccelProbe, probeAccel } from "./accel.ts";
-import { type DomainSpec, domainXml } from "./domain-xml.ts";
+import { type DomainSpec, domainXml, guestMac } from "./domain-xml.ts";
 import { type GuestKeyStore, type GuestKeys, generateGuestKeys } from "./guest-keys.ts";
 import { GUEST_SSH_PORT, openThroughHost } from "./guest-link.ts";
 import { type GuestListing, Virsh } from "./virsh.ts";
@@ -256,6 +256,7 @@ export class KvmDriver implements ContainerDriver {
       kernel: `${this.#imageDir}/vmlinuz`,
       initrd: `${this.#imageDir}/initrd.img`,
       network: this.#settings.network,
+      mac: guestMac(name),
       consoleLog: `${dir}/console.log`,
       seed: {
         hostKey: keys.hostPrivateKey,
@@ -297,7 +298,7 @@ export class KvmDriver implements ContainerDriver {
   ): Promise<{ guest: Guest; times: Omit<BootTimes, "start"> }> {
     let address: string | undefined;
     for (let delay = 200; address === undefined; delay = Math.min(delay * 2, 1000)) {
-      address = await this.#virsh.address(name, subCall(call, 30_000));
+      address = await this.#virsh.address(this.#settings.network, guestMac(name), subCall(call, 30_000));
       if (address === undefined) {
         if (Date.now() >= call.deadline) throw new TimeoutError(`guest ${name} getting an address`, 0);
         await sleep(delay, call.signal);

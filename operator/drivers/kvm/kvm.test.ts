@@ -1,7 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { replicaLabels, replicaName } from "../labels.ts";
 import { probeCommand, probeVerdict } from "./accel.ts";
-import { type DomainSpec, domainXml, KERNEL_ARGS, parseGuestMetadata, seedStrings } from "./domain-xml.ts";
+import {
+  type DomainSpec,
+  domainXml,
+  guestMac,
+  KERNEL_ARGS,
+  parseGuestMetadata,
+  seedStrings,
+} from "./domain-xml.ts";
 import { guestHostname, guestMayMatch, guestName, splitId } from "./driver.ts";
 import { parseDomainState, parseDomifaddr, parseGuestList, virshError } from "./virsh.ts";
 
@@ -16,6 +23,7 @@ const spec: DomainSpec = {
   kernel: "/images/vmlinuz",
   initrd: "/images/initrd.img",
   network: "default",
+  mac: "52:54:00:0a:0b:0c",
   consoleLog: "/var/lib/agenttype/kvm/g/console.log",
   seed: {
     hostKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n",
@@ -38,6 +46,7 @@ describe("domainXml", () => {
     expect(xml).toContain('<source file="/var/lib/agenttype/kvm/g/disk.qcow2"/>');
     expect(xml).toContain('<driver name="qemu" type="qcow2"');
     expect(xml).toContain('<source network="default"/>');
+    expect(xml).toContain('<mac address="52:54:00:0a:0b:0c"/>');
     expect(xml).toContain('<serial type="file">');
     expect(xml).toContain('<source path="/var/lib/agenttype/kvm/g/console.log"/>');
     expect(xml).toContain("qemu64");
@@ -81,6 +90,7 @@ describe("domainXml", () => {
     expect(() => domainXml({ ...spec, name: "a b" })).toThrow(/domain name "a b"/);
     expect(() => domainXml({ ...spec, vcpus: 0 })).toThrow(/vcpus/);
     expect(() => domainXml({ ...spec, memoryMiB: 64 })).toThrow(/memory/);
+    expect(() => domainXml({ ...spec, mac: "00:11:22:33:44:55" })).toThrow(/mac/);
   });
 });
 
@@ -92,6 +102,8 @@ describe("virsh output", () => {
     const domifaddr = ` vnet0      52:54:00:12:34:56    ipv4         10.243.0.17/24\n`;
     expect(parseDomifaddr(domifaddr)).toBe("10.243.0.17");
     expect(parseDomifaddr("")).toBeUndefined();
+    const leases = ` 2026-11-26 04:00:49   52:54:00:38:81:5e   ipv4       10.243.0.17/24    g0   ff:32\n`;
+    expect(parseDomifaddr(leases)).toBe("10.243.0.17");
   });
 
   it("parses the one-round-trip guest listing", () => {
@@ -136,6 +148,12 @@ describe("acceleration probe", () => {
 });
 
 describe("guests and ids", () => {
+  it("gives each guest a fixed MAC address of QEMU's prefix", () => {
+    expect(guestMac("g1")).toMatch(/^52:54:00(:[0-9a-f]{2}){3}$/);
+    expect(guestMac("g1")).toBe(guestMac("g1"));
+    expect(guestMac("g1")).not.toBe(guestMac("g2"));
+  });
+
   it("names a replica's guest as its group", () => {
     expect(guestName(replicaLabels(owner, 2))).toBe(replicaName(owner, 2));
     expect(() => guestName({ "agenttype.dev/replica": "0" })).toThrow(/labels must name its AgentType/);

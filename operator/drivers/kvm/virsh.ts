@@ -97,9 +97,12 @@ export class Virsh {
     return parseDomainState(await this.run(["domstate", name], call));
   }
 
-  /** The guest's IPv4 address from the network's DHCP lease, once it has one. */
-  async address(name: string, call: Call): Promise<string | undefined> {
-    return parseDomifaddr(await this.run(["domifaddr", name, "--source", "lease"], call));
+  /**
+   * The IPv4 address the network's DHCP server leased to a MAC address, once it has. By the MAC
+   * the driver chose, not the domain's interfaces: libvirtd restarted reads those back wrong.
+   */
+  async address(network: string, mac: string, call: Call): Promise<string | undefined> {
+    return parseDomifaddr(await this.run(["net-dhcp-leases", network, "--mac", mac], call));
   }
 }
 
@@ -117,7 +120,7 @@ export function parseDomainState(text: string): DomainState {
   return (known as string[]).includes(state) ? (state as DomainState) : "no state";
 }
 
-/** The first IPv4 address in `virsh domifaddr` output. */
+/** The first IPv4 address in `virsh domifaddr` or `net-dhcp-leases` output. */
 export function parseDomifaddr(text: string): string | undefined {
   for (const line of text.split("\n")) {
     const m = /\sipv4\s+(\d{1,3}(?:\.\d{1,3}){3})\/\d+/.exec(line);
