@@ -88,6 +88,18 @@ export function olderVersion(a: string | undefined, b: string | undefined): bool
   return BigInt(a) < BigInt(b);
 }
 
+/**
+ * Whether an update was refused because it changes a StatefulSet field Kubernetes lets no one
+ * change (serviceName, selector, volumeClaimTemplates): the object must be created again.
+ */
+export function isStatefulSetImmutable(error: unknown): boolean {
+  return (
+    error instanceof KubeApiError &&
+    error.status === 422 &&
+    error.message.includes("updates to statefulset spec for fields other than")
+  );
+}
+
 export function isNotFound(error: unknown): boolean {
   return error instanceof KubeApiError && error.status === 404;
 }
@@ -302,17 +314,22 @@ export class KubeClient {
     });
   }
 
-  /** Deletes an object; the garbage collector removes its dependents in the background. */
+  /**
+   * Deletes an object; the garbage collector removes its dependents in the background, or with
+   * `dependents: "orphan"` leaves them, without their owner reference, for a new owner to adopt.
+   */
   async delete(
     type: ResourceType,
     namespace: string | undefined,
     name: string,
     signal?: AbortSignal,
+    dependents: "delete" | "orphan" = "delete",
   ): Promise<void> {
+    const propagationPolicy = dependents === "orphan" ? "Orphan" : "Background";
     await this.send(
       "DELETE",
       objectPath(type, namespace, name),
-      { body: { kind: "DeleteOptions", apiVersion: "v1", propagationPolicy: "Background" }, signal },
+      { body: { kind: "DeleteOptions", apiVersion: "v1", propagationPolicy }, signal },
       async (response) => void (await response.arrayBuffer()),
     );
   }

@@ -153,4 +153,47 @@ describe("headless Service and PodDisruptionBudget", () => {
     );
     expect(operator.logs()).not.toContain("stores this object differently");
   });
+
+  test("a StatefulSet an earlier operator made with another serviceName is created again, its volumes kept", async ({
+    kc,
+    namespace,
+  }) => {
+    const custom = kc.makeApiClient(CustomObjectsApi);
+    const core = kc.makeApiClient(CoreV1Api);
+    const apps = kc.makeApiClient(AppsV1Api);
+    const manifest = simpleAgent("upgraded");
+    manifest.spec.memory = { type: "persistent", size: "1Gi" };
+    const created = (await custom.createNamespacedCustomObject({
+      ...AT,
+      namespace,
+      body: manifest,
+    })) as KubeObject;
+    // What operators before the headless Service made: the metrics Service as serviceName, which
+    // Kubernetes lets no one change afterwards.
+    const old = buildObjects(agentType.parse(created), [], settings).workload as KubeObject & {
+      spec: { serviceName?: string; volumeClaimTemplates?: { metadata: { name: string } }[] };
+    };
+    old.spec.serviceName = "upgraded-metrics";
+    await apps.createNamespacedStatefulSet({ namespace, body: old as never, fieldManager: FIELD_MANAGER });
+    const claim = `${old.spec.volumeClaimTemplates?.[0]?.metadata.name}-upgraded-0`;
+    const volume = await eventually("the old StatefulSet's volume claim", () =>
+      core.readNamespacedPersistentVolumeClaim({ namespace, name: claim }),
+    );
+
+    const operator = await startOperator({ kubeconfig: kubeconfigPath(), namespace, identity: "op-sts" });
+    running.push(operator);
+    await eventually(
+      "the StatefulSet created again with the headless Service",
+      async () =>
+        (await apps.readNamespacedStatefulSet({ namespace, name: "upgraded" })).spec?.serviceName ===
+        "upgraded-pods",
+      60_000,
+    );
+    const kept = await core.readNamespacedPersistentVolumeClaim({ namespace, name: claim });
+    expect(kept.metadata?.uid).toBe(volume.metadata?.uid);
+    const events = await core.listNamespacedEvent({ namespace });
+    expect(events.items.find((e) => e.reason === "RecreatingStatefulSet")?.message).toContain(
+      "StatefulSet upgraded is created again, its pods and volumes kept",
+    );
+  });
 });

@@ -10,7 +10,13 @@ import { FIELD_MANAGER, ownedNames, selectorLabels } from "../../build/names.ts"
 import { type BuildSettings, buildObjects } from "../../build/objects.ts";
 import { type ReconcileResult, TerminalError } from "../../engine/controller.ts";
 import type { ObjectCache } from "../../engine/informer.ts";
-import { isNotFound, type KubeClient, type KubeObject, type ResourceType } from "../../kube/client.ts";
+import {
+  isNotFound,
+  isStatefulSetImmutable,
+  type KubeClient,
+  type KubeObject,
+  type ResourceType,
+} from "../../kube/client.ts";
 import type { EventRecorder } from "../../kube/events.ts";
 import { resources } from "../../kube/resources.ts";
 import { resolveTools, type ToolResolution } from "../../tools/resolve-tools.ts";
@@ -87,6 +93,9 @@ interface Step {
 }
 
 /** Conditions whose trouble status gets a Warning Event, and whose way back a Normal one. */
+/** How soon to look again while a StatefulSet being created again is still being deleted. */
+const RECREATE_POLL_MS = 1000;
+
 const TROUBLE_STATUS: Record<string, string> = { Degraded: "True", ProvidersReady: "False" };
 
 export function createAgentTypeReconciler(deps: ReconcilerDeps) {
@@ -336,8 +345,31 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
     const [type, informer, otherType, otherInformer] = isStatefulSet
       ? [resources.statefulSet, owned.statefulSet, resources.deployment, owned.deployment]
       : [resources.deployment, owned.deployment, resources.statefulSet, owned.statefulSet];
-    const existed = informer.get(key) !== undefined;
-    const workload = await apply(type, informer, desired.workload);
+    const live = informer.get(key);
+    if (live?.metadata.deletionTimestamp !== undefined) {
+      // Being deleted (a StatefulSet created again, below): apply once it is gone.
+      return { requeueAfterMs: RECREATE_POLL_MS };
+    }
+    const existed = live !== undefined;
+    let workload: Awaited<ReturnType<typeof apply>>;
+    try {
+      workload = await apply(type, informer, desired.workload);
+    } catch (error) {
+      if (!(isStatefulSet && isStatefulSetImmutable(error) && ownedBy(live, raw))) throw error;
+      // A field Kubernetes lets no one change changed (an earlier operator's serviceName, a new
+      // volume size): the StatefulSet goes, its pods and volumes stay for the new one to adopt.
+      step.action = `deleting StatefulSet ${names.workload} to create it again`;
+      await client.delete(resources.statefulSet, namespace, names.workload, signal, "orphan");
+      await events.record(
+        raw,
+        "Normal",
+        "RecreatingStatefulSet",
+        `StatefulSet ${names.workload} is created again, its pods and volumes kept: ${(error as Error).message}`,
+        signal,
+      );
+      log.info({ name: names.workload }, "deleted the StatefulSet (orphaning its pods) to create it again");
+      return { requeueAfterMs: RECREATE_POLL_MS };
+    }
     // Memory changed between ephemeral and persistent: the other kind of workload goes.
     const stale = otherInformer.get(key);
     if (ownedBy(stale, raw)) {
