@@ -45,6 +45,11 @@ try {
   wasUp = false;
 }
 sh("up");
+// The containerd driver in the guests speaks the CRI from its protocol definition, fetched once.
+process.env.AGENTTYPE_CRI_PROTO = execFileSync(
+  join(import.meta.dirname, "..", "..", "operator", "drivers", "containerd", "cri-proto.sh"),
+  { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], timeout: 300_000 },
+).trim();
 const host = kvmHostFrom(parseEnv(sh("env")));
 const ssh = hostConnection(host);
 const keys = new MemoryKeyStore();
