@@ -41,9 +41,11 @@ export interface AccelProbe {
 export function probeVerdict(output: string): AccelProbe {
   if (/Linux version/.test(output)) return { accel: "kvm", reason: "a KVM guest kernel booted" };
   if (/no \/dev\/kvm/.test(output)) return { accel: "tcg", reason: "the host has no usable /dev/kvm" };
+  // QEMU's warnings (CPU features the host lacks) are not why; an error line is.
+  const error = output.split("\n").find((l) => /error|failed/i.test(l));
   return {
     accel: "tcg",
-    reason: `a KVM guest kernel printed nothing in ${PROBE_SECONDS} s (${output.trim().split("\n")[0]?.slice(0, 120) || "no output"})`,
+    reason: `a KVM guest kernel printed nothing in ${PROBE_SECONDS} s${error ? `: ${error.trim().slice(0, 160)}` : ""}`,
   };
 }
 

@@ -141,7 +141,12 @@ describe("acceleration probe", () => {
       accel: "tcg",
       reason: "the host has no usable /dev/kvm",
     });
-    expect(probeVerdict("").reason).toMatch(/printed nothing in 10 s/);
+    expect(probeVerdict("qemu: warning: host doesn't support requested feature\n").reason).toBe(
+      "a KVM guest kernel printed nothing in 10 s",
+    );
+    expect(probeVerdict("qemu: failed to initialize kvm: Permission denied\n").reason).toMatch(
+      /printed nothing in 10 s: qemu: failed to initialize kvm/,
+    );
     expect(probeCommand("/img/vmlinuz")).toContain("-accel kvm");
     expect(probeCommand("/img/vmlinuz")).toContain("-kernel /img/vmlinuz");
   });
