@@ -77,23 +77,4 @@ describe("make bench-* at a tiny size", () => {
     },
     T,
   );
-
-  test(
-    "make bench-kvm BENCH_ROUNDS=1 boots a guest, ends with the acceleration and its timings",
-    async () => {
-      const run = await make("bench-kvm", { BENCH_ROUNDS: "1" }, {}, T);
-      expect(run.code, tail(run)).toBe(0);
-      // The acceleration is a word (kvm or tcg); every other field is a number.
-      const last = run.stdout.trimEnd().split("\n").at(-1) ?? "";
-      const [head, accel, ...rest] = last.split(" ");
-      expect(head).toBe("bench-kvm");
-      expect(accel).toMatch(/^accel=(kvm|tcg)$/);
-      const fields = lastLineFields({ ...run, stdout: ["bench-kvm", ...rest].join(" ") }, "bench-kvm");
-      expect(Object.keys(fields)).toEqual(
-        expect.arrayContaining(["apply_to_ready_s", "boot_s", "agent_s", "suspend_s", "resume_s", "rounds"]),
-      );
-      expect(fields.rounds).toBe(1);
-    },
-    T,
-  );
 });
