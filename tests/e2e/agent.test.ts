@@ -6,19 +6,17 @@
 // update, a scale, the start-up overhead against a bare pod of the same image, and a clean
 // removal. The objects are those of tests/e2e/manifests/demo.yaml (what `make up` applies), in
 // a namespace of this run, with the upstream URLs pointing at this run's Services.
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { resolve } from "node:path";
 import * as k8s from "@kubernetes/client-node";
 import yaml from "js-yaml";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { eventually } from "../fixtures/eventually.ts";
+import { type ExecError, execOk } from "../fixtures/exec.ts";
+import { buildImages, helm, installOperator, kubectl, kubectlIn, repo } from "./cli.ts";
 import { e2eCluster } from "./cluster-env.ts";
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-
-const { kubeconfig, bin } = e2eCluster();
+const { kubeconfig } = e2eCluster();
 const run = Date.now().toString(36);
 const ns = `e2e-agents-${run}`;
 const operatorNs = `e2e-operator-${run}`;
@@ -50,40 +48,6 @@ interface Condition {
   observedGeneration?: number;
 }
 
-/** Runs a binary of the harness; rejects with its stderr on a non-zero exit. */
-function sh(cmd: string, args: string[], input?: string, timeoutMs = 120_000): Promise<string> {
-  return new Promise((res, rej) => {
-    const child = spawn(cmd, args, {
-      stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
-      timeout: timeoutMs,
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout?.on("data", (c: Buffer) => {
-      stdout += c;
-    });
-    child.stderr?.on("data", (c: Buffer) => {
-      stderr += c;
-    });
-    child.on("error", rej);
-    child.on("close", (code) =>
-      code === 0
-        ? res(stdout)
-        : rej(Object.assign(new Error(`${cmd} ${args.join(" ")} (exit ${code}): ${stderr}`), { stdout })),
-    );
-    if (input !== undefined) {
-      // A command that exits before reading its input (EPIPE) fails through its exit code.
-      child.stdin?.on("error", () => undefined);
-      child.stdin?.end(input);
-    }
-  });
-}
-
-const kubectl = (...args: string[]) => sh(resolve(bin, "kubectl"), ["--kubeconfig", kubeconfig, ...args]);
-const kubectlIn = (input: string, ...args: string[]) =>
-  sh(resolve(bin, "kubectl"), ["--kubeconfig", kubeconfig, ...args], input);
-const helm = (...args: string[]) =>
-  sh(resolve(bin, "helm"), ["--kubeconfig", kubeconfig, ...args], undefined, T);
 const getJson = async <V = Obj>(...args: string[]): Promise<V> =>
   JSON.parse(await kubectl("get", "-o", "json", ...args)) as V;
 
@@ -211,15 +175,12 @@ function demoObjects(): Obj[] {
 }
 
 /** CRDs installed before this run (by `make up`): this run must leave them as they are. */
-let crdsPreinstalled = false;
+let crdsPreinstalled = false; // set by the helm install test
 
 const list = (items: Obj[]) => JSON.stringify({ apiVersion: "v1", kind: "List", items });
 
 beforeAll(async () => {
-  // The project's images and the suite's; built only when their inputs changed.
-  await sh(resolve(repo, "tests/cluster/images.sh"), ["project"], undefined, 900_000);
-  await sh(resolve(repo, "tests/cluster/images.sh"), ["e2e"], undefined, 900_000);
-  crdsPreinstalled = (await kubectl("get", "crds", "-o", "name")).includes("agenttypes.agenttype.dev");
+  await buildImages();
   for (const n of [ns, operatorNs]) await kubectl("create", "namespace", n);
   // The agents' namespace enforces the restricted Pod Security standard: every pod of this run
   // there (agents, upstreams, the bare pods of the start-up test) must be admitted under it.
@@ -245,35 +206,7 @@ describe("an agent from an unmodified image, end to end", () => {
   test(
     "helm install runs the operator: 2 replicas, one of them holding the leader Lease",
     async () => {
-      await helm(
-        "install",
-        release,
-        resolve(repo, "charts/agenttype-operator"),
-        "-n",
-        operatorNs,
-        "--wait",
-        "--timeout",
-        "4m",
-        // Namespaced mode (a Role in the agents' namespace, nothing cluster-wide), so this run's
-        // operator and one that `make up` installed never reconcile each other's agents.
-        "--set",
-        `watchNamespaces={${ns}}`,
-        // CRDs another release installed (`make up`'s) are used as they are and left alone.
-        "--set",
-        `crds.install=${!crdsPreinstalled}`,
-        "--set",
-        "image.repository=localhost/agenttype/operator",
-        "--set",
-        "image.tag=dev",
-        "--set",
-        "sidecar.image.repository=localhost/agenttype/sidecar",
-        "--set",
-        "sidecar.image.tag=dev",
-        "--set",
-        "wrapper.image.repository=localhost/agenttype/wrapper",
-        "--set",
-        "wrapper.image.tag=dev",
-      );
+      ({ crdsPreinstalled } = await installOperator(release, operatorNs, ns));
       const deployment = await getJson("deployment", "-n", operatorNs, `${release}-agenttype-operator`);
       expect(deployment.status?.readyReplicas).toBe(2);
       const pods = (
@@ -299,9 +232,7 @@ describe("an agent from an unmodified image, end to end", () => {
       const sa = `system:serviceaccount:${operatorNs}:${release}-agenttype-operator`;
       const can = async (...args: string[]) =>
         // `can-i` answers "no" with exit status 1.
-        (
-          await kubectl("auth", "can-i", "--as", sa, ...args).catch((e: { stdout: string }) => e.stdout)
-        ).trim();
+        (await kubectl("auth", "can-i", "--as", sa, ...args).catch((e: ExecError) => e.stdout)).trim();
       expect(await can("patch", "agenttypes.agenttype.dev", "--subresource=status", "-n", ns)).toBe("yes");
       expect(await can("create", "deployments.apps", "-n", ns)).toBe("yes");
       expect(await can("update", "leases.coordination.k8s.io", "-n", operatorNs)).toBe("yes");
@@ -416,13 +347,13 @@ describe("an agent from an unmodified image, end to end", () => {
     "an image update rolls the agent's pods to the new image",
     async () => {
       const images = resolve(repo, "tests/cluster/images.sh");
-      await sh(images, [
+      await execOk(images, [
         "buildah",
         "tag",
         "localhost/agenttype/e2e-agent-node:dev",
         "localhost/agenttype/e2e-agent-node:v2",
       ]);
-      await sh(images, ["import", "localhost/agenttype/e2e-agent-node:v2"], undefined, T);
+      await execOk(images, ["import", "localhost/agenttype/e2e-agent-node:v2"], { timeoutMs: T });
       const [before] = await podsOf("node-agent");
       await kubectl(
         "patch",

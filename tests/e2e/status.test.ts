@@ -4,44 +4,17 @@
 // why the agent does not run without looking at pods. The sidecar's view reaches the status too:
 // an LLM upstream that is down makes the sidecar not ready, and the operator reads its /status
 // and sets ProvidersReady=False naming the provider (ADR 0007); back up, True again.
-import { spawn } from "node:child_process";
-import { dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { eventually } from "../fixtures/eventually.ts";
-import { e2eCluster } from "./cluster-env.ts";
+import { buildImages, helm, installOperator, kubectl, kubectlIn } from "./cli.ts";
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const { kubeconfig, bin } = e2eCluster();
 const run = Date.now().toString(36);
 const ns = `e2e-status-${run}`;
 const operatorNs = `e2e-status-op-${run}`;
 const release = `e2e-st-${run}`;
 const T = 300_000;
 
-function sh(cmd: string, args: string[], input?: string, timeoutMs = 120_000): Promise<string> {
-  return new Promise((res, rej) => {
-    const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], timeout: timeoutMs });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => {
-      stdout += c;
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      stderr += c;
-    });
-    child.on("error", rej);
-    child.on("close", (code) =>
-      code === 0 ? res(stdout) : rej(new Error(`${cmd} ${args.join(" ")} (exit ${code}): ${stderr}`)),
-    );
-    child.stdin.on("error", () => undefined);
-    child.stdin.end(input ?? "");
-  });
-}
-
-const kubectl = (...args: string[]) => sh(resolve(bin, "kubectl"), ["--kubeconfig", kubeconfig, ...args]);
-const apply = (object: object) =>
-  sh(resolve(bin, "kubectl"), ["--kubeconfig", kubeconfig, "apply", "-f", "-"], JSON.stringify(object));
+const apply = (object: object) => kubectlIn(JSON.stringify(object), "apply", "-f", "-");
 
 interface Condition {
   type: string;
@@ -107,52 +80,15 @@ const degradedWith = (name: string, reason: string) =>
   );
 
 beforeAll(async () => {
-  await sh(resolve(repo, "tests/cluster/images.sh"), ["project"], undefined, 900_000);
-  // The Ollama-protocol upstream; its image carries Node, which the chatty agent below uses.
-  await sh(resolve(repo, "tests/cluster/images.sh"), ["e2e"], undefined, 900_000);
-  const crdsPreinstalled = (await kubectl("get", "crds", "-o", "name")).includes("agenttypes.agenttype.dev");
+  await buildImages();
   for (const n of [ns, operatorNs]) await kubectl("create", "namespace", n);
-  await sh(
-    resolve(bin, "helm"),
-    [
-      "--kubeconfig",
-      kubeconfig,
-      "install",
-      release,
-      resolve(repo, "charts/agenttype-operator"),
-      "-n",
-      operatorNs,
-      "--wait",
-      "--timeout",
-      "4m",
-      "--set",
-      `watchNamespaces={${ns}}`,
-      "--set",
-      `crds.install=${!crdsPreinstalled}`,
-      "--set",
-      "image.repository=localhost/agenttype/operator",
-      "--set",
-      "image.tag=dev",
-      "--set",
-      "sidecar.image.repository=localhost/agenttype/sidecar",
-      "--set",
-      "sidecar.image.tag=dev",
-      "--set",
-      "wrapper.image.repository=localhost/agenttype/wrapper",
-      "--set",
-      "wrapper.image.tag=dev",
-    ],
-    undefined,
-    T,
-  );
+  await installOperator(release, operatorNs, ns);
   await eventually("serviceaccount default", () => kubectl("get", "serviceaccount", "-n", ns, "default"));
 }, 1_200_000);
 
 afterAll(async () => {
   if (process.env.AGENTTYPE_KEEP_CLUSTER === "1") return;
-  await sh(resolve(bin, "helm"), ["--kubeconfig", kubeconfig, "uninstall", release, "-n", operatorNs]).catch(
-    () => undefined,
-  );
+  await helm("uninstall", release, "-n", operatorNs).catch(() => undefined);
   await kubectl("delete", "namespace", "--ignore-not-found", "--wait=false", ns, operatorNs).catch(
     () => undefined,
   );
