@@ -425,7 +425,11 @@ down() {
     n=$((n + 1))
   done < <(awk -v d="$STATE/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r)
   [ $n = 0 ] || log "unmounted $n leftover mount(s)"
-  if [ -f "$STATE/.created-run-sshd" ]; then rmdir /run/sshd 2>/dev/null || true; rm -f "$STATE/.created-run-sshd"; fi
+  # Another test host's sshd (the guest tier's, the bench's) may still need it.
+  if [ -f "$STATE/.created-run-sshd" ]; then
+    pgrep -x sshd >/dev/null || rmdir /run/sshd 2>/dev/null || true
+    rm -f "$STATE/.created-run-sshd"
+  fi
   # Keep the image store (the next up skips the import) and the logs; drop the rest, the drivers'
   # state directories (agenttype*: the tests' and the benchmark's) included.
   rm -rf "$CTRD_DIR/state" "$CTRD_DIR/opt" "$CTRD_DIR/runc" "$CNI_DIR" "$RUN" "$ENV_FILE" "$STATE"/agenttype*
