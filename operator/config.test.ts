@@ -31,6 +31,17 @@ describe("loadConfig", () => {
     expect(() => loadConfig(["--no-such-flag", "1"], {})).toThrow(/no-such-flag/);
   });
 
+  it("reads --metrics-from-pods as key=value labels and refuses anything else by name", () => {
+    expect(loadConfig([], {}).metricsFromPods).toEqual({});
+    expect(
+      loadConfig(["--metrics-from-pods", "app.kubernetes.io/name=prometheus, team=ops"], {}).metricsFromPods,
+    ).toEqual({ "app.kubernetes.io/name": "prometheus", team: "ops" });
+    expect(() => loadConfig([], { METRICS_FROM_PODS: "prometheus" })).toThrow(
+      /--metrics-from-pods \(METRICS_FROM_PODS\): .*expected key=value/,
+    );
+    expect(() => loadConfig(["--metrics-from-pods", "app=bad value"], {})).toThrow(/--metrics-from-pods/);
+  });
+
   it("bounds every API request by --request-timeout-seconds, 30 s unless set", () => {
     expect(loadConfig([], {}).requestTimeoutSeconds).toBe(30);
     expect(loadConfig([], { REQUEST_TIMEOUT_SECONDS: "5" }).requestTimeoutSeconds).toBe(5);

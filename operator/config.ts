@@ -3,7 +3,7 @@
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import * as z from "zod";
-import { dnsLabel } from "../api/common.ts";
+import { dnsLabel, labelKey, labelValue } from "../api/common.ts";
 import { parseAs } from "../api/field-errors.ts";
 
 const csv = z
@@ -15,6 +15,28 @@ const csv = z
       .filter((s) => s !== ""),
   )
   .pipe(z.array(dnsLabel));
+
+/** `key=value,key=value`: an equality-based label selector, as `kubectl get -l` takes one. */
+const labelSelector = z
+  .string()
+  .transform((value) =>
+    value
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s !== "")
+      .map((pair) => {
+        const at = pair.indexOf("=");
+        return at < 0 ? [pair, undefined] : [pair.slice(0, at).trim(), pair.slice(at + 1).trim()];
+      }),
+  )
+  .pipe(
+    z.array(
+      z.tuple([labelKey, labelValue.optional()]).refine(([, value]) => value !== undefined, {
+        message: "expected key=value",
+      }),
+    ),
+  )
+  .transform((pairs) => Object.fromEntries(pairs) as Record<string, string>);
 
 const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -36,6 +58,9 @@ export const operatorConfig = z.object({
   memoryMaxBytes: intFrom(1, 2 ** 40),
   toolProbeSeconds: intFrom(1, 3600),
   metricsFromNamespaces: csv.describe("Namespaces allowed to reach agent pods' metrics port."),
+  metricsFromPods: labelSelector.describe(
+    "Labels of pods, in any namespace, allowed to reach agent pods' metrics port.",
+  ),
 });
 
 export type OperatorConfig = z.output<typeof operatorConfig>;
@@ -110,6 +135,11 @@ const FLAGS: Record<keyof OperatorConfig, { env: string; default: string; help: 
     env: "METRICS_FROM_NAMESPACES",
     default: "",
     help: "namespaces (comma-separated) whose pods may reach agent pods' metrics port through their NetworkPolicy (Prometheus'), besides the operator's own",
+  },
+  metricsFromPods: {
+    env: "METRICS_FROM_PODS",
+    default: "",
+    help: "labels (key=value, comma-separated) of pods in any namespace that may reach agent pods' metrics port through their NetworkPolicy (Prometheus', for example app.kubernetes.io/name=prometheus)",
   },
 };
 

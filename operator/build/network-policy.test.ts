@@ -113,4 +113,25 @@ describe("the AgentType's NetworkPolicy", () => {
     const built = buildObjects(agentType.parse(manifest), [], { ...settings, metricsFromNamespaces: [] });
     expect(built.networkPolicy?.spec?.ingress).toEqual([]);
   });
+
+  it("admits pods with the configured labels from any namespace, beside the configured namespaces", () => {
+    const manifest = loadSample("agenttype_python-summarizer.yaml");
+    manifest.metadata.namespace = "team-a";
+    manifest.metadata.uid = "3f2c0e1a-0000-4000-8000-000000000001";
+    const built = buildObjects(agentType.parse(manifest), [], {
+      ...settings,
+      metricsFromNamespaces: ["agenttype-system"],
+      metricsFromPods: { "app.kubernetes.io/name": "prometheus", "app.kubernetes.io/component": "server" },
+    });
+    // The wire name is `from` (the client library's type says `_from`).
+    expect((built.networkPolicy?.spec?.ingress?.[0] as { from?: unknown } | undefined)?.from).toEqual([
+      { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "agenttype-system" } } },
+      {
+        namespaceSelector: {},
+        podSelector: {
+          matchLabels: { "app.kubernetes.io/component": "server", "app.kubernetes.io/name": "prometheus" },
+        },
+      },
+    ]);
+  });
 });

@@ -1,6 +1,6 @@
 // The NetworkPolicy of one AgentType's pods: traffic in only to the sidecar's metrics port,
 // from the namespaces allowed to scrape it (the operator's, which reads the sidecar's /status,
-// and Prometheus'); traffic out, when the AgentType asks for `network.egress: declared`, only to
+// and Prometheus') and from pods with the labels allowed to; traffic out, when the AgentType asks for `network.egress: declared`, only to
 // DNS and to the endpoints its providers and tools declare, as far as a NetworkPolicy can
 // name them (docs/security.md). Pure.
 import type {
@@ -57,16 +57,31 @@ const DNS: V1NetworkPolicyEgressRule = {
   ],
 };
 
+/** Who may reach the metrics port: pods of these namespaces, and pods with these labels in any namespace. */
+export interface MetricsSources {
+  namespaces: readonly string[];
+  podLabels: Readonly<Record<string, string>>;
+}
+
 export function buildNetworkPolicy(
   agent: AgentType,
   config: SidecarConfig,
-  metricsFromNamespaces: readonly string[],
+  metricsFrom: MetricsSources,
   metadata: Manifest<V1NetworkPolicy>["metadata"],
   podSelector: Record<string, string>,
 ): Manifest<V1NetworkPolicy> | undefined {
   const { network } = agent.spec;
   if (network.policy === "disabled") return undefined;
-  const namespaces = [...new Set(metricsFromNamespaces)].sort();
+  const podLabels = Object.fromEntries(
+    Object.entries(metricsFrom.podLabels).sort(([a], [b]) => a.localeCompare(b)),
+  );
+  const sources = [
+    ...[...new Set(metricsFrom.namespaces)].sort().map(inNamespace),
+    // An empty namespaceSelector: every namespace; without it the labels would match only here.
+    ...(Object.keys(podLabels).length === 0
+      ? []
+      : [{ namespaceSelector: {}, podSelector: { matchLabels: podLabels } }]),
+  ];
   const declared = network.egress === "declared";
   // One rule per distinct destination, in a stable order: the same AgentType, the same object.
   const egress = [
@@ -81,14 +96,14 @@ export function buildNetworkPolicy(
     spec: {
       podSelector: { matchLabels: podSelector },
       policyTypes: declared ? ["Ingress", "Egress"] : ["Ingress"],
-      // No namespace, no rule: an empty `from` would admit every source.
+      // No source, no rule: an empty `from` would admit every source.
       ingress:
-        namespaces.length === 0
+        sources.length === 0
           ? []
           : [
               // The wire name is `from`; the client library's type spells it `_from`.
               {
-                from: namespaces.map(inNamespace),
+                from: sources,
                 ports: [{ protocol: "TCP", port: config.listen.metricsPort }],
               } as V1NetworkPolicyIngressRule,
             ],

@@ -57,6 +57,8 @@ export interface BuildSettings extends SidecarDefaults {
    * NetworkPolicy (the operator's own, Prometheus'); none when unset.
    */
   metricsFromNamespaces?: readonly string[];
+  /** Labels of pods, in any namespace, allowed to reach the metrics port too. */
+  metricsFromPods?: Readonly<Record<string, string>>;
 }
 
 /** Where the wrapper's files appear in the agent container. */
@@ -319,7 +321,7 @@ export function buildObjects(
   const networkPolicy = buildNetworkPolicy(
     agent,
     sidecarConfig,
-    settings.metricsFromNamespaces ?? [],
+    { namespaces: settings.metricsFromNamespaces ?? [], podLabels: settings.metricsFromPods ?? {} },
     meta(names.networkPolicy),
     selectorLabels(agent),
   );

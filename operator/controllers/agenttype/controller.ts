@@ -187,6 +187,7 @@ export function setupAgentTypeController(context: ControllerContext): Controller
     memoryMaxBytes: config.memoryMaxBytes,
     // The operator reads a sidecar's /status on the metrics port: its own namespace is always in.
     metricsFromNamespaces: [config.leaseNamespace, ...config.metricsFromNamespaces],
+    metricsFromPods: config.metricsFromPods,
   };
   const onPods = createAgentTypeReconciler({
     client,
