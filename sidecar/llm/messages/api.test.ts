@@ -3,67 +3,32 @@
 // servers: answers, the exact stream event sequence, a tool round trip, images, count_tokens,
 // and the errors in Anthropic's shape with the field named.
 
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import Anthropic, { APIError } from "@anthropic-ai/sdk";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { BedrockServer } from "../../testing/bedrock-server.ts";
+import type { BedrockServer } from "../../testing/bedrock-server.ts";
 import { PNG } from "../../testing/images.ts";
 import { matches } from "../../testing/json-schema-match.ts";
-import { OllamaServer } from "../../testing/ollama-server.ts";
-import { baseConfig, llmConfig, startTestSidecar, type TestSidecar } from "../../testing/sidecar.ts";
+import type { OllamaServer } from "../../testing/ollama-server.ts";
+import type { TestSidecar } from "../../testing/sidecar.ts";
+import { startTwoProviders, type TwoProviders } from "../../testing/two-providers.ts";
 
 let ollama: OllamaServer;
 let bedrock: BedrockServer;
 let viaOllama: TestSidecar;
 let viaBedrock: TestSidecar;
+let providers: TwoProviders;
 let client: Anthropic;
 let claude: Anthropic;
 
-const BEDROCK_MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0";
-
 beforeAll(async () => {
-  ollama = new OllamaServer();
-  bedrock = new BedrockServer();
-  await Promise.all([ollama.listen(), bedrock.listen()]);
-  const awsDir = mkdtempSync(join(tmpdir(), "messages-aws-"));
-  writeFileSync(join(awsDir, "AWS_ACCESS_KEY_ID"), "AKIDMESSAGESTEST");
-  writeFileSync(join(awsDir, "AWS_SECRET_ACCESS_KEY"), "messages-test-secret-key");
-  const once = { retries: { maxAttempts: 1, initialBackoffMs: 1, maxBackoffMs: 1 } };
-  [viaOllama, viaBedrock] = await Promise.all([
-    startTestSidecar(
-      baseConfig({
-        llm: llmConfig([{ name: "local", type: "ollama", endpoint: ollama.url, model: "llama3.2" }]),
-      }),
-    ),
-    startTestSidecar(
-      baseConfig({
-        llm: llmConfig(
-          [
-            {
-              name: "claude",
-              type: "bedrock",
-              region: "us-east-1",
-              endpoint: bedrock.url,
-              model: BEDROCK_MODEL,
-              credentialsDir: awsDir,
-            },
-          ],
-          once,
-        ),
-      }),
-    ),
-  ]);
+  providers = await startTwoProviders({ bedrockAttempts: 1 });
+  ({ ollama, bedrock, viaOllama, viaBedrock } = providers);
   // What the pod's environment gives an agent: the base URL and a placeholder key.
   client = new Anthropic({ baseURL: viaOllama.sidecar.agentUrl, apiKey: "agenttype-placeholder" });
   claude = new Anthropic({ baseURL: viaBedrock.sidecar.agentUrl, apiKey: "agenttype-placeholder" });
 });
 
-afterAll(async () => {
-  await Promise.all([viaOllama.close(), viaBedrock.close()]);
-  await Promise.all([ollama.close(), bedrock.close()]);
-});
+afterAll(() => providers.close());
 
 beforeEach(() => {
   ollama.requests.length = 0;

@@ -3,56 +3,27 @@
 // tool, the SDK runs it and sends the result back, the model answers. Over Bedrock with the
 // SDK's default strict tools, and streamed over Ollama with a non-strict tool (Ollama cannot
 // hold a call to its schema, so the sidecar refuses strict tools there by name).
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Agent, OpenAIProvider, Runner, tool } from "@openai/agents";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as z from "zod";
-import { BedrockServer } from "../../testing/bedrock-server.ts";
-import { OllamaServer } from "../../testing/ollama-server.ts";
-import { baseConfig, llmConfig, startTestSidecar, type TestSidecar } from "../../testing/sidecar.ts";
+import type { BedrockServer } from "../../testing/bedrock-server.ts";
+import type { OllamaServer } from "../../testing/ollama-server.ts";
+import type { TestSidecar } from "../../testing/sidecar.ts";
+import { startTwoProviders, type TwoProviders } from "../../testing/two-providers.ts";
 
 let ollama: OllamaServer;
 let bedrock: BedrockServer;
 let viaOllama: TestSidecar;
 let viaBedrock: TestSidecar;
+let providers: TwoProviders;
 
 beforeAll(async () => {
-  ollama = new OllamaServer();
-  bedrock = new BedrockServer();
-  await Promise.all([ollama.listen(), bedrock.listen()]);
-  const awsDir = mkdtempSync(join(tmpdir(), "agents-aws-"));
-  writeFileSync(join(awsDir, "AWS_ACCESS_KEY_ID"), "AKIDAGENTSTEST");
-  writeFileSync(join(awsDir, "AWS_SECRET_ACCESS_KEY"), "agents-test-secret-key");
-  [viaOllama, viaBedrock] = await Promise.all([
-    startTestSidecar(
-      baseConfig({
-        llm: llmConfig([{ name: "local", type: "ollama", endpoint: ollama.url, model: "llama3.2" }]),
-      }),
-    ),
-    startTestSidecar(
-      baseConfig({
-        llm: llmConfig([
-          {
-            name: "claude",
-            type: "bedrock",
-            region: "us-east-1",
-            endpoint: bedrock.url,
-            model: "anthropic.claude-3-5-sonnet-20240620-v1:0",
-            credentialsDir: awsDir,
-          },
-        ]),
-      }),
-    ),
-  ]);
+  providers = await startTwoProviders();
+  ({ ollama, bedrock, viaOllama, viaBedrock } = providers);
 });
 
-afterAll(async () => {
-  await Promise.all([viaOllama.close(), viaBedrock.close()]);
-  await Promise.all([ollama.close(), bedrock.close()]);
-});
+afterAll(() => providers.close());
 
 /** A runner whose models are the sidecar's, as OPENAI_BASE_URL makes them; no traces leave the test. */
 function runnerFor(sc: TestSidecar): Runner {

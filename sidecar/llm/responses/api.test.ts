@@ -2,64 +2,31 @@
 // OPENAI_BASE_URL sets it up), over the faithful Ollama and Bedrock servers: answers, the typed
 // stream events, a tool round trip kept by previous_response_id or replayed with store: false,
 // and errors in OpenAI's shape with the field named.
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import OpenAI, { type APIError } from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { BedrockServer } from "../../testing/bedrock-server.ts";
+import type { BedrockServer } from "../../testing/bedrock-server.ts";
 import { PNG } from "../../testing/images.ts";
-import { OllamaServer } from "../../testing/ollama-server.ts";
-import { baseConfig, llmConfig, startTestSidecar, type TestSidecar } from "../../testing/sidecar.ts";
+import type { OllamaServer } from "../../testing/ollama-server.ts";
+import type { TestSidecar } from "../../testing/sidecar.ts";
+import { startTwoProviders, type TwoProviders } from "../../testing/two-providers.ts";
 
 let ollama: OllamaServer;
 let bedrock: BedrockServer;
 let viaOllama: TestSidecar;
 let viaBedrock: TestSidecar;
+let providers: TwoProviders;
 let client: OpenAI;
 let claude: OpenAI;
 
 beforeAll(async () => {
-  ollama = new OllamaServer();
-  bedrock = new BedrockServer();
-  await Promise.all([ollama.listen(), bedrock.listen()]);
-  const awsDir = mkdtempSync(join(tmpdir(), "responses-aws-"));
-  writeFileSync(join(awsDir, "AWS_ACCESS_KEY_ID"), "AKIDRESPONSESTEST");
-  writeFileSync(join(awsDir, "AWS_SECRET_ACCESS_KEY"), "responses-test-secret-key");
-  const once = { retries: { maxAttempts: 1, initialBackoffMs: 1, maxBackoffMs: 1 } };
-  [viaOllama, viaBedrock] = await Promise.all([
-    startTestSidecar(
-      baseConfig({
-        llm: llmConfig([{ name: "local", type: "ollama", endpoint: ollama.url, model: "llama3.2" }]),
-      }),
-    ),
-    startTestSidecar(
-      baseConfig({
-        llm: llmConfig(
-          [
-            {
-              name: "claude",
-              type: "bedrock",
-              region: "us-east-1",
-              endpoint: bedrock.url,
-              model: "anthropic.claude-3-5-sonnet-20240620-v1:0",
-              credentialsDir: awsDir,
-            },
-          ],
-          once,
-        ),
-      }),
-    ),
-  ]);
+  providers = await startTwoProviders({ bedrockAttempts: 1 });
+  ({ ollama, bedrock, viaOllama, viaBedrock } = providers);
   // What the pod's environment gives an agent: OPENAI_BASE_URL, and any key.
   client = new OpenAI({ baseURL: `${viaOllama.sidecar.agentUrl}/v1`, apiKey: "unused" });
   claude = new OpenAI({ baseURL: `${viaBedrock.sidecar.agentUrl}/v1`, apiKey: "unused" });
 });
 
-afterAll(async () => {
-  await Promise.all([viaOllama.close(), viaBedrock.close()]);
-  await Promise.all([ollama.close(), bedrock.close()]);
-});
+afterAll(() => providers.close());
 
 beforeEach(() => {
   ollama.requests.length = 0;
