@@ -90,6 +90,23 @@ export interface ChatRequest {
   fields: Partial<Record<Feature, string>>;
 }
 
+/**
+ * The setter each agent API's request mapping uses: puts a value on the request and notes the
+ * API's own name for it, so a provider that cannot honour it is refused naming that field. An
+ * absent value (undefined, or null as JSON may send it) sets nothing.
+ */
+export function featureSetter(request: ChatRequest) {
+  return <K extends keyof ChatRequest & keyof ChatRequest["fields"]>(
+    key: K,
+    value: ChatRequest[K] | null | undefined,
+    field: string,
+  ): void => {
+    if (value === undefined || value === null) return;
+    request[key] = value;
+    request.fields[key] = field;
+  };
+}
+
 /** What a provider may be unable to honour: a field of ChatRequest, a message part, or an Ollama option. */
 export type Feature =
   | Exclude<keyof ChatRequest, "messages" | "fields" | "ollamaOptions">

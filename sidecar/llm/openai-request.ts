@@ -7,6 +7,7 @@ import {
   type ChatMessage,
   type ChatRequest,
   type EmbedRequest,
+  featureSetter,
   nameToolResults,
   type Reasoning,
   type ToolChoice,
@@ -310,15 +311,7 @@ export function fromOpenAiRequest(body: OpenAiChatRequest): ChatRequest {
   });
   nameToolResults(messages);
   const request: ChatRequest = { messages, fields };
-  const set = <K extends keyof ChatRequest & keyof ChatRequest["fields"]>(
-    key: K,
-    value: ChatRequest[K] | null | undefined,
-    field: string,
-  ) => {
-    if (value === undefined || value === null) return;
-    request[key] = value;
-    fields[key] = field;
-  };
+  const set = featureSetter(request);
   const functions = (body.tools ?? []).flatMap((t) => (t.type === "function" ? [t.function] : []));
   if (functions.length > 0) {
     request.tools = functions.map((f) => ({

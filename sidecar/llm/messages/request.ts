@@ -6,6 +6,7 @@ import * as z from "zod";
 import {
   type ChatMessage,
   type ChatRequest,
+  featureSetter,
   nameToolResults,
   type Reasoning,
   type ToolChoice,
@@ -334,15 +335,7 @@ function toolChoiceOf(choice: Conversation["tool_choice"]): ToolChoice | undefin
 export function fromAnthropicRequest(body: Conversation): ChatRequest {
   const fields: ChatRequest["fields"] = {};
   const request: ChatRequest = { messages: toMessages(body, fields), fields };
-  const set = <K extends keyof ChatRequest & keyof ChatRequest["fields"]>(
-    key: K,
-    value: ChatRequest[K] | undefined,
-    field: string,
-  ) => {
-    if (value === undefined) return;
-    request[key] = value;
-    fields[key] = field;
-  };
+  const set = featureSetter(request);
   const tools = body.tools ?? [];
   if (tools.length > 0) {
     request.tools = tools.map((t) => ({

@@ -6,6 +6,7 @@ import * as z from "zod";
 import {
   type ChatMessage,
   type ChatRequest,
+  featureSetter,
   nameToolResults,
   type Reasoning,
   type ToolChoice,
@@ -401,15 +402,7 @@ export function fromResponsesRequest(
       ? conversation
       : [{ role: "system" as const, content: instructions }, ...conversation];
   const request: ChatRequest = { messages, fields };
-  const set = <K extends keyof ChatRequest & keyof ChatRequest["fields"]>(
-    key: K,
-    value: ChatRequest[K] | null | undefined,
-    field: string,
-  ) => {
-    if (value === undefined || value === null) return;
-    request[key] = value;
-    fields[key] = field;
-  };
+  const set = featureSetter(request);
   const tools = body.tools ?? [];
   if (tools.length > 0) {
     request.tools = tools.map((t) => ({
