@@ -76,6 +76,18 @@ type Conditions = { conditions?: { type: string; status: string; reason: string;
 const condition = (status: Conditions | undefined, type: string) =>
   status?.conditions?.find((c) => c.type === type);
 
+/** An operator of this test's namespace probing tools every second, stopped after the test. */
+async function startProbingOperator(namespace: string, identity: string): Promise<void> {
+  const operator: OperatorProcess = await startOperator({
+    kubeconfig: kubeconfigPath(),
+    namespace,
+    identity,
+    leaderElection: false,
+    extraEnv: { TOOL_PROBE_SECONDS: "1" },
+  });
+  cleanup.push(() => operator.stop("SIGKILL"));
+}
+
 describe("AgentTool health", () => {
   test("a broken newer version is reported and agents keep the working one until it answers", async ({
     kc,
@@ -83,14 +95,7 @@ describe("AgentTool health", () => {
   }) => {
     const custom = kc.makeApiClient(CustomObjectsApi);
     const core = kc.makeApiClient(CoreV1Api);
-    const operator: OperatorProcess = await startOperator({
-      kubeconfig: kubeconfigPath(),
-      namespace,
-      identity: "op-tools",
-      leaderElection: false,
-      extraEnv: { TOOL_PROBE_SECONDS: "1" },
-    });
-    cleanup.push(() => operator.stop("SIGKILL"));
+    await startProbingOperator(namespace, "op-tools");
     const working = await mcpServer();
     const brokenPort = await closedPort();
     const tool = (name: string) =>
@@ -177,14 +182,7 @@ describe("AgentTool health", () => {
   }) => {
     const custom = kc.makeApiClient(CustomObjectsApi);
     const core = kc.makeApiClient(CoreV1Api);
-    const operator: OperatorProcess = await startOperator({
-      kubeconfig: kubeconfigPath(),
-      namespace,
-      identity: "op-tool-down",
-      leaderElection: false,
-      extraEnv: { TOOL_PROBE_SECONDS: "1" },
-    });
-    cleanup.push(() => operator.stop("SIGKILL"));
+    await startProbingOperator(namespace, "op-tool-down");
     const port = await closedPort();
     await custom.createNamespacedCustomObject({
       ...AT,
