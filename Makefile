@@ -121,7 +121,7 @@ bench-hosts: $(DEPS) ## time from create to Ready of a containerd-host AgentType
 bench-kvm: $(DEPS) ## apply to Ready of an agent in a KVM guest (boot and agent parts), suspend and resume, with the acceleration used [BENCH_ROUNDS=3]
 	node tests/bench/kvm.ts $(if $(BENCH_ROUNDS),--rounds $(BENCH_ROUNDS))
 
-bench: bench-operator bench-sidecar bench-hosts ## every benchmark (never part of make test)
+bench: bench-operator bench-sidecar bench-hosts bench-kvm ## every benchmark (never part of make test)
 
 # test-smoke comes last: it stops and starts the default cluster as a user would.
-test: lint check-generated test-unit test-integration test-e2e test-hosts test-smoke ## every test tier
+test: lint check-generated test-unit test-integration test-e2e test-hosts test-guests test-smoke ## every test tier
