@@ -147,17 +147,28 @@ export const rateLimit = z
   })
   .describe("Token-bucket limits; a request over the limit is answered 429 with Retry-After.");
 
+/** The Messages API an anthropic provider calls when it names no endpoint. */
+export const ANTHROPIC_DEFAULT_ENDPOINT = "https://api.anthropic.com";
+/** The anthropic-version an anthropic provider sends when it names none. */
+export const ANTHROPIC_DEFAULT_VERSION = "2023-06-01";
+const HEADER_NAME = "^[A-Za-z0-9-]+$";
+/** Header names a provider's `headers` may not set (RE2 and JavaScript read it alike). */
+const RESERVED_HEADERS =
+  /^(?i:authorization|api-key|x-api-key|anthropic-version|host|content-type|content-length|transfer-encoding|connection)$/;
+
 /** A provider's fields; the sidecar's config reuses them with a credentials path instead. */
 export const providerBase = z
   .strictObject({
     name: dnsLabel.describe("Name of the provider, used in llm.fallback and in metrics."),
     type: z
-      .enum(["ollama", "bedrock"])
-      .describe("Provider protocol: ollama (REST API) or bedrock (Converse API)."),
+      .enum(["ollama", "bedrock", "openai", "anthropic"])
+      .describe(
+        "Provider protocol: ollama (REST API), bedrock (Converse API), openai (any OpenAI-compatible server: chat completions, Responses, embeddings) or anthropic (Messages API).",
+      ),
     endpoint: httpUrl
       .optional()
       .describe(
-        "Base URL of the provider. Required for ollama; for bedrock it overrides the regional endpoint.",
+        "Base URL of the provider. Required for ollama and openai (for openai the base URL its SDKs take, usually ending in /v1, for example https://api.openai.com/v1 or http://vllm.models.svc:8000/v1); for anthropic it defaults to https://api.anthropic.com; for bedrock it overrides the regional endpoint.",
       ),
     model: z
       .string()
@@ -170,13 +181,32 @@ export const providerBase = z
       .regex(/^[a-z]{2}(-[a-z]+)+-[0-9]+$/, { error: "must be an AWS region such as us-east-1" })
       .optional()
       .describe("AWS region of a bedrock provider, for example us-east-1."),
+    headers: stringMap(
+      {
+        patterns: [HEADER_NAME],
+        message: "must be an HTTP header name: letters, digits and '-'",
+        maxLength: 128,
+      },
+      z.string().max(4096),
+      16,
+    )
+      .optional()
+      .describe(
+        "Extra HTTP headers of an openai or anthropic provider, sent with every request (for example an organization or project id). Stored in the sidecar's ConfigMap, so not for secrets: the API key belongs in credentialsSecretRef.",
+      ),
+    anthropicVersion: z
+      .string()
+      .max(10)
+      .regex(/^[0-9]{4}-[0-9]{2}-[0-9]{2}$/, { error: "must be a date such as 2023-06-01" })
+      .optional()
+      .describe(`anthropic-version header of an anthropic provider; ${ANTHROPIC_DEFAULT_VERSION} when unset.`),
     credentialsSecretRef: z
       .strictObject({
         name: dnsSubdomain.describe("Name of the Secret, in the AgentType's namespace."),
       })
       .optional()
       .describe(
-        "Secret with the provider's credentials, mounted into the sidecar only, never into the agent. bedrock: keys AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optionally AWS_SESSION_TOKEN; ollama: key token, sent as a bearer token.",
+        "Secret with the provider's credentials, mounted into the sidecar only, never into the agent. bedrock: keys AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optionally AWS_SESSION_TOKEN; ollama: key token, sent as a bearer token; openai: key apiKey, sent as a bearer token; anthropic: key apiKey, sent as x-api-key.",
       ),
     timeoutSeconds: z
       .int()
@@ -191,25 +221,68 @@ export const providerBase = z
   .describe("One LLM provider.");
 
 /** The rules every provider obeys, in the AgentType and in the sidecar's config. */
-export function withProviderRules<S extends z.ZodType<{ type: string; region?: string; endpoint?: string }>>(
-  schema: S,
-): S {
-  return withRule(
-    withRule(schema, {
+export function withProviderRules<
+  S extends z.ZodType<{
+    type: string;
+    region?: string;
+    endpoint?: string;
+    headers?: Record<string, string>;
+    anthropicVersion?: string;
+  }>,
+>(schema: S): S {
+  const rules: CrossFieldRule<z.output<S>>[] = [
+    {
       cel: "self.type != 'bedrock' || has(self.region)",
       message: "a bedrock provider needs a region",
       field: "region",
       reason: "FieldValueRequired",
       holds: (p) => p.type !== "bedrock" || p.region !== undefined,
-    }),
+    },
     {
-      cel: "self.type != 'ollama' || has(self.endpoint)",
-      message: "an ollama provider needs an endpoint",
+      cel: "self.type == 'bedrock' || !has(self.region)",
+      message: "region is for bedrock providers only",
+      field: "region",
+      reason: "FieldValueForbidden",
+      holds: (p) => p.type === "bedrock" || p.region === undefined,
+    },
+    {
+      cel: "!(self.type in ['ollama', 'openai']) || has(self.endpoint)",
+      message: "an ollama or openai provider needs an endpoint",
       field: "endpoint",
       reason: "FieldValueRequired",
-      holds: (p) => p.type !== "ollama" || p.endpoint !== undefined,
+      holds: (p) => !(p.type === "ollama" || p.type === "openai") || p.endpoint !== undefined,
     },
-  );
+    {
+      cel: "self.type in ['openai', 'anthropic'] || !has(self.headers)",
+      message: "headers are for openai and anthropic providers only",
+      field: "headers",
+      reason: "FieldValueForbidden",
+      holds: (p) => p.type === "openai" || p.type === "anthropic" || p.headers === undefined,
+    },
+    {
+      // The credential headers come from the Secret alone, and the framing ones from the sidecar.
+      cel: `!has(self.headers) || self.headers.all(k, !k.matches(${JSON.stringify(RESERVED_HEADERS.source)}))`,
+      message:
+        "headers must not set authorization, api-key, x-api-key, anthropic-version, host, content-type, content-length, transfer-encoding or connection: the API key belongs in credentialsSecretRef, the rest the sidecar sets",
+      field: "headers",
+      reason: "FieldValueForbidden",
+      holds: (p) => Object.keys(p.headers ?? {}).every((k) => !RESERVED_HEADERS.test(k)),
+    },
+    {
+      cel: "self.type == 'anthropic' || !has(self.anthropicVersion)",
+      message: "anthropicVersion is for anthropic providers only",
+      field: "anthropicVersion",
+      reason: "FieldValueForbidden",
+      holds: (p) => p.type === "anthropic" || p.anthropicVersion === undefined,
+    },
+  ];
+  return rules.reduce((s, rule) => withRule(s, rule), schema);
+}
+
+/** Where a provider's requests go: its endpoint, or the default of its type. */
+export function providerEndpoint(p: { type: string; endpoint?: string; region?: string }): string {
+  if (p.endpoint !== undefined) return p.endpoint;
+  return p.type === "anthropic" ? ANTHROPIC_DEFAULT_ENDPOINT : `https://bedrock-runtime.${p.region}.amazonaws.com`;
 }
 
 export const provider = withProviderRules(providerBase);
@@ -474,51 +547,67 @@ function withSecurityRules<S extends z.ZodType<SecuritySpec>>(schema: S): S {
   );
 }
 
-export const agentTypeSpec = withSecurityRules(
-  z
-    .strictObject({
-      image: image.describe("The agent's container image, run unmodified."),
-      imagePullPolicy: z
-        .enum(["Always", "IfNotPresent", "Never"])
-        .optional()
-        .describe("Image pull policy of the agent container."),
-      command: z
-        .array(z.string())
-        .max(64)
-        .optional()
-        .describe("Entrypoint override; the image's ENTRYPOINT when unset."),
-      args: z.array(z.string()).max(256).optional().describe("Arguments; the image's CMD when unset."),
-      env: keyedList(envVar, "name", 128).optional().describe("Environment of the agent container."),
-      resources: resources.optional().describe("Compute resources of the agent container."),
-      language: z
-        .enum(["node", "python", "generic"])
-        .default("generic")
-        .describe(
-          "Runtime hint for the wrapper's preload: node (NODE_OPTIONS --require) or python (sitecustomize), whose preload holds the agent until the sidecar answers; or generic (environment only), where a startup probe on the sidecar makes the kubelet hold it.",
-        ),
-      replicas: z.int().min(0).max(1000).default(1).describe("Number of agent pods (scale subresource)."),
-      llm: llm.optional().describe("LLM providers and routing; without it the agent gets no LLM proxy."),
-      tools: keyedList(toolRequest, "name", 64)
-        .optional()
-        .describe("Tools the agent asks for, resolved against AgentTools."),
-      memory: memory.prefault({}).describe("The agent's memory store."),
-      runtime: runtime.prefault({}).describe("Where the agent runs."),
-      sidecar: sidecar.prefault({}).describe("Sidecar settings."),
-      nodeSelector: nodeSelector
-        .optional()
-        .describe("Node labels the agent pods must match (kubernetes runtime)."),
-      tolerations: z
-        .array(toleration)
-        .max(64)
-        .optional()
-        .describe("Tolerations of the agent pods (kubernetes runtime)."),
-      affinity: affinity.optional(),
-      network: network.prefault({}),
-      security: security.prefault({}),
-      securityContext: containerSecurityContext.optional(),
-      podSecurityContext: podSecurityContext.optional(),
-    })
-    .describe("Desired state of an AgentType."),
+export const agentTypeSpec = withRule(
+  withSecurityRules(
+    z
+      .strictObject({
+        image: image.describe("The agent's container image, run unmodified."),
+        imagePullPolicy: z
+          .enum(["Always", "IfNotPresent", "Never"])
+          .optional()
+          .describe("Image pull policy of the agent container."),
+        command: z
+          .array(z.string())
+          .max(64)
+          .optional()
+          .describe("Entrypoint override; the image's ENTRYPOINT when unset."),
+        args: z.array(z.string()).max(256).optional().describe("Arguments; the image's CMD when unset."),
+        env: keyedList(envVar, "name", 128).optional().describe("Environment of the agent container."),
+        resources: resources.optional().describe("Compute resources of the agent container."),
+        interactive: z
+          .boolean()
+          .optional()
+          .describe(
+            "Give the agent container a stdin and a TTY, for agents that want a terminal (kubectl agenttype attach). Runtime kubernetes only for now.",
+          ),
+        language: z
+          .enum(["node", "python", "generic"])
+          .default("generic")
+          .describe(
+            "Runtime hint for the wrapper's preload: node (NODE_OPTIONS --require) or python (sitecustomize), whose preload holds the agent until the sidecar answers; or generic (environment only), where a startup probe on the sidecar makes the kubelet hold it.",
+          ),
+        replicas: z.int().min(0).max(1000).default(1).describe("Number of agent pods (scale subresource)."),
+        llm: llm.optional().describe("LLM providers and routing; without it the agent gets no LLM proxy."),
+        tools: keyedList(toolRequest, "name", 64)
+          .optional()
+          .describe("Tools the agent asks for, resolved against AgentTools."),
+        memory: memory.prefault({}).describe("The agent's memory store."),
+        runtime: runtime.prefault({}).describe("Where the agent runs."),
+        sidecar: sidecar.prefault({}).describe("Sidecar settings."),
+        nodeSelector: nodeSelector
+          .optional()
+          .describe("Node labels the agent pods must match (kubernetes runtime)."),
+        tolerations: z
+          .array(toleration)
+          .max(64)
+          .optional()
+          .describe("Tolerations of the agent pods (kubernetes runtime)."),
+        affinity: affinity.optional(),
+        network: network.prefault({}),
+        security: security.prefault({}),
+        securityContext: containerSecurityContext.optional(),
+        podSecurityContext: podSecurityContext.optional(),
+      })
+      .describe("Desired state of an AgentType."),
+  ),
+  {
+    cel: "self.runtime.type == 'kubernetes' || !has(self.interactive) || !self.interactive",
+    message:
+      "interactive applies only to runtime kubernetes for now: an AgentHost cannot give the agent a terminal yet",
+    field: "interactive",
+    reason: "FieldValueForbidden",
+    holds: (s) => s.runtime.type === "kubernetes" || s.interactive !== true,
+  },
 );
 
 const resolvedTool = z

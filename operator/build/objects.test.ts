@@ -90,6 +90,13 @@ describe("pod contract", () => {
     expect(agent?.volumeMounts).toEqual([{ name: "agenttype", mountPath: "/opt/agenttype", readOnly: true }]);
   });
 
+  it("gives an interactive agent a stdin and a TTY, and others neither", () => {
+    const interactive = agentFrom("agenttype_node-researcher.yaml", (m) => (m.spec.interactive = true));
+    const agent = buildObjects(interactive, resolved, settings).workload.spec?.template.spec?.containers[0];
+    expect([agent?.stdin, agent?.tty]).toEqual([true, true]);
+    expect([pod?.containers[0]?.stdin, pod?.containers[0]?.tty]).toEqual([undefined, undefined]);
+  });
+
   it("preloads node through NODE_OPTIONS, keeping the user's own options", () => {
     const agent = agentFrom("agenttype_node-researcher.yaml", (m) =>
       m.spec.env.push({ name: "NODE_OPTIONS", value: "--max-old-space-size=256" }),

@@ -238,6 +238,8 @@ function podTemplate(
       : { resources: canonicalResources(spec.resources as V1ResourceRequirements) }),
     volumeMounts: [{ name: "agenttype", mountPath: WRAPPER_MOUNT, readOnly: true }],
     ...(agentContext === undefined ? {} : { securityContext: agentContext }),
+    // A terminal for agents that want one: `kubectl agenttype attach` talks to it.
+    ...(spec.interactive === true ? { stdin: true, tty: true } : {}),
   };
   const volumes: V1Volume[] = [{ name: "agenttype", emptyDir: { sizeLimit: "64Mi" } }, ...sidecar.volumes];
   if (spec.memory.type === "ephemeral") {
