@@ -3,6 +3,7 @@
 import * as z from "zod";
 import {
   boundedQuantity,
+  type CrossFieldRule,
   conditions,
   DNS_1035_LABEL,
   dnsLabel,
@@ -13,6 +14,7 @@ import {
   observedGeneration,
   semverRange,
   semverVersion,
+  stringMap,
   uniqueList,
   withRule,
 } from "./common.ts";
@@ -152,9 +154,20 @@ export const ANTHROPIC_DEFAULT_ENDPOINT = "https://api.anthropic.com";
 /** The anthropic-version an anthropic provider sends when it names none. */
 export const ANTHROPIC_DEFAULT_VERSION = "2023-06-01";
 const HEADER_NAME = "^[A-Za-z0-9-]+$";
-/** Header names a provider's `headers` may not set (RE2 and JavaScript read it alike). */
-const RESERVED_HEADERS =
-  /^(?i:authorization|api-key|x-api-key|anthropic-version|host|content-type|content-length|transfer-encoding|connection)$/;
+/** Header names a provider's `headers` may not set, in any case. */
+const RESERVED_HEADER_NAMES = [
+  "authorization",
+  "api-key",
+  "x-api-key",
+  "anthropic-version",
+  "host",
+  "content-type",
+  "content-length",
+  "transfer-encoding",
+  "connection",
+];
+const RESERVED_HEADERS = new RegExp(`^(${RESERVED_HEADER_NAMES.join("|")})$`, "i");
+
 
 /** A provider's fields; the sidecar's config reuses them with a credentials path instead. */
 export const providerBase = z
@@ -199,7 +212,9 @@ export const providerBase = z
       .max(10)
       .regex(/^[0-9]{4}-[0-9]{2}-[0-9]{2}$/, { error: "must be a date such as 2023-06-01" })
       .optional()
-      .describe(`anthropic-version header of an anthropic provider; ${ANTHROPIC_DEFAULT_VERSION} when unset.`),
+      .describe(
+        `anthropic-version header of an anthropic provider; ${ANTHROPIC_DEFAULT_VERSION} when unset.`,
+      ),
     credentialsSecretRef: z
       .strictObject({
         name: dnsSubdomain.describe("Name of the Secret, in the AgentType's namespace."),
@@ -261,7 +276,7 @@ export function withProviderRules<
     },
     {
       // The credential headers come from the Secret alone, and the framing ones from the sidecar.
-      cel: `!has(self.headers) || self.headers.all(k, !k.matches(${JSON.stringify(RESERVED_HEADERS.source)}))`,
+      cel: `!has(self.headers) || self.headers.all(k, !k.matches(${JSON.stringify(`(?i)${RESERVED_HEADERS.source}`)}))`,
       message:
         "headers must not set authorization, api-key, x-api-key, anthropic-version, host, content-type, content-length, transfer-encoding or connection: the API key belongs in credentialsSecretRef, the rest the sidecar sets",
       field: "headers",
@@ -282,7 +297,9 @@ export function withProviderRules<
 /** Where a provider's requests go: its endpoint, or the default of its type. */
 export function providerEndpoint(p: { type: string; endpoint?: string; region?: string }): string {
   if (p.endpoint !== undefined) return p.endpoint;
-  return p.type === "anthropic" ? ANTHROPIC_DEFAULT_ENDPOINT : `https://bedrock-runtime.${p.region}.amazonaws.com`;
+  return p.type === "anthropic"
+    ? ANTHROPIC_DEFAULT_ENDPOINT
+    : `https://bedrock-runtime.${p.region}.amazonaws.com`;
 }
 
 export const provider = withProviderRules(providerBase);

@@ -9,7 +9,7 @@ import type {
   V1NetworkPolicyIngressRule,
   V1NetworkPolicyPeer,
 } from "@kubernetes/client-node";
-import type { AgentType } from "../../api/agenttype.ts";
+import { type AgentType, providerEndpoint } from "../../api/agenttype.ts";
 import type { SidecarConfig } from "../../api/sidecarconfig.ts";
 import type { Manifest } from "../kube/client.ts";
 
@@ -42,11 +42,9 @@ export function egressTo(url: string): V1NetworkPolicyEgressRule {
   return { ports };
 }
 
-/** The URLs the sidecar calls: each provider's endpoint (bedrock's regional one by default) and each tool's. */
+/** The URLs the sidecar calls: each provider's endpoint (bedrock's regional one, anthropic's public one by default) and each tool's. */
 function declaredUrls(config: SidecarConfig): string[] {
-  const providers = (config.llm?.providers ?? []).map(
-    (p) => p.endpoint ?? `https://bedrock-runtime.${p.region}.amazonaws.com`,
-  );
+  const providers = (config.llm?.providers ?? []).map(providerEndpoint);
   return [...providers, ...config.tools.map((t) => t.url)];
 }
 

@@ -22,6 +22,7 @@ import {
   type Unhonoured,
 } from "./chat.ts";
 import { classifyBedrockException, classifyTransportError, ProviderError } from "./errors.ts";
+import { imageMediaType } from "./image-type.ts";
 import type { LlmProvider } from "./provider.ts";
 
 export interface AwsCredentials {
@@ -32,13 +33,7 @@ export interface AwsCredentials {
 
 /** The image formats Converse takes, told apart by their first bytes. */
 export function imageFormat(base64: string): ImageFormat | undefined {
-  const head = Buffer.from(base64.slice(0, 24), "base64");
-  if (head.subarray(0, 4).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47]))) return "png";
-  if (head.subarray(0, 3).equals(Buffer.from([0xff, 0xd8, 0xff]))) return "jpeg";
-  if (head.subarray(0, 4).toString("latin1") === "GIF8") return "gif";
-  if (head.subarray(0, 4).toString("latin1") === "RIFF" && head.subarray(8, 12).toString("latin1") === "WEBP")
-    return "webp";
-  return undefined;
+  return imageMediaType(base64)?.slice("image/".length) as ImageFormat | undefined;
 }
 
 /** Anthropic's models on Bedrock, which take top_k as an additional model request field. */
