@@ -19,7 +19,7 @@ DEPS := node_modules/.package-lock.json
 
 .DEFAULT_GOAL := help
 .PHONY: help deps generate lint format test test-unit test-integration check-generated \
-	test-e2e test-hosts test-hosts-containerd2 guest-image test-guests test-smoke images up down cluster-up cluster-down bench bench-operator bench-sidecar bench-hosts
+	test-e2e test-kind test-hosts test-hosts-containerd2 guest-image test-guests test-smoke images up down cluster-up cluster-down bench bench-operator bench-sidecar bench-hosts
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -76,6 +76,9 @@ guest-image: ## the KVM guest image (Debian packages only) into $(AGENTTYPE_CACH
 
 test-guests: $(DEPS) ## guest tests: libvirtd and QEMU on a KVM host (tests/guests/kvm-host.sh) boot the guest image and run an agent in it
 	npx vitest run --project guests
+
+test-kind: $(DEPS) ## Docker (an engine of its own, the host's iptables untouched), docker build of every Dockerfile target, kind and Tilt
+	npx vitest run --project kind
 
 test-smoke: $(DEPS) ## the README's commands run as a user runs them: make up twice, down, images, cluster-up/down, every bench-* at a tiny size
 	npx vitest run --project smoke

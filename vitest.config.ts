@@ -61,6 +61,19 @@ export default defineConfig({
         },
       },
       {
+        // Docker, kind and Tilt as a user runs them (tests/kind): a Docker engine of the harness's
+        // own (tests/kind/global-setup.ts), apart from the project's own cluster.
+        test: {
+          name: "kind",
+          include: ["tests/kind/**/*.test.ts"],
+          globalSetup: ["tests/kind/global-setup.ts"],
+          // One file at a time: one of them stops and starts the engine.
+          fileParallelism: false,
+          testTimeout: 900_000,
+          hookTimeout: 1_800_000,
+        },
+      },
+      {
         // The README's commands as a user runs them (make up/down, cluster-up/down, images, every
         // bench-* at a tiny size), on the default cluster state: run after the e2e tier, alone.
         test: {
