@@ -77,7 +77,7 @@ describe("starting", { timeout: 30_000 }, () => {
     );
     expect(failure).toMatchObject({ code: 1 });
     expect((failure as { stdout: string }).stdout).toContain(
-      "llm.providers[0].endpoint: an ollama provider needs an endpoint",
+      "llm.providers[0].endpoint: an ollama or openai provider needs an endpoint",
     );
   });
 

@@ -3,10 +3,13 @@
 // so requests in flight finish on the services they started with; budgets whose limits did not
 // change carry over, so a reload (a rotated credential, say) does not refill them.
 import { readFileSync } from "node:fs";
+import { ANTHROPIC_DEFAULT_VERSION, providerEndpoint } from "../api/agenttype.ts";
 import type { SidecarConfig, SidecarProvider } from "../api/sidecarconfig.ts";
 import { readSecretDir } from "./config.ts";
 import { Cooldown } from "./cooldown.ts";
+import { AnthropicProvider } from "./llm/anthropic.ts";
 import { OllamaProvider } from "./llm/ollama.ts";
+import { OpenAiProvider } from "./llm/openai.ts";
 import type { LlmProvider } from "./llm/provider.ts";
 import { type RateLimit, RateLimiter } from "./llm/ratelimit.ts";
 import { Router } from "./llm/router.ts";
@@ -76,6 +79,30 @@ async function buildProvider(
       ...(token === undefined ? {} : { token }),
     });
   }
+  if (p.type === "openai" || p.type === "anthropic") {
+    const apiKey = credentials?.apiKey;
+    if (credentials !== undefined && apiKey === undefined)
+      throw new ConfigError(
+        `${field}.credentialsDir`,
+        `${p.credentialsDir} must hold the file apiKey (the key of the provider's Secret)`,
+      );
+    const common = {
+      name: p.name,
+      model: p.model,
+      ...(apiKey === undefined ? {} : { apiKey }),
+      ...(p.headers === undefined ? {} : { headers: p.headers }),
+    };
+    if (p.type === "anthropic")
+      return new AnthropicProvider({
+        ...common,
+        endpoint: providerEndpoint(p),
+        version: p.anthropicVersion ?? ANTHROPIC_DEFAULT_VERSION,
+      });
+    // The schema requires an endpoint for openai; the check keeps the types honest.
+    if (p.endpoint === undefined)
+      throw new ConfigError(`${field}.endpoint`, "an openai provider needs an endpoint");
+    return new OpenAiProvider({ ...common, endpoint: p.endpoint });
+  }
   if (p.region === undefined) throw new ConfigError(`${field}.region`, "a bedrock provider needs a region");
   let aws: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined;
   if (credentials !== undefined) {
@@ -123,7 +150,7 @@ export async function buildServices(
     router = new Router({
       providers: llm.providers.map((p, i) => ({
         provider: providers[i] as LlmProvider,
-        where: p.endpoint ?? `region ${p.region}`,
+        where: p.type === "bedrock" && p.endpoint === undefined ? `region ${p.region}` : providerEndpoint(p),
         timeoutMs: (p.timeoutSeconds ?? llm.timeoutSeconds) * 1000,
         ...(p.rateLimit === undefined
           ? {}

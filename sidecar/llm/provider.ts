@@ -1,12 +1,13 @@
-// The contract every LLM provider (Ollama, Bedrock) implements for the router. Failures are
-// thrown as ProviderError so the router can decide between retry, fallback and giving up.
+// The contract every LLM provider (Ollama, Bedrock, OpenAI, Anthropic) implements for the
+// router. Failures are thrown as ProviderError so the router can decide between retry,
+// fallback and giving up.
 import type { ChatEvent, ChatRequest, ChatResult, EmbedRequest, EmbedResult, Unhonoured } from "./chat.ts";
 
 export interface LlmProvider {
   /** The provider's name in the config, used in errors and metrics. */
   readonly name: string;
   /** The provider's protocol, as the config's `type` names it. */
-  readonly type: "ollama" | "bedrock";
+  readonly type: "ollama" | "bedrock" | "openai" | "anthropic";
   /** The model this provider calls, whatever model the agent named. */
   readonly model: string;
   /**

@@ -1,0 +1,394 @@
+// The OpenAI provider: any OpenAI-compatible server (OpenAI, Azure OpenAI's v1 API, vLLM,
+// llama.cpp's server, LM Studio, TGI) over /chat/completions and /embeddings, SSE when
+// streaming. An agent's OpenAI chat request reaches it as the agent sent it (pass-through,
+// passthrough.ts); every other agent API is translated here from the neutral shape.
+import type { IncomingMessage } from "node:http";
+import { readText, send, type Target, target } from "../http-client.ts";
+import type {
+  ChatEvent,
+  ChatMessage,
+  ChatRequest,
+  ChatResult,
+  EmbedRequest,
+  EmbedResult,
+  Logprob,
+  StopReason,
+  ToolCall,
+  Unhonoured,
+} from "./chat.ts";
+import { classifyHttpStatus, ProviderError } from "./errors.ts";
+import { imageMediaType } from "./image-type.ts";
+import type { LlmProvider } from "./provider.ts";
+import { sseEvents } from "./sse.ts";
+
+/** The levels OpenAI's reasoning_effort takes. */
+const EFFORTS: ReadonlySet<unknown> = new Set(["minimal", "low", "medium", "high", "xhigh"]);
+
+/** What of a request the OpenAI chat completions API cannot honour. */
+export function openAiUnhonoured(request: ChatRequest): Unhonoured | undefined {
+  if (request.messages.some((m) => m.thinking !== undefined && m.thinking !== ""))
+    return {
+      feature: "thinking",
+      reason: "OpenAI's chat completions take no earlier reasoning in the conversation",
+    };
+  for (const m of request.messages) {
+    if ((m.images?.length ?? 0) === 0) continue;
+    if (m.role !== "user")
+      return {
+        feature: "images",
+        reason: `OpenAI takes images in user messages only, not in ${m.role} messages`,
+      };
+    if (m.images?.some((image) => imageMediaType(image) === undefined))
+      return { feature: "images", reason: "OpenAI takes png, jpeg, gif and webp images only" };
+  }
+  if (request.topK !== undefined)
+    return { feature: "topK", reason: "OpenAI's chat completions have no top_k" };
+  if (request.think === true)
+    return {
+      feature: "think",
+      reason: "OpenAI's reasoning_effort takes a level (minimal, low, medium, high, xhigh), not true",
+    };
+  if (typeof request.think === "string" && !EFFORTS.has(request.think))
+    return {
+      feature: "think",
+      reason: `OpenAI's reasoning_effort takes minimal, low, medium, high or xhigh, not "${request.think}"`,
+    };
+  if (request.choices !== undefined)
+    return { feature: "choices", reason: "the sidecar answers with one choice from an OpenAI provider" };
+  if (request.keepAlive !== undefined)
+    return { feature: "keepAlive", reason: "an OpenAI-compatible server loads and unloads models itself" };
+  const option = Object.keys(request.ollamaOptions ?? {})[0];
+  if (option !== undefined)
+    return { feature: `options.${option}`, reason: "OpenAI's chat completions have no such setting" };
+  return undefined;
+}
+
+function toOpenAiMessage(m: ChatMessage): Record<string, unknown> {
+  if (m.role === "tool") {
+    // OpenAI's tool messages have no error flag: the model reads that the tool failed instead.
+    const content = m.toolError === true ? `the tool failed: ${m.content}` : m.content;
+    return { role: "tool", tool_call_id: m.toolCallId ?? "", content };
+  }
+  const out: Record<string, unknown> = { role: m.role, content: m.content };
+  const images = m.images ?? [];
+  if (images.length > 0) {
+    out.content = [
+      ...(m.content === "" ? [] : [{ type: "text", text: m.content }]),
+      ...images.map((image) => ({
+        type: "image_url",
+        image_url: { url: `data:${imageMediaType(image)};base64,${image}` },
+      })),
+    ];
+  }
+  if (m.toolCalls !== undefined && m.toolCalls.length > 0) {
+    out.tool_calls = m.toolCalls.map((c) => ({
+      id: c.id,
+      type: "function",
+      function: { name: c.name, arguments: JSON.stringify(c.arguments) },
+    }));
+    // An assistant turn of tool calls alone has no text: OpenAI reads that as null content.
+    if (m.content === "") out.content = null;
+  }
+  return out;
+}
+
+/** The body of /chat/completions for a request of the neutral shape. */
+export function toOpenAiChatBody(
+  request: ChatRequest,
+  model: string,
+  stream: boolean,
+): Record<string, unknown> {
+  const body: Record<string, unknown> = { model, messages: request.messages.map(toOpenAiMessage) };
+  if (stream) {
+    body.stream = true;
+    // Usage arrives in a last chunk only when asked for; the budgets need it.
+    body.stream_options = { include_usage: true };
+  }
+  const choice = request.toolChoice;
+  const only = choice?.only;
+  // With "none" the tools stay declared, so a conversation that holds tool calls stays valid.
+  const tools =
+    choice?.mode === "none" || only === undefined
+      ? (request.tools ?? [])
+      : (request.tools ?? []).filter((t) => only.includes(t.name));
+  if (tools.length > 0) {
+    body.tools = tools.map((t) => ({
+      type: "function",
+      function: {
+        name: t.name,
+        ...(t.description === undefined ? {} : { description: t.description }),
+        parameters: t.parameters ?? { type: "object", properties: {} },
+        ...(t.strict === undefined ? {} : { strict: t.strict }),
+      },
+    }));
+    if (choice?.mode === "none") body.tool_choice = "none";
+    else if (choice?.mode === "required")
+      body.tool_choice =
+        only?.length === 1 && tools[0] !== undefined
+          ? { type: "function", function: { name: tools[0].name } }
+          : "required";
+  }
+  if (request.parallelToolCalls !== undefined && tools.length > 0)
+    body.parallel_tool_calls = request.parallelToolCalls;
+  const set = (key: string, value: unknown) => {
+    if (value !== undefined) body[key] = value;
+  };
+  set("temperature", request.temperature);
+  set("top_p", request.topP);
+  // max_tokens rather than max_completion_tokens: every OpenAI-compatible server takes it.
+  set("max_tokens", request.maxTokens);
+  set("stop", request.stop);
+  set("seed", request.seed);
+  set("frequency_penalty", request.frequencyPenalty);
+  set("presence_penalty", request.presencePenalty);
+  set("service_tier", request.serviceTier);
+  set("metadata", request.metadata);
+  const format = request.responseFormat;
+  if (format?.type === "json") body.response_format = { type: "json_object" };
+  else if (format?.type === "json_schema")
+    body.response_format = {
+      type: "json_schema",
+      json_schema: {
+        name: format.name ?? "response",
+        ...(format.description === undefined ? {} : { description: format.description }),
+        schema: format.schema,
+      },
+    };
+  if (request.think === false) body.reasoning_effort = "none";
+  else if (typeof request.think === "string") body.reasoning_effort = request.think;
+  if (request.logprobs !== undefined) {
+    body.logprobs = true;
+    if (request.logprobs.top > 0) body.top_logprobs = request.logprobs.top;
+  }
+  return body;
+}
+
+interface OpenAiToolCall {
+  index?: number;
+  id?: string;
+  function?: { name?: string; arguments?: string };
+}
+
+interface OpenAiLogprobs {
+  content?: { token: string; logprob: number; top_logprobs?: { token: string; logprob: number }[] }[] | null;
+}
+
+interface OpenAiChoice {
+  message?: { content?: string | null; reasoning_content?: string | null; tool_calls?: OpenAiToolCall[] };
+  delta?: { content?: string | null; reasoning_content?: string | null; tool_calls?: OpenAiToolCall[] };
+  finish_reason?: string | null;
+  logprobs?: OpenAiLogprobs | null;
+}
+
+export interface OpenAiUsage {
+  prompt_tokens?: number;
+  completion_tokens?: number;
+}
+
+interface OpenAiCompletion {
+  choices?: OpenAiChoice[];
+  usage?: OpenAiUsage | null;
+  error?: { message?: string };
+}
+
+export function usageOf(usage: OpenAiUsage | null | undefined) {
+  return { inputTokens: usage?.prompt_tokens ?? 0, outputTokens: usage?.completion_tokens ?? 0 };
+}
+
+function stopReasonOf(finish: string | null | undefined, sawToolCalls: boolean): StopReason {
+  if (sawToolCalls || finish === "tool_calls" || finish === "function_call") return "tool_calls";
+  return finish === "length" ? "length" : "stop";
+}
+
+function fromOpenAiLogprobs(logprobs: OpenAiLogprobs | null | undefined): Logprob[] | undefined {
+  if (logprobs?.content == null) return undefined;
+  return logprobs.content.map((l) => ({
+    token: l.token,
+    logprob: l.logprob,
+    ...(l.top_logprobs === undefined
+      ? {}
+      : { top: l.top_logprobs.map((t) => ({ token: t.token, logprob: t.logprob })) }),
+  }));
+}
+
+export class OpenAiProvider implements LlmProvider {
+  readonly name: string;
+  readonly type = "openai";
+  readonly model: string;
+  readonly #chatTarget: Target;
+  readonly #embedTarget: Target;
+  readonly #headers: Record<string, string>;
+
+  constructor(options: {
+    name: string;
+    endpoint: string;
+    model: string;
+    apiKey?: string;
+    headers?: Record<string, string>;
+  }) {
+    this.name = options.name;
+    this.model = options.model;
+    const base = options.endpoint.replace(/\/+$/, "");
+    this.#chatTarget = target(`${base}/chat/completions`);
+    this.#embedTarget = target(`${base}/embeddings`);
+    this.#headers = { ...options.headers };
+    if (options.apiKey !== undefined) this.#headers.authorization = `Bearer ${options.apiKey}`;
+  }
+
+  unhonoured(request: ChatRequest): Unhonoured | undefined {
+    return openAiUnhonoured(request);
+  }
+
+  async chat(request: ChatRequest, signal: AbortSignal): Promise<ChatResult> {
+    const response = await this.post(
+      this.#chatTarget,
+      JSON.stringify(toOpenAiChatBody(request, this.model, false)),
+      signal,
+    );
+    const completion = this.#parse(await readText(response));
+    const choice = completion.choices?.[0];
+    const toolCalls = (choice?.message?.tool_calls ?? []).map((c) => this.#toolCall(c));
+    const result: ChatResult = {
+      text: choice?.message?.content ?? "",
+      thinking: choice?.message?.reasoning_content ?? "",
+      toolCalls,
+      stopReason: stopReasonOf(choice?.finish_reason, toolCalls.length > 0),
+      usage: usageOf(completion.usage),
+    };
+    const logprobs = fromOpenAiLogprobs(choice?.logprobs);
+    if (logprobs !== undefined) result.logprobs = logprobs;
+    return result;
+  }
+
+  async *chatStream(request: ChatRequest, signal: AbortSignal): AsyncGenerator<ChatEvent> {
+    const response = await this.post(
+      this.#chatTarget,
+      JSON.stringify(toOpenAiChatBody(request, this.model, true)),
+      signal,
+    );
+    // Tool calls come in pieces, by index: the name first, then the arguments in fragments.
+    const calls = new Map<number, { id: string; name: string; arguments: string }>();
+    let finish: string | null | undefined;
+    let usage: OpenAiUsage | null | undefined;
+    for await (const event of sseEvents(response)) {
+      if (event.data === "[DONE]") {
+        const toolCalls = [...calls.values()].map((c) => this.#toolCall({ id: c.id, function: c }));
+        for (const call of toolCalls) yield { type: "tool_call", call };
+        yield { type: "done", stopReason: stopReasonOf(finish, toolCalls.length > 0), usage: usageOf(usage) };
+        return;
+      }
+      const chunk = this.#parse(event.data);
+      if (chunk.usage != null) usage = chunk.usage;
+      const choice = chunk.choices?.[0];
+      if (choice === undefined) continue;
+      if (choice.finish_reason != null) finish = choice.finish_reason;
+      const delta = choice.delta ?? {};
+      if (delta.reasoning_content != null && delta.reasoning_content !== "")
+        yield { type: "thinking", text: delta.reasoning_content };
+      if (delta.content != null && delta.content !== "") {
+        const logprobs = fromOpenAiLogprobs(choice.logprobs);
+        yield logprobs === undefined
+          ? { type: "text", text: delta.content }
+          : { type: "text", text: delta.content, logprobs };
+      }
+      for (const piece of delta.tool_calls ?? []) {
+        const index = piece.index ?? calls.size;
+        const call = calls.get(index) ?? { id: "", name: "", arguments: "" };
+        if (piece.id !== undefined) call.id = piece.id;
+        call.name += piece.function?.name ?? "";
+        call.arguments += piece.function?.arguments ?? "";
+        calls.set(index, call);
+      }
+    }
+    throw new ProviderError(
+      this.name,
+      "connection",
+      `provider "${this.name}" closed the stream before [DONE]`,
+    );
+  }
+
+  async embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
+    const refused =
+      request.truncate !== undefined
+        ? "truncate"
+        : request.keepAlive !== undefined
+          ? "keep_alive"
+          : Object.keys(request.ollamaOptions ?? {}).length > 0
+            ? "options"
+            : undefined;
+    if (refused !== undefined)
+      throw new ProviderError(
+        this.name,
+        "unsupported",
+        `provider "${this.name}" (openai) cannot honour ${refused}: OpenAI's embeddings have no such setting`,
+      );
+    const body: Record<string, unknown> = {
+      model: this.model,
+      input: request.input,
+      encoding_format: "float",
+    };
+    if (request.dimensions !== undefined) body.dimensions = request.dimensions;
+    const response = await this.post(this.#embedTarget, JSON.stringify(body), signal);
+    const answer = JSON.parse(await readText(response)) as {
+      data?: { embedding: number[]; index: number }[];
+      usage?: OpenAiUsage;
+    };
+    const data = [...(answer.data ?? [])].sort((a, b) => a.index - b.index);
+    return { embeddings: data.map((d) => d.embedding), inputTokens: answer.usage?.prompt_tokens ?? 0 };
+  }
+
+  /**
+   * Posts a body with the provider's credentials and headers; an answer other than 200 is a
+   * ProviderError classified by its status, with the server's message (OpenAI's error shape).
+   */
+  async post(to: Target, body: string, signal: AbortSignal): Promise<IncomingMessage> {
+    const response = await send(to, { method: "POST", headers: this.#headers, body, signal });
+    const status = response.statusCode ?? 0;
+    if (status === 200) return response;
+    const text = await readText(response, 1024 * 1024).catch(() => "");
+    let detail = text;
+    try {
+      detail = (JSON.parse(text) as { error?: { message?: string } }).error?.message ?? text;
+    } catch {
+      // Not JSON (a proxy's HTML page, say): the raw text is the best detail there is.
+    }
+    throw new ProviderError(
+      this.name,
+      classifyHttpStatus(status),
+      `provider "${this.name}" (openai, model ${this.model}) answered ${status}: ${detail}`,
+      status,
+    );
+  }
+
+  /** The chat completions target, for the pass-through. */
+  get chatTarget(): Target {
+    return this.#chatTarget;
+  }
+
+  #toolCall(c: OpenAiToolCall): ToolCall {
+    const raw = c.function?.arguments ?? "";
+    let args: Record<string, unknown>;
+    try {
+      args = raw === "" ? {} : (JSON.parse(raw) as Record<string, unknown>);
+    } catch {
+      throw new ProviderError(
+        this.name,
+        "unavailable",
+        `provider "${this.name}" sent tool call arguments that are not JSON: ${raw.slice(0, 200)}`,
+      );
+    }
+    return { id: c.id ?? "", name: c.function?.name ?? "", arguments: args };
+  }
+
+  /** A completion or chunk, or the error object some servers send in place of one. */
+  #parse(text: string): OpenAiCompletion {
+    const parsed = JSON.parse(text) as OpenAiCompletion;
+    if (parsed.error !== undefined)
+      throw new ProviderError(
+        this.name,
+        "unavailable",
+        `provider "${this.name}" reported: ${parsed.error.message ?? JSON.stringify(parsed.error)}`,
+      );
+    return parsed;
+  }
+}
