@@ -19,7 +19,7 @@ DEPS := node_modules/.package-lock.json
 
 .DEFAULT_GOAL := help
 .PHONY: help deps generate lint format test test-unit test-integration check-generated \
-	test-e2e test-kind test-hosts test-hosts-containerd2 guest-image test-guests test-smoke images up down cluster-up cluster-down bench bench-operator bench-sidecar bench-hosts
+	plugin install-plugin test-e2e test-kind test-hosts test-hosts-containerd2 guest-image test-guests test-smoke images up down cluster-up cluster-down bench bench-operator bench-sidecar bench-hosts
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -50,6 +50,16 @@ lint: $(DEPS) ## biome (lint + format check), the TypeScript type check, shellch
 	npm run --silent lint
 	tests/shellcheck.sh
 	tests/kube-score/kube-score.sh
+
+PLUGIN_DIR ?= $(HOME)/.local/bin
+plugin: $(DEPS) ## build kubectl-agenttype (one executable, ADR 0013), its krew archive and manifest, into dist/plugin
+	node plugin/build.ts dist/plugin
+
+install-plugin: plugin ## install kubectl-agenttype and kubectl's completion hook for it into PLUGIN_DIR (default ~/.local/bin)
+	install -D -m 0755 dist/plugin/kubectl-agenttype "$(PLUGIN_DIR)/kubectl-agenttype"
+	printf '#!/bin/sh\n# kubectl asks this for completions of `kubectl agenttype ...`\nexec kubectl-agenttype __complete "$$@"\n' > "$(PLUGIN_DIR)/kubectl_complete-agenttype"
+	chmod 0755 "$(PLUGIN_DIR)/kubectl_complete-agenttype"
+	@echo "installed $(PLUGIN_DIR)/kubectl-agenttype: try kubectl agenttype list (PLUGIN_DIR must be on PATH)"
 
 format: $(DEPS) ## rewrite files in the project's format
 	npm run --silent format

@@ -11,6 +11,7 @@ export default defineConfig({
             "operator/**/*.test.ts",
             "sidecar/**/*.test.ts",
             "wrapper/**/*.test.ts",
+            "plugin/**/*.test.ts",
           ],
         },
       },
