@@ -313,6 +313,35 @@ describe("errors a user can act on", () => {
   });
 });
 
+describe("completion", () => {
+  test("bash completes commands, flags and the namespace's AgentType names from the API server", async ({
+    namespace,
+  }) => {
+    await apply(agentType(namespace, "coder"));
+    await apply(agentType(namespace, "critic"));
+    const completions = async (...words: string[]) => {
+      const script = [
+        "source <(kubectl-agenttype completion bash)",
+        `COMP_WORDS=(kubectl-agenttype ${words.map((w) => `'${w}'`).join(" ")})`,
+        `COMP_CWORD=${words.length}`,
+        "_kubectl_agenttype",
+        'printf "%s\n" "${COMPREPLY[@]}"',
+      ].join("\n");
+      const r = await execOk("bash", ["-c", script], {
+        env: { ...process.env, PATH: `${pluginDir}:${process.env.PATH}`, KUBECONFIG: kubeconfigPath() },
+        timeoutMs: 60_000,
+      });
+      return r.trim().split("\n");
+    };
+    expect(await completions("l")).toEqual(["list", "logs"]);
+    expect(await completions("-n", namespace, "logs", "c")).toEqual(["coder", "critic"]);
+    expect(await completions("logs", "coder", "--fo")).toEqual(["--follow"]);
+    // What kubectl asks `kubectl_complete-agenttype` (make install-plugin) for `kubectl agenttype attach <TAB>`.
+    const answer = await plugin(["__complete", "-n", namespace, "attach", ""]);
+    expect(answer.stdout).toBe("coder\ncritic\n:4\n");
+  });
+});
+
 describe("RBAC decides", () => {
   test("a ServiceAccount that may read AgentTypes and pods but not logs, attach or exec is refused, the verb and subresource named", async ({
     kc,
