@@ -169,6 +169,10 @@ const RESERVED_HEADER_NAMES = [
 const RESERVED_HEADERS = new RegExp(`^(${RESERVED_HEADER_NAMES.join("|")})$`, "i");
 
 
+/** When an ollama provider's model is pulled onto its server (as a container's imagePullPolicy). */
+export const pullPolicy = z.enum(["IfNotPresent", "Always", "Never"]);
+export type PullPolicy = z.infer<typeof pullPolicy>;
+
 /** A provider's fields; the sidecar's config reuses them with a credentials path instead. */
 export const providerBase = z
   .strictObject({
@@ -188,6 +192,11 @@ export const providerBase = z
       .min(1)
       .max(256)
       .describe("Model to call, for example llama3.2 or anthropic.claude-3-5-sonnet-20240620-v1:0."),
+    pull: pullPolicy
+      .optional()
+      .describe(
+        "Model lifecycle of an ollama provider, before the sidecar reports ready: IfNotPresent (when unset) pulls the model through the server's /api/pull when /api/tags lacks it; Always pulls it at every sidecar start; Never only checks it is there. A model that is not there and cannot be pulled keeps the sidecar not ready, with the reason in the AgentType's ModelsReady condition.",
+      ),
     region: z
       .string()
       .max(64)
@@ -243,6 +252,7 @@ export function withProviderRules<
     endpoint?: string;
     headers?: Record<string, string>;
     anthropicVersion?: string;
+    pull?: string;
   }>,
 >(schema: S): S {
   const rules: CrossFieldRule<z.output<S>>[] = [
@@ -289,6 +299,13 @@ export function withProviderRules<
       field: "anthropicVersion",
       reason: "FieldValueForbidden",
       holds: (p) => p.type === "anthropic" || p.anthropicVersion === undefined,
+    },
+    {
+      cel: "self.type == 'ollama' || !has(self.pull)",
+      message: "pull is for ollama providers only: only they have models to pull",
+      field: "pull",
+      reason: "FieldValueForbidden",
+      holds: (p) => p.type === "ollama" || p.pull === undefined,
     },
   ];
   return rules.reduce((s, rule) => withRule(s, rule), schema);

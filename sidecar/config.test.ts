@@ -241,6 +241,13 @@ describe("credential rotation", { timeout: 30_000 }, () => {
       20,
     );
     await openai.chat.completions.create(ask);
-    expect(up.requests.map((r) => r.headers.authorization)).toEqual(["Bearer old-token", "Bearer new-token"]);
+    expect(up.agentCalls.map((r) => r.headers.authorization)).toEqual([
+      "Bearer old-token",
+      "Bearer new-token",
+    ]);
+    // The model checks of the first config and of the reloaded one carry their token too.
+    await eventually("the reloaded config's model check", async () => up.requests.length === 4, 10_000, 20);
+    const checks = up.requests.filter((r) => r.path === "/api/tags").map((r) => r.headers.authorization);
+    expect(checks).toEqual(["Bearer old-token", "Bearer new-token"]);
   });
 });

@@ -96,6 +96,30 @@ export class Metrics {
     help: "Keys in the agent's memory store.",
     registers: [this.registry],
   });
+  readonly modelReady = new Gauge({
+    name: "agenttype_llm_model_ready",
+    help: "1 when an ollama provider's model is on its server, 0 while it is checked, pulled or failing, by provider and model.",
+    labelNames: ["provider", "gen_ai_request_model"],
+    registers: [this.registry],
+  });
+  readonly modelPullCompletedBytes = new Gauge({
+    name: "agenttype_llm_model_pull_completed_bytes",
+    help: "Bytes of the layer being pulled that have arrived, as Ollama's /api/pull reports them, by provider and model.",
+    labelNames: ["provider", "gen_ai_request_model"],
+    registers: [this.registry],
+  });
+  readonly modelPullTotalBytes = new Gauge({
+    name: "agenttype_llm_model_pull_total_bytes",
+    help: "Size of the layer being pulled, as Ollama's /api/pull reports it, by provider and model.",
+    labelNames: ["provider", "gen_ai_request_model"],
+    registers: [this.registry],
+  });
+  readonly modelFailures = new Counter({
+    name: "agenttype_llm_model_failures_total",
+    help: "Failed checks and pulls of an ollama provider's model (each tried again with backoff), by provider and model.",
+    labelNames: ["provider", "gen_ai_request_model"],
+    registers: [this.registry],
+  });
   readonly configReloads = new Counter({
     name: "agenttype_config_reloads_total",
     help: "Reloads of the sidecar's config file, by result (ok, invalid).",

@@ -48,7 +48,7 @@ describe("sidecar edges", () => {
       }),
     });
     expect(response.status).toBe(413);
-    expect(upstream.requests).toHaveLength(0);
+    expect(upstream.agentCalls).toHaveLength(0);
   });
 
   it("answers health checks and exports gen_ai metrics with tokens, durations and time to first chunk", async () => {

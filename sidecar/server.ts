@@ -8,13 +8,14 @@ import { SIDECAR_STATUS_PATH } from "../api/sidecarstatus.ts";
 import { credentialPaths, loadConfig, watchPath } from "./config.ts";
 import { registerAnthropicApi } from "./llm/messages/api.ts";
 import { registerOllamaApi } from "./llm/ollama-api.ts";
+import { type ModelLifecycle, worthLogging } from "./llm/ollama-models.ts";
 import { registerOpenAiApi } from "./llm/openai-api.ts";
 import { registerResponsesApi } from "./llm/responses/api.ts";
 import { MemoryStore } from "./memory.ts";
 import { registerMemoryRoutes } from "./memory-api.ts";
 import { Metrics } from "./metrics.ts";
 import { buildServices, type Services } from "./services.ts";
-import { servesAgent, statusBody } from "./status.ts";
+import { statusBody, unreadyReason } from "./status.ts";
 import { registerToolRoutes } from "./tools/routes.ts";
 
 /** The agent API binds loopback only: it is for the agent in the same pod, nobody else. */
@@ -83,11 +84,10 @@ export class Sidecar {
       logController: new LogController({ disableRequestLogging: true }),
     });
     this.#opsApp.get("/healthz", async () => "ok");
-    this.#opsApp.get("/readyz", async (_request, reply) =>
-      servesAgent(this.#services)
-        ? "ok"
-        : reply.code(503).send(`every LLM provider is failing; GET ${SIDECAR_STATUS_PATH} says how`),
-    );
+    this.#opsApp.get("/readyz", async (_request, reply) => {
+      const reason = unreadyReason(this.#services);
+      return reason === undefined ? "ok" : reply.code(503).send(reason);
+    });
     this.#opsApp.get(SIDECAR_STATUS_PATH, async () => statusBody(this.#services));
     this.#opsApp.get("/metrics", async (_request, reply) =>
       reply.header("content-type", metrics.registry.contentType).send(await metrics.registry.metrics()),
@@ -108,6 +108,7 @@ export class Sidecar {
       port: options.metricsPort ?? listen.metricsPort,
     });
     sidecar.#watch();
+    sidecar.#prepareModels(services);
     options.logger.info(
       { agentUrl: sidecar.agentUrl, metricsPort: (sidecar.#opsApp.server.address() as AddressInfo).port },
       "sidecar ready",
@@ -125,6 +126,31 @@ export class Sidecar {
 
   get metricsUrl(): string {
     return `http://127.0.0.1:${(this.#opsApp.server.address() as AddressInfo).port}`;
+  }
+
+  /**
+   * Starts the lifecycle of the services' models; each change reaches the provider states
+   * (/readyz, /status), the metrics and, a line per step or tenth of a layer, the log.
+   */
+  #prepareModels(services: Services): void {
+    const logged = new Map<string, ModelLifecycle>();
+    void services.models.start((provider, model, lifecycle) => {
+      services.router?.states.modelChanged(provider, lifecycle, Date.now());
+      const labels = { provider, gen_ai_request_model: model };
+      this.metrics.modelReady.set(labels, lifecycle.phase === "ready" ? 1 : 0);
+      if (lifecycle.totalBytes !== undefined) {
+        this.metrics.modelPullTotalBytes.set(labels, lifecycle.totalBytes);
+        this.metrics.modelPullCompletedBytes.set(labels, lifecycle.completedBytes ?? 0);
+      }
+      const failed = lifecycle.phase === "failed" || lifecycle.phase === "unreachable";
+      if (failed) this.metrics.modelFailures.inc(labels);
+      if (!worthLogging(logged.get(provider), lifecycle)) return;
+      logged.set(provider, lifecycle);
+      const line = { provider, model, phase: lifecycle.phase, pull: lifecycle.pull };
+      const message = services.redact.text(lifecycle.message);
+      if (failed) this.#logger.warn(line, message);
+      else this.#logger.info(line, message);
+    });
   }
 
   /** Watches the config file and the credentials the running config reads. */
@@ -149,6 +175,8 @@ export class Sidecar {
     const previous = this.#services;
     this.#services = next;
     this.#watch();
+    previous.models.stop();
+    this.#prepareModels(next);
     // Tool calls in flight on the old gateway get their full timeout before it disconnects.
     const longestToolTimeoutMs = Math.max(0, ...previous.config.tools.map((t) => t.timeoutSeconds * 1000));
     setTimeout(() => previous.tools.gateway.close(), longestToolTimeoutMs).unref();
@@ -167,6 +195,7 @@ export class Sidecar {
 
   async close(): Promise<void> {
     for (const stop of this.#watchers) stop();
+    this.#services.models.stop();
     this.#services.tools.gateway.close();
     await Promise.all([this.#agentApp.close(), this.#opsApp.close()]);
     this.memory.close();

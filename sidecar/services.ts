@@ -9,6 +9,7 @@ import { readSecretDir } from "./config.ts";
 import { Cooldown } from "./cooldown.ts";
 import { AnthropicProvider } from "./llm/anthropic.ts";
 import { OllamaProvider } from "./llm/ollama.ts";
+import { MODEL_RETRY, ModelLifecycles, PULL_IDLE_MS } from "./llm/ollama-models.ts";
 import { OpenAiProvider } from "./llm/openai.ts";
 import type { LlmProvider } from "./llm/provider.ts";
 import { type RateLimit, RateLimiter } from "./llm/ratelimit.ts";
@@ -22,6 +23,8 @@ import type { ToolServices } from "./tools/routes.ts";
 export interface Services {
   config: SidecarConfig;
   router: Router | undefined;
+  /** The ollama providers' models, made ready before the sidecar reports ready. */
+  models: ModelLifecycles;
   tools: ToolServices;
   budgets: Budgets;
   /** Strips every credential below from what is relayed to the agent. */
@@ -52,6 +55,11 @@ class ConfigError extends Error {
     super(`${field}: ${message}`);
     this.name = "ConfigError";
   }
+}
+
+/** The Authorization header of an ollama provider with a token, none without. */
+function bearer(token: string | undefined): Record<string, string> {
+  return token === undefined ? {} : { authorization: `Bearer ${token}` };
 }
 
 function readCredentials(dir: string, field: string): Record<string, string> {
@@ -135,6 +143,7 @@ export async function buildServices(
   const now = Date.now();
   const budgets: Budgets = new Map();
   let router: Router | undefined;
+  let models = new ModelLifecycles([]);
   const held: string[] = [];
   if (config.llm !== undefined) {
     const llm = config.llm;
@@ -163,6 +172,23 @@ export async function buildServices(
         : { limiter: budget(budgets, previous, "llm.rateLimit", llm.rateLimit, now) }),
       metrics,
     });
+    models = new ModelLifecycles(
+      llm.providers.flatMap((p, i) =>
+        p.type === "ollama" && p.endpoint !== undefined
+          ? [
+              {
+                provider: p.name,
+                server: { endpoint: p.endpoint.replace(/\/+$/, ""), headers: bearer(credentials[i]?.token) },
+                model: p.model,
+                pull: p.pull ?? "IfNotPresent",
+                checkTimeoutMs: (p.timeoutSeconds ?? llm.timeoutSeconds) * 1000,
+                pullIdleMs: PULL_IDLE_MS,
+                retry: MODEL_RETRY,
+              },
+            ]
+          : [],
+      ),
+    );
   }
   const secrets = new Map<string, string>();
   for (const [i, tool] of config.tools.entries()) {
@@ -181,6 +207,7 @@ export async function buildServices(
   return {
     config,
     router,
+    models,
     budgets,
     redact,
     tools: {

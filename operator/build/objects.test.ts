@@ -54,7 +54,7 @@ describe("pod contract", () => {
         resolved,
         settings,
       ).workload.spec?.template.spec?.initContainers?.find((c) => c.name === "agenttype-sidecar");
-    expect(sidecarOf("generic")?.startupProbe?.httpGet?.path).toBe("/readyz");
+    expect(sidecarOf("generic")?.startupProbe?.httpGet?.path).toBe("/healthz");
     expect(sidecarOf("node")?.startupProbe).toBeUndefined();
     expect(sidecarOf("python")?.startupProbe).toBeUndefined();
   });

@@ -215,8 +215,11 @@ function podTemplate(
     // The kubelet starts the agent once the sidecar has started, or, with a startupProbe, once
     // it answers; each step waits for its 1 s status relist. Node and Python agents get the
     // wrapper's preload, which waits for the sidecar itself, so they skip the probe and start
-    // about a second sooner; other runtimes have nothing that waits and keep it.
-    ...(spec.language === "generic" ? { startupProbe: probe("/readyz", 1, 120) } : {}),
+    // about a second sooner; other runtimes have nothing that waits and keep it. The probe asks
+    // /healthz, which answers once the agent API listens: /readyz also waits for the models an
+    // ollama provider pulls, which can take longer than any startup bound, and a failing
+    // startup probe would restart the sidecar in the middle of the pull.
+    ...(spec.language === "generic" ? { startupProbe: probe("/healthz", 1, 120) } : {}),
     readinessProbe: probe("/readyz", 5, 3),
     livenessProbe: probe("/healthz", 10, 3),
     volumeMounts: sidecar.mounts,

@@ -48,7 +48,7 @@ describe("errors of the OpenAI API", () => {
     expect((error as APIError).message).toBe(
       "413 the request body is larger than the sidecar's limit of 8388608 bytes (8 MiB)",
     );
-    expect(upstream.requests).toHaveLength(0);
+    expect(upstream.agentCalls).toHaveLength(0);
   });
 
   it("answers a body that is not JSON, or not sent as JSON, in OpenAI's error object", async () => {

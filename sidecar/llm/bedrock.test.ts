@@ -199,7 +199,7 @@ describe("Bedrock provider", () => {
     expect((error as Error).message).toMatch(
       /provider "claude" failed after the answer had started \(throttled\).*ThrottlingException/,
     );
-    expect(fallback.requests).toHaveLength(0);
+    expect(fallback.agentCalls).toHaveLength(0);
   });
 
   it("does not fall back on ValidationException: the agent gets a 400", async () => {
@@ -207,7 +207,7 @@ describe("Bedrock provider", () => {
     bedrock.enqueue({ status: 400, exception: "ValidationException" });
     const error = await openai.chat.completions.create(ask).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OpenAI.BadRequestError);
-    expect(fallback.requests).toHaveLength(0);
+    expect(fallback.agentCalls).toHaveLength(0);
   });
 
   it("never shows the agent the provider's credentials or signature", async () => {

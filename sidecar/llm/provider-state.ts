@@ -4,6 +4,7 @@
 // Pure: the router reports outcomes, time is passed in.
 import type { ProviderHealth } from "../../api/sidecarstatus.ts";
 import type { ErrorClass, ProviderError } from "./errors.ts";
+import type { ModelLifecycle } from "./ollama-models.ts";
 
 const FAILING: ReadonlySet<ProviderHealth> = new Set([
   "unreachable",
@@ -58,6 +59,8 @@ export interface ProviderReport extends ProviderIdentity {
   consecutiveFailures: number;
   /** The last failure, kept after a recovery so a flapping provider can be told apart. */
   lastError?: { errorClass: ErrorClass; message: string; at: string };
+  /** For a provider with a model lifecycle (ollama): where its model stands. */
+  modelLifecycle?: ModelLifecycle;
 }
 
 /** Longest error message kept: an upstream's HTML error page says nothing more past this. */
@@ -92,6 +95,27 @@ export class ProviderStates {
     this.#set(report, health, now);
   }
 
+  /** A provider's model lifecycle moved on (checking, pulling, ready, failed). */
+  modelChanged(name: string, lifecycle: ModelLifecycle, now: number): void {
+    const report = this.#report(name);
+    report.modelLifecycle = { ...lifecycle };
+    // A model that was missing when the agent called is there now: the calls' verdict is stale.
+    if (lifecycle.phase === "ready" && report.state === "model-missing") {
+      report.consecutiveFailures = 0;
+      this.#set(report, "unknown", now);
+    }
+  }
+
+  /**
+   * The providers whose model holds readiness: being checked or pulled, or refused by the
+   * server. A server that cannot be reached is an outage like any other (docs/adr/0007): it
+   * does not hold readiness; the calls' verdict on the provider does.
+   */
+  modelsHoldingReadiness(): ProviderReport[] {
+    const holds = (phase: string) => phase !== "ready" && phase !== "unreachable";
+    return this.reports().filter((r) => r.modelLifecycle !== undefined && holds(r.modelLifecycle.phase));
+  }
+
   /** True when there are providers and every one is failing: no request can be served. */
   get allFailing(): boolean {
     const reports = [...this.#reports.values()];
@@ -103,6 +127,7 @@ export class ProviderStates {
     return [...this.#reports.values()].map((r) => ({
       ...r,
       ...(r.lastError === undefined ? {} : { lastError: { ...r.lastError } }),
+      ...(r.modelLifecycle === undefined ? {} : { modelLifecycle: { ...r.modelLifecycle } }),
     }));
   }
 

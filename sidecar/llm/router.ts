@@ -62,7 +62,11 @@ export interface Answer<T> {
 }
 
 /** Backoff before retry number `retry` (1-based): exponential, capped, with equal jitter. */
-export function backoffMs(retry: number, policy: RetryPolicy, random: number): number {
+export function backoffMs(
+  retry: number,
+  policy: Pick<RetryPolicy, "initialBackoffMs" | "maxBackoffMs">,
+  random: number,
+): number {
   const ceiling = Math.min(policy.maxBackoffMs, policy.initialBackoffMs * 2 ** (retry - 1));
   return Math.round(ceiling / 2 + (ceiling / 2) * random);
 }

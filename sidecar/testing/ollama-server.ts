@@ -32,6 +32,14 @@ export interface Scenario {
   echoAuthorization?: boolean;
 }
 
+/** How the server answers the next /api/pull; unset fields pull normally. */
+export interface PullScenario {
+  /** Stop sending after this many progress lines of the model's layer, keeping the connection open. */
+  hangAfterSteps?: number;
+  /** Send this error line after the manifest, as Ollama does when the registry fails mid-pull. */
+  error?: string;
+}
+
 export interface RecordedRequest {
   method: string;
   path: string;
@@ -50,7 +58,20 @@ export interface OllamaServerOptions {
   wordsPerChunk?: number;
   /** The context window when the request sets no num_ctx, in tokens. */
   contextLength?: number;
+  /** Models /api/pull can fetch, by full name (name:tag), with their size in bytes. */
+  registry?: Record<string, number>;
+  /** Progress lines of a model's layer during a pull. */
+  pullSteps?: number;
+  /** Pause before each progress line of a pull. */
+  pullStepDelayMs?: number;
 }
+
+/** What the registry offers unless a test says otherwise: the usual small models. */
+const DEFAULT_REGISTRY: Record<string, number> = {
+  "llama3.2:latest": 2_019_393_189,
+  "all-minilm:latest": 45_960_996,
+  "qwen2.5:0.5b": 397_821_319,
+};
 
 const RECORDED_MAX = 200;
 
@@ -67,12 +88,19 @@ export class OllamaServer {
   readonly #wordsPerChunk: number;
   readonly #contextLength: number;
   readonly #hanging = new Set<ServerResponse>();
+  readonly #registry: Record<string, number>;
+  readonly #pullSteps: number;
+  readonly #pullStepDelayMs: number;
+  readonly #pullScenarios: PullScenario[] = [];
 
   constructor(options: OllamaServerOptions = {}) {
     this.#models = options.models ?? ["llama3.2:latest", "all-minilm:latest"];
     this.#token = options.token;
     this.#wordsPerChunk = options.wordsPerChunk ?? 1;
     this.#contextLength = options.contextLength ?? 4096;
+    this.#registry = options.registry ?? DEFAULT_REGISTRY;
+    this.#pullSteps = options.pullSteps ?? 4;
+    this.#pullStepDelayMs = options.pullStepDelayMs ?? 0;
     this.#server = http.createServer((req, res) => {
       this.#handle(req, res).catch((error: unknown) => {
         if (!res.headersSent) this.#error(res, 500, String(error));
@@ -85,6 +113,27 @@ export class OllamaServer {
   /** Scenarios for the next requests to /api/chat, /api/generate and /api/embed, in order. */
   enqueue(...scenarios: Scenario[]): void {
     this.#scenarios.push(...scenarios);
+  }
+
+  /** Scenarios for the next requests to /api/pull, in order. */
+  enqueuePull(...scenarios: PullScenario[]): void {
+    this.#pullScenarios.push(...scenarios);
+  }
+
+  /** The requests but a sidecar's model checks and pulls (GET /api/tags, POST /api/pull): what agents' calls became. */
+  get agentCalls(): RecordedRequest[] {
+    return this.requests.filter((r) => r.path !== "/api/tags" && r.path !== "/api/pull");
+  }
+
+  /** The models the server has, by full name (name:tag), as /api/tags lists them. */
+  get models(): readonly string[] {
+    return this.#models;
+  }
+
+  /** Forgets a model, as `ollama rm` does. */
+  removeModel(name: string): void {
+    const index = this.#models.indexOf(fullName(name));
+    if (index >= 0) this.#models.splice(index, 1);
   }
 
   listen(port = 0, host = "127.0.0.1"): Promise<string> {
@@ -126,6 +175,8 @@ export class OllamaServer {
         return json(res, 200, { version: "0.12.6" });
       case "GET /api/tags":
         return json(res, 200, { models: this.#models.map(modelEntry) });
+      case "POST /api/pull":
+        return this.#pull(res, body);
       case "POST /api/show":
         return this.#show(res, body);
       case "POST /api/chat":
@@ -144,12 +195,70 @@ export class OllamaServer {
       this.#error(res, 400, "model is required");
       return undefined;
     }
-    const name = model.includes(":") ? model : `${model}:latest`;
-    if (!this.#models.includes(name)) {
+    if (!this.#models.includes(fullName(model))) {
       this.#error(res, 404, `model "${model}" not found, try pulling it first`);
       return undefined;
     }
     return model;
+  }
+
+  /**
+   * /api/pull as Ollama answers it: the name in `model` (or the older `name`), NDJSON progress
+   * unless `stream` is false (one object at the end, or 500 and the error), and a registry
+   * failure as an error line after the manifest step with status 200, since the headers are out.
+   */
+  async #pull(res: ServerResponse, body: Record<string, unknown>): Promise<void> {
+    const requested = typeof body.model === "string" && body.model !== "" ? body.model : body.name;
+    if (typeof requested !== "string" || !VALID_NAME.test(requested)) {
+      return this.#error(res, 400, "invalid model name");
+    }
+    const name = fullName(requested);
+    const scenario = this.#pullScenarios.shift() ?? {};
+    const streaming = body.stream !== false;
+    const bytes = this.#registry[name];
+    const failure =
+      scenario.error ?? (bytes === undefined ? "pull model manifest: file does not exist" : undefined);
+    const digest = createHash("sha256").update(name).digest("hex");
+    const progress: Record<string, unknown>[] = [{ status: "pulling manifest" }];
+    if (failure === undefined && bytes !== undefined) {
+      for (let step = 0; step <= this.#pullSteps; step++) {
+        const completed = Math.round((bytes * step) / this.#pullSteps);
+        progress.push({
+          status: `pulling ${digest.slice(0, 12)}`,
+          digest: `sha256:${digest}`,
+          total: bytes,
+          ...(completed > 0 ? { completed } : {}),
+        });
+      }
+      progress.push(
+        { status: "verifying sha256 digest" },
+        { status: "writing manifest" },
+        { status: "success" },
+      );
+    }
+    if (!streaming) {
+      for (const _ of progress) await sleep(this.#pullStepDelayMs);
+      if (failure !== undefined) return this.#error(res, 500, failure);
+      if (!this.#models.includes(name)) this.#models.push(name);
+      return json(res, 200, { status: "success" });
+    }
+    res.writeHead(200, { "content-type": "application/x-ndjson", date: new Date().toUTCString() });
+    for (const [i, line] of progress.entries()) {
+      if (scenario.hangAfterSteps !== undefined && i > scenario.hangAfterSteps) {
+        this.#hanging.add(res);
+        res.once("close", () => {
+          this.#hanging.delete(res);
+          this.abandoned++;
+        });
+        return;
+      }
+      await sleep(this.#pullStepDelayMs);
+      if (res.destroyed) return;
+      if (line.status === "success" && !this.#models.includes(name)) this.#models.push(name);
+      res.write(`${JSON.stringify(line)}\n`);
+    }
+    if (failure !== undefined) res.write(`${JSON.stringify({ error: failure })}\n`);
+    res.end();
   }
 
   #show(res: ServerResponse, body: Record<string, unknown>): void {
@@ -371,6 +480,14 @@ function withEcho(error: string, scenario: Scenario, headers: http.IncomingHttpH
 export function echoed(header: string, value: string | undefined): string {
   const raw = value ?? "";
   return `${header}: ${raw}; base64 ${Buffer.from(raw).toString("base64")}; url ${encodeURIComponent(raw)}`;
+}
+
+/** Model names Ollama accepts, roughly: [namespace/]name[:tag], no spaces. */
+const VALID_NAME = /^[A-Za-z0-9][A-Za-z0-9._/-]*(:[A-Za-z0-9][A-Za-z0-9._-]*)?$/;
+
+/** The name with its tag: Ollama reads `llama3.2` as `llama3.2:latest`. */
+function fullName(model: string): string {
+  return model.includes(":") ? model : `${model}:latest`;
 }
 
 function modelEntry(name: string) {

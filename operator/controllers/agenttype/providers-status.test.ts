@@ -1,7 +1,13 @@
 import { describe, expect, it } from "vitest";
 import type { SidecarStatus } from "../../../api/sidecarstatus.ts";
 import { trimPod } from "./pods-status.ts";
-import { providersVerdict, READ_INTERVAL_MS, ReadMemo, troubledSidecar } from "./providers-status.ts";
+import {
+  modelsVerdict,
+  providersVerdict,
+  READ_INTERVAL_MS,
+  ReadMemo,
+  troubledSidecar,
+} from "./providers-status.ts";
 
 const sidecar = (ready: boolean, running = true) => ({
   name: "agenttype-sidecar",
@@ -134,6 +140,93 @@ describe("providersVerdict", () => {
         read: { pod: "p", at: 0, status: { ...failing, ready: true } },
       }),
     ).toMatchObject({ status: "True", reason: "ProvidersAnswering" });
+  });
+});
+
+describe("modelsVerdict", () => {
+  type Lifecycle = NonNullable<SidecarStatus["providers"][number]["modelLifecycle"]>;
+  const withModels = (...lifecycles: Partial<Lifecycle>[]) => ({
+    sidecarsReady: false as const,
+    read: {
+      pod: "a-1",
+      at: 0,
+      status: {
+        agent: { name: "a", namespace: "ns" },
+        ready: false,
+        providers: lifecycles.map((l, i) => ({
+          name: `p${i}`,
+          type: "ollama",
+          where: "http://10.96.0.5:11434",
+          model: `m${i}`,
+          state: "unknown" as const,
+          consecutiveFailures: 0,
+          modelLifecycle: {
+            phase: "ready" as const,
+            pull: "IfNotPresent" as const,
+            message: "m is on the server",
+            since: "t",
+            failures: 0,
+            ...l,
+          },
+        })),
+      },
+    },
+  });
+
+  it("is True with no read while the sidecars are ready: a ready sidecar has every model", () => {
+    expect(modelsVerdict({ sidecarsReady: true })).toMatchObject({ status: "True", reason: "SidecarsReady" });
+  });
+
+  it("is False naming the model and Ollama's error when a pull failed", () => {
+    const verdict = modelsVerdict(
+      withModels(
+        {},
+        {
+          phase: "failed",
+          message: "cannot pull m1 into http://10.96.0.5:11434: pull model manifest: file does not exist",
+        },
+      ),
+    );
+    expect(verdict).toEqual({
+      status: "False",
+      reason: "ModelPullFailed",
+      message:
+        "pod a-1: provider p1 (ollama http://10.96.0.5:11434), model m1: cannot pull m1 into http://10.96.0.5:11434: pull model manifest: file does not exist",
+    });
+  });
+
+  it("says ModelNotPresent for a missing model under pull: Never, and ModelsPulling with the progress", () => {
+    expect(
+      modelsVerdict(withModels({ phase: "failed", pull: "Never", message: "m0 is not on …" })).reason,
+    ).toBe("ModelNotPresent");
+    const pulling = modelsVerdict(
+      withModels({ phase: "pulling", message: "pulling m0: pulling abc: 45 % of 2.0 GB" }),
+    );
+    expect(pulling).toMatchObject({
+      status: "False",
+      reason: "ModelsPulling",
+      message:
+        "pod a-1: provider p0 (ollama http://10.96.0.5:11434), model m0: pulling m0: pulling abc: 45 % of 2.0 GB",
+    });
+  });
+
+  it("is Unknown when the Ollama server cannot be reached: whether the model is there is not known", () => {
+    expect(
+      modelsVerdict(withModels({ phase: "unreachable", message: "cannot list … ECONNREFUSED" })),
+    ).toMatchObject({
+      status: "Unknown",
+      reason: "ModelServerUnreachable",
+    });
+  });
+
+  it("is True when the not-ready sidecar has every model, and Unknown when it cannot be read", () => {
+    expect(modelsVerdict(withModels({}, {}))).toMatchObject({ status: "True", reason: "ModelsPresent" });
+    expect(
+      modelsVerdict({ sidecarsReady: false, read: { pod: "a-1", at: 0, error: "timeout" } }),
+    ).toMatchObject({
+      status: "Unknown",
+      reason: "StatusUnreadable",
+    });
   });
 });
 

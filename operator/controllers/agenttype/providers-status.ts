@@ -105,6 +105,62 @@ export function providersVerdict(observation: ProvidersObservation): Verdict {
   };
 }
 
+/** "provider local (ollama http://10.96.0.5:11434), model qwen3:8b: pulling …" */
+function describeModel(p: ProviderReport): string {
+  return `provider ${p.name} (${p.type} ${p.where}), model ${p.model}: ${p.modelLifecycle?.message}`;
+}
+
+/**
+ * ModelsReady, for an AgentType with ollama providers: a sidecar waits for its models before
+ * it reports ready, so ready sidecars mean present models; a sidecar that is not ready says
+ * in /status which model it is pulling or failed to get, and why.
+ */
+export function modelsVerdict(observation: ProvidersObservation): Verdict {
+  if (observation.sidecarsReady) {
+    return { status: "True", reason: "SidecarsReady", message: "no sidecar reports a model missing" };
+  }
+  const { read } = observation;
+  if ("error" in read) {
+    return {
+      status: "Unknown",
+      reason: "StatusUnreadable",
+      message: `pod ${read.pod}: the sidecar is not ready and its /status could not be read: ${read.error}`,
+    };
+  }
+  const withModels = read.status.providers.filter((p) => p.modelLifecycle !== undefined);
+  const failed = withModels.filter((p) => p.modelLifecycle?.phase === "failed");
+  if (failed.length > 0) {
+    return {
+      status: "False",
+      reason: failed.some((p) => p.modelLifecycle?.pull === "Never") ? "ModelNotPresent" : "ModelPullFailed",
+      message: `pod ${read.pod}: ${failed.map(describeModel).join("; ")}`,
+    };
+  }
+  const preparing = withModels.filter(
+    (p) => p.modelLifecycle?.phase === "checking" || p.modelLifecycle?.phase === "pulling",
+  );
+  if (preparing.length > 0) {
+    return {
+      status: "False",
+      reason: "ModelsPulling",
+      message: `pod ${read.pod}: ${preparing.map(describeModel).join("; ")}`,
+    };
+  }
+  const unreachable = withModels.filter((p) => p.modelLifecycle?.phase === "unreachable");
+  if (unreachable.length > 0) {
+    return {
+      status: "Unknown",
+      reason: "ModelServerUnreachable",
+      message: `pod ${read.pod}: ${unreachable.map(describeModel).join("; ")}`,
+    };
+  }
+  return {
+    status: "True",
+    reason: "ModelsPresent",
+    message: `pod ${read.pod}: every model is on its server; the sidecar is not ready for another reason`,
+  };
+}
+
 /**
  * The last read per AgentType, so that one AgentType costs one read per interval whatever
  * the number of its pods and of its reconciles. Entries exist only while a sidecar reports

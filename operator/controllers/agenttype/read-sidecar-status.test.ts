@@ -7,6 +7,7 @@ import type { AddressInfo } from "node:net";
 import OpenAI from "openai";
 import { afterEach, describe, expect, it } from "vitest";
 import type { SidecarStatus } from "../../../api/sidecarstatus.ts";
+import { OllamaServer } from "../../../sidecar/testing/ollama-server.ts";
 import {
   baseConfig,
   llmConfig,
@@ -14,7 +15,7 @@ import {
   type TestSidecar,
 } from "../../../sidecar/testing/sidecar.ts";
 import { trimPod } from "./pods-status.ts";
-import { READ_INTERVAL_MS } from "./providers-status.ts";
+import { modelsVerdict, READ_INTERVAL_MS } from "./providers-status.ts";
 import { ProvidersReader, readSidecarStatus, statusUrl } from "./read-sidecar-status.ts";
 
 const never = new AbortController().signal;
@@ -95,6 +96,31 @@ describe("readSidecarStatus", () => {
     expect(status.ready).toBe(false);
     expect(status.providers[0]).toMatchObject({ name: "local", state: "unreachable" });
     expect(status.providers[0]?.lastError?.message).toContain("ECONNREFUSED");
+  });
+
+  it("reads a real sidecar whose model cannot be pulled into ModelsReady=False, naming model and error", async () => {
+    const ollama = new OllamaServer({ models: [] });
+    await ollama.listen();
+    try {
+      sc = await startTestSidecar(
+        baseConfig({
+          llm: llmConfig([{ name: "local", type: "ollama", endpoint: ollama.url, model: "no-such-model" }]),
+        }),
+      );
+      const url = `${sc.sidecar.metricsUrl}/status`;
+      await expect
+        .poll(async () => (await readSidecarStatus(url, never)).providers[0]?.modelLifecycle?.phase)
+        .toBe("failed");
+      const status = await readSidecarStatus(url, never);
+      expect(status.ready).toBe(false);
+      const verdict = modelsVerdict({ sidecarsReady: false, read: { pod: "a-1", at: 0, status } });
+      expect(verdict).toMatchObject({ status: "False", reason: "ModelPullFailed" });
+      expect(verdict.message).toMatch(
+        /^pod a-1: provider local \(ollama http:\S+\), model no-such-model: cannot pull no-such-model into http:\S+: pull model manifest: file does not exist; trying again in \d+ s$/,
+      );
+    } finally {
+      await ollama.close();
+    }
   });
 
   it("gives up on a sidecar that does not answer within the deadline", async () => {

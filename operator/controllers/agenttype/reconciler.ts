@@ -96,7 +96,11 @@ interface Step {
 /** How soon to look again while a StatefulSet being created again is still being deleted. */
 const RECREATE_POLL_MS = 1000;
 
-const TROUBLE_STATUS: Record<string, string> = { Degraded: "True", ProvidersReady: "False" };
+const TROUBLE_STATUS: Record<string, string> = {
+  Degraded: "True",
+  ProvidersReady: "False",
+  ModelsReady: "False",
+};
 
 export function createAgentTypeReconciler(deps: ReconcilerDeps) {
   const { client, agentTypes, agentTools, owned, pods, ledger, settings, events } = deps;
@@ -162,8 +166,10 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
     const recorded: string[] = [];
     for (const condition of transitions(previous, status)) {
       const trouble = TROUBLE_STATUS[condition.type];
+      // A model being pulled is progress, not trouble: a Normal Event says it started.
+      const pulling = condition.type === "ModelsReady" && condition.reason === "ModelsPulling";
       const warning =
-        (trouble !== undefined && condition.status === trouble) ||
+        (trouble !== undefined && condition.status === trouble && !pulling) ||
         (condition.type === "ToolsResolved" &&
           (condition.status === "False" ||
             condition.reason === "NewerToolUnavailable" ||
@@ -173,7 +179,7 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
         condition.status !== trouble &&
         condition.status !== "Unknown" &&
         previous?.conditions?.some((c) => c.type === condition.type && c.status === trouble);
-      if (warning || recovered || (condition.type === "Ready" && condition.status === "True")) {
+      if (warning || recovered || pulling || (condition.type === "Ready" && condition.status === "True")) {
         await events.record(raw, warning ? "Warning" : "Normal", condition.reason, condition.message, signal);
         recorded.push(condition.reason);
       }
@@ -383,6 +389,7 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
       agent.spec.llm === undefined
         ? "none"
         : await providers.observe(key, agentPods, agent.spec.sidecar.metricsPort, signal);
+    observation.modelLifecycle = agent.spec.llm?.providers.some((p) => p.type === "ollama") ?? false;
     step.action = "writing the status";
     // The Event and the status go at once too: neither needs the other.
     await Promise.all([

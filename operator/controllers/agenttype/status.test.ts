@@ -287,6 +287,75 @@ describe("ProvidersReady", () => {
   });
 });
 
+describe("ModelsReady", () => {
+  const pulling = {
+    sidecarsReady: false as const,
+    read: {
+      pod: "a-1",
+      at: 0,
+      status: {
+        agent: { name: "a", namespace: "ns" },
+        ready: false,
+        providers: [
+          {
+            name: "local",
+            type: "ollama",
+            where: "http://10.96.0.5:11434",
+            model: "qwen3:8b",
+            state: "unknown" as const,
+            consecutiveFailures: 0,
+            modelLifecycle: {
+              phase: "failed" as const,
+              pull: "IfNotPresent" as const,
+              message:
+                "cannot pull qwen3:8b into http://10.96.0.5:11434: pull model manifest: file does not exist",
+              since: "t",
+              failures: 2,
+            },
+          },
+        ],
+      },
+    },
+  };
+
+  it("is set from the same read as ProvidersReady for an agent with ollama providers, after it", () => {
+    const failed = computeStatus(
+      undefined,
+      { ...base, workload: rolledOut, providers: pulling, modelLifecycle: true },
+      t0,
+    );
+    expect(failed.conditions?.find((c) => c.type === "ModelsReady")).toMatchObject({
+      status: "False",
+      reason: "ModelPullFailed",
+      observedGeneration: 3,
+      message: expect.stringContaining("model qwen3:8b: cannot pull qwen3:8b"),
+    });
+    expect(failed.conditions?.map((c) => c.type).slice(-2)).toEqual(["ProvidersReady", "ModelsReady"]);
+    const back = computeStatus(
+      failed,
+      { ...base, workload: rolledOut, providers: { sidecarsReady: true }, modelLifecycle: true },
+      t1,
+    );
+    expect(byType(back).ModelsReady).toEqual(["True", "SidecarsReady"]);
+  });
+
+  it("is absent for an agent without ollama providers or without an LLM", () => {
+    const failed = computeStatus(
+      undefined,
+      { ...base, workload: rolledOut, providers: pulling, modelLifecycle: true },
+      t0,
+    );
+    const bedrockOnly = computeStatus(
+      failed,
+      { ...base, workload: rolledOut, providers: { sidecarsReady: true }, modelLifecycle: false },
+      t1,
+    );
+    expect(byType(bedrockOnly).ModelsReady).toBeUndefined();
+    const noLlm = computeStatus(failed, { ...base, workload: rolledOut, providers: "none" }, t1);
+    expect(byType(noLlm).ModelsReady).toBeUndefined();
+  });
+});
+
 describe("ToolsResolved with an unavailable tool", () => {
   it("says the tool the agent got is unavailable, naming it and the probe's message", () => {
     const tool = {

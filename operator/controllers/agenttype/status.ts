@@ -11,7 +11,7 @@ import {
 } from "../../tools/resolve-tools.ts";
 import { availability } from "../../tools/tool-status.ts";
 import { type PodView, podsActivity, podsProblem } from "./pods-status.ts";
-import { type ProvidersObservation, providersVerdict } from "./providers-status.ts";
+import { modelsVerdict, type ProvidersObservation, providersVerdict } from "./providers-status.ts";
 
 type Condition = NonNullable<AgentTypeStatus["conditions"]>[number];
 type ConditionStatus = Condition["status"];
@@ -44,6 +44,8 @@ export interface Observation {
    * ProvidersReady condition); absent when not known this time (the condition stays as it is).
    */
   providers?: ProvidersObservation | "none";
+  /** Whether the AgentType has providers with a model lifecycle (ollama): only then is there a ModelsReady condition. */
+  modelLifecycle?: boolean;
 }
 
 /** Sets a condition, keeping lastTransitionTime when the status did not change. */
@@ -223,8 +225,14 @@ export function computeStatus(
     const verdict = providersVerdict(observation.providers);
     conditions = set(conditions, "ProvidersReady", verdict.status, verdict.reason, verdict.message);
   }
+  if (observation.providers === "none" || observation.modelLifecycle === false) {
+    conditions = conditions.filter((c) => c.type !== "ModelsReady");
+  } else if (observation.providers !== undefined && observation.modelLifecycle === true) {
+    const verdict = modelsVerdict(observation.providers);
+    conditions = set(conditions, "ModelsReady", verdict.status, verdict.reason, verdict.message);
+  }
 
-  const order = ["Ready", "Progressing", "Degraded", "ToolsResolved", "ProvidersReady"];
+  const order = ["Ready", "Progressing", "Degraded", "ToolsResolved", "ProvidersReady", "ModelsReady"];
   conditions.sort((a, b) => order.indexOf(a.type) - order.indexOf(b.type));
 
   const status: AgentTypeStatus = {
