@@ -339,6 +339,50 @@ describe("ModelsReady", () => {
     expect(byType(back).ModelsReady).toEqual(["True", "SidecarsReady"]);
   });
 
+  it("keeps a sidecar pulling a model for long from reading as a failing probe", () => {
+    const inPull = {
+      ...pulling,
+      read: {
+        ...pulling.read,
+        status: {
+          ...pulling.read.status,
+          providers: pulling.read.status.providers.map((p) => ({
+            ...p,
+            modelLifecycle: {
+              ...p.modelLifecycle,
+              phase: "pulling" as const,
+              message: "pulling qwen3:8b: 45 %",
+            },
+          })),
+        },
+      },
+    };
+    const slowSidecar = trimPod({
+      metadata: { name: "a-1", namespace: "ns" },
+      status: {
+        phase: "Running",
+        initContainerStatuses: [
+          {
+            name: "agenttype-sidecar",
+            ready: false,
+            restartCount: 0,
+            state: { running: { startedAt: new Date(t0.getTime() - 10 * 60_000).toISOString() } },
+          },
+        ],
+      },
+    } as Parameters<typeof trimPod>[0]);
+    const observed = { ...base, workload: rolledOut, pods: [slowSidecar] };
+    const probing = computeStatus(undefined, { ...observed, providers: pulling, modelLifecycle: true }, t0);
+    expect(byType(probing).Degraded).toEqual(["True", "ProbeFailing"]);
+    const whilePulling = computeStatus(
+      undefined,
+      { ...observed, providers: inPull, modelLifecycle: true },
+      t0,
+    );
+    expect(byType(whilePulling).Degraded).toEqual(["False", "AsExpected"]);
+    expect(byType(whilePulling).ModelsReady).toEqual(["False", "ModelsPulling"]);
+  });
+
   it("is absent for an agent without ollama providers or without an LLM", () => {
     const failed = computeStatus(
       undefined,

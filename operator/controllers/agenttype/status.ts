@@ -170,8 +170,16 @@ export function computeStatus(
       ? { reason: "RequiredToolsMissing", message: describeMissing(required) }
       : undefined);
   // The pods' trouble degrades the agent but does not block the rollout: a fixed spec rolls on.
-  const podTrouble =
+  const found =
     blocked === undefined && observation.pods !== undefined ? podsProblem(observation.pods, now) : undefined;
+  // A sidecar pulling a model is not ready for as long as the download takes: that is progress,
+  // which ModelsReady reports, not a failing probe.
+  const pulling =
+    observation.modelLifecycle === true &&
+    observation.providers !== undefined &&
+    observation.providers !== "none" &&
+    modelsVerdict(observation.providers).reason === "ModelsPulling";
+  const podTrouble = found?.reason === "ProbeFailing" && pulling ? undefined : found;
   const degraded = blocked ?? podTrouble;
   conditions = degraded
     ? set(conditions, "Degraded", "True", degraded.reason, degraded.message)
