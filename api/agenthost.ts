@@ -92,6 +92,14 @@ const kvm = z
       .describe(
         "Path on the host of the guest disk image agents boot from; the driver's default when unset.",
       ),
+    stateDir: z
+      .string()
+      .max(1024)
+      .regex(/^\/[!-~]*[!-.0-~]$/, {
+        error: "must be an absolute path of visible ASCII characters, not ending in /",
+      })
+      .default("/var/lib/agenttype/kvm")
+      .describe("Root-only directory on the host for the guests' overlays and console logs."),
   })
   .describe("Settings of the KVM (libvirt) driver.");
 

@@ -168,7 +168,6 @@ const RESERVED_HEADER_NAMES = [
 ];
 const RESERVED_HEADERS = new RegExp(`^(${RESERVED_HEADER_NAMES.join("|")})$`, "i");
 
-
 /** When an ollama provider's model is pulled onto its server (as a container's imagePullPolicy). */
 export const pullPolicy = z.enum(["IfNotPresent", "Always", "Never"]);
 export type PullPolicy = z.infer<typeof pullPolicy>;
@@ -581,7 +580,7 @@ function withSecurityRules<S extends z.ZodType<SecuritySpec>>(schema: S): S {
   );
 }
 
-export const agentTypeSpec = withRule(
+const agentTypeSpecWithoutSuspend = withRule(
   withSecurityRules(
     z
       .strictObject({
@@ -598,6 +597,12 @@ export const agentTypeSpec = withRule(
         args: z.array(z.string()).max(256).optional().describe("Arguments; the image's CMD when unset."),
         env: keyedList(envVar, "name", 128).optional().describe("Environment of the agent container."),
         resources: resources.optional().describe("Compute resources of the agent container."),
+        suspend: z
+          .boolean()
+          .optional()
+          .describe(
+            "Runtime kvm: true saves each guest's memory and state to disk (libvirt managed save) and frees its CPU and memory; false or unset resumes them where they were. Status: Suspended=True, Ready=False with reason Suspended.",
+          ),
         interactive: z
           .boolean()
           .optional()
@@ -644,6 +649,15 @@ export const agentTypeSpec = withRule(
   },
 );
 
+export const agentTypeSpec = withRule(agentTypeSpecWithoutSuspend, {
+  cel: "self.runtime.type == 'kvm' || !has(self.suspend) || !self.suspend",
+  message:
+    "suspend applies only to runtime kvm: only a guest's memory can be saved and resumed where it was (scaling to zero would restart the agent)",
+  field: "suspend",
+  reason: "FieldValueForbidden",
+  holds: (s) => s.runtime.type === "kvm" || s.suspend !== true,
+});
+
 const resolvedTool = z
   .strictObject({
     name: dnsSubdomain.describe("Name of the tool as requested."),
@@ -670,7 +684,7 @@ export const agentTypeStatus = z
         z.strictObject({
           replica: z.int().min(0).describe("Replica number."),
           host: z.string().max(253).describe("The AgentHost it runs on."),
-          state: z.string().max(64).describe("running, starting, restarting, exited or pending."),
+          state: z.string().max(64).describe("running, starting, restarting, exited, pending or suspended."),
           restarts: z.int().min(0).optional().describe("Times the agent was restarted."),
         }),
       )

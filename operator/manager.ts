@@ -15,6 +15,7 @@ import type { ControllerContext, ControllerSetup, InformerExtras } from "./engin
 import { InformerGroup } from "./engine/informer.ts";
 import { LeaderElector } from "./engine/leader-election.ts";
 import { createMetrics } from "./engine/metrics.ts";
+import { SecretGuestKeyStore } from "./hosts/guest-key-secrets.ts";
 import { HostConnections } from "./hosts/host-connections.ts";
 import type { ApiServerAccess } from "./kube/access.ts";
 import { KubeClient, type KubeObject, type ResourceType } from "./kube/client.ts";
@@ -44,7 +45,7 @@ export class Manager {
   private readonly server: FastifyInstance;
   private readonly elector: LeaderElector | undefined;
   private controllers: Controller[] = [];
-  private readonly hosts = new HostConnections();
+  private readonly hosts: HostConnections;
   private informersSynced = false;
   private stopped: Promise<void> | undefined;
 
@@ -52,6 +53,7 @@ export class Manager {
     this.config = config;
     this.logger = logger;
     this.client = new KubeClient(access, { requestTimeoutMs: config.requestTimeoutSeconds * 1000 });
+    this.hosts = new HostConnections({}, { guestKeys: new SecretGuestKeyStore(this.client) });
     this.server = Fastify({ logger: false });
     this.server.get("/healthz", async () => "ok");
     this.server.get("/readyz", async (_request, reply) => {

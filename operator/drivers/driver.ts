@@ -136,6 +136,23 @@ export interface ContainerDriver {
 
   readonly volumes?: VolumeOperations;
   readonly networks?: NetworkOperations;
+  /**
+   * True when a replica's new group can run beside its old one (the KVM driver names a guest
+   * after what it runs): a roll starts the new first and then removes the old. Otherwise the old
+   * goes first, as the group's name is the replica's.
+   */
+  readonly rollsNewFirst?: boolean;
+  /** How long starting a replica may take, when longer than a container start (a guest boots first). */
+  readonly startDeadlineMs?: number;
+  /**
+   * Saves the groups matching `filter` where they are, memory included, and frees what they
+   * hold (KVM: libvirt managed save); resolves with what was saved. Absent where a backend cannot.
+   */
+  suspend?(filter: LabelFilter, call: Call): Promise<string[]>;
+  /** Starts saved groups matching `filter` where they were; resolves with what was resumed. */
+  resume?(filter: LabelFilter, call: Call): Promise<string[]>;
+  /** How a group's start went, for the Event that reports it (KVM: the guest's boot stages). */
+  startNote?(groupId: string): string | undefined;
 
   /** Releases what the driver holds (the forwarded socket); the transport stays open. */
   close(): Promise<void>;

@@ -9,6 +9,8 @@ export const LABEL_UID = "agenttype.dev/uid";
 export const LABEL_REPLICA = "agenttype.dev/replica";
 /** Which container of the group: wrapper, sidecar or agent. */
 export const LABEL_ROLE = "agenttype.dev/role";
+/** A hash of what a replica runs (placement/host-plan.ts specHash): a change means a roll. */
+export const LABEL_SPEC_HASH = "agenttype.dev/spec-hash";
 export const LABEL_MANAGED_BY = "app.kubernetes.io/managed-by";
 export const MANAGED_BY = "agenttype-operator";
 

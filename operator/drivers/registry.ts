@@ -3,14 +3,21 @@
 import type * as z from "zod";
 import { parseConfig } from "./config.ts";
 import type { ContainerDriver } from "./driver.ts";
+import type { GuestKeyStore } from "./kvm/guest-keys.ts";
 import type { HostTransport } from "./transport.ts";
+
+/** What the operator lends a driver beside its transport; a driver that needs one says so. */
+export interface DriverServices {
+  /** Where guests' keys are kept (the KVM driver): a Secret owned by the AgentType in the operator. */
+  guestKeys?: GuestKeyStore;
+}
 
 export interface DriverFactory<S extends z.ZodType = z.ZodType> {
   /** The name an AgentHost's `spec.driver` uses. */
   kind: string;
   /** Schema of the driver's settings (for example an AgentHost's `spec.containerd`). */
   settings: S;
-  create(settings: z.output<S>, transport: HostTransport): ContainerDriver;
+  create(settings: z.output<S>, transport: HostTransport, services: DriverServices): ContainerDriver;
 }
 
 export class DriverRegistry {
@@ -27,13 +34,19 @@ export class DriverRegistry {
   }
 
   /** A driver of `kind` on `transport`; unknown kinds and bad settings throw, naming them. */
-  create(kind: string, settings: unknown, transport: HostTransport): ContainerDriver {
+  create(
+    kind: string,
+    settings: unknown,
+    transport: HostTransport,
+    services: DriverServices = {},
+  ): ContainerDriver {
     const factory = this.#factories.get(kind);
     if (factory === undefined)
       throw new Error(`no driver named ${JSON.stringify(kind)}; known: ${this.kinds().join(", ") || "none"}`);
     return factory.create(
       parseConfig(factory.settings, `${kind} driver settings`, settings ?? {}),
       transport,
+      services,
     );
   }
 }

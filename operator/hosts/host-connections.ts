@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import type { AgentHost } from "../../api/agenthost.ts";
 import type { ContainerDriver } from "../drivers/driver.ts";
 import { drivers } from "../drivers/drivers.ts";
+import type { DriverServices } from "../drivers/registry.ts";
 import { SshConnection, type SshOptions } from "../drivers/ssh/connection.ts";
 
 export interface HostAccess {
@@ -13,9 +14,17 @@ export interface HostAccess {
   driver: ContainerDriver;
 }
 
-/** The settings the containerd driver takes, from an AgentHost's spec. Pure. */
+/** The settings the host's driver takes, from an AgentHost's spec. Pure. */
 export function driverSettings(host: AgentHost): Record<string, unknown> {
-  if (host.spec.driver !== "containerd") return {};
+  if (host.spec.driver === "kvm") {
+    const k = host.spec.kvm;
+    return {
+      ...(k?.uri === undefined ? {} : { uri: k.uri }),
+      ...(k?.network === undefined ? {} : { network: k.network }),
+      ...(k?.baseImage === undefined ? {} : { baseImage: k.baseImage }),
+      ...(k?.stateDir === undefined ? {} : { stateDir: k.stateDir }),
+    };
+  }
   const c = host.spec.containerd;
   return {
     ...(c?.socket === undefined ? {} : { socket: c.socket }),
@@ -34,9 +43,11 @@ export function accessDigest(host: AgentHost, privateKey: string): string {
 export class HostConnections {
   readonly #entries = new Map<string, HostAccess & { digest: string }>();
   readonly #options: Partial<SshOptions>;
+  readonly #services: DriverServices;
 
-  constructor(options: Partial<SshOptions> = {}) {
+  constructor(options: Partial<SshOptions> = {}, services: DriverServices = {}) {
     this.#options = options;
+    this.#services = services;
   }
 
   /** The host's connection and driver, made anew when the host or its key changed. */
@@ -51,7 +62,7 @@ export class HostConnections {
       { host: ssh.address, port: ssh.port, username: ssh.user, privateKey, hostKey: ssh.hostKey },
       this.#options,
     );
-    const driver = drivers.create(host.spec.driver, driverSettings(host), connection);
+    const driver = drivers.create(host.spec.driver, driverSettings(host), connection, this.#services);
     const entry = { connection, driver, digest };
     this.#entries.set(name, entry);
     return entry;

@@ -94,12 +94,13 @@ export const permissions: { watched: Permission[]; hosts: Permission[]; leaderEl
     { resource: resources.event, verbs: ["create", "patch"] },
   ],
   // AgentHosts are cluster-scoped; the Secrets are the SSH client keys AgentHosts name (read,
-  // and created when the operator generates a key). README "Narrowing the operator's Secret
-  // access" binds the Secret rule in one namespace only instead.
+  // and created when the operator generates a key) and the keys of KVM guests (`<agent>-guest-keys`,
+  // written by server-side apply). README "Narrowing the operator's Secret access" binds the
+  // Secret rule in one namespace only instead.
   hosts: [
     { resource: resources.agentHost, verbs: informed },
     { resource: resources.agentHost, subresource: "status", verbs: ["patch"] },
-    { resource: resources.secret, verbs: ["get", "create"] },
+    { resource: resources.secret, verbs: ["get", "create", "patch"] },
     // The API server keeps an AgentHost's Events in "default" only, whatever the operator
     // watches; a repeat is patched as in the watched namespaces.
     { resource: resources.event, verbs: ["create", "patch"] },

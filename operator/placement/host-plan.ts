@@ -12,13 +12,13 @@ import { type DesiredObjects, WRAPPER_MOUNT } from "../build/objects.ts";
 import { parseQuantity } from "../build/quantity.ts";
 import type { Labels, ResourceLimits } from "../drivers/config.ts";
 import type { ContainerInfo, GroupInfo } from "../drivers/driver.ts";
-import { LABEL_ROLE, type Owner } from "../drivers/labels.ts";
+import { LABEL_ROLE, LABEL_SPEC_HASH, type Owner } from "../drivers/labels.ts";
 import type { ReplicaPlan, ReplicaSpec } from "../drivers/replica.ts";
 import { buildReplicaPlan, ROLE_AGENT, ROLE_SIDECAR } from "../drivers/replica.ts";
 import type { ResolvedTool } from "../tools/resolve-tools.ts";
 
 /** Labels a group carries beside the driver's: what it runs, and what it takes of the host. */
-export const LABEL_SPEC_HASH = "agenttype.dev/spec-hash";
+export { LABEL_SPEC_HASH };
 export const LABEL_HOST = "agenttype.dev/host";
 export const LABEL_CPU_MILLIS = "agenttype.dev/cpu-millis";
 export const LABEL_MEMORY_BYTES = "agenttype.dev/memory-bytes";
@@ -138,7 +138,11 @@ export function replicaSize(spec: ReplicaSpec): { cpuMillis: number; memoryBytes
   };
 }
 
-/** The driver's plan with our labels on the group: hash, host, size. */
+/**
+ * The driver's plan with our labels on the group and its volumes: hash, host, size. The volumes
+ * carry them too because on a KVM host the first volume boots the replica's guest, which is
+ * named after the hash (a roll boots a new guest beside the old) and sized by them.
+ */
 export function hostReplicaPlan(spec: ReplicaSpec, hostName: string): ReplicaPlan {
   const plan = buildReplicaPlan(spec);
   const size = replicaSize(spec);
@@ -148,7 +152,11 @@ export function hostReplicaPlan(spec: ReplicaSpec, hostName: string): ReplicaPla
     [LABEL_CPU_MILLIS]: String(size.cpuMillis),
     [LABEL_MEMORY_BYTES]: String(size.memoryBytes),
   };
-  return { ...plan, group: { ...plan.group, labels: { ...plan.group.labels, ...extra } } };
+  return {
+    ...plan,
+    group: { ...plan.group, labels: { ...plan.group.labels, ...extra } },
+    volumes: plan.volumes.map((v) => ({ ...v, labels: { ...v.labels, ...extra } })),
+  };
 }
 
 /** What other AgentTypes' groups take of the host, read from their labels. */
@@ -225,11 +233,11 @@ export function toolsUnreachableFromHost(tools: readonly ResolvedTool[]): string
   });
 }
 
-/** Whether an AgentType runs on a containerd host (the path of host.ts). */
-export function runsOnContainerdHost(agent: object): boolean {
+/** Whether an AgentType runs on an AgentHost, in containerd or in KVM guests (the path of host.ts). */
+export function runsOnHost(agent: object): boolean {
   const runtime = ((agent as { spec?: unknown }).spec as { runtime?: { type?: string } } | undefined)
     ?.runtime;
-  return runtime?.type === "containerd";
+  return runtime?.type === "containerd" || runtime?.type === "kvm";
 }
 
 export type { AgentType };

@@ -4,7 +4,7 @@ import type { AgentTypeStatus } from "../../api/agenttype.ts";
 import { setCondition } from "../controllers/agenttype/status.ts";
 import type { ToolResolution } from "../tools/resolve-tools.ts";
 
-export type ReplicaState = "running" | "starting" | "restarting" | "exited" | "pending";
+export type ReplicaState = "running" | "starting" | "restarting" | "exited" | "pending" | "suspended";
 
 export interface HostReplica {
   replica: number;
@@ -29,6 +29,11 @@ export interface HostObservation {
   retrying?: { reason: string; message: string };
   /** Replicas left unplaced for lack of capacity: Ready=False HostFull. */
   hostFull?: { placed: number; limit: string };
+  /**
+   * Where the host can suspend (runtime kvm): "suspended" when spec.suspend holds the replicas
+   * saved (Suspended=True, Ready=False Suspended), "running" otherwise (Suspended=False).
+   */
+  suspend?: "suspended" | "running";
 }
 
 export function hostAgentStatus(
@@ -61,7 +66,12 @@ export function hostAgentStatus(
     );
   }
 
-  if (o.problem !== undefined) {
+  if (o.suspend === "suspended" && o.problem === undefined) {
+    const message = `spec.suspend is true: ${placed} replicas saved to disk on host ${o.host}, memory included; set it to false to resume them where they were`;
+    set("Suspended", "True", "Suspended", message);
+    set("Ready", "False", "Suspended", message);
+    set("Degraded", "False", "AsExpected", "no problems");
+  } else if (o.problem !== undefined) {
     set("Degraded", "True", o.problem.reason, o.problem.message);
     set("Ready", "False", o.problem.reason, o.problem.message);
   } else if (o.toolProblem !== undefined) {
@@ -100,7 +110,11 @@ export function hostAgentStatus(
       );
   }
 
-  if (o.retrying !== undefined) set("Progressing", "True", o.retrying.reason, o.retrying.message);
+  if (o.suspend === "running")
+    set("Suspended", "False", "Running", `spec.suspend is not set; replicas run on host ${o.host}`);
+  if (o.suspend === "suspended" && o.problem === undefined)
+    set("Progressing", "False", "Suspended", "spec.suspend is true");
+  else if (o.retrying !== undefined) set("Progressing", "True", o.retrying.reason, o.retrying.message);
   else if (o.problem === undefined && o.toolProblem === undefined && (ready < target || placed !== target))
     set(
       "Progressing",

@@ -1,7 +1,8 @@
-// Runs an AgentType with `runtime: containerd` on its AgentHost: the same desired objects as
+// Runs an AgentType with `runtime: containerd` or `kvm` on its AgentHost: the same desired objects as
 // for pods, turned into pod-shaped groups (host-plan.ts) and converged by labels alone, so an
 // operator restart or failover adopts what runs and restarts nothing healthy. Replicas beyond
-// the host's capacity are left unplaced (HostFull); a spec change rolls one replica at a time;
+// the host's capacity are left unplaced (HostFull); a spec change rolls one replica at a time
+// (in KVM guests the new guest first, then the old one removed);
 // an exited container is restarted with backoff and an Event naming its exit code and last
 // lines; deletion removes everything of the AgentType from the host behind a finalizer.
 import type { Logger } from "pino";
@@ -19,7 +20,14 @@ import { type Call, within } from "../drivers/call.ts";
 import type { ContainerDriver, ContainerInfo, GroupInfo } from "../drivers/driver.ts";
 import { errorCondition } from "../drivers/error-condition.ts";
 import { LABEL_REPLICA, managedFilter, type Owner, ownerLabels, replicaLabels } from "../drivers/labels.ts";
-import { exitReport, ROLE_AGENT, ROLE_SIDECAR, removeReplicas, startReplica } from "../drivers/replica.ts";
+import {
+  exitReport,
+  ROLE_AGENT,
+  ROLE_SIDECAR,
+  removeReplicas,
+  type StartedReplica,
+  startReplica,
+} from "../drivers/replica.ts";
 import type { ReconcileResult } from "../engine/controller.ts";
 import type { ObjectCache } from "../engine/informer.ts";
 import { backoffDelay } from "../engine/workqueue.ts";
@@ -97,6 +105,7 @@ export function createHostPlacement(deps: HostPlacementDeps) {
   /** The host and a driver on it, or why not. */
   async function hostAccess(
     hostName: string,
+    runtime: string,
     signal: AbortSignal,
   ): Promise<{ host: AgentHost; driver: ContainerDriver } | { reason: string; message: string }> {
     const raw = agentHosts.get(hostName);
@@ -112,10 +121,10 @@ export function createHostPlacement(deps: HostPlacementDeps) {
         message: `AgentHost ${hostName} is invalid: ${formatFieldErrors(parsed.errors)}`,
       };
     const host = parsed.value;
-    if (host.spec.driver !== "containerd")
+    if (host.spec.driver !== runtime)
       return {
         reason: "HostDriverMismatch",
-        message: `AgentHost ${hostName} runs driver ${host.spec.driver}, not containerd`,
+        message: `AgentHost ${hostName} runs driver ${host.spec.driver}, not ${runtime} (spec.runtime.type)`,
       };
     const key = await clientKey(client, host, signal, { generate: false });
     if (key === undefined)
@@ -230,7 +239,8 @@ export function createHostPlacement(deps: HostPlacementDeps) {
         log.info({ host: hostName }, "released the finalizer: the agent's host no longer exists");
         return undefined;
       }
-      const access = await hostAccess(hostName, signal);
+      const runtime = (raw as AgentType).spec?.runtime?.type ?? "";
+      const access = await hostAccess(hostName, runtime, signal);
       if ("reason" in access) throw new Error(access.message);
       const owner = ownerOf(raw);
       await removeReplicas(
@@ -313,22 +323,57 @@ export function createHostPlacement(deps: HostPlacementDeps) {
       };
 
     try {
-      const access = await hostAccess(hostName, signal);
+      const access = await hostAccess(hostName, agent.spec.runtime.type, signal);
       if ("reason" in access) {
         observation.problem = { reason: access.reason, message: access.message };
         await writeStatus(raw, observation, signal);
         return { requeueAfterMs: 15_000 };
       }
-      const call = within(STEP_DEADLINE_MS, signal);
+      let call = within(STEP_DEADLINE_MS, signal);
       const owner = ownerOf(raw);
       const { host, driver } = access;
+      if (driver.suspend !== undefined && driver.resume !== undefined) {
+        const longCall = within(Math.max(STEP_DEADLINE_MS, driver.startDeadlineMs ?? 0), signal);
+        if (agent.spec.suspend === true) {
+          const saved = await driver.suspend(ownerLabels(owner), longCall);
+          if (saved.length > 0)
+            await events.record(
+              raw,
+              "Normal",
+              "Suspended",
+              `saved ${saved.length} replicas to disk on host ${hostName}, memory included (spec.suspend)`,
+              signal,
+            );
+          const groups = await driver.listGroups(ownerLabels(owner), within(STEP_DEADLINE_MS, signal));
+          observation.suspend = "suspended";
+          observation.replicas = [...groupOfReplica(groups, undefined).keys()].map((replica) => ({
+            replica,
+            state: "suspended",
+            current: true,
+            restarts: 0,
+          }));
+          await writeStatus(raw, observation, signal);
+          return { requeueAfterMs: WATCH_INTERVAL_MS };
+        }
+        // Saved replicas resume where they were before anything else looks at them: seen
+        // stopped, they would be replaced, and their memory lost.
+        const resumed = await driver.resume(ownerLabels(owner), longCall);
+        if (resumed.length > 0)
+          await events.record(
+            raw,
+            "Normal",
+            "Resumed",
+            `resumed ${resumed.length} replicas on host ${hostName} where they were`,
+            signal,
+          );
+        observation.suspend = "running";
+      }
       const [ownGroups, allGroups, containers] = await Promise.all([
         driver.listGroups(ownerLabels(owner), call),
         driver.listGroups(managedFilter(), call),
         driver.list(ownerLabels(owner), call),
       ]);
-      const byReplica = new Map<number, GroupInfo>();
-      for (const g of ownGroups) byReplica.set(Number(g.labels[LABEL_REPLICA]), g);
+      let byReplica = groupOfReplica(ownGroups, undefined);
       const replicas = observeReplicas(owner, byReplica, containers, undefined);
       observation.replicas = replicas;
       if (observation.toolProblem !== undefined) {
@@ -345,6 +390,8 @@ export function createHostPlacement(deps: HostPlacementDeps) {
       );
       const specOf = (replica: number) => replicaSpec(owner, replica, objects, credentials);
       const hash = specHash(specOf(0));
+      byReplica = groupOfReplica(ownGroups, hash);
+      observation.replicas = observeReplicas(owner, byReplica, containers, hash);
       const others = usageOf(
         allGroups.filter((g) => g.labels["agenttype.dev/uid"] !== ownerLabels(owner)["agenttype.dev/uid"]),
       );
@@ -371,7 +418,15 @@ export function createHostPlacement(deps: HostPlacementDeps) {
         const group = byReplica.get(replica);
         const damage = group === undefined ? undefined : groupDamage(group, containers);
         const damaged = damage !== undefined;
-        if (group !== undefined && !damaged && group.labels[LABEL_SPEC_HASH] === hash) continue;
+        // Other groups of the replica: an old one beside its new one (a roll new-first), or one
+        // an interrupted roll left.
+        const stale = ownGroups.filter(
+          (g) => Number(g.labels[LABEL_REPLICA]) === replica && g.id !== group?.id,
+        );
+        if (group !== undefined && !damaged && group.labels[LABEL_SPEC_HASH] === hash) {
+          for (const old of stale) await driver.removeGroup(old.id, STOP_GRACE_MS, call);
+          continue;
+        }
         if (group !== undefined && !damaged) {
           const othersReady = replicas.filter((r) => r.replica !== replica && r.replica < fit);
           if (busy || othersReady.some((r) => r.state !== "running" || !r.current)) {
@@ -379,16 +434,32 @@ export function createHostPlacement(deps: HostPlacementDeps) {
             continue;
           }
         }
-        await removeReplicas(driver, replicaLabels(owner, replica), STOP_GRACE_MS, call);
+        // A start may take minutes (a guest boots first): say what is going on before it.
+        await writeStatus(raw, observation, signal);
         const plan = hostReplicaPlan(specOf(replica), hostName);
-        await startReplica(driver, plan, call);
+        const startCall = within(Math.max(STEP_DEADLINE_MS, driver.startDeadlineMs ?? 0), signal);
+        let started: StartedReplica;
+        if (driver.rollsNewFirst === true) {
+          // The new group runs beside the old (its name tells them apart); the old goes once it runs.
+          if (damaged && group !== undefined) await driver.removeGroup(group.id, STOP_GRACE_MS, call);
+          started = await startReplica(driver, plan, startCall);
+          call = within(STEP_DEADLINE_MS, signal);
+          for (const old of stale) await driver.removeGroup(old.id, STOP_GRACE_MS, call);
+          if (group !== undefined && !damaged) await driver.removeGroup(group.id, STOP_GRACE_MS, call);
+        } else {
+          await removeReplicas(driver, replicaLabels(owner, replica), STOP_GRACE_MS, call);
+          started = await startReplica(driver, plan, startCall);
+        }
+        call = within(STEP_DEADLINE_MS, signal); // the steps after a long start get their own time
         restarts.delete(`${owner.uid}/${replica}`);
+        const note = driver.startNote?.(started.groupId);
+        const how = note === undefined ? "" : `; ${note}`;
         if (damaged)
           await events.record(
             raw,
             "Warning",
             "ReplicaRecreated",
-            `replica ${replica} on host ${hostName} was started again: ${damage}`,
+            `replica ${replica} on host ${hostName} was started again: ${damage}${how}`,
             signal,
           );
         else if (group !== undefined)
@@ -396,7 +467,7 @@ export function createHostPlacement(deps: HostPlacementDeps) {
             raw,
             "Normal",
             "ReplicaUpdated",
-            `replica ${replica} on host ${hostName} runs the new spec`,
+            `replica ${replica} on host ${hostName} runs the new spec${how}`,
             signal,
           );
         else
@@ -404,7 +475,7 @@ export function createHostPlacement(deps: HostPlacementDeps) {
             raw,
             "Normal",
             "ReplicaStarted",
-            `started replica ${replica} on host ${hostName}`,
+            `started replica ${replica} on host ${hostName}${how}`,
             signal,
           );
         busy = true;
@@ -436,8 +507,7 @@ export function createHostPlacement(deps: HostPlacementDeps) {
       }
       const finalGroups = await driver.listGroups(ownerLabels(owner), call);
       const finalContainers = await driver.list(ownerLabels(owner), call);
-      const finalByReplica = new Map<number, GroupInfo>();
-      for (const g of finalGroups) finalByReplica.set(Number(g.labels[LABEL_REPLICA]), g);
+      const finalByReplica = groupOfReplica(finalGroups, hash);
       observation.replicas = observeReplicas(owner, finalByReplica, finalContainers, hash);
       await writeStatus(raw, observation, signal);
       const settled =
@@ -492,6 +562,33 @@ export function createHostPlacement(deps: HostPlacementDeps) {
       signal,
     );
   }
+}
+
+/**
+ * Each replica's group. A replica has two while a roll starts its new one beside the old (a
+ * driver that rolls new-first): the one running `hash` is the replica's, else the newest. Pure.
+ */
+export function groupOfReplica(
+  groups: readonly GroupInfo[],
+  hash: string | undefined,
+): Map<number, GroupInfo> {
+  const byReplica = new Map<number, GroupInfo>();
+  const rank = (g: GroupInfo) => [
+    hash !== undefined && g.labels[LABEL_SPEC_HASH] === hash ? 1 : 0,
+    g.createdAt?.getTime() ?? 0,
+  ];
+  for (const g of groups) {
+    const replica = Number(g.labels[LABEL_REPLICA]);
+    const known = byReplica.get(replica);
+    if (known === undefined) {
+      byReplica.set(replica, g);
+      continue;
+    }
+    const [a0, a1] = rank(g) as [number, number];
+    const [b0, b1] = rank(known) as [number, number];
+    if (a0 > b0 || (a0 === b0 && a1 > b1)) byReplica.set(replica, g);
+  }
+  return byReplica;
 }
 
 function ownerOf(raw: KubeObject): Owner {

@@ -12,13 +12,14 @@ import { buildObjects } from "../../operator/build/objects.ts";
 import type { Call } from "../../operator/drivers/call.ts";
 import { parseConfig } from "../../operator/drivers/config.ts";
 import { KvmDriver, kvmSettings } from "../../operator/drivers/kvm/driver.ts";
-import type { GuestKeyStore, GuestKeys } from "../../operator/drivers/kvm/guest-keys.ts";
+import type { GuestKeyStore, GuestKeys, GuestRef } from "../../operator/drivers/kvm/guest-keys.ts";
 import type { Owner } from "../../operator/drivers/labels.ts";
 import { buildReplicaPlan, type ReplicaPlan } from "../../operator/drivers/replica.ts";
 import { SshConnection } from "../../operator/drivers/ssh/connection.ts";
 import { replicaSpec } from "../../operator/placement/host-plan.ts";
 import { resolveTools } from "../../operator/tools/resolve-tools.ts";
 import { OllamaServer } from "../../sidecar/testing/ollama-server.ts";
+import { parseEnv } from "../fixtures/control-plane.ts";
 import { freePort } from "../fixtures/ports.ts";
 
 const repo = join(import.meta.dirname, "..", "..");
@@ -58,14 +59,7 @@ export function kvmHostFrom(env: Record<string, string>): KvmHost {
 }
 
 /** The variables `kvm-host.sh env` prints, parsed. */
-export function parseEnv(text: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of text.split("\n")) {
-    const at = line.indexOf("=");
-    if (at > 0) env[line.slice(0, at)] = line.slice(at + 1);
-  }
-  return env;
-}
+export { parseEnv };
 
 export function hostConnection(host: KvmHost): SshConnection {
   return new SshConnection({
@@ -80,14 +74,14 @@ export function hostConnection(host: KvmHost): SshConnection {
 /** Guest keys in this process's memory, for the tests; the operator's store is a Secret. */
 export class MemoryKeyStore implements GuestKeyStore {
   readonly keys = new Map<string, GuestKeys>();
-  async get(guest: string, _call: Call): Promise<GuestKeys | undefined> {
-    return this.keys.get(guest);
+  async get(guest: GuestRef, _call: Call): Promise<GuestKeys | undefined> {
+    return this.keys.get(guest.name);
   }
-  async put(guest: string, keys: GuestKeys, _call: Call): Promise<void> {
-    this.keys.set(guest, keys);
+  async put(guest: GuestRef, keys: GuestKeys, _call: Call): Promise<void> {
+    this.keys.set(guest.name, keys);
   }
-  async remove(guest: string, _call: Call): Promise<void> {
-    this.keys.delete(guest);
+  async remove(guest: GuestRef, _call: Call): Promise<void> {
+    this.keys.delete(guest.name);
   }
 }
 

@@ -11,7 +11,7 @@ import { WorkQueue } from "../../engine/workqueue.ts";
 import type { KubeObject, ResourceType } from "../../kube/client.ts";
 import { resources } from "../../kube/resources.ts";
 import { createHostPlacement, HOST_FINALIZER } from "../../placement/host.ts";
-import { runsOnContainerdHost } from "../../placement/host-plan.ts";
+import { runsOnHost } from "../../placement/host-plan.ts";
 import { toolName } from "../../tools/resolve-tools.ts";
 import { ApplyLedger } from "./apply-ledger.ts";
 import { type CachedOwned, liveDigest } from "./owned-fields.ts";
@@ -215,12 +215,9 @@ export function setupAgentTypeController(context: ControllerContext): Controller
     metrics,
     logger,
     reconcile: (key, log, signal) => {
-      // runtime containerd, or one that still holds our host finalizer: the host path.
+      // runtime containerd or kvm, or one that still holds our host finalizer: the host path.
       const raw = agentTypes.get(key);
-      if (
-        raw !== undefined &&
-        (runsOnContainerdHost(raw) || raw.metadata.finalizers?.includes(HOST_FINALIZER))
-      )
+      if (raw !== undefined && (runsOnHost(raw) || raw.metadata.finalizers?.includes(HOST_FINALIZER)))
         return onHost(key, raw, log, signal);
       return onPods(key, log, signal);
     },

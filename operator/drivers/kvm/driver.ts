@@ -31,12 +31,20 @@ import type {
   VolumeOperations,
 } from "../driver.ts";
 import { CreationFailedError, isDriverError, NotFoundError, TimeoutError } from "../errors.ts";
-import { LABEL_NAME, LABEL_NAMESPACE, matchesLabels, replicaName, replicaOf } from "../labels.ts";
+import {
+  LABEL_NAME,
+  LABEL_NAMESPACE,
+  LABEL_SPEC_HASH,
+  matchesLabels,
+  replicaName,
+  replicaOf,
+} from "../labels.ts";
+import type { DriverFactory } from "../registry.ts";
 import { SshConnection } from "../ssh/connection.ts";
 import { shellCommand } from "../transport.ts";
 import { type AccelProbe, probeAccel } from "./accel.ts";
 import { type DomainSpec, domainXml, guestMac } from "./domain-xml.ts";
-import { type GuestKeyStore, type GuestKeys, generateGuestKeys } from "./guest-keys.ts";
+import { type GuestKeyStore, type GuestKeys, type GuestRef, generateGuestKeys } from "./guest-keys.ts";
 import { GUEST_SSH_PORT, openThroughHost } from "./guest-link.ts";
 import { type GuestListing, Virsh } from "./virsh.ts";
 
@@ -52,8 +60,8 @@ export const kvmSettings = z
     stateDir: absolutePath
       .default("/var/lib/agenttype/kvm")
       .describe("Root-only directory on the host for the guests' overlays and console logs."),
-    vcpus: z.int().min(1).max(256).default(1),
-    memoryMiB: z.int().min(256).max(4_194_304).default(1024),
+    vcpus: z.int().min(1).max(256).default(1).describe("vCPUs of a guest at least."),
+    memoryMiB: z.int().min(256).max(4_194_304).default(1024).describe("MiB of memory of a guest at least."),
     accel: z
       .enum(["auto", "kvm", "tcg"])
       .default("auto")
@@ -81,12 +89,16 @@ export interface BootTimes {
 
 interface Guest {
   name: string;
+  labels: Labels;
   address: string;
   connection: SshConnection;
   driver: ContainerdDriver;
 }
 
-/** The guest of a replica, named as the replica's group is (labels.ts replicaName). */
+/**
+ * The guest of a replica: named as the replica's group is (labels.ts replicaName), and after
+ * what it runs when its labels say (the spec hash), so a roll boots the new guest beside the old.
+ */
 export function guestName(labels: Labels): string {
   const replica = replicaOf(labels);
   const namespace = labels[LABEL_NAMESPACE];
@@ -95,7 +107,31 @@ export function guestName(labels: Labels): string {
     throw new CreationFailedError(
       "kvm driver: a guest's labels must name its AgentType (namespace, name, uid) and replica",
     );
-  return replicaName({ namespace, name, uid: replica.uid }, replica.replica);
+  const base = replicaName({ namespace, name, uid: replica.uid }, replica.replica);
+  const hash = labels[LABEL_SPEC_HASH]?.replace(/[^a-z0-9]/g, "").slice(0, 8);
+  return hash ? `${base}_${hash}` : base;
+}
+
+/** Labels saying what a replica takes (placement/host-plan.ts), read to size its guest. */
+const LABEL_CPU_MILLIS = "agenttype.dev/cpu-millis";
+const LABEL_MEMORY_BYTES = "agenttype.dev/memory-bytes";
+/** What the guest's own system (kernel, systemd, containerd, sshd) needs beside the agent's group. */
+export const GUEST_OVERHEAD_MIB = 256;
+
+/**
+ * vCPUs and memory of a replica's guest: what its containers' limits add up to (the cores
+ * rounded up; the memory plus the guest's own overhead), never below the driver's settings. Pure.
+ */
+export function guestSize(
+  labels: Labels,
+  settings: Pick<KvmSettings, "vcpus" | "memoryMiB">,
+): { vcpus: number; memoryMiB: number } {
+  const millis = Number(labels[LABEL_CPU_MILLIS]) || 0;
+  const bytes = Number(labels[LABEL_MEMORY_BYTES]) || 0;
+  return {
+    vcpus: Math.max(settings.vcpus, Math.ceil(millis / 1000)),
+    memoryMiB: Math.max(settings.memoryMiB, bytes > 0 ? Math.ceil(bytes / 2 ** 20) + GUEST_OVERHEAD_MIB : 0),
+  };
 }
 
 /** A hostname from a guest name: lower-case letters, digits and '-', at most 63. */
@@ -123,6 +159,10 @@ export function guestMayMatch(guestLabels: Labels, filter: LabelFilter): boolean
 
 export class KvmDriver implements ContainerDriver {
   readonly kind = "kvm";
+  /** A roll boots the new guest beside the old one, then removes the old. */
+  readonly rollsNewFirst = true;
+  /** A boot under software emulation on a busy host takes minutes. */
+  readonly startDeadlineMs = 600_000;
   readonly volumes: VolumeOperations;
   readonly #host: SshConnection;
   readonly #virsh: Virsh;
@@ -131,6 +171,8 @@ export class KvmDriver implements ContainerDriver {
   readonly #guests = new Map<string, Guest>();
   /** One boot or adoption at a time per guest. */
   readonly #pending = new Map<string, Promise<Guest>>();
+  /** Guests this driver is booting now. */
+  readonly #booting = new Set<string>();
   #accel: Promise<AccelProbe> | undefined;
   /** Boot stage times of the guests this driver booted, by guest name. */
   readonly bootTimes = new Map<string, BootTimes>();
@@ -188,11 +230,11 @@ export class KvmDriver implements ContainerDriver {
 
   // ------------------------------------------------------------------ guests
 
-  async #guestKeys(name: string, call: Call): Promise<GuestKeys> {
-    const existing = await this.#keys.get(name, call);
+  async #guestKeys(guest: GuestRef, call: Call): Promise<GuestKeys> {
+    const existing = await this.#keys.get(guest, call);
     if (existing !== undefined) return existing;
-    const keys = generateGuestKeys(name);
-    await this.#keys.put(name, keys, call);
+    const keys = generateGuestKeys(guest.name);
+    await this.#keys.put(guest, keys, call);
     return keys;
   }
 
@@ -213,8 +255,13 @@ export class KvmDriver implements ContainerDriver {
     return pending;
   }
 
-  /** The running guest, or undefined when it is not running (listing reads, never replaces). */
+  /**
+   * The running guest, or undefined when it is not running or still booting: listing reads,
+   * never replaces, and never waits for a boot (a probe's listing would outlast its deadline).
+   */
   #adoptIfRunning(labels: Labels, call: Call): Promise<Guest | undefined> {
+    const name = guestName(labels);
+    if (!this.#guests.has(name) && this.#booting.has(name)) return Promise.resolve(undefined);
     return this.#ensureGuest(labels, "adopt", call).catch((err: unknown) => {
       if (isDriverError(err) && err.code === "NotFound") return undefined;
       throw err;
@@ -223,19 +270,29 @@ export class KvmDriver implements ContainerDriver {
 
   async #bootOrAdopt(name: string, labels: Labels, mode: "boot" | "adopt", call: Call): Promise<Guest> {
     const listing = (await this.#virsh.listGuests(call)).find((g) => g.name === name);
-    if (listing?.state === "running") return this.#adopt(name, call);
+    if (listing?.state === "running") return this.#adopt({ name, labels: listing.labels }, call);
     if (mode === "adopt") throw new NotFoundError(`running guest ${name}`);
     if (listing?.saved)
       throw new CreationFailedError(`guest ${name} is suspended: resume it before using it`, {
         retryable: true,
       });
-    if (listing !== undefined) await this.#removeGuest(name, 0, call);
+    if (listing !== undefined) await this.#removeGuest(name, listing.labels, 0, call);
     return this.#boot(name, labels, call);
   }
 
   async #boot(name: string, labels: Labels, call: Call): Promise<Guest> {
+    this.#booting.add(name);
+    try {
+      return await this.#bootOnce(name, labels, call);
+    } finally {
+      this.#booting.delete(name);
+    }
+  }
+
+  async #bootOnce(name: string, labels: Labels, call: Call): Promise<Guest> {
     const t0 = Date.now();
-    const keys = await this.#guestKeys(name, call);
+    const keys = await this.#guestKeys({ name, labels }, call);
+    const size = guestSize(labels, this.#settings);
     const { accel } = await this.accel(call);
     const dir = `${this.#settings.stateDir}/${name}`;
     const disk = `${dir}/disk.qcow2`;
@@ -249,8 +306,8 @@ export class KvmDriver implements ContainerDriver {
     );
     const spec: DomainSpec = {
       name,
-      vcpus: this.#settings.vcpus,
-      memoryMiB: this.#settings.memoryMiB,
+      vcpus: size.vcpus,
+      memoryMiB: size.memoryMiB,
       accel,
       disk,
       kernel: `${this.#imageDir}/vmlinuz`,
@@ -275,23 +332,23 @@ export class KvmDriver implements ContainerDriver {
     }
     await this.#virsh.run(["start", name], subCall(call, 60_000));
     const started = Date.now();
-    const guest = await this.#connect(name, keys, call, started);
+    const guest = await this.#connect({ name, labels }, keys, call, started);
     this.bootTimes.set(name, { start: started - t0, ...guest.times });
     return guest.guest;
   }
 
   /** A running guest this driver did not boot (an operator restart): its keys are in the store. */
-  async #adopt(name: string, call: Call): Promise<Guest> {
-    const keys = await this.#keys.get(name, call);
+  async #adopt(ref: GuestRef, call: Call): Promise<Guest> {
+    const keys = await this.#keys.get(ref, call);
     if (keys === undefined)
       throw new CreationFailedError(
-        `guest ${name} runs but its keys are lost; it cannot be reached and must be replaced`,
+        `guest ${ref.name} runs but its keys are lost; it cannot be reached and must be replaced`,
       );
-    return (await this.#connect(name, keys, call, Date.now())).guest;
+    return (await this.#connect(ref, keys, call, Date.now())).guest;
   }
 
   async #connect(
-    name: string,
+    { name, labels }: GuestRef,
     keys: GuestKeys,
     call: Call,
     since: number,
@@ -343,7 +400,7 @@ export class KvmDriver implements ContainerDriver {
           throw new TimeoutError(`containerd in guest ${name} getting ready (${health.message})`, 0);
         await sleep(250, call.signal);
       }
-      const guest = { name, address: guestAddress, connection, driver };
+      const guest = { name, labels, address: guestAddress, connection, driver };
       this.#guests.set(name, guest);
       return {
         guest,
@@ -367,7 +424,12 @@ export class KvmDriver implements ContainerDriver {
    * Shuts the guest down (poweroff through its connection, else ACPI; destroyed past the grace),
    * undefines it, and removes its disk and keys.
    */
-  async #removeGuest(name: string, gracePeriodMs: number, call: Call): Promise<void> {
+  async #removeGuest(
+    name: string,
+    labels: Labels | undefined,
+    gracePeriodMs: number,
+    call: Call,
+  ): Promise<void> {
     const known = this.#guests.get(name);
     if (known !== undefined && gracePeriodMs > 0)
       await known.connection
@@ -401,7 +463,7 @@ export class KvmDriver implements ContainerDriver {
       ["rm", "-rf", "--one-file-system", `${this.#settings.stateDir}/${name}`],
       subCall(call, 30_000),
     );
-    await this.#keys.remove(name, call);
+    if (labels !== undefined) await this.#keys.remove({ name, labels }, call);
   }
 
   /** Guests of ours, with their libvirt state, whose labels may hold objects matching `filter`. */
@@ -426,7 +488,7 @@ export class KvmDriver implements ContainerDriver {
     const known = this.#guests.get(name);
     if (known !== undefined) return { guest: known, inner };
     const listing = (await this.#virsh.listGuests(call)).find((g) => g.name === name);
-    if (listing === undefined || listing.state !== "running") throw new NotFoundError(`guest ${name}`);
+    if (listing?.state !== "running") throw new NotFoundError(`guest ${name}`);
     return { guest: await this.#ensureGuest(listing.labels, "adopt", call), inner };
   }
 
@@ -452,6 +514,15 @@ export class KvmDriver implements ContainerDriver {
       done.push(g.name);
     }
     return done;
+  }
+
+  /** The boot stages of the guest of a group this driver booted, in seconds. */
+  startNote(groupId: string): string | undefined {
+    const times = this.bootTimes.get(groupId.split("/")[0] ?? "");
+    if (times === undefined) return undefined;
+    const s = (ms: number) => (ms / 1000).toFixed(1);
+    const total = times.start + times.address + times.ssh + times.containerd;
+    return `guest booted in ${s(total)} s (define and start ${s(times.start)} s, DHCP lease ${s(times.address)} s, sshd ${s(times.ssh)} s, containerd ${s(times.containerd)} s)`;
   }
 
   // ------------------------------------------------------------------ ContainerDriver
@@ -486,7 +557,8 @@ export class KvmDriver implements ContainerDriver {
       await known.driver
         .removeGroup(inner, gracePeriodMs, subCall(call, gracePeriodMs + 30_000))
         .catch(() => {});
-    await this.#removeGuest(name, gracePeriodMs, call);
+    const labels = known?.labels ?? (await this.#virsh.listGuests(call)).find((g) => g.name === name)?.labels;
+    await this.#removeGuest(name, labels, gracePeriodMs, call);
   }
 
   async create(groupId: string, config: ContainerConfigInput, call: Call): Promise<ContainerInfo> {
@@ -559,9 +631,12 @@ export class KvmDriver implements ContainerDriver {
   }
 
   async #removeVolume(name: string, call: Call): Promise<void> {
-    // A replica's volumes are named after its group, which is named as its guest.
-    const guest = [...this.#guests.values()].find((g) => name.startsWith(`${g.name}-`));
-    if (guest !== undefined) await guest.driver.volumes.remove(name, call);
+    // A replica's volumes are named after its group, which its guests' names begin with.
+    for (const guest of this.#guests.values()) {
+      const group =
+        replicaOf(guest.labels) === undefined ? "" : guestName({ ...guest.labels, [LABEL_SPEC_HASH]: "" });
+      if (group !== "" && name.startsWith(`${group}-`)) await guest.driver.volumes.remove(name, call);
+    }
   }
 
   async close(): Promise<void> {
@@ -576,3 +651,15 @@ function prefixed(guest: string, group: GroupInfo): GroupInfo {
 function prefixedContainer(guest: string, c: ContainerInfo): ContainerInfo {
   return { ...c, id: `${guest}/${c.id}`, groupId: `${guest}/${c.groupId}` };
 }
+
+export const kvmDriver: DriverFactory<typeof kvmSettings> = {
+  kind: "kvm",
+  settings: kvmSettings,
+  create: (settings, transport, services) => {
+    // Guests are reached through channels of the host's own SSH connection (guest-link.ts).
+    if (!(transport instanceof SshConnection))
+      throw new Error("the kvm driver needs an SSH connection to its host");
+    if (services.guestKeys === undefined) throw new Error("the kvm driver needs a store for guests' keys");
+    return new KvmDriver(settings, transport, services.guestKeys);
+  },
+};

@@ -3,6 +3,7 @@
 // guest's host key is pinned before the guest ever runs. Where they are kept is the caller's
 // (GuestKeyStore): a Secret owned by the AgentType in the operator.
 import type { Call } from "../call.ts";
+import type { Labels } from "../config.ts";
 import { generateClientKeypair } from "../ssh/keypair.ts";
 
 export interface GuestKeys {
@@ -16,11 +17,17 @@ export interface GuestKeys {
   hostPublicKey: string;
 }
 
+/** A guest by name, with the replica labels that say which AgentType owns it. */
+export interface GuestRef {
+  name: string;
+  labels: Labels;
+}
+
 export interface GuestKeyStore {
-  get(guest: string, call: Call): Promise<GuestKeys | undefined>;
-  put(guest: string, keys: GuestKeys, call: Call): Promise<void>;
+  get(guest: GuestRef, call: Call): Promise<GuestKeys | undefined>;
+  put(guest: GuestRef, keys: GuestKeys, call: Call): Promise<void>;
   /** Removing keys that do not exist succeeds. */
-  remove(guest: string, call: Call): Promise<void>;
+  remove(guest: GuestRef, call: Call): Promise<void>;
 }
 
 export function generateGuestKeys(guest: string): GuestKeys {

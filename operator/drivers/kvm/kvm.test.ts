@@ -9,7 +9,7 @@ import {
   parseGuestMetadata,
   seedStrings,
 } from "./domain-xml.ts";
-import { guestHostname, guestMayMatch, guestName, splitId } from "./driver.ts";
+import { GUEST_OVERHEAD_MIB, guestHostname, guestMayMatch, guestName, guestSize, splitId } from "./driver.ts";
 import { parseDomainState, parseDomifaddr, parseGuestList, virshError } from "./virsh.ts";
 
 const owner = { namespace: "team-a", name: "coder", uid: "3f1c2b9a-0000-4000-8000-000000000001" };
@@ -163,6 +163,31 @@ describe("guests and ids", () => {
     expect(guestName(replicaLabels(owner, 2))).toBe(replicaName(owner, 2));
     expect(() => guestName({ "agenttype.dev/replica": "0" })).toThrow(/labels must name its AgentType/);
     expect(guestHostname("team-a_coder_0_3f1c2b9a")).toBe("team-a-coder-0-3f1c2b9a");
+  });
+
+  it("names the guest after what it runs too, so a roll's new guest runs beside the old", () => {
+    const labels = { ...replicaLabels(owner, 0), "agenttype.dev/spec-hash": "0123456789abcdef" };
+    expect(guestName(labels)).toBe(`${replicaName(owner, 0)}_01234567`);
+    expect(guestName({ ...labels, "agenttype.dev/spec-hash": "fedcba9876543210" })).not.toBe(
+      guestName(labels),
+    );
+  });
+
+  it("sizes a guest from its replica's limits plus its own system, never below the settings", () => {
+    const settings = { vcpus: 1, memoryMiB: 1024 };
+    expect(guestSize(replicaLabels(owner, 0), settings)).toEqual(settings);
+    expect(
+      guestSize(
+        { "agenttype.dev/cpu-millis": "2500", "agenttype.dev/memory-bytes": String(1536 * 2 ** 20) },
+        settings,
+      ),
+    ).toEqual({ vcpus: 3, memoryMiB: 1536 + GUEST_OVERHEAD_MIB });
+    expect(
+      guestSize(
+        { "agenttype.dev/cpu-millis": "100", "agenttype.dev/memory-bytes": String(64 * 2 ** 20) },
+        settings,
+      ),
+    ).toEqual(settings);
   });
 
   it("splits ids into the guest and the id inside it", () => {
