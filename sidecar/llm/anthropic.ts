@@ -1,6 +1,7 @@
 // The Anthropic provider: the Messages API (https://docs.anthropic.com/en/api/messages), SSE
-// when streaming. An agent's Messages request reaches it as the agent sent it (pass-through,
-// passthrough.ts); every other agent API is translated here from the neutral shape.
+// when streaming. An agent's Messages request reaches it as the agent sent it, the model and
+// the credentials changed, and the answer's bytes go back as they came (pass-through); every
+// other agent API is translated here from the neutral shape.
 import type { IncomingMessage } from "node:http";
 import { readText, send, type Target, target } from "../http-client.ts";
 import type {
@@ -218,6 +219,11 @@ function stopReasonOf(stop: string | null | undefined, sawToolCalls: boolean): S
   return stop === "max_tokens" || stop === "model_context_window_exceeded" ? "length" : "stop";
 }
 
+/** The agent's body when it is a Messages request, which this provider takes as it came. */
+function passedThrough(request: ChatRequest): Record<string, unknown> | undefined {
+  return request.passThrough?.api === "anthropic-messages" ? request.passThrough.body : undefined;
+}
+
 export class AnthropicProvider implements LlmProvider {
   readonly name: string;
   readonly type = "anthropic";
@@ -241,13 +247,23 @@ export class AnthropicProvider implements LlmProvider {
   }
 
   unhonoured(request: ChatRequest): Unhonoured | undefined {
-    return anthropicUnhonoured(request);
+    // A Messages request goes as it came: whatever it holds, the server reads as Anthropic's.
+    return passedThrough(request) === undefined ? anthropicUnhonoured(request) : undefined;
+  }
+
+  #body(request: ChatRequest, stream: boolean): string {
+    const agentBody = passedThrough(request);
+    return JSON.stringify(
+      agentBody === undefined
+        ? toAnthropicBody(request, this.model, { stream })
+        : { ...agentBody, model: this.model },
+    );
   }
 
   async chat(request: ChatRequest, signal: AbortSignal): Promise<ChatResult> {
-    const body = JSON.stringify(toAnthropicBody(request, this.model, { stream: false }));
-    const response = await this.post(body, signal);
-    const message = JSON.parse(await readText(response)) as {
+    const response = await this.post(this.#body(request, false), signal);
+    const raw = await readText(response);
+    const message = JSON.parse(raw) as {
       content?: AnthropicBlock[];
       stop_reason?: string | null;
       usage?: AnthropicUsage;
@@ -268,18 +284,21 @@ export class AnthropicProvider implements LlmProvider {
       toolCalls,
       stopReason: stopReasonOf(message.stop_reason, toolCalls.length > 0),
       usage: anthropicUsage(message.usage),
+      ...(passedThrough(request) === undefined ? {} : { raw }),
     };
   }
 
   async *chatStream(request: ChatRequest, signal: AbortSignal): AsyncGenerator<ChatEvent> {
-    const body = JSON.stringify(toAnthropicBody(request, this.model, { stream: true }));
-    const response = await this.post(body, signal);
+    const relay = passedThrough(request) !== undefined;
+    const response = await this.post(this.#body(request, true), signal);
     // A tool_use block's input comes as fragments of JSON text, whole at its content_block_stop.
     const open = new Map<number, { id: string; name: string; json: string }>();
     let usage: Usage = { inputTokens: 0, outputTokens: 0 };
     let stop: string | null | undefined;
     let sawToolCalls = false;
     for await (const event of sseEvents(response)) {
+      // An error event is not relayed: the router ends the stream with its own, credentials removed.
+      if (relay && event.event !== "error") yield { type: "raw", text: event.raw };
       const data = JSON.parse(event.data) as {
         type: string;
         index?: number;
@@ -308,6 +327,7 @@ export class AnthropicProvider implements LlmProvider {
             });
           break;
         case "content_block_delta": {
+          if (relay) break;
           const delta = data.delta ?? {};
           if (delta.type === "text_delta" && delta.text) yield { type: "text", text: delta.text };
           else if (delta.type === "thinking_delta" && delta.thinking)
@@ -319,6 +339,7 @@ export class AnthropicProvider implements LlmProvider {
           break;
         }
         case "content_block_stop": {
+          if (relay) break;
           const call = open.get(data.index ?? 0);
           if (call === undefined) break;
           open.delete(data.index ?? 0);

@@ -23,6 +23,10 @@ export interface LlmCall {
   fail(error: unknown): FastifyReply;
   /** What to tell the agent of a failure inside a stream already started, credentials removed. */
   describe(error: unknown): Failure;
+  /** The body as the agent sent it (parsed JSON), for a provider that takes it as it came. */
+  body: Record<string, unknown>;
+  /** A provider's text with every credential the sidecar holds removed. */
+  redact(text: string): string;
 }
 
 export interface LlmApiOptions {
@@ -97,6 +101,8 @@ export function registerLlmApi(
               reply,
               fail: (error) => sendFailure(reply, error, errorShape, redact),
               describe: (error) => describeFailure(error, redact),
+              body: request.body as Record<string, unknown>,
+              redact: (text) => redact.text(text),
             });
           });
         },

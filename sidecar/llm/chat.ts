@@ -88,6 +88,17 @@ export interface ChatRequest {
   ollamaOptions?: Record<string, unknown>;
   /** The agent's name for each feature it used, as its API spells it, for refusals to name. */
   fields: Partial<Record<Feature, string>>;
+  /** The agent's body, for a provider that speaks the agent's API and takes it as it came. */
+  passThrough?: PassThrough;
+}
+
+/**
+ * An agent's request as it came, in the API it came in: a provider of that API sends it with
+ * only the model and the credentials changed, and relays the answer's bytes (passthrough.ts).
+ */
+export interface PassThrough {
+  api: "openai-chat" | "anthropic-messages";
+  body: Record<string, unknown>;
 }
 
 /**
@@ -109,7 +120,7 @@ export function featureSetter(request: ChatRequest) {
 
 /** What a provider may be unable to honour: a field of ChatRequest, a message part, or an Ollama option. */
 export type Feature =
-  | Exclude<keyof ChatRequest, "messages" | "fields" | "ollamaOptions">
+  | Exclude<keyof ChatRequest, "messages" | "fields" | "ollamaOptions" | "passThrough">
   | "images"
   | "thinking"
   | "strict"
@@ -137,10 +148,21 @@ export interface ChatResult {
   usage: Usage;
   /** Per output token, when the request asked for them. */
   logprobs?: Logprob[];
+  /** A passed-through request's answer body as the provider sent it, relayed as it is. */
+  raw?: string;
 }
 
 /** One piece of a streamed answer, in order; `done` is always last. */
-export type ChatEvent =
+export type ChatEvent = AnswerEvent | RawEvent;
+
+/** One event of a passed-through stream, as the provider sent it, relayed as it is. */
+export interface RawEvent {
+  type: "raw";
+  text: string;
+}
+
+/** A piece of an answer in the neutral shape, which each agent API writes in its own. */
+export type AnswerEvent =
   | { type: "text"; text: string; logprobs?: Logprob[] }
   | { type: "thinking"; text: string }
   | { type: "tool_call"; call: ToolCall }

@@ -3,7 +3,7 @@
 // may hold and how it maps to the neutral shape is ollama-request.ts.
 import type { FastifyInstance } from "fastify";
 import { type LlmCall, type LlmServices, registerLlmApi } from "./api.ts";
-import type { ChatEvent, ChatRequest, ChatResult, Logprob, Usage } from "./chat.ts";
+import type { AnswerEvent, ChatRequest, ChatResult, Logprob, Usage } from "./chat.ts";
 import type { Failure } from "./failure.ts";
 import {
   fromOllamaChatRequest,
@@ -47,7 +47,7 @@ function toOllamaLogprobs(logprobs: readonly Logprob[]) {
 }
 
 /** Maps one stream event to an /api/chat or /api/generate NDJSON object. */
-function ollamaChunk(event: ChatEvent, model: string, kind: "chat" | "generate", startedAt: bigint) {
+function ollamaChunk(event: AnswerEvent, model: string, kind: "chat" | "generate", startedAt: bigint) {
   const head = { model, created_at: new Date().toISOString() };
   const body = (content: string, extra: object = {}) =>
     kind === "chat" ? { message: { role: "assistant", content, ...extra } } : { response: content, ...extra };

@@ -4,7 +4,7 @@
 import { randomUUID } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import { type LlmServices, registerLlmApi } from "./api.ts";
-import type { ChatEvent, ChatResult, Logprob, StopReason } from "./chat.ts";
+import type { AnswerEvent, ChatResult, Logprob, StopReason } from "./chat.ts";
 import type { Failure } from "./failure.ts";
 import {
   fromOpenAiEmbeddingsRequest,
@@ -70,7 +70,7 @@ class OpenAiChunker {
     this.#includeUsage = includeUsage;
   }
 
-  chunks(event: ChatEvent): object[] {
+  chunks(event: AnswerEvent): object[] {
     // OpenAI's chat completions show no reasoning; the answer that follows it is what they carry.
     if (event.type === "thinking") return [];
     const role = this.#sentRole ? {} : { role: "assistant" };
@@ -123,7 +123,9 @@ export function registerOpenAiApi(app: FastifyInstance, services: () => LlmServi
       const id = `chatcmpl-${randomUUID().replaceAll("-", "")}`;
       const created = Math.floor(Date.now() / 1000);
       const includeUsage = body.stream_options?.include_usage === true;
-      return answerChat(call, fromOpenAiRequest(body), "openai", body.stream === true, {
+      const chat = fromOpenAiRequest(body);
+      chat.passThrough = { api: "openai-chat", body: call.body };
+      return answerChat(call, chat, "openai", body.stream === true, {
         whole: (result, model) => toOpenAiCompletion(result, model, id, created),
         stream: (model) => {
           const chunker = new OpenAiChunker(model, id, created, includeUsage);

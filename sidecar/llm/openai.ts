@@ -1,7 +1,8 @@
 // The OpenAI provider: any OpenAI-compatible server (OpenAI, Azure OpenAI's v1 API, vLLM,
 // llama.cpp's server, LM Studio, TGI) over /chat/completions and /embeddings, SSE when
-// streaming. An agent's OpenAI chat request reaches it as the agent sent it (pass-through,
-// passthrough.ts); every other agent API is translated here from the neutral shape.
+// streaming. An agent's OpenAI chat request reaches it as the agent sent it, the model and the
+// credentials changed, and the answer's bytes go back as they came (pass-through); every
+// other agent API is translated here from the neutral shape.
 import type { IncomingMessage } from "node:http";
 import { readText, send, type Target, target } from "../http-client.ts";
 import type {
@@ -211,6 +212,11 @@ function fromOpenAiLogprobs(logprobs: OpenAiLogprobs | null | undefined): Logpro
   }));
 }
 
+/** The agent's body when it is an OpenAI chat request, which this provider takes as it came. */
+function passedThrough(request: ChatRequest): Record<string, unknown> | undefined {
+  return request.passThrough?.api === "openai-chat" ? request.passThrough.body : undefined;
+}
+
 export class OpenAiProvider implements LlmProvider {
   readonly name: string;
   readonly type = "openai";
@@ -236,16 +242,19 @@ export class OpenAiProvider implements LlmProvider {
   }
 
   unhonoured(request: ChatRequest): Unhonoured | undefined {
-    return openAiUnhonoured(request);
+    // An OpenAI chat request goes as it came: whatever it holds, the server reads as OpenAI's.
+    return passedThrough(request) === undefined ? openAiUnhonoured(request) : undefined;
   }
 
   async chat(request: ChatRequest, signal: AbortSignal): Promise<ChatResult> {
-    const response = await this.post(
-      this.#chatTarget,
-      JSON.stringify(toOpenAiChatBody(request, this.model, false)),
-      signal,
-    );
-    const completion = this.#parse(await readText(response));
+    const agentBody = passedThrough(request);
+    const body =
+      agentBody === undefined
+        ? toOpenAiChatBody(request, this.model, false)
+        : { ...agentBody, model: this.model };
+    const response = await this.post(this.#chatTarget, JSON.stringify(body), signal);
+    const raw = await readText(response);
+    const completion = this.#parse(raw);
     const choice = completion.choices?.[0];
     const toolCalls = (choice?.message?.tool_calls ?? []).map((c) => this.#toolCall(c));
     const result: ChatResult = {
@@ -257,10 +266,16 @@ export class OpenAiProvider implements LlmProvider {
     };
     const logprobs = fromOpenAiLogprobs(choice?.logprobs);
     if (logprobs !== undefined) result.logprobs = logprobs;
+    if (agentBody !== undefined) result.raw = raw;
     return result;
   }
 
   async *chatStream(request: ChatRequest, signal: AbortSignal): AsyncGenerator<ChatEvent> {
+    const agentBody = passedThrough(request);
+    if (agentBody !== undefined) {
+      yield* this.#relay(agentBody, signal);
+      return;
+    }
     const response = await this.post(
       this.#chatTarget,
       JSON.stringify(toOpenAiChatBody(request, this.model, true)),
@@ -360,9 +375,38 @@ export class OpenAiProvider implements LlmProvider {
     );
   }
 
-  /** The chat completions target, for the pass-through. */
-  get chatTarget(): Target {
-    return this.#chatTarget;
+  /**
+   * The agent's streamed request sent as it came and the server's events relayed as they came.
+   * The budgets need the usage, which OpenAI sends only when asked: a request that did not ask
+   * asks all the same, and the usage-only chunk it adds is kept from the agent.
+   */
+  async *#relay(agentBody: Record<string, unknown>, signal: AbortSignal): AsyncGenerator<ChatEvent> {
+    const asked =
+      (agentBody.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
+    const body: Record<string, unknown> = { ...agentBody, model: this.model };
+    if (!asked) body.stream_options = { ...(agentBody.stream_options as object), include_usage: true };
+    const response = await this.post(this.#chatTarget, JSON.stringify(body), signal);
+    let usage: OpenAiUsage | null | undefined;
+    let finish: string | null | undefined;
+    for await (const event of sseEvents(response)) {
+      if (event.data === "[DONE]") {
+        yield { type: "raw", text: event.raw };
+        yield { type: "done", stopReason: stopReasonOf(finish, false), usage: usageOf(usage) };
+        return;
+      }
+      const chunk = this.#parse(event.data);
+      finish = chunk.choices?.[0]?.finish_reason ?? finish;
+      if (chunk.usage != null) {
+        usage = chunk.usage;
+        if (!asked && (chunk.choices?.length ?? 0) === 0) continue;
+      }
+      yield { type: "raw", text: event.raw };
+    }
+    throw new ProviderError(
+      this.name,
+      "connection",
+      `provider "${this.name}" closed the stream before [DONE]`,
+    );
   }
 
   #toolCall(c: OpenAiToolCall): ToolCall {

@@ -4,7 +4,7 @@
 import type { ServerResponse } from "node:http";
 import type { FastifyReply } from "fastify";
 import type { LlmCall } from "./api.ts";
-import type { ChatEvent, ChatRequest, ChatResult } from "./chat.ts";
+import type { AnswerEvent, ChatEvent, ChatRequest, ChatResult } from "./chat.ts";
 import type { Failure } from "./failure.ts";
 
 /** A signal that fires when the agent closes the connection before the answer is complete. */
@@ -19,7 +19,7 @@ export function agentGone(reply: FastifyReply): AbortSignal {
 export interface StreamFormat {
   contentType: string;
   /** Text for one event; empty when the event has no representation in this protocol. */
-  event(event: ChatEvent): string;
+  event(event: AnswerEvent): string;
   /** Text that tells the agent the stream failed after it started. */
   error(failure: Failure): string;
   /** Text after the last event, such as SSE's [DONE]. */
@@ -50,6 +50,9 @@ export async function answerChat(
   if (!stream) {
     try {
       const answer = await router.chat(chat, api, signal);
+      const { raw } = answer.value;
+      // A passed-through answer goes back as the provider wrote it, credentials removed.
+      if (raw !== undefined) return reply.type("application/json").send(call.redact(raw));
       return reply.send(shape.whole(answer.value, answer.provider.model));
     } catch (error) {
       return call.fail(error);
@@ -74,13 +77,16 @@ async function writeStream(
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, { "content-type": format.contentType, "cache-control": "no-cache" });
+  // A passed-through stream is the provider's events as they came, its own end included.
+  let passedThrough = false;
   try {
     for await (const event of events) {
-      const text = format.event(event);
+      if (event.type === "raw") passedThrough = true;
+      const text = event.type === "raw" ? call.redact(event.text) : passedThrough ? "" : format.event(event);
       if (text !== "" && !res.write(text)) await drained(res);
       if (res.destroyed) return;
     }
-    res.end(format.end);
+    res.end(passedThrough ? "" : format.end);
   } catch (error) {
     // The agent left: nobody to tell, and nothing went wrong on our side.
     if (res.destroyed) return;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { ChatEvent } from "../chat.ts";
+import type { AnswerEvent } from "../chat.ts";
 import { AnthropicStreamer, anthropicError, toAnthropicMessage } from "./answer.ts";
 
 /** The events of an SSE text as [name, data] pairs, checking each data's type is its name. */
@@ -19,7 +19,7 @@ function parseSse(text: string): [string, Record<string, unknown>][] {
 describe("AnthropicStreamer", () => {
   it("numbers blocks in order: a run of thinking, a run of text, one block per tool call", () => {
     const streamer = new AnthropicStreamer("llama3.2", "msg_1");
-    const events: ChatEvent[] = [
+    const events: AnswerEvent[] = [
       { type: "thinking", text: "hm" },
       { type: "text", text: "a" },
       { type: "text", text: "b" },

@@ -2,7 +2,7 @@
 // the server-sent event sequence of a streamed one (message_start, ping, content_block_start,
 // content_block_delta, content_block_stop per block, message_delta, message_stop), and the
 // error object. Pure: the route writes what these return.
-import type { ChatEvent, ChatResult, StopReason, ToolCall, Usage } from "../chat.ts";
+import type { AnswerEvent, ChatResult, StopReason, ToolCall, Usage } from "../chat.ts";
 import type { Failure } from "../failure.ts";
 
 type AnthropicStopReason = "end_turn" | "max_tokens" | "tool_use";
@@ -72,7 +72,7 @@ export class AnthropicStreamer {
     this.#id = id;
   }
 
-  events(event: ChatEvent): string {
+  events(event: AnswerEvent): string {
     let out = "";
     if (!this.#started) {
       this.#started = true;

@@ -16,7 +16,9 @@ export function registerAnthropicApi(app: FastifyInstance, services: () => LlmSe
     (routes) => {
       routes.post("", anthropicMessagesRequest, async (body, call) => {
         const id = `msg_${randomUUID().replaceAll("-", "")}`;
-        return answerChat(call, fromAnthropicRequest(body), "anthropic", body.stream === true, {
+        const chat = fromAnthropicRequest(body);
+        chat.passThrough = { api: "anthropic-messages", body: call.body };
+        return answerChat(call, chat, "anthropic", body.stream === true, {
           whole: (result, model) => toAnthropicMessage(result, model, id),
           stream: (model) => {
             const streamer = new AnthropicStreamer(model, id);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { ChatEvent, ChatResult } from "../chat.ts";
+import type { AnswerEvent, ChatResult } from "../chat.ts";
 import { outputItems, type ResponseContext, ResponsesStreamer, toResponse } from "./answer.ts";
 import { responsesRequest } from "./request.ts";
 
@@ -28,7 +28,7 @@ describe("ResponsesStreamer", () => {
     const streamer = new ResponsesStreamer(context, (result) => {
       done = result;
     });
-    const events: ChatEvent[] = [
+    const events: AnswerEvent[] = [
       { type: "thinking", text: "hm" },
       { type: "text", text: "a" },
       { type: "text", text: "b" },

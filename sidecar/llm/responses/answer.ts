@@ -4,7 +4,7 @@
 // content_part.added/done, output_text.delta/done, reasoning_text.delta/done,
 // function_call_arguments.delta/done, response.completed or response.incomplete). Pure.
 import { randomUUID } from "node:crypto";
-import type { ChatEvent, ChatResult, StopReason, ToolCall, Usage } from "../chat.ts";
+import type { AnswerEvent, ChatResult, StopReason, ToolCall, Usage } from "../chat.ts";
 import type { Failure } from "../failure.ts";
 import type { ResponsesRequest } from "./request.ts";
 
@@ -145,7 +145,7 @@ export class ResponsesStreamer {
     this.#onDone = onDone;
   }
 
-  events(event: ChatEvent): string {
+  events(event: AnswerEvent): string {
     let out = "";
     if (this.#sequence === 0) {
       const response = toResponse(this.#context, []);
