@@ -133,7 +133,7 @@ export class Router {
       throw new ProviderError(
         "none",
         "unsupported",
-        "no configured provider offers embeddings; add an ollama provider with an embedding model to llm.providers",
+        "no configured provider offers embeddings; add an ollama or openai provider with an embedding model to llm.providers",
       );
     }
     const attempt = await this.#tracked(api, () =>
