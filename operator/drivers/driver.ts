@@ -43,6 +43,8 @@ export interface GroupInfo {
   createdAt?: Date;
   /** The group's address in its network, when it has one. */
   ip?: string;
+  /** Why the group is not ready, when the backend knows (a guest that is shut off). */
+  message?: string;
 }
 
 export interface LogLine {

@@ -157,6 +157,9 @@ describe("groupDamage", () => {
     expect(
       groupDamage({ id: "g", state: "not-ready" }, [c("sidecar", "running"), c("agent", "running")]),
     ).toMatch(/group was lost/);
+    expect(groupDamage({ id: "g/", state: "not-ready", message: "its guest g is shut off" }, [])).toBe(
+      "its guest g is shut off",
+    );
   });
   it("names the containers a start interrupted left missing or never started", () => {
     expect(groupDamage(group, [c("sidecar", "running"), c("agent", "created")])).toMatch(

@@ -249,11 +249,14 @@ export type { AgentType };
  * AgentType never overlap, so a reconcile never sees a start of its own in progress.
  */
 export function groupDamage(
-  group: Pick<GroupInfo, "id" | "state">,
+  group: Pick<GroupInfo, "id" | "state" | "message">,
   containers: readonly Pick<ContainerInfo, "groupId" | "labels" | "state">[],
 ): string | undefined {
   if (group.state === "not-ready")
-    return "its group was lost (no pause process or network namespace: containerd or the host restarted)";
+    return (
+      group.message ??
+      "its group was lost (no pause process or network namespace: containerd or the host restarted)"
+    );
   const own = containers.filter((c) => c.groupId === group.id);
   const missing = [ROLE_SIDECAR, ROLE_AGENT].filter(
     (role) => !own.some((c) => c.labels[LABEL_ROLE] === role && c.state !== "created"),

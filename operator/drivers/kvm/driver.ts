@@ -540,7 +540,14 @@ export class KvmDriver implements ContainerDriver {
       if (guest === undefined) {
         // A guest that is not running holds a group that is not ready: its owner sees and replaces it.
         if (matchesLabels(g.labels, filter))
-          groups.push({ id: `${g.name}/`, name: g.name, attempt: 0, labels: g.labels, state: "not-ready" });
+          groups.push({
+            id: `${g.name}/`,
+            name: g.name,
+            attempt: 0,
+            labels: g.labels,
+            state: "not-ready",
+            message: `its guest ${g.name} is ${g.saved ? "saved to disk (suspended)" : g.state}`,
+          });
         continue;
       }
       for (const group of await guest.driver.listGroups(filter, call))
