@@ -176,6 +176,33 @@ describe("pod contract", () => {
     }
   });
 
+  it("mounts openai and anthropic API keys into the sidecar only, and gives it their headers and version", () => {
+    const coding = buildObjects(agentFrom("agenttype_coding-assistant.yaml"), [], settings);
+    const spec = coding.workload.spec?.template.spec;
+    expect((spec?.volumes ?? []).filter((v) => v.secret).map((v) => [v.name, v.secret?.secretName])).toEqual([
+      ["llm-credentials-0", "vllm-key"],
+      ["llm-credentials-1", "anthropic-key"],
+      ["llm-credentials-2", "bedrock-credentials"],
+    ]);
+    expect(spec?.initContainers?.[1]?.volumeMounts?.filter((m) => m.name.startsWith("llm-"))).toEqual([
+      { name: "llm-credentials-0", mountPath: "/var/run/agenttype/credentials/vllm", readOnly: true },
+      { name: "llm-credentials-1", mountPath: "/var/run/agenttype/credentials/claude", readOnly: true },
+      { name: "llm-credentials-2", mountPath: "/var/run/agenttype/credentials/cloud", readOnly: true },
+    ]);
+    for (const container of [...(spec?.containers ?? []), spec?.initContainers?.[0]]) {
+      expect(container?.volumeMounts?.map((m) => m.name)).toEqual(["agenttype"]);
+      expect(JSON.stringify(container?.env ?? [])).not.toMatch(/vllm-key|anthropic-key/);
+    }
+    const providers = coding.sidecarConfig.llm?.providers ?? [];
+    expect(providers.map((p) => [p.name, p.type, p.credentialsDir])).toEqual([
+      ["vllm", "openai", "/var/run/agenttype/credentials/vllm"],
+      ["claude", "anthropic", "/var/run/agenttype/credentials/claude"],
+      ["cloud", "bedrock", "/var/run/agenttype/credentials/cloud"],
+    ]);
+    expect(providers[0]?.headers).toEqual({ "X-Team": "platform" });
+    expect(providers[1]?.anthropicVersion).toBe("2023-06-01");
+  });
+
   it("runs our containers under the restricted profile", () => {
     for (const container of pod?.initContainers ?? []) expect(container.securityContext).toEqual(RESTRICTED);
     expect(pod?.automountServiceAccountToken).toBe(false);
