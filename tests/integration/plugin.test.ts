@@ -2,17 +2,18 @@
 // run): list and describe read AgentTypes, their pods, AgentTools, Events; errors a user can
 // act on; a ServiceAccount without the verb is refused by RBAC, the verb and subresource named.
 // The executable is built as `make install-plugin` builds it, and run as a user runs it.
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect } from "vitest";
 import { exec, execOk } from "../fixtures/exec.ts";
-import { buildPlugin, PLUGIN_BUILD_MS } from "../fixtures/plugin-build.ts";
+import { PLUGIN_BUILD_MS } from "../fixtures/plugin-build.ts";
 import { kubeconfigPath, loadKubeConfig, test } from "./cluster.ts";
 import { installCrds } from "./crds.ts";
 
+const repo = resolve(import.meta.dirname, "..", "..");
 let pluginDir = "";
 const plugin = (args: string[], kubeconfig = kubeconfigPath()) =>
   exec(join(pluginDir, "kubectl-agenttype"), args, {
@@ -35,7 +36,11 @@ const applyStatus = (object: object) =>
 
 beforeAll(async () => {
   await installCrds(kubeconfigPath());
-  pluginDir = await buildPlugin();
+  // As a user installs it: the executable and kubectl's completion hook, into a PATH directory.
+  pluginDir = mkdtempSync(join(tmpdir(), "agenttype-plugin-bin-"));
+  await execOk("make", ["-C", repo, "install-plugin", `PLUGIN_DIR=${pluginDir}`], {
+    timeoutMs: PLUGIN_BUILD_MS,
+  });
 }, PLUGIN_BUILD_MS);
 
 function agentType(namespace: string, name: string, spec: Record<string, unknown> = {}) {
@@ -325,6 +330,7 @@ describe("completion", () => {
         `COMP_WORDS=(kubectl-agenttype ${words.map((w) => `'${w}'`).join(" ")})`,
         `COMP_CWORD=${words.length}`,
         "_kubectl_agenttype",
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: bash's array expansion, not a template
         'printf "%s\n" "${COMPREPLY[@]}"',
       ].join("\n");
       const r = await execOk("bash", ["-c", script], {
@@ -336,9 +342,21 @@ describe("completion", () => {
     expect(await completions("l")).toEqual(["list", "logs"]);
     expect(await completions("-n", namespace, "logs", "c")).toEqual(["coder", "critic"]);
     expect(await completions("logs", "coder", "--fo")).toEqual(["--follow"]);
-    // What kubectl asks `kubectl_complete-agenttype` (make install-plugin) for `kubectl agenttype attach <TAB>`.
-    const answer = await plugin(["__complete", "-n", namespace, "attach", ""]);
-    expect(answer.stdout).toBe("coder\ncritic\n:4\n");
+    // kubectl itself: it finds the plugin on PATH, and asks kubectl_complete-agenttype (which
+    // make install-plugin wrote) for `kubectl agenttype attach <TAB>`.
+    // kubectl takes no flag before a plugin's name: the kubeconfig comes from KUBECONFIG.
+    const viaKubectl = {
+      env: { ...process.env, PATH: `${pluginDir}:${process.env.PATH}`, KUBECONFIG: kubeconfigPath() },
+      timeoutMs: 60_000,
+    };
+    const listed = await execOk("kubectl", ["agenttype", "list", "-n", namespace], viaKubectl);
+    expect(listed).toMatch(/\ncoder\s/);
+    const answer = await execOk(
+      "kubectl",
+      ["__complete", "agenttype", "-n", namespace, "attach", ""],
+      viaKubectl,
+    );
+    expect(answer).toMatch(/^coder\ncritic\n:4\n/);
   });
 });
 
