@@ -271,6 +271,43 @@ describe("mixed provider types", () => {
     expect(metrics).toMatch(/agenttype_llm_errors_total\{provider="claude",error_type="unavailable"\} 2/);
   });
 
+  it("falls back from an openai provider whose quota is used up to anthropic, translated", async () => {
+    const quota = await startTestSidecar(
+      baseConfig({
+        llm: llmConfig([
+          {
+            name: "vllm",
+            type: "openai",
+            endpoint: openaiUp.baseUrl,
+            model: "gpt-4o-mini",
+            credentialsDir: keyDir(OPENAI_KEY),
+            rateLimit: { requestsPerMinute: 1 },
+          },
+          {
+            name: "claude",
+            type: "anthropic",
+            endpoint: anthropicUp.url,
+            model: "claude-sonnet-4-5",
+            credentialsDir: keyDir(ANTHROPIC_KEY),
+          },
+        ]),
+      }),
+    );
+    try {
+      const client = new OpenAI({ baseURL: `${quota.sidecar.agentUrl}/v1`, apiKey: "x" });
+      const ask = { model: "m", messages: [{ role: "user" as const, content: "quota" }] };
+      expect((await client.chat.completions.create(ask)).model).toBe("gpt-4o-mini");
+      expect((await client.chat.completions.create(ask)).model).toBe("claude-sonnet-4-5");
+      const metrics = await (await fetch(`${quota.sidecar.metricsUrl}/metrics`)).text();
+      expect(metrics).toMatch(/agenttype_llm_fallbacks_total\{provider="vllm",reason="rate_limited"\} 1/);
+      expect(metrics).toMatch(
+        /gen_ai_client_token_usage_count\{gen_ai_operation_name="chat",provider="claude",gen_ai_request_model="claude-sonnet-4-5",gen_ai_token_type="output"\} 1/,
+      );
+    } finally {
+      await quota.close();
+    }
+  });
+
   it("skips a provider that cannot honour a field for one that can, across types", async () => {
     // top_k: OpenAI's chat completions have none, so vllm could not take this request even
     // translated; claude takes it as it came. (The typed SDK no longer offers top_k: plain HTTP.)
