@@ -38,6 +38,7 @@ const values = {
       allowedPatterns: [
         "^http://ollama\\.models\\.svc(\\.cluster\\.local)?:11434$",
         "^https://bedrock-runtime\\.eu-west-1\\.amazonaws\\.com$",
+        "^http://vllm\\.models\\.svc:8000/v1$",
       ],
     },
   ],
@@ -73,6 +74,8 @@ describe("provider endpoints allowed by the chart's admission policy", () => {
     };
     const ollama = (endpoint: string) => ({ name: "local", type: "ollama", endpoint, model: "m" });
     const bedrock = (region: string) => ({ name: "cloud", type: "bedrock", region, model: "m" });
+    const openai = (endpoint: string) => ({ name: "vllm", type: "openai", endpoint, model: "m" });
+    const anthropic = { name: "claude", type: "anthropic", model: "claude-sonnet-4-5" };
 
     // Not selected yet: anything the CRD accepts goes.
     await create("before", [ollama("http://evil.example.com:11434")]);
@@ -96,7 +99,18 @@ describe("provider endpoints allowed by the chart's admission policy", () => {
     await expect(create("bedrock-elsewhere", [bedrock("us-east-1")])).rejects.toThrow(
       /bedrock-runtime\.us-east-1\.amazonaws\.com is not allowed/,
     );
-    await create("allowed", [ollama("http://ollama.models.svc:11434"), bedrock("eu-west-1")]);
+    // An anthropic provider without an endpoint calls the public Messages API: that is what is checked.
+    await expect(create("anthropic-default", [anthropic])).rejects.toThrow(
+      /endpoint https:\/\/api\.anthropic\.com is not allowed/,
+    );
+    await expect(create("openai-elsewhere", [openai("https://api.openai.com/v1")])).rejects.toThrow(
+      /api\.openai\.com\/v1 is not allowed/,
+    );
+    await create("allowed", [
+      ollama("http://ollama.models.svc:11434"),
+      bedrock("eu-west-1"),
+      openai("http://vllm.models.svc:8000/v1"),
+    ]);
     // An update is checked too: the AgentType made before the label cannot move to a bad endpoint.
     await expect(
       custom.patchNamespacedCustomObject({
