@@ -53,6 +53,10 @@ export const sidecarStatus = z
             totalBytes: z.number().int().nonnegative().optional(),
             since: z.string(),
             failures: z.number().int().nonnegative(),
+            retryAt: z
+              .string()
+              .optional()
+              .describe("When a failed or unreachable model is looked for again."),
           })
           .optional()
           .describe("Where an ollama provider's model stands (its pull policy); absent for other providers."),

@@ -13,9 +13,11 @@ export function unreadyReason(services: Services): string | undefined {
   if (states === undefined) return undefined;
   const waiting = states.modelsHoldingReadiness();
   if (waiting.length > 0) {
-    const models = waiting.map(
-      (r) => `provider ${r.name}, ${r.modelLifecycle?.phase}: ${r.modelLifecycle?.message}`,
-    );
+    const models = waiting.map((r) => {
+      const again =
+        r.modelLifecycle?.retryAt === undefined ? "" : `; looked for again at ${r.modelLifecycle.retryAt}`;
+      return `provider ${r.name}, ${r.modelLifecycle?.phase}: ${r.modelLifecycle?.message}${again}`;
+    });
     return services.redact.text(`waiting for models: ${models.join("; ")}`);
   }
   if (states.allFailing) return `every LLM provider is failing; GET ${SIDECAR_STATUS_PATH} says how`;

@@ -25,6 +25,8 @@ export interface ModelLifecycle {
   since: string;
   /** Failed checks and pulls since the model was last ready. */
   failures: number;
+  /** When a failed or unreachable model is looked for again, ISO 8601. */
+  retryAt?: string;
 }
 
 /** One NDJSON line of /api/pull. */
@@ -238,7 +240,9 @@ export async function prepareModel(options: ModelPreparation, signal: AbortSigna
       failures += 1;
       const waitMs = backoffMs(failures, options.retry, random());
       const phase = error instanceof ServerUnreachableError ? "unreachable" : "failed";
-      report(phase, `${(error as Error).message}; trying again in ${Math.ceil(waitMs / 1000)} s`);
+      // The message stays the same from one attempt to the next while the cause does, so the
+      // condition the operator makes of it does not change at every retry.
+      report(phase, (error as Error).message, { retryAt: new Date(now() + waitMs).toISOString() });
       await sleep(waitMs, undefined, { signal }).catch(() => undefined);
     }
   }

@@ -164,41 +164,57 @@ const providersReady = (name: string, status: string) =>
     500,
   );
 
+/**
+ * The fake Ollama upstream as a Deployment of `replicas` pods behind the Service "llm"; its
+ * endpoint. With no pod the Service answers nothing (connection refused).
+ */
+async function deployUpstream(replicas: number): Promise<string> {
+  await apply({
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name: "llm", namespace: ns },
+    spec: {
+      replicas,
+      selector: { matchLabels: { app: "llm" } },
+      template: {
+        metadata: { labels: { app: "llm" } },
+        spec: {
+          terminationGracePeriodSeconds: 2,
+          containers: [
+            {
+              name: "ollama",
+              image: "localhost/agenttype/e2e-upstream:dev",
+              imagePullPolicy: "IfNotPresent",
+              ports: [{ name: "http", containerPort: 11434 }],
+              readinessProbe: { httpGet: { path: "/api/version", port: "http" }, periodSeconds: 1 },
+            },
+          ],
+        },
+      },
+    },
+  });
+  await apply({
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: { name: "llm", namespace: ns },
+    spec: { selector: { app: "llm" }, ports: [{ name: "http", port: 11434, targetPort: "http" }] },
+  });
+  const ip = (await kubectl("get", "service", "-n", ns, "llm", "-o", "jsonpath={.spec.clusterIP}")).trim();
+  return `http://${ip}:11434`;
+}
+
+const modelsReady = (name: string, status: string) =>
+  eventually(
+    `AgentType ${name} ModelsReady=${status}`,
+    async () => (await conditionsOf(name)).find((c) => c.type === "ModelsReady" && c.status === status),
+    240_000,
+    500,
+  );
+
 describe("the sidecar's view of its providers", () => {
   test("an LLM upstream that is down: ProvidersReady=False naming the provider, a Warning Event; back up: True", async () => {
     // The upstream starts with no pod: its Service answers nothing (connection refused).
-    await apply({
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      metadata: { name: "llm", namespace: ns },
-      spec: {
-        replicas: 0,
-        selector: { matchLabels: { app: "llm" } },
-        template: {
-          metadata: { labels: { app: "llm" } },
-          spec: {
-            terminationGracePeriodSeconds: 2,
-            containers: [
-              {
-                name: "ollama",
-                image: "localhost/agenttype/e2e-upstream:dev",
-                imagePullPolicy: "IfNotPresent",
-                ports: [{ name: "http", containerPort: 11434 }],
-                readinessProbe: { httpGet: { path: "/api/version", port: "http" }, periodSeconds: 1 },
-              },
-            ],
-          },
-        },
-      },
-    });
-    await apply({
-      apiVersion: "v1",
-      kind: "Service",
-      metadata: { name: "llm", namespace: ns },
-      spec: { selector: { app: "llm" }, ports: [{ name: "http", port: 11434, targetPort: "http" }] },
-    });
-    const ip = (await kubectl("get", "service", "-n", ns, "llm", "-o", "jsonpath={.spec.clusterIP}")).trim();
-    const endpoint = `http://${ip}:11434`;
+    const endpoint = await deployUpstream(0);
     // An agent that asks its LLM every 2 s, as a working agent would: the sidecar learns
     // of the upstream from these real calls.
     const chatty = [
@@ -245,6 +261,49 @@ describe("the sidecar's view of its providers", () => {
     expect(normal?.type).toBe("Normal");
     const ready = await eventually("Ready=True", async () =>
       (await conditionsOf("provider-down")).find((c) => c.type === "Ready" && c.status === "True"),
+    );
+    expect(ready?.reason).toBe("PodsReady");
+  }, 600_000);
+
+  test("a model the Ollama server cannot pull: ModelsReady=False naming model and error, a Warning Event; a pullable one: True", async () => {
+    const endpoint = await deployUpstream(1);
+    await upstreamReady(1);
+    await apply(
+      agent("model-missing", {
+        image: "localhost/agenttype/e2e-upstream:dev",
+        command: ["node", "-e", "setInterval(() => undefined, 1 << 30)"],
+        llm: { providers: [{ name: "local", type: "ollama", endpoint, model: "no-such-model" }] },
+      }),
+    );
+    const failed = await modelsReady("model-missing", "False");
+    expect(failed?.reason).toBe("ModelPullFailed");
+    expect(failed?.message).toContain(
+      `provider local (ollama ${endpoint}), model no-such-model: cannot pull no-such-model into ${endpoint}: pull model manifest: file does not exist`,
+    );
+    const warning = await eventually("a Warning Event ModelPullFailed", async () =>
+      (await eventsOf("model-missing")).find((e) => e.reason === "ModelPullFailed"),
+    );
+    expect(warning?.type).toBe("Warning");
+    const degraded = (await conditionsOf("model-missing")).find((c) => c.type === "Degraded");
+    expect(degraded?.status).toBe("False");
+    // What a user sees, for the README.
+    process.stderr.write(`\n${await kubectl("describe", "agenttype", "-n", ns, "model-missing")}\n`);
+
+    // A model the upstream's registry has: the new pods' sidecars pull it and become ready.
+    await kubectl(
+      "patch",
+      "agenttype",
+      "-n",
+      ns,
+      "model-missing",
+      "--type=json",
+      "-p",
+      JSON.stringify([{ op: "replace", path: "/spec/llm/providers/0/model", value: "qwen2.5:0.5b" }]),
+    );
+    const back = await modelsReady("model-missing", "True");
+    expect(back?.reason).toBe("SidecarsReady");
+    const ready = await eventually("Ready=True", async () =>
+      (await conditionsOf("model-missing")).find((c) => c.type === "Ready" && c.status === "True"),
     );
     expect(ready?.reason).toBe("PodsReady");
   }, 600_000);
