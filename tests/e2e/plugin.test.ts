@@ -24,7 +24,7 @@ let pluginDir = "";
 const pluginPath = () => join(pluginDir, "kubectl-agenttype");
 const env = () => ({ ...process.env, KUBECONFIG: kubeconfig });
 const plugin = (args: string[], input?: string) =>
-  exec(pluginPath(), [...args, "-n", ns], {
+  exec(pluginPath(), ["-n", ns, ...args], {
     env: env(),
     timeoutMs: 120_000,
     ...(input === undefined ? {} : { input }),
@@ -164,7 +164,8 @@ describe("attach", () => {
       first.type("echo hello-$((6*7))\r");
       await first.waitFor(/hello-42/, 30_000);
       first.type("stty size\r");
-      await first.waitFor(/\r\n24 80\r\n/, 30_000);
+      // Both terminals, the pod's and ours, turn a newline into CR LF: lines end in \r\r\n.
+      await first.waitFor(/\r+\n24 80\r+\n/, 30_000);
       const mark = first.output.length;
       first.resize(40, 120);
       // The resize reaches the pod's terminal asynchronously; ask until it has.

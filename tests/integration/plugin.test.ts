@@ -9,6 +9,7 @@ import { join, resolve } from "node:path";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect } from "vitest";
 import { exec, execOk } from "../fixtures/exec.ts";
+import { loadSample } from "../fixtures/manifests.ts";
 import { PLUGIN_BUILD_MS } from "../fixtures/plugin-build.ts";
 import { kubeconfigPath, loadKubeConfig, test } from "./cluster.ts";
 import { installCrds } from "./crds.ts";
@@ -237,6 +238,70 @@ describe("list and describe", () => {
     const json = JSON.parse((await plugin(["describe", "coder", "-n", namespace, "-o", "json"])).stdout);
     expect(json.tools[0]).toMatchObject({ name: "web-search", available: "False" });
     expect(json.events).toHaveLength(1);
+  });
+});
+
+describe("agents on AgentHosts", () => {
+  test("describe shows the host's replicas and its Reachable condition; logs refuses them by name", async ({
+    namespace,
+  }) => {
+    const host = loadSample("agenthost_containerd-edge.yaml");
+    host.metadata.name = `edge-${namespace.slice(-6)}`;
+    await apply(host);
+    await applyStatus({
+      apiVersion: "agenttype.dev/v1alpha1",
+      kind: "AgentHost",
+      metadata: { name: host.metadata.name },
+      status: {
+        conditions: [
+          {
+            type: "Reachable",
+            status: "False",
+            reason: "ConnectFailed",
+            message: "connect ECONNREFUSED 10.0.0.9:22",
+            lastTransitionTime: new Date().toISOString(),
+          },
+        ],
+      },
+    });
+    await apply(
+      agentType(namespace, "edge", {
+        replicas: 2,
+        runtime: { type: "containerd", hostRef: { name: host.metadata.name } },
+      }),
+    );
+    await applyStatus({
+      apiVersion: "agenttype.dev/v1alpha1",
+      kind: "AgentType",
+      metadata: { name: "edge", namespace },
+      status: {
+        hostReplicas: [
+          { replica: 0, host: host.metadata.name, state: "running" },
+          { replica: 1, host: host.metadata.name, state: "restarting", restarts: 4 },
+        ],
+      },
+    });
+    try {
+      const text = (await plugin(["describe", "edge", "-n", namespace])).stdout;
+      expect(text).toContain(
+        `Host:         ${host.metadata.name} (Reachable=False: connect ECONNREFUSED 10.0.0.9:22)`,
+      );
+      expect(text).toMatch(
+        new RegExp(`1\\s+${host.metadata.name}\\s+${host.metadata.name}\\s+restarting\\s+false\\s+4`),
+      );
+      expect(text).toContain("not read for agents on AgentHosts yet");
+      const listed = (await plugin(["list", "-n", namespace])).stdout;
+      expect(listed).toMatch(
+        new RegExp(`\\nedge\\s+\\S+\\s+0/2\\s+containerd/${host.metadata.name}\\s+${host.metadata.name}\\s`),
+      );
+      const logs = await plugin(["logs", "edge", "--replica", "1", "-n", namespace]);
+      expect(logs.code).toBe(1);
+      expect(logs.stderr).toContain(
+        `error: AgentType "edge" replica 1 runs on AgentHost "${host.metadata.name}" (runtime containerd): logs is served for agents in pods only so far`,
+      );
+    } finally {
+      await kubectlIn("", "delete", "agenthost", host.metadata.name, "--wait=false");
+    }
   });
 });
 
