@@ -4,21 +4,19 @@
 // (tests/cluster/cluster.sh with its own state and ports, so the tier runs beside the e2e and
 // integration tiers). The host is stopped at the end of the run, leaving nothing behind, unless
 // AGENTTYPE_KEEP_HOST=1; the control plane too, unless it ran before or AGENTTYPE_KEEP_CLUSTER=1.
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { TestProject } from "vitest/node";
+import { controlPlaneUp, parseEnv, run } from "../fixtures/control-plane.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const hostSh = resolve(here, "host.sh");
 const criProtoSh = resolve(here, "../../operator/drivers/containerd/cri-proto.sh");
-const clusterSh = resolve(here, "../cluster/cluster.sh");
 
 /**
  * The tier's control plane: state and ports of its own (the default cluster's are 6443, 2379,
- * 2380 and 10257 under /var/lib/agenttype-cluster). Test workers are forked after the global
- * setup and inherit these, and so does every cluster.sh they run.
+ * 2380 and 10257 under /var/lib/agenttype-cluster).
  */
 export const hostsControlPlane = {
   AGENTTYPE_STATE: "/var/lib/agenttype-hosts-cluster",
@@ -34,48 +32,11 @@ declare module "vitest" {
   }
 }
 
-/** Runs a command; resolves with its stdout, its stderr (progress) shown as it comes. */
-function run(argv: string[], timeoutMs: number): Promise<string> {
-  return new Promise((resolvePromise, reject) => {
-    const [command, ...args] = argv as [string, ...string[]];
-    const child = spawn(command, args, { stdio: ["ignore", "pipe", "inherit"], timeout: timeoutMs });
-    let stdout = "";
-    child.stdout.setEncoding("utf8");
-    child.stdout.on("data", (chunk: string) => {
-      stdout += chunk;
-    });
-    child.on("error", reject);
-    child.on("close", (code, signal) => {
-      if (code === 0) resolvePromise(stdout.trim());
-      else reject(new Error(`${argv.join(" ")} failed (${signal ?? `exit ${code}`})`));
-    });
-  });
-}
-
-function parseEnv(text: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of text.split("\n")) {
-    const at = line.indexOf("=");
-    if (at > 0) env[line.slice(0, at)] = line.slice(at + 1);
-  }
-  return env;
-}
-
-async function controlPlaneRunning(): Promise<boolean> {
-  return run([clusterSh, "status", "control-plane"], 30_000).then(
-    () => true,
-    () => false,
-  );
-}
-
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const started = Date.now();
-  Object.assign(process.env, hostsControlPlane);
-  const controlPlaneWasRunning = await controlPlaneRunning();
   const proto = await run([criProtoSh], 300_000);
   await run([hostSh, "up"], 900_000);
-  // The first run may build the binaries from the Go module proxy (15-30 minutes on 2 cores).
-  await run([clusterSh, "up", "control-plane"], 45 * 60_000);
+  const controlPlaneDown = await controlPlaneUp(hostsControlPlane);
   const env = parseEnv(
     readFileSync(resolve(process.env.AGENTTYPE_HOST_STATE ?? "/var/lib/agenttype-host", "host.env"), "utf8"),
   );
@@ -85,8 +46,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     `hosts: test host up in ${((Date.now() - started) / 1000).toFixed(1)} s (containerd ${env.AGENTTYPE_HOST_CONTAINERD_VERSION})`,
   );
   return async () => {
-    if (process.env.AGENTTYPE_KEEP_CLUSTER !== "1" && !controlPlaneWasRunning)
-      await run([clusterSh, "down", "control-plane"], 120_000);
+    await controlPlaneDown();
     if (process.env.AGENTTYPE_KEEP_HOST === "1") return;
     await run([hostSh, "down"], 120_000);
   };

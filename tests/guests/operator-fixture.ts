@@ -1,0 +1,253 @@
+// The world of a guest-tier file (and of `make bench-kvm`) that runs the operator: the tier's
+// control plane with the CRDs, a namespace with the KVM host's client key in a Secret, the LLM
+// and tool servers of guest-env.ts, an AgentTool, an AgentHost with driver kvm for the KVM host,
+// a KVM driver of the test's own on that host (reading the guests' keys from the operator's
+// Secrets, to look at what runs in them), and the operator process. `kvmWorld()` makes it,
+// `start()` and `stop()` bring it up and down; `operatorOnKvmHost()` registers them as hooks.
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, inject } from "vitest";
+import { within } from "../../operator/drivers/call.ts";
+import { parseConfig } from "../../operator/drivers/config.ts";
+import { KvmDriver, kvmSettings } from "../../operator/drivers/kvm/driver.ts";
+import { managedFilter } from "../../operator/drivers/labels.ts";
+import { SecretGuestKeyStore } from "../../operator/hosts/guest-key-secrets.ts";
+import { loadAccess } from "../../operator/kube/access.ts";
+import { KubeClient, type KubeObject } from "../../operator/kube/client.ts";
+import { resources } from "../../operator/kube/resources.ts";
+import { eventually } from "../fixtures/eventually.ts";
+import { condition, type EventObject, type Obj } from "../hosts/operator-fixture.ts";
+import { installCrds } from "../integration/crds.ts";
+import { type OperatorProcess, startOperator } from "../integration/operator-process.ts";
+import { AGENT_IMAGE, hostConnection, type KvmHost, kvmHostFrom, upstreams } from "./guest-env.ts";
+
+const run = promisify(execFile);
+const repo = join(import.meta.dirname, "..", "..");
+
+export interface OperatorOnKvmHost {
+  host: KvmHost;
+  namespace: string;
+  hostName: string;
+  /** The driver's state directory on the host (overlays, console logs). */
+  stateDir: string;
+  client: KubeClient;
+  /** A KVM driver of the test's own, with the operator's guest keys (read from their Secrets). */
+  driver: KvmDriver;
+  hostConnection: ReturnType<typeof hostConnection>;
+  operator: OperatorProcess;
+  startOperator: () => Promise<OperatorProcess>;
+  kubectl: (...args: string[]) => Promise<string>;
+  /** `virsh ARGS` on the KVM host. */
+  virsh: (...args: string[]) => Promise<string>;
+  getAgentType: (name: string) => Promise<Obj>;
+  events: (name: string) => Promise<EventObject[]>;
+  readyAgentType: (name: string, timeoutMs?: number) => Promise<Obj>;
+  agentType: (name: string, spec?: Record<string, unknown>) => KubeObject & { spec: Record<string, unknown> };
+  gone: (name: string, timeoutMs?: number) => Promise<void>;
+  start: () => Promise<void>;
+  stop: () => Promise<void>;
+}
+
+/** Registers the beforeAll/afterAll of a file whose AgentTypes run in guests on the KVM host. */
+export function operatorOnKvmHost(options: { prefix: string; identity: string }): OperatorOnKvmHost {
+  const world = kvmWorld(kvmHostFrom(inject("kvmHostEnv")), options);
+  beforeAll(world.start, 900_000);
+  afterAll(world.stop, 300_000);
+  return world;
+}
+
+export function kvmWorld(host: KvmHost, options: { prefix: string; identity: string }): OperatorOnKvmHost {
+  const namespace = `${options.prefix}-${Date.now().toString(36)}`;
+  let kubectlBin = "";
+  let servers: Awaited<ReturnType<typeof upstreams>> | undefined;
+  let kubeconfig = "";
+  const world = {
+    host,
+    namespace,
+    hostName: "kvm-host",
+    stateDir: `${host.state}/kvm-operator`,
+    hostConnection: hostConnection(host),
+  } as OperatorOnKvmHost;
+
+  world.kubectl = async (...args) =>
+    (await run(kubectlBin, ["--kubeconfig", kubeconfig, ...args], { timeout: 60_000 })).stdout;
+  world.virsh = async (...args) => {
+    const r = await world.hostConnection.exec(
+      ["virsh", "-q", "-c", host.uri, ...args].join(" "),
+      {},
+      within(60_000),
+    );
+    if (r.exitCode !== 0) throw new Error(`virsh ${args.join(" ")}: ${r.stderr}`);
+    return r.stdout;
+  };
+  world.getAgentType = (name) => world.client.get<Obj>(resources.agentType, namespace, name);
+  world.events = async (name) =>
+    (await world.client.list<EventObject>(resources.event, namespace)).items.filter(
+      (e) => e.involvedObject.name === name,
+    );
+  world.readyAgentType = (name, timeoutMs = 600_000) =>
+    eventually(
+      `AgentType ${name} Ready`,
+      async () => {
+        const at = await world.getAgentType(name);
+        const ready = condition(at, "Ready");
+        return ready?.status === "True" && ready.observedGeneration === at.metadata.generation
+          ? at
+          : undefined;
+      },
+      timeoutMs,
+      1000,
+    );
+  world.gone = (name, timeoutMs = 300_000) =>
+    eventually(
+      `AgentType ${name} gone`,
+      async () =>
+        world.getAgentType(name).then(
+          () => false,
+          () => true,
+        ),
+      timeoutMs,
+      1000,
+    ).then(() => undefined);
+  world.agentType = (name, spec = {}) => ({
+    apiVersion: "agenttype.dev/v1alpha1",
+    kind: "AgentType",
+    metadata: { name, namespace },
+    spec: {
+      image: AGENT_IMAGE,
+      imagePullPolicy: "IfNotPresent",
+      language: "node",
+      replicas: 1,
+      runtime: { type: "kvm", hostRef: { name: world.hostName } },
+      env: [
+        { name: "OPENAI_API_KEY", value: "not-needed" },
+        { name: "AGENT_VERSION", value: "1" },
+      ],
+      llm: {
+        providers: [{ name: "local", type: "ollama", endpoint: servers?.ollamaUrl, model: "llama3.2" }],
+      },
+      tools: [{ name: "calculator", version: "^2.0.0" }],
+      memory: { type: "ephemeral" },
+      ...spec,
+    },
+  });
+  world.startOperator = async () => {
+    world.operator = await startOperator({
+      kubeconfig,
+      namespace,
+      identity: options.identity,
+      leaderElection: false,
+      extraEnv: {
+        SIDECAR_IMAGE: "localhost/agenttype/sidecar:dev",
+        WRAPPER_IMAGE: "localhost/agenttype/wrapper:dev",
+        IMAGE_PULL_POLICY: "IfNotPresent",
+      },
+    });
+    return world.operator;
+  };
+
+  world.start = async () => {
+    // The tier's own control plane (its state and ports are set by the tier's global setup).
+    const out = await run(join(repo, "tests/cluster/cluster.sh"), ["up", "control-plane"], {
+      timeout: 45 * 60_000,
+    });
+    kubeconfig = out.stdout.trim().split("\n").at(-1) ?? "";
+    const bin = await run("bash", ["-c", `source ${repo}/tests/cluster/lib.sh && echo "$AGENTTYPE_BIN"`]);
+    kubectlBin = join(bin.stdout.trim(), "kubectl");
+    await installCrds(kubeconfig);
+    const client = new KubeClient(loadAccess({ KUBECONFIG: kubeconfig }));
+    world.client = client;
+    world.driver = new KvmDriver(
+      parseConfig(kvmSettings, "kvm driver settings", {
+        uri: host.uri,
+        network: host.network,
+        baseImage: host.image,
+        stateDir: world.stateDir,
+      }),
+      world.hostConnection,
+      new SecretGuestKeyStore(client),
+    );
+    // Leftovers of an interrupted earlier run on the host: guests whose keys are gone with their namespace.
+    for (const g of await world.driver.guests(managedFilter(), within(60_000))) {
+      await world.virsh("destroy", g.name).catch(() => "");
+      await world.virsh("undefine", "--managed-save", g.name);
+    }
+    await world.hostConnection.exec(`rm -rf ${world.stateDir}`, {}, within(30_000));
+
+    await client.create(resources.namespace, undefined, {
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: { name: namespace },
+    });
+    await client.create(resources.secret, namespace, {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "kvm-host-key", namespace },
+      data: { id_ed25519: Buffer.from(host.clientKey).toString("base64") },
+    } as KubeObject);
+    servers = await upstreams(host);
+    await client.create(resources.agentTool, namespace, {
+      apiVersion: "agenttype.dev/v1alpha1",
+      kind: "AgentTool",
+      metadata: { name: "calculator", namespace },
+      spec: {
+        name: "calculator",
+        version: "2.1.0",
+        description: "Evaluates an arithmetic expression.",
+        protocol: "http",
+        endpoint: { url: servers.toolUrl },
+        inputSchema: {
+          type: "object",
+          properties: { expression: { type: "string" } },
+          required: ["expression"],
+        },
+      },
+    } as KubeObject);
+    await client.create(resources.agentHost, undefined, {
+      apiVersion: "agenttype.dev/v1alpha1",
+      kind: "AgentHost",
+      metadata: { name: world.hostName },
+      spec: {
+        driver: "kvm",
+        ssh: {
+          address: host.address,
+          port: host.port,
+          user: host.user,
+          privateKeySecretRef: { namespace, name: "kvm-host-key", key: "id_ed25519" },
+          hostKey: host.hostKey,
+        },
+        kvm: { uri: host.uri, network: host.network, baseImage: host.image, stateDir: world.stateDir },
+      },
+    } as KubeObject);
+    await world.startOperator();
+  };
+
+  world.stop = async () => {
+    await world.operator?.stop();
+    if (world.operator)
+      console.log(
+        world.operator
+          .logs()
+          .split("\n")
+          .filter((l) => /"level":(40|50|60)/.test(l))
+          .slice(-20)
+          .join("\n"),
+      );
+    await servers?.close();
+    // Whatever a failed test left on the host goes, so the next file starts clean.
+    if (world.driver) {
+      for (const g of await world.driver.guests(managedFilter(), within(60_000)).catch(() => [])) {
+        await world.virsh("destroy", g.name).catch(() => "");
+        await world.virsh("undefine", "--managed-save", g.name).catch(() => "");
+      }
+      await world.driver.close();
+    }
+    await world.hostConnection.exec(`rm -rf ${world.stateDir}`, {}, within(30_000)).catch(() => {});
+    world.hostConnection.close();
+    await world.client?.delete(resources.agentHost, undefined, world.hostName).catch(() => {});
+    await world.client?.delete(resources.namespace, undefined, namespace).catch(() => {});
+  };
+
+  return world;
+}

@@ -1,0 +1,417 @@
+// The operator process, the tier's control plane and the KVM host together: an AgentHost with
+// driver kvm is probed; an AgentType with runtime kvm gets one guest per replica, sized from its
+// resources, and becomes Ready with the unmodified sample agent reaching the LLM and a tool
+// through the sidecar in its guest; the guests' keys live in a Secret the AgentType owns and
+// outlast an operator restart, which adopts the guest without booting it again; a guest
+// presenting another host key is refused; the guest outlives a libvirtd restart; a spec change
+// boots the new guest beside the old one before removing it; a guest destroyed from outside is
+// replaced with an Event; spec.suspend saves the guest and clearing it resumes it where it was
+// (a counter in the agent's memory counts on), and is refused by name on other runtimes; scale;
+// delete leaves no guest, overlay or key. The tests share one AgentType, each a step of its life, so
+// that TCG boots (tens of seconds each) are paid only where a check needs a new guest.
+import { execFile } from "node:child_process";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+import { within } from "../../operator/drivers/call.ts";
+import { guestSize } from "../../operator/drivers/kvm/driver.ts";
+import { managedFilter, ownerLabels } from "../../operator/drivers/labels.ts";
+import { generateClientKeypair } from "../../operator/drivers/ssh/keypair.ts";
+import { guestKeysSecretName } from "../../operator/hosts/guest-key-secrets.ts";
+import type { KubeObject } from "../../operator/kube/client.ts";
+import { resources } from "../../operator/kube/resources.ts";
+import { eventually } from "../fixtures/eventually.ts";
+import { condition, type Obj } from "../hosts/operator-fixture.ts";
+import { operatorOnKvmHost } from "./operator-fixture.ts";
+
+const kvmHostSh = resolve(dirname(fileURLToPath(import.meta.url)), "kvm-host.sh");
+const world = operatorOnKvmHost({ prefix: "guests", identity: "operator-guests" });
+const { namespace, virsh } = world;
+const NAME = "kvm-agent";
+
+interface SecretObject extends KubeObject {
+  data?: Record<string, string>;
+}
+
+const owner = (at: Obj) => ({ namespace, name: NAME, uid: String(at.metadata.uid) });
+
+/** The names of the AgentType's guests, as libvirt lists them. */
+async function guestNames(at: Obj): Promise<string[]> {
+  return (await world.driver.guests(ownerLabels(owner(at)), within(60_000))).map((g) => g.name).sort();
+}
+
+/** The agent container's log lines in the AgentType's guests. */
+async function agentLogs(at: Obj): Promise<string[]> {
+  const agents = await world.driver.list(
+    { ...ownerLabels(owner(at)), "agenttype.dev/role": "agent" },
+    within(120_000),
+  );
+  const lines: string[] = [];
+  for (const a of agents)
+    lines.push(...(await world.driver.logs(a.id, {}, within(30_000))).map((l) => l.text));
+  return lines;
+}
+
+async function agentSays(at: Obj, text: string): Promise<string[]> {
+  return eventually(
+    `agent says ${text}`,
+    async () => {
+      const lines = await agentLogs(at);
+      return lines.some((l) => l.includes(text) || l.includes("agent failed")) ? lines : undefined;
+    },
+    300_000,
+    2000,
+  );
+}
+
+async function keysSecret(): Promise<SecretObject> {
+  return world.client.get<SecretObject>(resources.secret, namespace, guestKeysSecretName(NAME));
+}
+
+describe("runtime kvm through the operator", () => {
+  let accel = "";
+
+  it("probes an AgentHost with driver kvm: Reachable, libvirt and QEMU versions, the acceleration", async () => {
+    const probed = await eventually(
+      "AgentHost Reachable",
+      async () => {
+        const h = await world.client.get<Obj>(resources.agentHost, undefined, world.hostName);
+        return condition(h, "Reachable")?.status === "True" ? h : undefined;
+      },
+      180_000,
+      1000,
+    );
+    const versions = probed.status?.versions as Record<string, string>;
+    expect(versions.libvirt).toMatch(/^\d+\.\d+/);
+    expect(versions.qemu).toMatch(/^\d+\.\d+/);
+    expect(["kvm", "tcg"]).toContain(versions.accel);
+    accel = versions.accel ?? "";
+    console.log(`guests run under ${accel.toUpperCase()} (probed by the operator's KVM driver)`);
+    expect(probed.status?.allocation).toEqual({ agents: 0 });
+  });
+
+  it("gives each replica a guest of its own, sized from resources, and becomes Ready: the agent reaches the LLM and a tool", async () => {
+    const t0 = Date.now();
+    await world.client.create(
+      resources.agentType,
+      namespace,
+      // One vCPU (the agent's and sidecar's limits round up to it): TCG guests with more are
+      // slower on a busy 2-core machine, not faster. The memory makes the guest larger than 1 GiB.
+      world.agentType(NAME, { resources: { limits: { cpu: "300m", memory: "768Mi" } } }),
+    );
+    const ready = await world.readyAgentType(NAME);
+    const started = (await world.events(NAME)).find((e) => e.reason === "ReplicaStarted");
+    expect(started?.message).toMatch(
+      /^started replica 0 on host kvm-host; guest booted in [\d.]+ s \(define and start/,
+    );
+    console.log(
+      `apply to Ready through the operator: ${((Date.now() - t0) / 1000).toFixed(1)} s (${started?.message})`,
+    );
+    expect(ready.status?.readyReplicas).toBe(1);
+    const [guest, ...more] = await guestNames(ready);
+    expect(more).toEqual([]);
+    expect(guest).toMatch(new RegExp(`^${namespace}_${NAME}_0_[0-9a-f]{8}_[0-9a-f]{8}$`));
+    // Sized from the agent's and the sidecar's limits (host-plan.ts labels), the guest's own
+    // system beside them; the labels on the guest say what placement asked for.
+    const [listing] = await world.driver.guests(ownerLabels(owner(ready)), within(60_000));
+    const size = guestSize(listing?.labels ?? {}, { vcpus: 1, memoryMiB: 1024 });
+    expect(size.vcpus).toBe(1);
+    expect(size.memoryMiB).toBeGreaterThan(768 + 256);
+    const info = await virsh("dominfo", guest as string);
+    expect(info).toMatch(new RegExp(`CPU\\(s\\):\\s+${size.vcpus}\\b`));
+    expect(info).toMatch(new RegExp(`Max memory:\\s+${size.memoryMiB * 1024} KiB`));
+
+    const text = (await agentSays(ready, "agent done")).join("\n");
+    expect(text).not.toContain("agent failed");
+    expect(text).toMatch(/llm: .* \[model llama3\.2/);
+    expect(text).toContain("tool calculator: 6 * 7 = 42");
+    expect(text).toMatch(/memory: runs\/\S+ = \{"question":"6 \* 7","answer":"42","version":"1"\}/);
+    // The agent runs in the guest, not on the host: the host's own containerd has no such container.
+    const [agent] = await world.driver.list(
+      { ...ownerLabels(owner(ready)), "agenttype.dev/role": "agent" },
+      within(60_000),
+    );
+    const onHost = await world.hostConnection.exec(
+      `ctr -a ${world.host.state}/containerd/containerd.sock -n k8s.io c ls -q`,
+      {},
+      within(30_000),
+    );
+    expect(agent?.id).toMatch(new RegExp(`^${guest}/`));
+    expect(onHost.stdout).not.toContain(agent?.id.split("/")[1] as string);
+  }, 900_000);
+
+  it("keeps the guest's keys in a Secret the AgentType owns, and an operator restart adopts the guest with them", async () => {
+    const at = await world.getAgentType(NAME);
+    const [guest] = await guestNames(at);
+    const secret = await keysSecret();
+    expect(secret.metadata.ownerReferences).toEqual([
+      expect.objectContaining({ kind: "AgentType", name: NAME, uid: at.metadata.uid }),
+    ]);
+    expect(Object.keys(secret.data ?? {}).sort()).toEqual(
+      ["clientPrivateKey", "clientPublicKey", "hostPrivateKey", "hostPublicKey"]
+        .map((k) => `${guest}.${k}`)
+        .sort(),
+    );
+    const [agentBefore] = await world.driver.list(
+      { ...ownerLabels(owner(at)), "agenttype.dev/role": "agent" },
+      within(60_000),
+    );
+    await world.operator.stop();
+    await world.startOperator();
+    // Ready again without a boot: the same guest and the same agent container.
+    await world.readyAgentType(NAME, 120_000);
+    expect(await guestNames(at)).toEqual([guest]);
+    const [agentAfter] = await world.driver.list(
+      { ...ownerLabels(owner(at)), "agenttype.dev/role": "agent" },
+      within(60_000),
+    );
+    expect(agentAfter?.id).toBe(agentBefore?.id);
+  }, 300_000);
+
+  it("refuses a guest that presents another host key than the one pinned in the Secret", async () => {
+    const at = await world.getAgentType(NAME);
+    const [guest] = await guestNames(at);
+    const field = `${guest}.hostPublicKey`;
+    const secret = await keysSecret();
+    const pinned = secret.data?.[field] as string;
+    const other = Buffer.from(generateClientKeypair("not-the-guest").publicKey).toString("base64");
+    const pin = async (value: string) => {
+      const s = await keysSecret();
+      await world.client.replace(resources.secret, {
+        ...s,
+        data: { ...s.data, [field]: value },
+      } as KubeObject);
+    };
+    // A new operator process holds no connection to the guest: it reads the pin from the Secret.
+    await world.operator.stop();
+    await pin(other);
+    await world.startOperator();
+    const refused = await eventually(
+      "HostKeyMismatch",
+      async () => {
+        const a = await world.getAgentType(NAME);
+        return condition(a, "Ready")?.reason === "HostKeyMismatch" ? a : undefined;
+      },
+      180_000,
+      1000,
+    );
+    expect(condition(refused, "Ready")?.status).toBe("False");
+    const events = await world.events(NAME);
+    expect(events.some((e) => e.reason === "HostKeyMismatch" && e.type === "Warning")).toBe(true);
+    // The guest was refused, not replaced.
+    expect(await guestNames(at)).toEqual([guest]);
+    await world.operator.stop();
+    await pin(pinned);
+    await world.startOperator();
+    await world.readyAgentType(NAME, 180_000);
+    expect(await guestNames(at)).toEqual([guest]);
+  }, 600_000);
+
+  it("keeps the guest through a libvirtd restart: the operator adopts it and replaces nothing", async () => {
+    const at = await world.getAgentType(NAME);
+    const [guest] = await guestNames(at);
+    const agentIds = async () =>
+      (
+        await world.driver.list({ ...ownerLabels(owner(at)), "agenttype.dev/role": "agent" }, within(120_000))
+      ).map((c) => c.id);
+    const before = await agentIds();
+    const recreated = async () =>
+      (await world.events(NAME)).filter((e) => e.reason === "ReplicaRecreated").length;
+    const recreatedBefore = await recreated();
+    await promisify(execFile)(kvmHostSh, ["libvirtd-restart"], { timeout: 120_000 });
+    await world.driver.close();
+    // Two placement rounds at least (every 10 s while steady), both after the restart.
+    await new Promise((r) => setTimeout(r, 25_000));
+    const ready = await world.readyAgentType(NAME, 120_000);
+    expect(await guestNames(ready)).toEqual([guest]);
+    expect(await agentIds()).toEqual(before);
+    expect(await recreated()).toBe(recreatedBefore);
+  }, 300_000);
+
+  it("rolls a spec change new-first: the new guest boots beside the old one, then the old one goes", async () => {
+    const at = await world.getAgentType(NAME);
+    const [oldGuest] = await guestNames(at);
+    const spec = at.spec as Record<string, unknown>;
+    await world.client.replace(resources.agentType, {
+      ...at,
+      spec: {
+        ...spec,
+        env: [
+          { name: "OPENAI_API_KEY", value: "not-needed" },
+          { name: "AGENT_VERSION", value: "2" },
+        ],
+      },
+    } as KubeObject);
+    // Both guests at once, for a while: the old one still runs while the new one boots.
+    const both = await eventually(
+      "two guests at once",
+      async () => {
+        const names = await guestNames(at);
+        return names.length === 2 ? names : undefined;
+      },
+      300_000,
+      1000,
+    );
+    expect(both).toContain(oldGuest);
+    const rolled = await world.readyAgentType(NAME, 600_000);
+    const after = await eventually(
+      "the old guest gone",
+      async () => {
+        const names = await guestNames(rolled);
+        return names.length === 1 && !names.includes(oldGuest as string) ? names : undefined;
+      },
+      120_000,
+      1000,
+    );
+    expect(both).toContain(after[0]);
+    expect(await agentSays(rolled, "agent done (version 2)")).toContain("agent done (version 2)");
+    const events = await world.events(NAME);
+    expect(events.some((e) => e.reason === "ReplicaUpdated")).toBe(true);
+    // The old guest's keys went with it.
+    expect(Object.keys((await keysSecret()).data ?? {}).filter((k) => k.startsWith(`${oldGuest}.`))).toEqual(
+      [],
+    );
+  }, 900_000);
+
+  it("replaces a guest destroyed from outside (virsh destroy), with a Warning Event", async () => {
+    const at = await world.getAgentType(NAME);
+    const [guest] = await guestNames(at);
+    await virsh("destroy", guest as string);
+    const event = await eventually(
+      "ReplicaRecreated",
+      async () => (await world.events(NAME)).find((e) => e.reason === "ReplicaRecreated"),
+      600_000,
+      2000,
+    );
+    expect(event.type).toBe("Warning");
+    await eventually(
+      "the replaced guest running",
+      async () => (await virsh("domstate", guest as string)).trim() === "running",
+      300_000,
+      1000,
+    );
+    const ready = await world.readyAgentType(NAME, 600_000);
+    expect(await guestNames(ready)).toEqual([guest]);
+    expect(event.message).toMatch(new RegExp(`its guest ${guest} is shut off; guest booted in [\\d.]+ s`));
+    // The test's own driver still holds a connection pinned to the old guest's key: drop it.
+    await world.driver.close();
+    expect(await agentSays(ready, "agent done (version 2)")).toContain("agent done (version 2)");
+  }, 900_000);
+
+  it("suspends with spec.suspend (Suspended=True, Ready=False Suspended) and resumes where it was, the agent's memory included", async () => {
+    const at = await world.getAgentType(NAME);
+    const [guest] = await guestNames(at);
+    const agentId = async () =>
+      (
+        await world.driver.list({ ...ownerLabels(owner(at)), "agenttype.dev/role": "agent" }, within(120_000))
+      )[0]?.id as string;
+    const counter = async () =>
+      Number(
+        (await world.driver.exec(await agentId(), ["cat", "/tmp/counter"], within(60_000))).stdout.trim(),
+      );
+    // A counter that lives only in a process's memory: a reboot would start it again at 1.
+    await world.driver.exec(
+      await agentId(),
+      ["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.2; done >/dev/null 2>&1 &"],
+      within(60_000),
+    );
+    await eventually("the counter counts", async () => (await counter()) > 3, 60_000, 500);
+    const setSuspend = async (value: boolean) => {
+      const a = await world.getAgentType(NAME);
+      await world.client.replace(resources.agentType, {
+        ...a,
+        spec: { ...(a.spec as Record<string, unknown>), suspend: value },
+      } as KubeObject);
+    };
+    const t0 = Date.now();
+    await setSuspend(true);
+    const suspended = await eventually(
+      "Suspended=True",
+      async () => {
+        const a = await world.getAgentType(NAME);
+        const c = condition(a, "Suspended");
+        return c?.status === "True" && c.observedGeneration === a.metadata.generation ? a : undefined;
+      },
+      300_000,
+      500,
+    );
+    const suspendS = (Date.now() - t0) / 1000;
+    expect(condition(suspended, "Ready")).toMatchObject({ status: "False", reason: "Suspended" });
+    expect(suspended.status?.hostReplicas).toEqual([
+      expect.objectContaining({ replica: 0, state: "suspended" }),
+    ]);
+    expect((await virsh("domstate", guest as string)).trim()).toBe("shut off");
+    expect(await virsh("dominfo", guest as string)).toMatch(/Managed save:\s+yes/);
+    await world.driver.close();
+    const t1 = Date.now();
+    await setSuspend(false);
+    const resumed = await world.readyAgentType(NAME, 300_000);
+    const resumeS = (Date.now() - t1) / 1000;
+    console.log(
+      `through the operator: suspend ${suspendS.toFixed(1)} s, resume to Ready ${resumeS.toFixed(1)} s`,
+    );
+    expect(condition(resumed, "Suspended")).toMatchObject({ status: "False" });
+    expect(await guestNames(resumed)).toEqual([guest]);
+    const resumedAt = await counter();
+    // The loop went on from where it was: far above 1, and it keeps counting.
+    expect(resumedAt).toBeGreaterThan(3);
+    await eventually("the counter counts on", async () => (await counter()) > resumedAt, 60_000, 500);
+    const events = await world.events(NAME);
+    expect(events.map((e) => e.reason)).toEqual(expect.arrayContaining(["Suspended", "Resumed"]));
+  }, 900_000);
+
+  it("refuses spec.suspend on a runtime that cannot resume where it was, naming the field", async () => {
+    const refused = world.client.create(
+      resources.agentType,
+      namespace,
+      world.agentType("not-suspendable", {
+        runtime: { type: "containerd", hostRef: { name: world.hostName } },
+        suspend: true,
+      }),
+    );
+    await expect(refused).rejects.toThrow(/spec\.suspend.*suspend applies only to runtime kvm/s);
+  });
+
+  it("scales 1 → 2 → 1 with kubectl scale: a guest per replica", async () => {
+    await world.kubectl("-n", namespace, "scale", "agenttype", NAME, "--replicas=2");
+    const two = await eventually(
+      "two replicas ready",
+      async () => {
+        const a = await world.getAgentType(NAME);
+        return a.status?.readyReplicas === 2 && condition(a, "Ready")?.status === "True" ? a : undefined;
+      },
+      600_000,
+      1000,
+    );
+    const names = await guestNames(two);
+    expect(names).toHaveLength(2);
+    expect(names.filter((n) => n.includes(`_${NAME}_1_`))).toHaveLength(1);
+    await world.kubectl("-n", namespace, "scale", "agenttype", NAME, "--replicas=1");
+    await eventually(
+      "one guest",
+      async () => {
+        const left = await guestNames(two);
+        return left.length === 1 && left[0]?.includes(`_${NAME}_0_`) ? left : undefined;
+      },
+      300_000,
+      1000,
+    );
+    const one = await world.readyAgentType(NAME, 300_000);
+    expect(one.status?.replicas).toBe(1);
+  }, 900_000);
+
+  it("deletes through the finalizer: no guest, overlay or key is left", async () => {
+    const at = await world.getAgentType(NAME);
+    await world.client.delete(resources.agentType, namespace, NAME);
+    await world.gone(NAME, 300_000);
+    expect(await guestNames(at)).toEqual([]);
+    expect(await world.driver.guests(managedFilter(), within(60_000))).toEqual([]);
+    const left = await world.hostConnection.exec(`ls -A ${world.stateDir}`, {}, within(30_000));
+    expect(left.stdout.trim()).toBe("");
+    const secret = await keysSecret().catch(() => undefined);
+    expect(Object.keys(secret?.data ?? {})).toEqual([]);
+    const events = await world.events(NAME);
+    expect(events.some((e) => e.reason === "HostCleanedUp")).toBe(true);
+  }, 600_000);
+});
