@@ -1,27 +1,25 @@
-// `make bench-kvm`: an agent in a KVM guest, timed from the start of its replica (what the
-// operator does on apply) to the agent Ready (its sidecar and agent containers running in a
-// booted guest), split into the guest's boot (define and start, DHCP address, sshd with the
-// pinned key, containerd ready) and the agent's part (volumes, wrapper, sidecar and agent
-// started in the guest); then the guest suspended to disk and resumed. The acceleration the
-// driver's probe chose is printed: targets differ (KVM: apply to Ready <= 10 s, resume <= 2 s;
-// TCG: <= 60 s and <= 10 s). Medians over rounds; the KVM host (tests/guests/kvm-host.sh) is
-// brought up when it is not running and taken down again. The last line is machine-readable.
+// `make bench-kvm`: an agent in a KVM guest along the user's path: an AgentType with runtime kvm
+// created on the API server, timed until the operator says Ready (its sidecar and agent running
+// in a booted guest), split into the guest's boot (define and start, DHCP lease, sshd with the
+// pinned key, containerd ready: the operator's ReplicaStarted Event reports the stages its
+// driver measured) and the rest (the operator's work and the agent's containers); then
+// `spec.suspend: true` until Suspended=True, and cleared until Ready again. The acceleration the
+// operator's probe of the AgentHost chose is printed: targets differ (KVM: apply to Ready
+// <= 10 s, resume <= 2 s; TCG: <= 60 s and <= 10 s). Medians over rounds. The KVM host
+// (tests/guests/kvm-host.sh) and the guest tier's control plane are brought up when they are not
+// running and taken down again. The last line is machine-readable.
 //   node tests/bench/kvm.ts [--rounds 3]
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { within } from "../../operator/drivers/call.ts";
-import { managedFilter, ownerLabels } from "../../operator/drivers/labels.ts";
-import { removeReplicas, startReplica } from "../../operator/drivers/replica.ts";
-import {
-  hostConnection,
-  kvmDriver,
-  kvmHostFrom,
-  MemoryKeyStore,
-  parseEnv,
-  sampleReplica,
-  upstreams,
-} from "../guests/guest-env.ts";
+import type { KubeObject } from "../../operator/kube/client.ts";
+import { resources } from "../../operator/kube/resources.ts";
+import { controlPlaneUp } from "../fixtures/control-plane.ts";
+import { eventually } from "../fixtures/eventually.ts";
+import { guestsControlPlane } from "../guests/global-setup.ts";
+import { kvmHostFrom, parseEnv } from "../guests/guest-env.ts";
+import { kvmWorld } from "../guests/operator-fixture.ts";
+import { condition, type Obj } from "../hosts/operator-fixture.ts";
 
 const { values: args } = parseArgs({ options: { rounds: { type: "string", default: "3" } } });
 const ROUNDS = Number(args.rounds);
@@ -50,45 +48,73 @@ process.env.AGENTTYPE_CRI_PROTO = execFileSync(
   join(import.meta.dirname, "..", "..", "operator", "drivers", "containerd", "cri-proto.sh"),
   { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], timeout: 300_000 },
 ).trim();
-const host = kvmHostFrom(parseEnv(sh("env")));
-const ssh = hostConnection(host);
-const keys = new MemoryKeyStore();
-const driver = kvmDriver(host, ssh, keys);
-const servers = await upstreams(host);
+const controlPlaneDown = await controlPlaneUp(guestsControlPlane);
+const world = kvmWorld(kvmHostFrom(parseEnv(sh("env"))), { prefix: "bench-kvm", identity: "bench-kvm" });
 const rows: { ready: number; boot: number; agent: number; suspend: number; resume: number }[] = [];
+let accel = "unknown";
 try {
-  await removeReplicas(driver, managedFilter(), 1_000, within(300_000));
-  const { accel, reason } = await driver.accel(within(60_000));
-  console.log(`bench-kvm: guests run under ${accel.toUpperCase()} (${reason}); ${ROUNDS} round(s)`);
+  await world.start();
+  const host = await eventually(
+    "AgentHost Reachable",
+    async () => {
+      const h = await world.client.get<Obj>(resources.agentHost, undefined, world.hostName);
+      return condition(h, "Reachable")?.status === "True" ? h : undefined;
+    },
+    300_000,
+    500,
+  );
+  accel = (host.status?.versions as Record<string, string> | undefined)?.accel ?? "unknown";
+  console.log(
+    `bench-kvm: guests run under ${accel.toUpperCase()} (${condition(host, "Reachable")?.message}); ${ROUNDS} round(s)`,
+  );
+  const whenCondition = (name: string, type: string, status: string) =>
+    eventually(
+      `${name} ${type}=${status}`,
+      async () => {
+        const a = await world.getAgentType(name);
+        const c = condition(a, type);
+        return c?.status === status && c.observedGeneration === a.metadata.generation ? a : undefined;
+      },
+      900_000,
+      250,
+    );
+  const setSuspend = async (name: string, value: boolean) => {
+    const a = await world.getAgentType(name);
+    await world.client.replace(resources.agentType, {
+      ...a,
+      spec: { ...(a.spec as Record<string, unknown>), suspend: value },
+    } as KubeObject);
+  };
   for (let round = 1; round <= ROUNDS; round++) {
-    const { owner, plan } = sampleReplica("bench-agent", 0, servers);
+    const name = `bench-agent-${round}`;
     const t0 = Date.now();
-    const started = await startReplica(driver, plan, within(600_000));
+    await world.client.create(resources.agentType, world.namespace, world.agentType(name));
+    await whenCondition(name, "Ready", "True");
     const ready = Date.now() - t0;
-    const guest = started.groupId.split("/")[0] as string;
-    const b = driver.bootTimes.get(guest);
-    if (b === undefined) throw new Error(`no boot times for ${guest}`);
-    const boot = b.start + b.address + b.ssh + b.containerd;
+    const started = (await world.events(name)).find((e) => e.reason === "ReplicaStarted")?.message ?? "";
+    const booted = /guest booted in ([\d.]+) s \(([^)]*)\)/.exec(started);
+    if (booted === null) throw new Error(`no boot stages in the ReplicaStarted Event: ${started}`);
+    const boot = Number(booted[1]) * 1000;
     const s0 = Date.now();
-    await driver.suspend(ownerLabels(owner), within(300_000));
+    await setSuspend(name, true);
+    await whenCondition(name, "Suspended", "True");
     const suspend = Date.now() - s0;
     const r0 = Date.now();
-    await driver.resume(ownerLabels(owner), within(300_000));
+    await setSuspend(name, false);
+    await whenCondition(name, "Ready", "True");
     const resume = Date.now() - r0;
     rows.push({ ready, boot, agent: ready - boot, suspend, resume });
     console.log(
-      `round ${round}: apply to Ready ${seconds(ready)} s (boot ${seconds(boot)} s: start ${seconds(b.start)}, address ${seconds(b.address)}, sshd ${seconds(b.ssh)}, containerd ${seconds(b.containerd)}; agent ${seconds(ready - boot)} s), suspend ${seconds(suspend)} s, resume ${seconds(resume)} s`,
+      `round ${round}: apply to Ready ${seconds(ready)} s (boot ${seconds(boot)} s: ${booted[2]}; the rest ${seconds(ready - boot)} s), suspend to Suspended ${seconds(suspend)} s, resume to Ready ${seconds(resume)} s`,
     );
-    await removeReplicas(driver, ownerLabels(owner), 1_000, within(300_000));
+    await world.client.delete(resources.agentType, world.namespace, name);
+    await world.gone(name, 300_000);
   }
 } finally {
-  await removeReplicas(driver, managedFilter(), 1_000, within(300_000)).catch(() => {});
-  await driver.close();
-  await servers.close();
-  ssh.close();
+  await world.stop().catch((error: unknown) => console.error(`bench-kvm: cleaning up: ${String(error)}`));
+  await controlPlaneDown();
   if (!wasUp) sh("down");
 }
-const { accel } = await driver.accel(within(60_000)).catch(() => ({ accel: "unknown" }));
 const m = (k: keyof (typeof rows)[number]) => seconds(median(rows.map((r) => r[k])));
 console.log(
   `bench-kvm accel=${accel} apply_to_ready_s=${m("ready")} boot_s=${m("boot")} agent_s=${m("agent")} suspend_s=${m("suspend")} resume_s=${m("resume")} rounds=${ROUNDS}`,
