@@ -97,7 +97,7 @@ export interface ChatRequest {
  * only the model and the credentials changed, and relays the answer's bytes (passthrough.ts).
  */
 export interface PassThrough {
-  api: "openai-chat" | "anthropic-messages";
+  api: "openai-chat" | "openai-responses" | "anthropic-messages";
   body: Record<string, unknown>;
 }
 

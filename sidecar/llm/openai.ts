@@ -1,8 +1,9 @@
 // The OpenAI provider: any OpenAI-compatible server (OpenAI, Azure OpenAI's v1 API, vLLM,
 // llama.cpp's server, LM Studio, TGI) over /chat/completions and /embeddings, SSE when
-// streaming. An agent's OpenAI chat request reaches it as the agent sent it, the model and the
-// credentials changed, and the answer's bytes go back as they came (pass-through); every
-// other agent API is translated here from the neutral shape.
+// streaming. An agent's OpenAI chat request, and a Responses request with store: false and no
+// previous_response_id, reach it as the agent sent it, the model and the credentials changed,
+// and the answer's bytes go back as they came (pass-through); every other agent request is
+// translated here from the neutral shape to chat completions.
 import type { IncomingMessage } from "node:http";
 import { readText, send, type Target, target } from "../http-client.ts";
 import type {
@@ -212,6 +213,20 @@ function fromOpenAiLogprobs(logprobs: OpenAiLogprobs | null | undefined): Logpro
   }));
 }
 
+interface ResponsesUsage {
+  input_tokens?: number;
+  output_tokens?: number;
+}
+
+function responsesUsage(usage: ResponsesUsage | null | undefined) {
+  return { inputTokens: usage?.input_tokens ?? 0, outputTokens: usage?.output_tokens ?? 0 };
+}
+
+/** The agent's body when it is a Responses request this provider may take as it came. */
+function responsesBody(request: ChatRequest): Record<string, unknown> | undefined {
+  return request.passThrough?.api === "openai-responses" ? request.passThrough.body : undefined;
+}
+
 /** The agent's body when it is an OpenAI chat request, which this provider takes as it came. */
 function passedThrough(request: ChatRequest): Record<string, unknown> | undefined {
   return request.passThrough?.api === "openai-chat" ? request.passThrough.body : undefined;
@@ -223,6 +238,7 @@ export class OpenAiProvider implements LlmProvider {
   readonly model: string;
   readonly #chatTarget: Target;
   readonly #embedTarget: Target;
+  readonly #responsesTarget: Target;
   readonly #headers: Record<string, string>;
 
   constructor(options: {
@@ -237,16 +253,20 @@ export class OpenAiProvider implements LlmProvider {
     const base = options.endpoint.replace(/\/+$/, "");
     this.#chatTarget = target(`${base}/chat/completions`);
     this.#embedTarget = target(`${base}/embeddings`);
+    this.#responsesTarget = target(`${base}/responses`);
     this.#headers = { ...options.headers };
     if (options.apiKey !== undefined) this.#headers.authorization = `Bearer ${options.apiKey}`;
   }
 
   unhonoured(request: ChatRequest): Unhonoured | undefined {
-    // An OpenAI chat request goes as it came: whatever it holds, the server reads as OpenAI's.
-    return passedThrough(request) === undefined ? openAiUnhonoured(request) : undefined;
+    // An OpenAI request goes as it came: whatever it holds, the server reads as OpenAI's.
+    if (passedThrough(request) !== undefined || responsesBody(request) !== undefined) return undefined;
+    return openAiUnhonoured(request);
   }
 
   async chat(request: ChatRequest, signal: AbortSignal): Promise<ChatResult> {
+    const responses = responsesBody(request);
+    if (responses !== undefined) return this.#response(responses, signal);
     const agentBody = passedThrough(request);
     const body =
       agentBody === undefined
@@ -271,6 +291,11 @@ export class OpenAiProvider implements LlmProvider {
   }
 
   async *chatStream(request: ChatRequest, signal: AbortSignal): AsyncGenerator<ChatEvent> {
+    const responses = responsesBody(request);
+    if (responses !== undefined) {
+      yield* this.#relayResponse(responses, signal);
+      return;
+    }
     const agentBody = passedThrough(request);
     if (agentBody !== undefined) {
       yield* this.#relay(agentBody, signal);
@@ -372,6 +397,59 @@ export class OpenAiProvider implements LlmProvider {
       classifyHttpStatus(status),
       `provider "${this.name}" (openai, model ${this.model}) answered ${status}: ${detail}`,
       status,
+    );
+  }
+
+  /** A Responses request sent as it came; the answer goes back as it came, its usage counted. */
+  async #response(agentBody: Record<string, unknown>, signal: AbortSignal): Promise<ChatResult> {
+    const body = JSON.stringify({ ...agentBody, model: this.model });
+    const response = await this.post(this.#responsesTarget, body, signal);
+    const raw = await readText(response);
+    const answer = JSON.parse(raw) as { usage?: ResponsesUsage | null };
+    return {
+      text: "",
+      thinking: "",
+      toolCalls: [],
+      stopReason: "stop",
+      usage: responsesUsage(answer.usage),
+      raw,
+    };
+  }
+
+  /**
+   * A streamed Responses request sent as it came, its typed events relayed as they came until
+   * the one that ends the response (completed, incomplete or failed), which carries the usage.
+   * An `error` event is not relayed: the router ends the stream with its own, redacted.
+   */
+  async *#relayResponse(agentBody: Record<string, unknown>, signal: AbortSignal): AsyncGenerator<ChatEvent> {
+    const body = JSON.stringify({ ...agentBody, model: this.model });
+    const response = await this.post(this.#responsesTarget, body, signal);
+    for await (const event of sseEvents(response)) {
+      const data = JSON.parse(event.data) as {
+        type?: string;
+        message?: string;
+        response?: { usage?: ResponsesUsage | null };
+      };
+      if (data.type === "error")
+        throw new ProviderError(
+          this.name,
+          "unavailable",
+          `provider "${this.name}" reported: ${data.message ?? ""}`,
+        );
+      yield { type: "raw", text: event.raw };
+      if (
+        data.type === "response.completed" ||
+        data.type === "response.incomplete" ||
+        data.type === "response.failed"
+      ) {
+        yield { type: "done", stopReason: "stop", usage: responsesUsage(data.response?.usage) };
+        return;
+      }
+    }
+    throw new ProviderError(
+      this.name,
+      "connection",
+      `provider "${this.name}" closed the stream before the response ended`,
     );
   }
 

@@ -169,6 +169,46 @@ describe("pass-through", () => {
     expect(agentGot).toContain("event: message_stop");
   });
 
+  it("sends a Responses request with store: false as it came, whole and streamed; a stored one is translated", async () => {
+    const client = new OpenAI({ baseURL: `${viaOpenAi.sidecar.agentUrl}/v1`, apiKey: "x" });
+    const whole = await client.responses.create({
+      model: "agent-model",
+      instructions: "be brief",
+      input: "hello responses",
+      store: false,
+      max_output_tokens: 2,
+    });
+    expect(whole.output_text).toBe("You said: ");
+    expect(whole.status).toBe("incomplete");
+    const sent = openaiUp.requests.at(-1);
+    expect(sent?.path).toBe("/v1/responses");
+    expect(JSON.parse(sent?.raw ?? "")).toEqual({
+      model: "gpt-4o-mini",
+      instructions: "be brief",
+      input: "hello responses",
+      store: false,
+      max_output_tokens: 2,
+    });
+    const body = { model: "m", input: [{ role: "user", content: "stream it" }], store: false, stream: true };
+    const agentGot = await (await post(viaOpenAi.sidecar.agentUrl, "/v1/responses", body)).text();
+    const direct = await post(
+      openaiUp.baseUrl,
+      "/responses",
+      JSON.parse(openaiUp.requests.at(-1)?.raw ?? ""),
+      {
+        authorization: `Bearer ${OPENAI_KEY}`,
+      },
+    );
+    expect(unstamped(agentGot).replaceAll(/"created_at":\d+/g, "")).toBe(
+      unstamped(await direct.text()).replaceAll(/"created_at":\d+/g, ""),
+    );
+    expect(agentGot).toContain("event: response.completed");
+    // Kept by the sidecar for a later previous_response_id: translated to chat completions.
+    const stored = await client.responses.create({ model: "m", input: "keep me" });
+    expect(stored.output_text).toBe("You said: keep me");
+    expect(openaiUp.requests.at(-1)?.path).toBe("/v1/chat/completions");
+  });
+
   it("removes the keys from a passed-through answer that holds them, whole and streamed", async () => {
     const client = new OpenAI({ baseURL: `${viaOpenAi.sidecar.agentUrl}/v1`, apiKey: "x" });
     openaiUp.enqueue({ text: `the key is ${OPENAI_KEY} and ${Buffer.from(OPENAI_KEY).toString("base64")}` });

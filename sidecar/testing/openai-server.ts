@@ -119,6 +119,7 @@ export class OpenAiServer extends ScriptedServer {
       });
     if (route === "POST /v1/chat/completions") return this.#chat(res, request.body, req.headers);
     if (route === "POST /v1/embeddings") return this.#embeddings(res, request.body, req.headers);
+    if (route === "POST /v1/responses") return this.#responses(res, request.body, req.headers);
     return this.error(res, 404, "invalid_request_error", `Invalid URL (${request.method} ${request.path})`);
   }
 
@@ -383,6 +384,130 @@ export class OpenAiServer extends ScriptedServer {
     }));
   }
 
+  /**
+   * POST /v1/responses as OpenAI answers it: a response object, or when streaming its typed
+   * events (response.created, in_progress, output_item.added, content_part.added,
+   * output_text.delta per word, the .done events, response.completed), each numbered.
+   */
+  async #responses(res: ServerResponse, body: Record<string, unknown>, headers: http.IncomingHttpHeaders) {
+    const model = this.#model(res, body);
+    if (model === undefined) return;
+    const unknown = Object.keys(body).find((k) => !RESPONSES_PARAMETERS.has(k));
+    if (unknown !== undefined)
+      return this.error(res, 400, "invalid_request_error", `Unknown parameter: '${unknown}'.`);
+    if (typeof body.input !== "string" && !Array.isArray(body.input))
+      return this.error(res, 400, "invalid_request_error", "Missing required parameter: 'input'.");
+    if (typeof body.previous_response_id === "string")
+      return this.error(
+        res,
+        400,
+        "invalid_request_error",
+        `Previous response with id '${body.previous_response_id}' not found.`,
+      );
+    const scenario = this.nextScenario();
+    if (await this.fault(res, scenario, headers, echo, typeOf)) return;
+    const text = scenario.text ?? `You said: ${lastUserText(body.input)}`;
+    const answer = madeUpAnswer(text, [], body.max_output_tokens as number | undefined);
+    const id = `resp_${createHash("sha256").update(JSON.stringify(body)).digest("hex").slice(0, 24)}`;
+    const itemId = `msg_${id.slice(5)}`;
+    const createdAt = Math.floor(Date.now() / 1000);
+    const outputText = answer.chunks.join("");
+    const usage = {
+      input_tokens: promptTokens([body.instructions, body.input]),
+      input_tokens_details: { cached_tokens: 0 },
+      output_tokens: answer.chunks.length,
+      output_tokens_details: { reasoning_tokens: 0 },
+      total_tokens: promptTokens([body.instructions, body.input]) + answer.chunks.length,
+    };
+    const part = (t: string) => ({ type: "output_text", text: t, annotations: [], logprobs: [] });
+    const item = (status: string, t: string) => ({
+      id: itemId,
+      type: "message",
+      status,
+      role: "assistant",
+      content: t === "" && status === "in_progress" ? [] : [part(t)],
+    });
+    const response = (status: string, output: object[], withUsage: boolean) => ({
+      id,
+      object: "response",
+      created_at: createdAt,
+      status,
+      error: null,
+      incomplete_details: answer.cut ? { reason: "max_output_tokens" } : null,
+      instructions: body.instructions ?? null,
+      max_output_tokens: body.max_output_tokens ?? null,
+      model,
+      output,
+      parallel_tool_calls: true,
+      previous_response_id: null,
+      store: body.store !== false,
+      temperature: body.temperature ?? 1,
+      text: { format: { type: "text" } },
+      tool_choice: body.tool_choice ?? "auto",
+      tools: body.tools ?? [],
+      top_p: body.top_p ?? 1,
+      usage: withUsage ? usage : null,
+      metadata: body.metadata ?? {},
+    });
+    const finalStatus = answer.cut ? "incomplete" : "completed";
+    if (body.stream !== true)
+      return json(res, 200, response(finalStatus, [item("completed", outputText)], true));
+    res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" });
+    let sequence = 0;
+    const send = (type: string, data: object) =>
+      res.write(
+        `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: sequence++, ...data })}\n\n`,
+      );
+    send("response.created", { response: response("in_progress", [], false) });
+    send("response.in_progress", { response: response("in_progress", [], false) });
+    send("response.output_item.added", { output_index: 0, item: item("in_progress", "") });
+    send("response.content_part.added", {
+      item_id: itemId,
+      output_index: 0,
+      content_index: 0,
+      part: part(""),
+    });
+    for (const [i, chunk] of answer.chunks.entries()) {
+      if (scenario.errorAfterChunks === i) {
+        const echoedText = scenario.echoAuthorization === true ? ` (you sent ${echo(headers)})` : "";
+        res.end(
+          `event: error\ndata: ${JSON.stringify({ type: "error", sequence_number: sequence++, code: "server_error", message: `The server had an error${echoedText}`, param: null })}\n\n`,
+        );
+        return;
+      }
+      if (scenario.chunkDelayMs !== undefined) await sleep(scenario.chunkDelayMs);
+      if (res.destroyed) {
+        this.abandoned++;
+        return;
+      }
+      send("response.output_text.delta", {
+        item_id: itemId,
+        output_index: 0,
+        content_index: 0,
+        delta: chunk,
+        logprobs: [],
+      });
+    }
+    send("response.output_text.done", {
+      item_id: itemId,
+      output_index: 0,
+      content_index: 0,
+      text: outputText,
+      logprobs: [],
+    });
+    send("response.content_part.done", {
+      item_id: itemId,
+      output_index: 0,
+      content_index: 0,
+      part: part(outputText),
+    });
+    send("response.output_item.done", { output_index: 0, item: item("completed", outputText) });
+    send(`response.${finalStatus}`, {
+      response: response(finalStatus, [item("completed", outputText)], true),
+    });
+    res.end();
+  }
+
   async #embeddings(
     res: ServerResponse,
     body: Record<string, unknown>,
@@ -428,6 +553,49 @@ export class OpenAiServer extends ScriptedServer {
       usage: { prompt_tokens: tokens, total_tokens: tokens },
     });
   }
+}
+
+/** The request parameters of POST /v1/responses; anything else is refused, as OpenAI does. */
+const RESPONSES_PARAMETERS = new Set([
+  "model",
+  "input",
+  "instructions",
+  "stream",
+  "store",
+  "previous_response_id",
+  "tools",
+  "tool_choice",
+  "parallel_tool_calls",
+  "temperature",
+  "top_p",
+  "max_output_tokens",
+  "text",
+  "reasoning",
+  "metadata",
+  "service_tier",
+  "include",
+  "truncation",
+  "user",
+  "background",
+  "stream_options",
+  "prompt_cache_key",
+  "safety_identifier",
+]);
+
+type ResponsesItem = { type?: string; role?: string; content?: unknown };
+
+/** The text of the last user message of a Responses input. */
+function lastUserText(input: unknown): string {
+  if (typeof input === "string") return input;
+  const users = ((input ?? []) as ResponsesItem[]).filter(
+    (i) => (i.type === undefined || i.type === "message") && i.role === "user",
+  );
+  const content = users.at(-1)?.content;
+  if (typeof content === "string") return content;
+  return ((content ?? []) as { type?: string; text?: string }[])
+    .filter((p) => p.type === "input_text")
+    .map((p) => p.text)
+    .join(" ");
 }
 
 function echo(headers: http.IncomingHttpHeaders): string {

@@ -42,6 +42,10 @@ export function registerResponsesApi(app: FastifyInstance, services: () => LlmSe
           );
         }
         const { request, conversation } = fromResponsesRequest(body, history);
+        // A response the sidecar need not keep, and that continues none it kept, may go as it
+        // came to a provider that speaks Responses; its ids are then the provider's.
+        if (body.store === false && previousId === undefined)
+          request.passThrough = { api: "openai-responses", body: call.body };
         const id = `resp_${randomUUID().replaceAll("-", "")}`;
         const keep = (result: ChatResult) => {
           if (body.store !== false) store.put(id, [...conversation, answerMessage(result)]);
