@@ -9,9 +9,11 @@ import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AnthropicServer } from "./testing/anthropic-server.ts";
 import { BedrockServer } from "./testing/bedrock-server.ts";
 import { startEchoingServer, type TestMcpServer } from "./testing/mcp-server.ts";
 import { echoed, OllamaServer } from "./testing/ollama-server.ts";
+import { OpenAiServer } from "./testing/openai-server.ts";
 import { baseConfig, llmConfig, startTestSidecar, type TestSidecar } from "./testing/sidecar.ts";
 
 const OLLAMA_TOKEN = "ollama-Token-9f8e7d6c5b";
@@ -20,7 +22,18 @@ const AWS_SECRET = "wJalr/K7MDENG+bPxRfiCYEXAMPLEKEY/xyz";
 const AWS_SESSION = "FwoGZXIvYXdzEXAMPLE/SESSION+TOKEN==";
 const HTTP_TOOL_SECRET = "http-tool-Secret-42/+";
 const MCP_TOOL_SECRET = "mcp-tool-Secret-77";
-const SECRETS = [OLLAMA_TOKEN, AWS_KEY_ID, AWS_SECRET, AWS_SESSION, HTTP_TOOL_SECRET, MCP_TOOL_SECRET];
+const OPENAI_KEY = "sk-proj-Echo/Test+Key-0123456789";
+const ANTHROPIC_KEY = "sk-ant-api03-Echo_Test-Key-abcdef";
+const SECRETS = [
+  OLLAMA_TOKEN,
+  AWS_KEY_ID,
+  AWS_SECRET,
+  AWS_SESSION,
+  HTTP_TOOL_SECRET,
+  MCP_TOOL_SECRET,
+  OPENAI_KEY,
+  ANTHROPIC_KEY,
+];
 
 /** The credentials found in a text: raw, URL-encoded, or base64 (either alphabet) at any offset. */
 function leaked(text: string): string[] {
@@ -49,10 +62,16 @@ let mcp: TestMcpServer;
 let httpTool: http.Server;
 let viaOllama: TestSidecar;
 let viaBedrock: TestSidecar;
+let openai: OpenAiServer;
+let anthropic: AnthropicServer;
+let viaOpenAi: TestSidecar;
+let viaAnthropic: TestSidecar;
 
 beforeAll(async () => {
   ollama = new OllamaServer({ token: OLLAMA_TOKEN });
   bedrock = new BedrockServer();
+  openai = new OpenAiServer({ apiKey: OPENAI_KEY, models: ["gpt-4o-mini"] });
+  anthropic = new AnthropicServer({ apiKey: ANTHROPIC_KEY });
   httpTool = http.createServer((req, res) => {
     req.resume();
     req.on("end", () => {
@@ -65,6 +84,8 @@ beforeAll(async () => {
     startEchoingServer(),
     ollama.listen(),
     bedrock.listen(),
+    openai.listen(),
+    anthropic.listen(),
     new Promise<void>((resolve) => httpTool.listen(0, "127.0.0.1", resolve)),
   ]);
   const dir = mkdtempSync(join(tmpdir(), "echo-creds-"));
@@ -78,6 +99,11 @@ beforeAll(async () => {
   writeFileSync(join(awsDir, "AWS_ACCESS_KEY_ID"), AWS_KEY_ID);
   writeFileSync(join(awsDir, "AWS_SECRET_ACCESS_KEY"), AWS_SECRET);
   writeFileSync(join(awsDir, "AWS_SESSION_TOKEN"), AWS_SESSION);
+  const keyDir = (key: string) => {
+    const keys = mkdtempSync(join(dir, "key-"));
+    writeFileSync(join(keys, "apiKey"), key);
+    return keys;
+  };
   const tools = [
     {
       name: "echo",
@@ -99,6 +125,40 @@ beforeAll(async () => {
     },
   ];
   const once = { retries: { maxAttempts: 1, initialBackoffMs: 1, maxBackoffMs: 1 } };
+  [viaOpenAi, viaAnthropic] = await Promise.all([
+    startTestSidecar(
+      baseConfig({
+        llm: llmConfig(
+          [
+            {
+              name: "vllm",
+              type: "openai",
+              endpoint: `${openai.url}/v1`,
+              model: "gpt-4o-mini",
+              credentialsDir: keyDir(OPENAI_KEY),
+            },
+          ],
+          { retries: { maxAttempts: 1, initialBackoffMs: 1, maxBackoffMs: 1 } },
+        ),
+      }),
+    ),
+    startTestSidecar(
+      baseConfig({
+        llm: llmConfig(
+          [
+            {
+              name: "claude",
+              type: "anthropic",
+              endpoint: anthropic.url,
+              model: "claude-sonnet-4-5",
+              credentialsDir: keyDir(ANTHROPIC_KEY),
+            },
+          ],
+          { retries: { maxAttempts: 1, initialBackoffMs: 1, maxBackoffMs: 1 } },
+        ),
+      }),
+    ),
+  ]);
   [viaOllama, viaBedrock] = await Promise.all([
     startTestSidecar(
       baseConfig({
@@ -138,8 +198,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all([viaOllama.close(), viaBedrock.close()]);
-  await Promise.all([ollama.close(), bedrock.close(), mcp.close()]);
+  await Promise.all([viaOllama.close(), viaBedrock.close(), viaOpenAi.close(), viaAnthropic.close()]);
+  await Promise.all([ollama.close(), bedrock.close(), mcp.close(), openai.close(), anthropic.close()]);
   httpTool.closeAllConnections();
   await new Promise((resolve) => httpTool.close(resolve));
 });
@@ -227,6 +287,59 @@ describe("credentials echoed by upstreams", () => {
     }
     expect(texts[1]).toContain("event: error");
     expect(leaked(viaOllama.logs.join("") + viaBedrock.logs.join(""))).toEqual([]);
+  });
+
+  it("never reach the agent through any API over an openai or an anthropic provider, passed through or translated", async () => {
+    const fail = { status: 401, error: "unauthorized", echoAuthorization: true };
+    const failMidStream = { errorAfterChunks: 1, echoAuthorization: true };
+    const cases: [TestSidecar, OpenAiServer | AnthropicServer, object, string, object][] = [
+      [viaOpenAi, openai, fail, "/v1/chat/completions", { model: "m", messages }],
+      [viaOpenAi, openai, failMidStream, "/v1/chat/completions", { model: "m", messages, stream: true }],
+      [viaOpenAi, openai, fail, "/v1/responses", { model: "m", input: "hello", store: false }],
+      [
+        viaOpenAi,
+        openai,
+        failMidStream,
+        "/v1/responses",
+        { model: "m", input: "hello", store: false, stream: true },
+      ],
+      [viaOpenAi, openai, fail, "/v1/responses", { model: "m", input: "hello" }],
+      [
+        viaOpenAi,
+        openai,
+        failMidStream,
+        "/v1/messages",
+        { model: "m", max_tokens: 50, messages, stream: true },
+      ],
+      [viaOpenAi, openai, failMidStream, "/api/chat", { model: "m", messages }],
+      [viaOpenAi, openai, fail, "/v1/embeddings", { model: "m", input: "x" }],
+      [viaAnthropic, anthropic, fail, "/v1/messages", { model: "m", max_tokens: 50, messages }],
+      [
+        viaAnthropic,
+        anthropic,
+        failMidStream,
+        "/v1/messages",
+        { model: "m", max_tokens: 50, messages, stream: true },
+      ],
+      [
+        viaAnthropic,
+        anthropic,
+        failMidStream,
+        "/v1/chat/completions",
+        { model: "m", messages, stream: true },
+      ],
+      [viaAnthropic, anthropic, fail, "/v1/responses", { model: "m", input: "hello", stream: true }],
+      [viaAnthropic, anthropic, fail, "/api/generate", { model: "m", prompt: "hello", stream: false }],
+    ];
+    for (const [sidecar, upstream, scenario, path, body] of cases) {
+      upstream.enqueue(scenario);
+      const text = await seen(await post(sidecar, path, body));
+      expect(text, `${path} ${JSON.stringify(body)}`).toMatch(
+        /you sent (Authorization: Bearer|x-api-key:) \[redacted\]/,
+      );
+      expect(leaked(text)).toEqual([]);
+    }
+    expect(leaked(viaOpenAi.logs.join("") + viaAnthropic.logs.join(""))).toEqual([]);
   });
 
   it("never reach the agent through tool calls, tool listings and the MCP gateway", async () => {
