@@ -46,7 +46,8 @@ export interface StreamSession {
   close(): void;
 }
 
-export function loadKube(flags: ConnectionFlags): Kube {
+/** `cancel` (Ctrl-C) ends any call under way; each call also has its own deadline. */
+export function loadKube(flags: ConnectionFlags, cancel?: AbortSignal): Kube {
   const kc = new KubeConfig();
   try {
     if (flags.kubeconfig !== undefined) kc.loadFromFile(flags.kubeconfig);
@@ -65,7 +66,13 @@ export function loadKube(flags: ConnectionFlags): Kube {
   const namespace = flags.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? "default";
   const timeoutMs = flags.requestTimeoutMs;
 
-  async function send(call: ApiCall, path: string, query: Record<string, string>, signal: AbortSignal) {
+  async function send(
+    call: ApiCall,
+    path: string,
+    query: Record<string, string>,
+    signal: AbortSignal,
+    ms = timeoutMs,
+  ) {
     const url = new URL(cluster?.server + path);
     for (const [key, value] of Object.entries(query)) url.searchParams.set(key, value);
     const ctx = new RequestContext(url.toString(), HttpMethod.GET);
@@ -74,16 +81,22 @@ export function loadKube(flags: ConnectionFlags): Kube {
     try {
       response = await fetch(url, { headers: ctx.getHeaders(), dispatcher: ctx.getDispatcher(), signal });
     } catch (error) {
-      throw unreachable(call, cluster?.server as string, error, signal);
+      throw unreachable(call, cluster?.server as string, error, signal, ms);
     }
     if (!response.ok) throw await apiErrorOf(response, call);
     return response;
   }
 
-  function unreachable(call: ApiCall, server: string, error: unknown, signal: AbortSignal): PluginError {
+  function unreachable(
+    call: ApiCall,
+    server: string,
+    error: unknown,
+    signal: AbortSignal,
+    ms = timeoutMs,
+  ): PluginError {
     if (signal.aborted && signal.reason instanceof DOMException && signal.reason.name === "TimeoutError")
       return new PluginError(
-        `${call.verb} ${call.resource}: no answer from ${server} within ${formatMs(timeoutMs)} (transient: try again, or raise --request-timeout)`,
+        `${call.verb} ${call.resource}: no answer from ${server} within ${formatMs(ms)} (transient: try again, or raise --request-timeout)`,
       );
     if (signal.aborted) return new PluginError("cancelled", 130);
     const cause = (error as { cause?: Error }).cause?.message ?? (error as Error).message;
@@ -93,7 +106,7 @@ export function loadKube(flags: ConnectionFlags): Kube {
   return {
     namespace,
     async getJson<T>(call: ApiCall, path: string, query: Record<string, string> = {}) {
-      const clock = deadline(timeoutMs);
+      const clock = deadline(timeoutMs, cancel);
       try {
         const response = await send(call, path, query, clock.signal);
         return (await response.json()) as T;
@@ -105,13 +118,13 @@ export function loadKube(flags: ConnectionFlags): Kube {
       }
     },
     async getText(call: ApiCall, path: string, query: Record<string, string> = {}, ms = timeoutMs) {
-      const clock = deadline(ms);
+      const clock = deadline(ms, cancel);
       try {
-        const response = await send(call, path, query, clock.signal);
+        const response = await send(call, path, query, clock.signal, ms);
         return await response.text();
       } catch (error) {
         if (error instanceof PluginError || error instanceof ApiError) throw error;
-        throw unreachable(call, cluster.server, error, clock.signal);
+        throw unreachable(call, cluster.server, error, clock.signal, ms);
       } finally {
         clock.clear();
       }

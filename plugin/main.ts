@@ -50,7 +50,7 @@ async function run(argv: string[], signal: AbortSignal): Promise<number> {
     process.stdout.write(completionScript(inv.name as "bash" | "zsh"));
     return 0;
   }
-  const kube = loadKube(inv);
+  const kube = loadKube(inv, signal);
   switch (inv.command) {
     case "list":
       process.stdout.write(`${await list(kube, inv)}\n`);

@@ -2,6 +2,7 @@
 // run): list and describe read AgentTypes, their pods, AgentTools, Events; errors a user can
 // act on; a ServiceAccount without the verb is refused by RBAC, the verb and subresource named.
 // The executable is built as `make install-plugin` builds it, and run as a user runs it.
+import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -492,7 +493,7 @@ describe("deadlines", () => {
   let silent: Server;
   afterAll(() => silent?.close());
 
-  test("an API server that accepts but never answers: the call ends at --request-timeout, with a message", async () => {
+  test("an API server that accepts but never answers: the call ends at --request-timeout, with a message, or at once on Ctrl-C", async () => {
     silent = createServer(() => undefined);
     await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
     const port = (silent.address() as { port: number }).port;
@@ -511,5 +512,25 @@ describe("deadlines", () => {
       /^error: get agenttypes\.agenttype\.dev: no answer from http:\/\/127\.0\.0\.1:\d+ within 2 s/,
     );
     expect(r.ms).toBeLessThan(15_000);
+
+    // Ctrl-C ends a call under way at once, long before its deadline.
+    const child = spawn(
+      join(pluginDir, "kubectl-agenttype"),
+      ["describe", "coder", "--request-timeout", "5m"],
+      {
+        env: { ...process.env, KUBECONFIG: file },
+      },
+    );
+    let stderr = "";
+    child.stderr.on("data", (c: Buffer) => {
+      stderr += c;
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const interrupted = Date.now();
+    child.kill("SIGINT");
+    expect(await exited).toBe(130);
+    expect(Date.now() - interrupted).toBeLessThan(5000);
+    expect(stderr).toBe("error: cancelled\n");
   });
 });
