@@ -204,6 +204,18 @@ export function kvmWorld(host: KvmHost, options: { prefix: string; identity: str
         },
       },
     } as KubeObject);
+    // An interrupted earlier run's AgentHost (cluster-scoped: its namespace going did not take it).
+    await client.delete(resources.agentHost, undefined, world.hostName).catch(() => {});
+    await eventually(
+      "an earlier AgentHost gone",
+      () =>
+        client.get(resources.agentHost, undefined, world.hostName).then(
+          () => false,
+          () => true,
+        ),
+      60_000,
+      500,
+    );
     await client.create(resources.agentHost, undefined, {
       apiVersion: "agenttype.dev/v1alpha1",
       kind: "AgentHost",
