@@ -227,6 +227,7 @@ function passedThrough(request: ChatRequest): Record<string, unknown> | undefine
 export class AnthropicProvider implements LlmProvider {
   readonly name: string;
   readonly type = "anthropic";
+  readonly passesThrough = ["anthropic-messages"] as const;
   readonly model: string;
   readonly #target: Target;
   readonly #headers: Record<string, string>;

@@ -6,6 +6,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type * as z from "zod";
 import { type FieldError, fieldPath, formatFieldErrors } from "../../api/field-errors.ts";
 import type { Redactor } from "../redact.ts";
+import type { PassThroughApi } from "./chat.ts";
 import { describeFailure, type Failure, sendFailure } from "./failure.ts";
 import type { Router } from "./router.ts";
 
@@ -25,6 +26,8 @@ export interface LlmCall {
   describe(error: unknown): Failure;
   /** The body as the agent sent it (parsed JSON), for a provider that takes it as it came. */
   body: Record<string, unknown>;
+  /** Top-level fields the API's schema refused, kept for a provider that takes the body as it came. */
+  heldBack: string[];
   /** A provider's text with every credential the sidecar holds removed. */
   redact(text: string): string;
 }
@@ -47,6 +50,8 @@ export interface LlmRoutes {
     url: string,
     schema: S,
     handle: (body: z.output<S>, call: LlmCall) => Promise<FastifyReply>,
+    /** When a provider takes this API's requests as they came, fields the schema refuses go to it alone. */
+    passThrough?: PassThroughApi,
   ): void;
   /** A GET route answered whether or not an LLM is configured. */
   get(url: string, handle: (services: LlmServices, reply: FastifyReply) => Promise<FastifyReply>): void;
@@ -89,12 +94,17 @@ export function registerLlmApi(
         ),
       );
       define({
-        post(url, schema, handle) {
+        post(url, schema, handle, passThrough) {
           scope.post(url, async (request, reply) => {
             const services = options.services();
             const { router, redact } = services;
             if (router === undefined) return reply.code(NO_LLM.status).send(errorShape(NO_LLM));
-            const parsed = schema.safeParse(request.body);
+            let parsed = schema.safeParse(request.body);
+            let heldBack: string[] = [];
+            if (!parsed.success && passThrough !== undefined && router.passesThrough(passThrough)) {
+              const held = withoutRefusedFields(schema, request.body, parsed.error);
+              if (held !== undefined) [parsed, heldBack] = [held.parsed, held.fields];
+            }
             if (!parsed.success) return reply.code(400).send(errorShape(invalid(parsed.error)));
             return handle(parsed.data, {
               router,
@@ -102,6 +112,7 @@ export function registerLlmApi(
               fail: (error) => sendFailure(reply, error, errorShape, redact),
               describe: (error) => describeFailure(error, redact),
               body: request.body as Record<string, unknown>,
+              heldBack,
               redact: (text) => redact.text(text),
             });
           });
@@ -113,6 +124,26 @@ export function registerLlmApi(
     },
     { prefix: options.prefix },
   );
+}
+
+/**
+ * The body parsed without the top-level fields its schema refused (unknown to it, or refused
+ * for want of a provider), when every error is one of those and the rest parses; undefined
+ * otherwise. Those fields then reach only a provider that takes the body as it came.
+ */
+function withoutRefusedFields<S extends z.ZodType>(schema: S, body: unknown, error: z.ZodError) {
+  if (typeof body !== "object" || body === null) return undefined;
+  const fields = new Set<string>();
+  for (const issue of error.issues) {
+    if (issue.code === "unrecognized_keys" && issue.path.length === 0)
+      for (const key of issue.keys) fields.add(key);
+    else if (issue.path.length >= 1 && typeof issue.path[0] === "string") fields.add(issue.path[0]);
+    else return undefined;
+  }
+  const trimmed: Record<string, unknown> = { ...(body as Record<string, unknown>) };
+  for (const field of fields) delete trimmed[field];
+  const parsed = schema.safeParse(trimmed);
+  return parsed.success ? { parsed, fields: [...fields] } : undefined;
 }
 
 /**

@@ -97,8 +97,26 @@ export interface ChatRequest {
  * only the model and the credentials changed, and relays the answer's bytes (passthrough.ts).
  */
 export interface PassThrough {
-  api: "openai-chat" | "openai-responses" | "anthropic-messages";
+  api: PassThroughApi;
   body: Record<string, unknown>;
+  /**
+   * Fields of the body the sidecar's table does not take (unknown to it, or refused for want
+   * of a provider that honours them): only a provider of the agent's API gets them, as they came.
+   */
+  heldBack?: string[];
+}
+
+export type PassThroughApi = "openai-chat" | "openai-responses" | "anthropic-messages";
+
+/** Offers the agent's body to providers of its API; a refusal of the others names the first field held back. */
+export function offerAsItCame(
+  request: ChatRequest,
+  api: PassThroughApi,
+  body: Record<string, unknown>,
+  heldBack: readonly string[] = [],
+): void {
+  request.passThrough = { api, body, ...(heldBack.length === 0 ? {} : { heldBack: [...heldBack] }) };
+  if (heldBack[0] !== undefined) request.fields.passThrough = heldBack[0];
 }
 
 /**
@@ -120,7 +138,7 @@ export function featureSetter(request: ChatRequest) {
 
 /** What a provider may be unable to honour: a field of ChatRequest, a message part, or an Ollama option. */
 export type Feature =
-  | Exclude<keyof ChatRequest, "messages" | "fields" | "ollamaOptions" | "passThrough">
+  | Exclude<keyof ChatRequest, "messages" | "fields" | "ollamaOptions">
   | "images"
   | "thinking"
   | "strict"

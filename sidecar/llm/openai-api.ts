@@ -4,7 +4,7 @@
 import { randomUUID } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import { type LlmServices, registerLlmApi } from "./api.ts";
-import type { AnswerEvent, ChatResult, Logprob, StopReason } from "./chat.ts";
+import { type AnswerEvent, type ChatResult, type Logprob, offerAsItCame, type StopReason } from "./chat.ts";
 import type { Failure } from "./failure.ts";
 import {
   fromOpenAiEmbeddingsRequest,
@@ -119,29 +119,34 @@ export function openAiError(failure: Failure) {
 
 export function registerOpenAiApi(app: FastifyInstance, services: () => LlmServices): void {
   registerLlmApi(app, { prefix: "/v1", name: "OpenAI", errorShape: openAiError, services }, (routes) => {
-    routes.post("/chat/completions", openAiChatRequest, async (body, call) => {
-      const id = `chatcmpl-${randomUUID().replaceAll("-", "")}`;
-      const created = Math.floor(Date.now() / 1000);
-      const includeUsage = body.stream_options?.include_usage === true;
-      const chat = fromOpenAiRequest(body);
-      chat.passThrough = { api: "openai-chat", body: call.body };
-      return answerChat(call, chat, "openai", body.stream === true, {
-        whole: (result, model) => toOpenAiCompletion(result, model, id, created),
-        stream: (model) => {
-          const chunker = new OpenAiChunker(model, id, created, includeUsage);
-          return {
-            contentType: "text/event-stream",
-            event: (event) =>
-              chunker
-                .chunks(event)
-                .map((c) => `data: ${JSON.stringify(c)}\n\n`)
-                .join(""),
-            error: (failure) => `data: ${JSON.stringify(openAiError(failure))}\n\n`,
-            end: "data: [DONE]\n\n",
-          };
-        },
-      });
-    });
+    routes.post(
+      "/chat/completions",
+      openAiChatRequest,
+      async (body, call) => {
+        const id = `chatcmpl-${randomUUID().replaceAll("-", "")}`;
+        const created = Math.floor(Date.now() / 1000);
+        const includeUsage = body.stream_options?.include_usage === true;
+        const chat = fromOpenAiRequest(body);
+        offerAsItCame(chat, "openai-chat", call.body, call.heldBack);
+        return answerChat(call, chat, "openai", body.stream === true, {
+          whole: (result, model) => toOpenAiCompletion(result, model, id, created),
+          stream: (model) => {
+            const chunker = new OpenAiChunker(model, id, created, includeUsage);
+            return {
+              contentType: "text/event-stream",
+              event: (event) =>
+                chunker
+                  .chunks(event)
+                  .map((c) => `data: ${JSON.stringify(c)}\n\n`)
+                  .join(""),
+              error: (failure) => `data: ${JSON.stringify(openAiError(failure))}\n\n`,
+              end: "data: [DONE]\n\n",
+            };
+          },
+        });
+      },
+      "openai-chat",
+    );
 
     routes.get("/models", async ({ router }, reply) => {
       const models = [...new Set((router?.providers ?? []).map((p) => p.model))];

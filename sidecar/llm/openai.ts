@@ -235,6 +235,7 @@ function passedThrough(request: ChatRequest): Record<string, unknown> | undefine
 export class OpenAiProvider implements LlmProvider {
   readonly name: string;
   readonly type = "openai";
+  readonly passesThrough = ["openai-chat", "openai-responses"] as const;
   readonly model: string;
   readonly #chatTarget: Target;
   readonly #embedTarget: Target;

@@ -121,6 +121,50 @@ describe("pass-through", () => {
     expect(unstamped(agentGot)).toBe(unstamped(await direct.text()));
   });
 
+  it("sends fields the sidecar's table refuses to a provider of the agent's API alone", async () => {
+    // user, prompt_cache_key and logit_bias reach no Ollama or Converse model: refused there,
+    // OpenAI's own fields here.
+    const body = {
+      model: "m",
+      messages: [{ role: "user", content: "held back" }],
+      user: "user-42",
+      prompt_cache_key: "conversation-7",
+      logit_bias: { "50256": -100 },
+    };
+    const response = await post(viaOpenAi.sidecar.agentUrl, "/v1/chat/completions", body);
+    expect(response.status).toBe(200);
+    expect(JSON.parse(openaiUp.requests.at(-1)?.raw ?? "")).toEqual({ ...body, model: "gpt-4o-mini" });
+    // A field OpenAI does not know either goes all the same, and OpenAI's answer comes back.
+    const unknown = await post(viaOpenAi.sidecar.agentUrl, "/v1/chat/completions", {
+      ...body,
+      no_such_field: 1,
+    });
+    expect(unknown.status).toBe(400);
+    expect(await unknown.text()).toContain("Unrecognized request argument supplied: no_such_field");
+    // Where the providers are of other APIs, such a field is refused by name, with no call made.
+    const asked = openaiUp.requests.length;
+    const refused = await post(viaAnthropic.sidecar.agentUrl, "/v1/chat/completions", body);
+    expect(refused.status).toBe(400);
+    const error = (await refused.json()) as { error: { param: string; message: string } };
+    // The sidecar's own check, as before: the first field its table refuses.
+    expect(error.error.param).toBe("logit_bias");
+    expect(openaiUp.requests.length).toBe(asked);
+  });
+
+  it("skips a provider of another API for a field only the agent's own API takes, across a mixed order", async () => {
+    // mixed: vllm (openai), claude (anthropic), cloud (bedrock). A Messages request with an
+    // unknown top-level field goes to claude alone.
+    const response = await post(
+      mixed.sidecar.agentUrl,
+      "/v1/messages",
+      { model: "m", max_tokens: 20, messages: [{ role: "user", content: "hi" }], container: "c-1" },
+      { "anthropic-version": "2023-06-01" },
+    );
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { model: string }).model).toBe("claude-sonnet-4-5");
+    expect(JSON.parse(anthropicUp.requests.at(-1)?.raw ?? "")).toMatchObject({ container: "c-1" });
+  });
+
   it("relays an OpenAI stream chunk for chunk, and counts the usage it had the server add", async () => {
     const body = { model: "m", messages: [{ role: "user", content: "stream me please" }], stream: true };
     const response = await post(viaOpenAi.sidecar.agentUrl, "/v1/chat/completions", body);
@@ -351,6 +395,13 @@ describe("mixed provider types", () => {
   it("skips a provider that cannot honour a field for one that can, across types", async () => {
     // top_k: OpenAI's chat completions have none, so vllm could not take this request even
     // translated; claude takes it as it came. (The typed SDK no longer offers top_k: plain HTTP.)
+    const cannotHonour = async () =>
+      Number(
+        /agenttype_llm_fallbacks_total\{provider="vllm",reason="cannot_honour"\} (\d+)/.exec(
+          await (await fetch(`${mixed.sidecar.metricsUrl}/metrics`)).text(),
+        )?.[1] ?? 0,
+      );
+    const before = await cannotHonour();
     const response = await post(
       mixed.sidecar.agentUrl,
       "/v1/messages",
@@ -360,7 +411,6 @@ describe("mixed provider types", () => {
     const message = (await response.json()) as { model: string };
     expect(message.model).toBe("claude-sonnet-4-5");
     expect(JSON.parse(anthropicUp.requests.at(-1)?.raw ?? "")).toMatchObject({ top_k: 5 });
-    const metrics = await (await fetch(`${mixed.sidecar.metricsUrl}/metrics`)).text();
-    expect(metrics).toMatch(/agenttype_llm_fallbacks_total\{provider="vllm",reason="cannot_honour"\} 1/);
+    expect(await cannotHonour()).toBe(before + 1);
   });
 });

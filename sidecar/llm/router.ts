@@ -12,6 +12,8 @@ import {
   type EmbedRequest,
   type EmbedResult,
   estimateTokens,
+  type PassThroughApi,
+  type Unhonoured,
 } from "./chat.ts";
 import {
   classifyTransportError,
@@ -263,7 +265,10 @@ export class Router {
    */
   #able(request: ChatRequest): RoutedProvider[] {
     const { providers, metrics } = this.#options;
-    const verdicts = providers.map((routed) => ({ routed, unhonoured: routed.provider.unhonoured(request) }));
+    const verdicts = providers.map((routed) => ({
+      routed,
+      unhonoured: this.#unhonoured(routed.provider, request),
+    }));
     const able = verdicts.filter((v) => v.unhonoured === undefined).map((v) => v.routed);
     if (able.length > 0) {
       for (const v of verdicts) {
@@ -282,6 +287,24 @@ export class Router {
       .map((n) => `provider "${n.provider.name}" (${n.provider.type}) cannot honour ${n.field}: ${n.reason}`)
       .join("; ");
     throw new RefusedError(named[0]?.field ?? "request", message);
+  }
+
+  /** What a provider cannot honour: a field held back for pass-through, unless it takes the request as it came. */
+  #unhonoured(provider: LlmProvider, request: ChatRequest): Unhonoured | undefined {
+    const pass = request.passThrough;
+    const held = pass?.heldBack?.[0];
+    if (pass !== undefined && held !== undefined && provider.passesThrough?.includes(pass.api) !== true) {
+      return {
+        feature: "passThrough",
+        reason: `${held} is not a field the sidecar maps; only a provider of the agent's own API takes it, as it came`,
+      };
+    }
+    return provider.unhonoured(request);
+  }
+
+  /** True when some provider takes requests of this agent API as they came. */
+  passesThrough(api: PassThroughApi): boolean {
+    return this.#options.providers.some((p) => p.provider.passesThrough?.includes(api) === true);
   }
 
   async #route<T>(

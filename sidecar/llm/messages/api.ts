@@ -4,7 +4,7 @@
 import { randomUUID } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import { type LlmServices, registerLlmApi } from "../api.ts";
-import { estimateTokens } from "../chat.ts";
+import { estimateTokens, offerAsItCame } from "../chat.ts";
 import { answerChat } from "../stream.ts";
 import { AnthropicStreamer, anthropicError, anthropicStreamError, toAnthropicMessage } from "./answer.ts";
 import { anthropicCountTokensRequest, anthropicMessagesRequest, fromAnthropicRequest } from "./request.ts";
@@ -14,23 +14,28 @@ export function registerAnthropicApi(app: FastifyInstance, services: () => LlmSe
     app,
     { prefix: "/v1/messages", name: "Anthropic Messages", errorShape: anthropicError, services },
     (routes) => {
-      routes.post("", anthropicMessagesRequest, async (body, call) => {
-        const id = `msg_${randomUUID().replaceAll("-", "")}`;
-        const chat = fromAnthropicRequest(body);
-        chat.passThrough = { api: "anthropic-messages", body: call.body };
-        return answerChat(call, chat, "anthropic", body.stream === true, {
-          whole: (result, model) => toAnthropicMessage(result, model, id),
-          stream: (model) => {
-            const streamer = new AnthropicStreamer(model, id);
-            return {
-              contentType: "text/event-stream",
-              event: (event) => streamer.events(event),
-              error: anthropicStreamError,
-              end: "",
-            };
-          },
-        });
-      });
+      routes.post(
+        "",
+        anthropicMessagesRequest,
+        async (body, call) => {
+          const id = `msg_${randomUUID().replaceAll("-", "")}`;
+          const chat = fromAnthropicRequest(body);
+          offerAsItCame(chat, "anthropic-messages", call.body, call.heldBack);
+          return answerChat(call, chat, "anthropic", body.stream === true, {
+            whole: (result, model) => toAnthropicMessage(result, model, id),
+            stream: (model) => {
+              const streamer = new AnthropicStreamer(model, id);
+              return {
+                contentType: "text/event-stream",
+                event: (event) => streamer.events(event),
+                error: anthropicStreamError,
+                end: "",
+              };
+            },
+          });
+        },
+        "anthropic-messages",
+      );
 
       // No provider counts tokens without generating; this is the estimate the sidecar's own
       // tokens/min budget uses (about four characters a token), the same for every provider.

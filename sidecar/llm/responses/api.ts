@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import { type LlmServices, registerLlmApi } from "../api.ts";
-import type { ChatMessage, ChatResult } from "../chat.ts";
+import { type ChatMessage, type ChatResult, offerAsItCame } from "../chat.ts";
 import { openAiError } from "../openai-api.ts";
 import { answerChat } from "../stream.ts";
 import { outputItems, type ResponseContext, ResponsesStreamer, toResponse } from "./answer.ts";
@@ -45,7 +45,7 @@ export function registerResponsesApi(app: FastifyInstance, services: () => LlmSe
         // A response the sidecar need not keep, and that continues none it kept, may go as it
         // came to a provider that speaks Responses; its ids are then the provider's.
         if (body.store === false && previousId === undefined)
-          request.passThrough = { api: "openai-responses", body: call.body };
+          offerAsItCame(request, "openai-responses", call.body);
         const id = `resp_${randomUUID().replaceAll("-", "")}`;
         const keep = (result: ChatResult) => {
           if (body.store !== false) store.put(id, [...conversation, answerMessage(result)]);
