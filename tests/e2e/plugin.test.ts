@@ -5,6 +5,7 @@
 // detach with Ctrl-P Ctrl-Q leaving the agent running, attach again), and list/describe
 // reading the sidecars through the API server.
 import { spawn } from "node:child_process";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { eventually } from "../fixtures/eventually.ts";
@@ -76,6 +77,8 @@ beforeAll(async () => {
 }, 1_500_000);
 
 afterAll(async () => {
+  // The build (executable, blob, archive) is about 180 MB.
+  rmSync(pluginDir, { recursive: true, force: true });
   if (process.env.AGENTTYPE_KEEP_CLUSTER === "1") return;
   await helm("uninstall", release, "-n", operatorNs).catch(() => undefined);
   await kubectl("delete", "namespace", "--ignore-not-found", "--wait=false", ns, operatorNs).catch(

@@ -3,7 +3,7 @@
 // act on; a ServiceAccount without the verb is refused by RBAC, the verb and subresource named.
 // The executable is built as `make install-plugin` builds it, and run as a user runs it.
 import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -44,6 +44,9 @@ beforeAll(async () => {
     timeoutMs: PLUGIN_BUILD_MS,
   });
 }, PLUGIN_BUILD_MS);
+
+// The executable is 130 MB.
+afterAll(() => rmSync(pluginDir, { recursive: true, force: true }));
 
 function agentType(namespace: string, name: string, spec: Record<string, unknown> = {}) {
   return {
