@@ -19,7 +19,7 @@ DEPS := node_modules/.package-lock.json
 
 .DEFAULT_GOAL := help
 .PHONY: help deps generate lint format test test-unit test-integration check-generated \
-	plugin install-plugin test-e2e test-kind test-hosts test-hosts-containerd2 guest-image test-guests test-smoke images up down cluster-up cluster-down bench bench-operator bench-sidecar bench-hosts
+	plugin install-plugin test-e2e test-kind test-hosts test-hosts-containerd2 guest-image test-guests test-smoke images up down cluster-up cluster-down bench bench-operator bench-sidecar bench-peers bench-hosts
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -127,6 +127,9 @@ bench-operator: $(DEPS) ## time the operator on N AgentTypes against the API ser
 bench-sidecar: $(DEPS) ## the sidecar's added latency, throughput and memory against a direct upstream [BENCH_ROUNDS=5 BENCH_ROUND_MS=1000]
 	node tests/bench/sidecar.ts $(if $(BENCH_ROUNDS),--rounds $(BENCH_ROUNDS)) $(if $(BENCH_ROUND_MS),--round-ms $(BENCH_ROUND_MS))
 
+bench-peers: $(DEPS) ## the sidecar beside LiteLLM's proxy (PyPI, into a venv under $(AGENTTYPE_CACHE)), a bare node proxy and direct: latency at 20/200/1000 req/s, throughput, CPU per request, RSS [BENCH_ROUNDS=3 BENCH_ROUND_MS=2000]
+	node tests/bench/peers.ts $(if $(BENCH_ROUNDS),--rounds $(BENCH_ROUNDS)) $(if $(BENCH_ROUND_MS),--round-ms $(BENCH_ROUND_MS))
+
 # Brings up a host and a control plane of its own (not the host tier's), and takes down what it brought up.
 bench-hosts: $(DEPS) ## time from create to Ready of a containerd-host AgentType against the same replica started straight through the host's CRI [BENCH_ROUNDS=5]
 	tests/bench/hosts.sh $(if $(BENCH_ROUNDS),--rounds $(BENCH_ROUNDS))
@@ -134,7 +137,7 @@ bench-hosts: $(DEPS) ## time from create to Ready of a containerd-host AgentType
 bench-kvm: $(DEPS) ## apply to Ready of an agent in a KVM guest (boot and agent parts), suspend and resume, with the acceleration used [BENCH_ROUNDS=3]
 	node tests/bench/kvm.ts $(if $(BENCH_ROUNDS),--rounds $(BENCH_ROUNDS))
 
-bench: bench-operator bench-sidecar bench-hosts bench-kvm ## every benchmark (never part of make test)
+bench: bench-operator bench-sidecar bench-peers bench-hosts bench-kvm ## every benchmark (never part of make test)
 
 # test-smoke comes last: it stops and starts the default cluster as a user would.
 test: lint check-generated test-unit test-integration test-e2e test-hosts test-guests test-smoke ## every test tier

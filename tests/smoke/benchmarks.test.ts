@@ -64,6 +64,34 @@ describe("make bench-* at a tiny size", () => {
   );
 
   test(
+    "make bench-peers BENCH_ROUNDS=1 BENCH_ROUND_MS=200 makes LiteLLM's venv and ends with its fields",
+    async () => {
+      const run = await make("bench-peers", { BENCH_ROUNDS: "1", BENCH_ROUND_MS: "200" }, {}, T);
+      expect(run.code, tail(run)).toBe(0);
+      const fields = lastLineFields(run, "bench-peers");
+      expect(Object.keys(fields).sort()).toEqual(
+        [
+          "sidecar_rps",
+          "bare_rps",
+          "litellm_rps",
+          "sidecar_cpu_us",
+          "bare_cpu_us",
+          "sidecar_stream_cpu_us",
+          "bare_stream_cpu_us",
+          "sidecar_stream_p99_added_ms",
+          "sidecar_rss_mib",
+          "litellm_rss_mib",
+        ].sort(),
+      );
+      // Every proxy answered: a throughput of zero would be a target that never served.
+      for (const rps of [fields.sidecar_rps, fields.bare_rps, fields.litellm_rps])
+        expect(Number(rps)).toBeGreaterThan(0);
+      expect(run.output).toContain("medians over 1 rotating rounds");
+    },
+    T,
+  );
+
+  test(
     "make bench-hosts BENCH_ROUNDS=1 brings up its own host and control plane, ends with its fields, and takes them down",
     async () => {
       const run = await make("bench-hosts", { BENCH_ROUNDS: "1" }, {}, T);

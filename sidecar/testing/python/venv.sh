@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Makes the Python venv of the sidecar's Python client tests from requirements.txt (beside this
-# file) under $AGENTTYPE_CACHE/python-<digest>, the digest of the requirements and the Python
+# Makes a Python venv from a pinned requirements file (by default requirements.txt beside this
+# file: the sidecar's Python client tests; bench-peers passes LiteLLM's) under $AGENTTYPE_CACHE/python-<digest>, the digest of the requirements and the Python
 # version, so a venv is reused while neither changes; PyPI through pip is the only source. A
 # stamp written last marks a venv complete, so an interrupted one is never reused. Installs
 # python3-venv with apt when Python lacks the venv module.
 #
-#   sidecar/testing/python/venv.sh     last stdout line: the venv's python
+#   sidecar/testing/python/venv.sh [REQUIREMENTS]    last stdout line: the venv's python
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../../../tests/cluster/lib.sh
@@ -26,7 +26,8 @@ if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
     || at_die "could not install python3-venv"
 fi
 
-REQUIREMENTS=$HERE/requirements.txt
+REQUIREMENTS=${1:-$HERE/requirements.txt}
+[[ -f $REQUIREMENTS ]] || at_die "no requirements file $REQUIREMENTS"
 STAMP=$({ "$PYTHON" --version 2>&1; cat "$REQUIREMENTS"; } | sha256sum | cut -c1-12)
 VENV=$AGENTTYPE_CACHE/python-$STAMP
 mkdir -p "$AGENTTYPE_CACHE"
@@ -37,7 +38,7 @@ at_build_reuse "$VENV" "$STAMP" "$VENV/bin/python"
 # A venv names its own directory in its scripts, so it is made in place; the stamp, written
 # last, marks it complete, and an incomplete one is made again from scratch.
 rm -rf "$VENV"
-at_log "making the Python clients' venv $VENV from $REQUIREMENTS"
+at_log "making the venv $VENV from $REQUIREMENTS"
 "$PYTHON" -m venv "$VENV" >&2 || at_die "$PYTHON -m venv $VENV failed"
 PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install --quiet --no-input \
   --timeout 60 --retries 3 -r "$REQUIREMENTS" >&2 \
