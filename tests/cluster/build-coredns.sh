@@ -28,7 +28,9 @@ MODULE=github.com/coredns/coredns
 V=$COREDNS_VERSION
 [[ $V =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] || at_die "COREDNS_VERSION must look like v1.12.1, got $V"
 # In the order of upstream's plugin.cfg (which decides the order they run in, not this list).
-PLUGINS=(ready health errors log loadbalance cache reload kubernetes)
+# AGENTTYPE_COREDNS_PLUGINS (with its own AGENTTYPE_COREDNS_BIN) builds another set: the kind
+# node image (tests/kind/node-image.sh) adds those of kubeadm's Corefile.
+read -r -a PLUGINS <<< "${AGENTTYPE_COREDNS_PLUGINS:-ready health errors log loadbalance cache reload kubernetes}"
 STAMP=$AGENTTYPE_COREDNS_BIN/.complete
 stamp_text() { printf 'coredns=%s go=%s plugins=%s\n' "$V" "$(go env GOVERSION)" "${PLUGINS[*]}"; }
 

@@ -21,6 +21,8 @@
 # a container through NAT, which a cluster made only of local images does not need.
 # Its default bridge is a bridge of its own ($BRIDGE, not docker0, which a user's Docker owns), and
 # the networks it creates (kind's) take subnets from $POOL, apart from the other tiers' addresses.
+# Its runtime is runc through node/files/runc-bounded, so privileged containers (kind's nodes) run
+# on machines whose capability bounding set is not full.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -82,6 +84,7 @@ record_found() {
     echo "ipv6_forwarding=$(</proc/sys/net/ipv6/conf/all/forwarding)"
     echo "docker_chains=$(docker_chains | tr '\n' ' ')"
     echo "bridge_existed=$([[ -e /sys/class/net/$BRIDGE ]] && echo 1 || echo 0)"
+    echo "lib_modules_existed=$([[ -e /lib/modules ]] && echo 1 || echo 0)"
   } > "$FOUND.tmp"
   mv "$FOUND.tmp" "$FOUND"
 }
@@ -101,7 +104,13 @@ up() {
   unmount_state
   record_found
   mkdir -p "$DATA_ROOT" "$EXEC_ROOT" "$DOCKER_CONFIG"
+  # The client's config (no credentials: nothing is pulled); buildah, run with this environment by
+  # the image scripts, also reads it as its auth file and refuses a DOCKER_CONFIG without one.
+  [[ -s $DOCKER_CONFIG/config.json ]] || echo '{}' > "$DOCKER_CONFIG/config.json"
   echo '{}' > "$STATE/daemon.json"            # never the machine's /etc/docker/daemon.json
+  # kind bind-mounts /lib/modules into every node; a machine without kernel modules on disk has
+  # none, and docker refuses a bind mount of a missing path. An empty one is made (and removed).
+  mkdir -p /lib/modules
   if [[ ! -e /sys/class/net/$BRIDGE ]]; then
     ip link add "$BRIDGE" type bridge
     ip addr add "$BRIDGE_CIDR" dev "$BRIDGE"
@@ -115,6 +124,7 @@ up() {
     --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
     --bridge "$BRIDGE" --default-address-pool "base=$POOL,size=24" \
     --userland-proxy=true --userland-proxy-path /usr/sbin/docker-proxy \
+    --add-runtime "agenttype-runc=$HERE/node/files/runc-bounded" --default-runtime agenttype-runc \
     --storage-driver overlay2 --exec-opt native.cgroupdriver=cgroupfs --log-level warn
   at_wait_ready dockerd 60 answers
   check_untouched
@@ -189,6 +199,7 @@ restore_found() {
     done < "$STATE/bridges"
     rm -f "$STATE/bridges"
   fi
+  if [[ $(found lib_modules_existed) == 0 ]]; then rmdir /lib/modules 2>/dev/null || true; fi
   want=$(found forward_policy)
   if [[ -n $want && $(forward_policy) != "$want" ]]; then
     log "restoring the FORWARD policy to $want"; iptables -P FORWARD "$want"

@@ -117,6 +117,7 @@ describe("the kind tier's Docker engine", () => {
     expect(existsSync(`${STATE}/docker.sock`)).toBe(false);
     expect(existsSync(`/sys/class/net/${bridge}`)).toBe(false);
     expect(existsSync("/sys/class/net/at-kind0")).toBe(before.bridge_existed === "1");
+    expect(existsSync("/lib/modules")).toBe(before.lib_modules_existed === "1");
     expect(mountsUnder(STATE, `${CACHE}/docker`)).toEqual([]);
     const filter = await packetFilter();
     expect(filter.forwardPolicy).toBe(before.forward_policy);

@@ -73,7 +73,8 @@ bases() {
   import_base
   # tests/cluster/images.sh e2e builds the Node and Python bases first (and the e2e images: the
   # Tilt tier needs none of them there, but they are cached and quick when current).
-  "$REPO/tests/cluster/images.sh" e2e >&2
+  # No import into the project's own node: that cluster is shared and not this tier's.
+  AGENTTYPE_CONTAINERD_SOCK=/nonexistent "$REPO/tests/cluster/images.sh" e2e >&2
   load_from_buildah "$NODE_IMAGE"
   load_from_buildah "$PYTHON_IMAGE"
 }
