@@ -4,15 +4,17 @@
 // other agent API is translated here from the neutral shape.
 import type { IncomingMessage } from "node:http";
 import { readText, send, type Target, target } from "../http-client.ts";
-import type {
-  ChatEvent,
-  ChatMessage,
-  ChatRequest,
-  ChatResult,
-  StopReason,
-  ToolCall,
-  Unhonoured,
-  Usage,
+import {
+  assignDefined,
+  type ChatEvent,
+  type ChatMessage,
+  type ChatRequest,
+  type ChatResult,
+  declaredTools,
+  type StopReason,
+  type ToolCall,
+  type Unhonoured,
+  type Usage,
 } from "./chat.ts";
 import { classifyHttpStatus, type ErrorClass, ProviderError } from "./errors.ts";
 import { imageMediaType } from "./image-type.ts";
@@ -138,20 +140,15 @@ export function toAnthropicBody(request: ChatRequest, model: string, options: { 
   const body: Block = { model, max_tokens: request.maxTokens ?? DEFAULT_MAX_TOKENS, messages };
   if (options.stream) body.stream = true;
   if (system.length > 0) body.system = system.join("\n\n");
-  const set = (key: string, value: unknown) => {
-    if (value !== undefined) body[key] = value;
-  };
-  set("temperature", request.temperature);
-  set("top_p", request.topP);
-  set("top_k", request.topK);
-  set("stop_sequences", request.stop);
+  assignDefined(body, {
+    temperature: request.temperature,
+    top_p: request.topP,
+    top_k: request.topK,
+    stop_sequences: request.stop,
+  });
   const choice = request.toolChoice;
   const only = choice?.only;
-  // With "none" the tools stay declared, so a conversation that holds tool calls stays valid.
-  const tools =
-    choice?.mode === "none" || only === undefined
-      ? (request.tools ?? [])
-      : (request.tools ?? []).filter((t) => only.includes(t.name));
+  const tools = declaredTools(request);
   if (tools.length > 0) {
     body.tools = tools.map((t) => ({
       name: t.name,

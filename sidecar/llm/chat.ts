@@ -214,6 +214,24 @@ export function nameToolResults(messages: ChatMessage[]): void {
   }
 }
 
+/**
+ * The tools declared to a provider that takes a "none" tool choice itself (OpenAI, Anthropic):
+ * all of them under "none", so a conversation that holds tool calls stays valid, only the
+ * allowed ones when limited.
+ */
+export function declaredTools(request: ChatRequest): ToolSpec[] {
+  const tools = request.tools ?? [];
+  const only = request.toolChoice?.only;
+  return request.toolChoice?.mode === "none" || only === undefined
+    ? tools
+    : tools.filter((t) => only.includes(t.name));
+}
+
+/** Copies the entries whose value is defined: a provider's body holds no `key: undefined`. */
+export function assignDefined(target: Record<string, unknown>, entries: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(entries)) if (value !== undefined) target[key] = value;
+}
+
 /** The tools the model is offered: none when it must not call any, only the allowed ones when limited. */
 export function offeredTools(request: ChatRequest): ToolSpec[] {
   const tools = request.tools ?? [];

@@ -5,6 +5,7 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { lines, readText, send, type Target, target } from "../http-client.ts";
 import {
+  assignDefined,
   type ChatEvent,
   type ChatMessage,
   type ChatRequest,
@@ -98,17 +99,16 @@ function toOllamaMessages(messages: readonly ChatMessage[]): OllamaMessage[] {
 
 function toOllamaOptions(request: ChatRequest): Record<string, unknown> {
   const options: Record<string, unknown> = { ...request.ollamaOptions };
-  const set = (key: string, value: unknown) => {
-    if (value !== undefined) options[key] = value;
-  };
-  set("temperature", request.temperature);
-  set("top_p", request.topP);
-  set("top_k", request.topK);
-  set("num_predict", request.maxTokens);
-  set("stop", request.stop);
-  set("seed", request.seed);
-  set("frequency_penalty", request.frequencyPenalty);
-  set("presence_penalty", request.presencePenalty);
+  assignDefined(options, {
+    temperature: request.temperature,
+    top_p: request.topP,
+    top_k: request.topK,
+    num_predict: request.maxTokens,
+    stop: request.stop,
+    seed: request.seed,
+    frequency_penalty: request.frequencyPenalty,
+    presence_penalty: request.presencePenalty,
+  });
   return options;
 }
 

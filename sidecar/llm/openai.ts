@@ -6,17 +6,19 @@
 // translated here from the neutral shape to chat completions.
 import type { IncomingMessage } from "node:http";
 import { readText, send, type Target, target } from "../http-client.ts";
-import type {
-  ChatEvent,
-  ChatMessage,
-  ChatRequest,
-  ChatResult,
-  EmbedRequest,
-  EmbedResult,
-  Logprob,
-  StopReason,
-  ToolCall,
-  Unhonoured,
+import {
+  assignDefined,
+  type ChatEvent,
+  type ChatMessage,
+  type ChatRequest,
+  type ChatResult,
+  declaredTools,
+  type EmbedRequest,
+  type EmbedResult,
+  type Logprob,
+  type StopReason,
+  type ToolCall,
+  type Unhonoured,
 } from "./chat.ts";
 import { classifyHttpStatus, ProviderError } from "./errors.ts";
 import { imageMediaType } from "./image-type.ts";
@@ -108,11 +110,7 @@ export function toOpenAiChatBody(
   }
   const choice = request.toolChoice;
   const only = choice?.only;
-  // With "none" the tools stay declared, so a conversation that holds tool calls stays valid.
-  const tools =
-    choice?.mode === "none" || only === undefined
-      ? (request.tools ?? [])
-      : (request.tools ?? []).filter((t) => only.includes(t.name));
+  const tools = declaredTools(request);
   if (tools.length > 0) {
     body.tools = tools.map((t) => ({
       type: "function",
@@ -132,19 +130,18 @@ export function toOpenAiChatBody(
   }
   if (request.parallelToolCalls !== undefined && tools.length > 0)
     body.parallel_tool_calls = request.parallelToolCalls;
-  const set = (key: string, value: unknown) => {
-    if (value !== undefined) body[key] = value;
-  };
-  set("temperature", request.temperature);
-  set("top_p", request.topP);
-  // max_tokens rather than max_completion_tokens: every OpenAI-compatible server takes it.
-  set("max_tokens", request.maxTokens);
-  set("stop", request.stop);
-  set("seed", request.seed);
-  set("frequency_penalty", request.frequencyPenalty);
-  set("presence_penalty", request.presencePenalty);
-  set("service_tier", request.serviceTier);
-  set("metadata", request.metadata);
+  assignDefined(body, {
+    temperature: request.temperature,
+    top_p: request.topP,
+    // max_tokens rather than max_completion_tokens: every OpenAI-compatible server takes it.
+    max_tokens: request.maxTokens,
+    stop: request.stop,
+    seed: request.seed,
+    frequency_penalty: request.frequencyPenalty,
+    presence_penalty: request.presencePenalty,
+    service_tier: request.serviceTier,
+    metadata: request.metadata,
+  });
   const format = request.responseFormat;
   if (format?.type === "json") body.response_format = { type: "json_object" };
   else if (format?.type === "json_schema")
