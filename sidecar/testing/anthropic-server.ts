@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import type http from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import {
+  chunkFault,
   echoed,
   json,
   madeUpAnswer,
@@ -16,7 +17,6 @@ import {
   type RecordedRequest,
   ScriptedServer,
   sampleOf,
-  sleep,
 } from "./scripted-server.ts";
 
 const MESSAGE_FIELDS = new Set([
@@ -220,23 +220,14 @@ export class AnthropicServer extends ScriptedServer {
     if (textOut !== "" || toolUses.length === 0) {
       send("content_block_start", { index, content_block: { type: "text", text: "" } });
       for (const [i, chunk] of answer.chunks.entries()) {
-        if (scenario.errorAfterChunks === i) {
+        const next = await chunkFault(res, scenario, i, () => {
           const echoedText = scenario.echoAuthorization === true ? ` (you sent ${echo(headers)})` : "";
           res.end(
             `event: error\ndata: ${JSON.stringify({ type: "error", error: { type: "overloaded_error", message: `Overloaded${echoedText}` } })}\n\n`,
           );
-          return;
-        }
-        if (scenario.dieAfterChunks === i) {
-          await sleep(20);
-          res.destroy();
-          return;
-        }
-        if (scenario.chunkDelayMs !== undefined) await sleep(scenario.chunkDelayMs);
-        if (res.destroyed) {
-          this.abandoned++;
-          return;
-        }
+        });
+        if (next === "gone") this.abandoned++;
+        if (next !== "write") return;
         send("content_block_delta", { index, delta: { type: "text_delta", text: chunk } });
       }
       send("content_block_stop", { index });

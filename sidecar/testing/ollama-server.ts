@@ -32,6 +32,32 @@ export interface Scenario {
   echoAuthorization?: boolean;
 }
 
+/**
+ * Plays a scenario's faults before chunk `i` of a stream: at `errorAfterChunks` the stream ends
+ * with the error `endWithError` writes, at `dieAfterChunks` the connection drops (20 ms later,
+ * so the chunks already written reach the client, as from a real crash), and `chunkDelayMs`
+ * paces it. "write" when chunk `i` is to be written, "ended" when the stream ended here, "gone"
+ * when the client had left (the caller counts it as abandoned).
+ */
+export async function chunkFault(
+  res: ServerResponse,
+  scenario: Scenario,
+  i: number,
+  endWithError: () => void,
+): Promise<"write" | "ended" | "gone"> {
+  if (scenario.errorAfterChunks === i) {
+    endWithError();
+    return "ended";
+  }
+  if (scenario.dieAfterChunks === i) {
+    await sleep(20);
+    res.destroy();
+    return "ended";
+  }
+  if (scenario.chunkDelayMs !== undefined) await sleep(scenario.chunkDelayMs);
+  return res.destroyed ? "gone" : "write";
+}
+
 /** How the server answers the next /api/pull; unset fields pull normally. */
 export interface PullScenario {
   /** Stop sending after this many progress lines of the model's layer, keeping the connection open. */
@@ -365,22 +391,12 @@ export class OllamaServer {
     res.writeHead(200, { "content-type": "application/x-ndjson", date: new Date().toUTCString() });
     if (thinking !== "") res.write(`${JSON.stringify(piece("", { thinking }))}\n`);
     for (const [i, content] of chunks.entries()) {
-      if (scenario.errorAfterChunks === i) {
+      const next = await chunkFault(res, scenario, i, () => {
         const error = "an error was encountered while running the model: unexpected EOF";
         res.end(`${JSON.stringify({ error: withEcho(error, scenario, headers) })}\n`);
-        return;
-      }
-      if (scenario.dieAfterChunks === i) {
-        // Let the chunks already written reach the client, as they would from a real crash.
-        await sleep(20);
-        res.destroy();
-        return;
-      }
-      if (scenario.chunkDelayMs !== undefined) await sleep(scenario.chunkDelayMs);
-      if (res.destroyed) {
-        this.abandoned++;
-        return;
-      }
+      });
+      if (next === "gone") this.abandoned++;
+      if (next !== "write") return;
       res.write(`${JSON.stringify({ ...piece(content), ...logprobsOf(content, i) })}\n`);
     }
     if (toolCalls.length > 0) res.write(`${JSON.stringify(piece("", { tool_calls: toolCalls }))}\n`);

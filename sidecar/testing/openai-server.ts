@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import type http from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import {
+  chunkFault,
   echoed,
   json,
   madeUpAnswer,
@@ -16,7 +17,6 @@ import {
   type RecordedRequest,
   ScriptedServer,
   sampleOf,
-  sleep,
 } from "./scripted-server.ts";
 
 /** The request arguments of POST /v1/chat/completions; anything else is refused, as OpenAI does. */
@@ -293,24 +293,15 @@ export class OpenAiServer extends ScriptedServer {
       includeUsage ? { usage: null } : {},
     );
     for (const [i, chunk] of answer.chunks.entries()) {
-      if (scenario.errorAfterChunks === i) {
+      const next = await chunkFault(res, scenario, i, () => {
         const error = "The server had an error while processing your request. Sorry about that!";
         const echoedText = scenario.echoAuthorization === true ? ` (you sent ${echo(headers)})` : "";
         res.end(
           `data: ${JSON.stringify({ error: { message: `${error}${echoedText}`, type: "server_error", param: null, code: null } })}\n\n`,
         );
-        return;
-      }
-      if (scenario.dieAfterChunks === i) {
-        await sleep(20);
-        res.destroy();
-        return;
-      }
-      if (scenario.chunkDelayMs !== undefined) await sleep(scenario.chunkDelayMs);
-      if (res.destroyed) {
-        this.abandoned++;
-        return;
-      }
+      });
+      if (next === "gone") this.abandoned++;
+      if (next !== "write") return;
       send(
         [{ index: 0, delta: { content: chunk }, logprobs: logprobs(chunk, i), finish_reason: null }],
         includeUsage ? { usage: null } : {},
@@ -468,18 +459,14 @@ export class OpenAiServer extends ScriptedServer {
       part: part(""),
     });
     for (const [i, chunk] of answer.chunks.entries()) {
-      if (scenario.errorAfterChunks === i) {
+      const next = await chunkFault(res, scenario, i, () => {
         const echoedText = scenario.echoAuthorization === true ? ` (you sent ${echo(headers)})` : "";
         res.end(
           `event: error\ndata: ${JSON.stringify({ type: "error", sequence_number: sequence++, code: "server_error", message: `The server had an error${echoedText}`, param: null })}\n\n`,
         );
-        return;
-      }
-      if (scenario.chunkDelayMs !== undefined) await sleep(scenario.chunkDelayMs);
-      if (res.destroyed) {
-        this.abandoned++;
-        return;
-      }
+      });
+      if (next === "gone") this.abandoned++;
+      if (next !== "write") return;
       send("response.output_text.delta", {
         item_id: itemId,
         output_index: 0,

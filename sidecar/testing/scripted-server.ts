@@ -5,7 +5,7 @@ import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Scenario } from "./ollama-server.ts";
 
-export { echoed, type Scenario, sampleOf } from "./ollama-server.ts";
+export { chunkFault, echoed, type Scenario, sampleOf } from "./ollama-server.ts";
 
 export interface RecordedRequest {
   method: string;
