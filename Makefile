@@ -140,4 +140,4 @@ bench-kvm: $(DEPS) ## apply to Ready of an agent in a KVM guest (boot and agent 
 bench: bench-operator bench-sidecar bench-peers bench-hosts bench-kvm ## every benchmark (never part of make test)
 
 # test-smoke comes last: it stops and starts the default cluster as a user would.
-test: lint check-generated test-unit test-integration test-e2e test-hosts test-guests test-smoke ## every test tier
+test: lint check-generated test-unit test-integration test-e2e test-hosts test-kind test-smoke ## every test tier
