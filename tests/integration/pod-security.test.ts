@@ -63,7 +63,11 @@ describe("Pod Security admission", () => {
     const agents = samples("agenttype_")
       .map(loadSample)
       .filter((m) => (m.spec.runtime?.type ?? "kubernetes") === "kubernetes");
-    expect(agents.map((m) => m.metadata.name).sort()).toEqual(["researcher", "summarizer"]);
+    expect(agents.map((m) => m.metadata.name).sort()).toEqual([
+      "coding-assistant",
+      "researcher",
+      "summarizer",
+    ]);
     // The same agent without a profile: its pod asks for nothing, which restricted refuses.
     const unprofiled = loadSample("agenttype_python-summarizer.yaml");
     unprofiled.metadata.name = "unprofiled";
@@ -97,6 +101,9 @@ describe("Pod Security admission", () => {
       1,
     );
     expect((await apps.readNamespacedDeployment({ namespace, name: "summarizer" })).status?.replicas).toBe(1);
+    expect(
+      (await apps.readNamespacedDeployment({ namespace, name: "coding-assistant" })).status?.replicas,
+    ).toBe(1);
     const failed = (await events()).filter(
       (e) => e.reason === "FailedCreate" && !e.involvedObject.name?.startsWith("unprofiled"),
     );
