@@ -137,17 +137,24 @@ export function listening(ip: string, port: number): boolean {
 
 /**
  * The fields of a benchmark's machine-readable last line `bench-NAME key=value …`, each value a
- * finite number; fails naming the line when it is not there or a value is not a number.
+ * finite number except the `textKeys` (such as bench-kvm's `accel=tcg`), which must be non-empty;
+ * fails naming the line when it is not there or a value is not what it should be.
  */
-export function lastLineFields(run: Run, name: string): Record<string, number> {
+export function lastLineFields(
+  run: Run,
+  name: string,
+  textKeys: readonly string[] = [],
+): Record<string, number | string> {
   const last = run.stdout.trimEnd().split("\n").at(-1) ?? "";
   const [head, ...pairs] = last.split(" ");
   if (head !== name) throw new Error(`the last line is not ${name}'s: ${last}`);
   return Object.fromEntries(
     pairs.map((pair) => {
       const [key = "", value = ""] = pair.split("=");
+      if (value === "") throw new Error(`${key} has no value in: ${last}`);
+      if (textKeys.includes(key)) return [key, value];
       const n = Number(value);
-      if (value === "" || !Number.isFinite(n)) throw new Error(`${key} is not a number in: ${last}`);
+      if (!Number.isFinite(n)) throw new Error(`${key} is not a number in: ${last}`);
       return [key, n];
     }),
   );
