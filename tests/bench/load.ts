@@ -11,6 +11,14 @@ export interface Failures {
   count: number;
 }
 
+/** A whole number of at least `min` from a command-line flag, or an error naming the flag. */
+export function countFrom(flag: string, value: string, min: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min)
+    throw new Error(`--${flag}: expected a whole number >= ${min}, got ${value}`);
+  return n;
+}
+
 /** Starts a command with its stdout drained and its stderr reported if it exits with an error. */
 export function startProcess(
   command: string,

@@ -20,6 +20,7 @@ import { buildSidecar, SIDECAR_NODE_FLAGS } from "../../sidecar/build.ts";
 import { freePort } from "../fixtures/ports.ts";
 import {
   addedOver,
+  countFrom,
   cpuSeconds,
   type Endpoint,
   type Failures,
@@ -41,12 +42,6 @@ const { values: args } = parseArgs({
     "round-ms": { type: "string", default: "2000" },
   },
 });
-function countFrom(flag: string, value: string, min: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min)
-    throw new Error(`--${flag}: expected a whole number >= ${min}, got ${value}`);
-  return n;
-}
 const ROUNDS = countFrom("rounds", args.rounds, 1);
 const ROUND_MS = countFrom("round-ms", args["round-ms"], 100);
 const RATES = [20, 200, 1000] as const;

@@ -19,6 +19,7 @@ import { buildSidecar, SIDECAR_NODE_FLAGS } from "../../sidecar/build.ts";
 import { freePort } from "../fixtures/ports.ts";
 import {
   addedOver,
+  countFrom,
   type Failures,
   fixedRate,
   fmt,
@@ -39,13 +40,6 @@ const { values: args } = parseArgs({
     "round-ms": { type: "string", default: "1000" },
   },
 });
-/** A whole number of at least `min`, or an error naming the flag. */
-function countFrom(flag: string, value: string, min: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min)
-    throw new Error(`--${flag}: expected a whole number >= ${min}, got ${value}`);
-  return n;
-}
 
 const RATE = 1000;
 const ROUND_MS = countFrom("round-ms", args["round-ms"], 100);
