@@ -14,7 +14,7 @@ import { BedrockServer } from "./testing/bedrock-server.ts";
 import { startEchoingServer, type TestMcpServer } from "./testing/mcp-server.ts";
 import { echoed, OllamaServer } from "./testing/ollama-server.ts";
 import { OpenAiServer } from "./testing/openai-server.ts";
-import { baseConfig, llmConfig, startTestSidecar, type TestSidecar } from "./testing/sidecar.ts";
+import { apiKeyDir, baseConfig, llmConfig, startTestSidecar, type TestSidecar } from "./testing/sidecar.ts";
 
 const OLLAMA_TOKEN = "ollama-Token-9f8e7d6c5b";
 const AWS_KEY_ID = "AKIDECHOTEST12345678";
@@ -99,11 +99,6 @@ beforeAll(async () => {
   writeFileSync(join(awsDir, "AWS_ACCESS_KEY_ID"), AWS_KEY_ID);
   writeFileSync(join(awsDir, "AWS_SECRET_ACCESS_KEY"), AWS_SECRET);
   writeFileSync(join(awsDir, "AWS_SESSION_TOKEN"), AWS_SESSION);
-  const keyDir = (key: string) => {
-    const keys = mkdtempSync(join(dir, "key-"));
-    writeFileSync(join(keys, "apiKey"), key);
-    return keys;
-  };
   const tools = [
     {
       name: "echo",
@@ -135,7 +130,7 @@ beforeAll(async () => {
               type: "openai",
               endpoint: `${openai.url}/v1`,
               model: "gpt-4o-mini",
-              credentialsDir: keyDir(OPENAI_KEY),
+              credentialsDir: apiKeyDir(OPENAI_KEY, dir),
             },
           ],
           { retries: { maxAttempts: 1, initialBackoffMs: 1, maxBackoffMs: 1 } },
@@ -151,7 +146,7 @@ beforeAll(async () => {
               type: "anthropic",
               endpoint: anthropic.url,
               model: "claude-sonnet-4-5",
-              credentialsDir: keyDir(ANTHROPIC_KEY),
+              credentialsDir: apiKeyDir(ANTHROPIC_KEY, dir),
             },
           ],
           { retries: { maxAttempts: 1, initialBackoffMs: 1, maxBackoffMs: 1 } },

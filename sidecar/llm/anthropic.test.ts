@@ -2,16 +2,13 @@
 // clients as the agent: `@anthropic-ai/sdk` (Messages, streaming, a tool round trip) and the
 // `openai` SDK (chat completions translated to Messages). The key travels as x-api-key with
 // the configured anthropic-version; the agents hold a placeholder.
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AnthropicServer } from "../testing/anthropic-server.ts";
 import { PNG } from "../testing/images.ts";
 import { matches } from "../testing/json-schema-match.ts";
-import { baseConfig, llmConfig, startTestSidecar, type TestSidecar } from "../testing/sidecar.ts";
+import { apiKeyDir, baseConfig, llmConfig, startTestSidecar, type TestSidecar } from "../testing/sidecar.ts";
 
 const API_KEY = "sk-ant-api03-provider-test-abcdefghij";
 const WEATHER = { type: "object" as const, properties: { city: { type: "string" } }, required: ["city"] };
@@ -23,8 +20,7 @@ let claude: Anthropic;
 beforeAll(async () => {
   upstream = new AnthropicServer({ apiKey: API_KEY });
   await upstream.listen();
-  const dir = mkdtempSync(join(tmpdir(), "anthropic-provider-"));
-  writeFileSync(join(dir, "apiKey"), `${API_KEY}\n`);
+  const dir = apiKeyDir(`${API_KEY}\n`);
   sidecar = await startTestSidecar(
     baseConfig({
       llm: llmConfig([

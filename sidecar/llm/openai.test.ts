@@ -2,16 +2,13 @@
 // serves driven by its official client: OpenAI chat completions and embeddings (the `openai`
 // SDK), Responses (`responses.create`), Anthropic Messages (`@anthropic-ai/sdk`) and Ollama's
 // API (the `ollama` client). The API key reaches the server; the agents hold a placeholder.
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import Anthropic from "@anthropic-ai/sdk";
 import { Ollama } from "ollama";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { matches } from "../testing/json-schema-match.ts";
 import { OpenAiServer } from "../testing/openai-server.ts";
-import { baseConfig, llmConfig, startTestSidecar, type TestSidecar } from "../testing/sidecar.ts";
+import { apiKeyDir, baseConfig, llmConfig, startTestSidecar, type TestSidecar } from "../testing/sidecar.ts";
 
 const API_KEY = "sk-proj-openai-provider-test-0123456789";
 const WEATHER = {
@@ -27,8 +24,7 @@ let openai: OpenAI;
 beforeAll(async () => {
   upstream = new OpenAiServer({ apiKey: API_KEY });
   await upstream.listen();
-  const dir = mkdtempSync(join(tmpdir(), "openai-provider-"));
-  writeFileSync(join(dir, "apiKey"), `${API_KEY}\n`);
+  const dir = apiKeyDir(`${API_KEY}\n`);
   sidecar = await startTestSidecar(
     baseConfig({
       llm: llmConfig([
@@ -195,8 +191,7 @@ describe("openai provider, translated from each agent API", () => {
   });
 
   it("gives the agent a 502 naming the provider when the key is refused", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "openai-bad-key-"));
-    writeFileSync(join(dir, "apiKey"), "sk-wrong-key-000000000000");
+    const dir = apiKeyDir("sk-wrong-key-000000000000");
     const wrong = await startTestSidecar(
       baseConfig({
         llm: llmConfig([

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AnthropicServer } from "../testing/anthropic-server.ts";
 import { BedrockServer } from "../testing/bedrock-server.ts";
 import { OpenAiServer } from "../testing/openai-server.ts";
-import { baseConfig, llmConfig, startTestSidecar, type TestSidecar } from "../testing/sidecar.ts";
+import { apiKeyDir, baseConfig, llmConfig, startTestSidecar, type TestSidecar } from "../testing/sidecar.ts";
 
 const OPENAI_KEY = "sk-proj-passthrough-key-1234567890";
 const ANTHROPIC_KEY = "sk-ant-api03-passthrough-key-abcdef";
@@ -23,12 +23,6 @@ let bedrockUp: BedrockServer;
 let viaOpenAi: TestSidecar;
 let viaAnthropic: TestSidecar;
 let mixed: TestSidecar;
-
-function keyDir(key: string): string {
-  const dir = mkdtempSync(join(tmpdir(), "passthrough-"));
-  writeFileSync(join(dir, "apiKey"), key);
-  return dir;
-}
 
 beforeAll(async () => {
   openaiUp = new OpenAiServer({ apiKey: OPENAI_KEY });
@@ -43,14 +37,14 @@ beforeAll(async () => {
     type: "openai",
     endpoint: openaiUp.baseUrl,
     model: "gpt-4o-mini",
-    credentialsDir: keyDir(OPENAI_KEY),
+    credentialsDir: apiKeyDir(OPENAI_KEY),
   };
   const anthropic = {
     name: "claude",
     type: "anthropic",
     endpoint: anthropicUp.url,
     model: "claude-sonnet-4-5",
-    credentialsDir: keyDir(ANTHROPIC_KEY),
+    credentialsDir: apiKeyDir(ANTHROPIC_KEY),
   };
   const bedrock = {
     name: "cloud",
@@ -364,7 +358,7 @@ describe("mixed provider types", () => {
             type: "openai",
             endpoint: openaiUp.baseUrl,
             model: "gpt-4o-mini",
-            credentialsDir: keyDir(OPENAI_KEY),
+            credentialsDir: apiKeyDir(OPENAI_KEY),
             rateLimit: { requestsPerMinute: 1 },
           },
           {
@@ -372,7 +366,7 @@ describe("mixed provider types", () => {
             type: "anthropic",
             endpoint: anthropicUp.url,
             model: "claude-sonnet-4-5",
-            credentialsDir: keyDir(ANTHROPIC_KEY),
+            credentialsDir: apiKeyDir(ANTHROPIC_KEY),
           },
         ]),
       }),

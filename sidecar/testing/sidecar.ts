@@ -17,6 +17,16 @@ export interface TestSidecar {
   close(): Promise<void>;
 }
 
+/**
+ * A directory holding an API key as the operator mounts a provider's Secret into the sidecar
+ * (its `apiKey` file), made under `parent`.
+ */
+export function apiKeyDir(key: string, parent = tmpdir()): string {
+  const dir = mkdtempSync(join(parent, "api-key-"));
+  writeFileSync(join(dir, "apiKey"), key);
+  return dir;
+}
+
 export function writeJson(path: string, value: object): void {
   writeFileSync(path, JSON.stringify(value, null, 2));
 }
