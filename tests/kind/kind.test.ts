@@ -64,9 +64,11 @@ describe("kind create cluster --config config/kind/cluster.yaml, offline", () =>
       "--restart=Never",
       "--command",
       "--",
-      "getent",
-      "hosts",
-      "kubernetes.default.svc.cluster.local",
+      "sh",
+      "-c",
+      // CoreDNS rolled out is not yet CoreDNS reachable through its Service on a node that has
+      // just come up (a fresh clone's run failed the first lookup): ask for up to 60 s.
+      "for i in $(seq 60); do getent hosts kubernetes.default.svc.cluster.local && exit 0; sleep 1; done; exit 1",
     );
     const phase = await eventually(
       "the DNS check pod to finish",
