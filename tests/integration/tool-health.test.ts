@@ -149,13 +149,17 @@ describe("AgentTool health", () => {
     });
     expect(condition(down, "Available")?.reason).toBe("Unreachable");
     expect(condition(down, "Available")?.message).toContain(`127.0.0.1:${brokenPort}`);
-    const reported = await eventually("ToolsResolved reports the newer version", async () => {
+    // The agent may first be reconciled while 1.1.0 is "not probed yet"; its failed probe then
+    // triggers another reconcile, which names the failure.
+    const reported = await eventually("ToolsResolved reports the newer version unavailable", async () => {
       const s = await agentStatus();
-      return condition(s, "ToolsResolved")?.reason === "NewerToolUnavailable" ? s : undefined;
+      const resolved = condition(s, "ToolsResolved");
+      return resolved?.reason === "NewerToolUnavailable" &&
+        resolved.message?.includes("search 1.1.0 (AgentTool search-1-1-0) unavailable")
+        ? s
+        : undefined;
     });
-    expect(condition(reported, "ToolsResolved")?.message).toContain(
-      "search 1.1.0 (AgentTool search-1-1-0) unavailable",
-    );
+    expect(condition(reported, "ToolsResolved")?.message).toContain(`127.0.0.1:${brokenPort}`);
     expect(reported?.resolvedTools?.map((t) => t.version)).toEqual(["1.0.0"]);
     expect(await toolUrls()).toEqual([`http://127.0.0.1:${working.port}/mcp`]);
     const events = await core.listNamespacedEvent({ namespace });
