@@ -2,12 +2,16 @@
 // side in one run. The same OpenAI-compatible /v1/chat/completions requests (1 KB bodies,
 // streaming and not) go to one upstream (the faithful OpenAI server, its own process) directly,
 // through a bare node:http proxy (bare-proxy.mjs, the floor of any Node proxy), through the
-// sidecar (an openai provider, bundled and started as its image starts it) and through
-// LiteLLM's proxy (from PyPI into a venv under $AGENTTYPE_CACHE, telemetry and network lookups
-// off). Fixed rates of 20, 200 and 1,000 req/s, each marked sustained or not; the most each
-// serves with 32 clients; time to first token; CPU time per request and peak RSS of each proxy.
-// Figures are medians over rotating rounds, latencies added over direct within a round. The last
-// line is machine-readable.
+// sidecar (an openai provider: the pass-through path, bundled and started as its image starts
+// it) and through LiteLLM's proxy (from PyPI into a venv under $AGENTTYPE_CACHE, telemetry and
+// network lookups off). A second sidecar serves the same requests translated to Ollama's API
+// (an ollama provider, in front of the faithful Ollama server): the translated path. Fixed rates
+// of 20, 200 and 1,000 req/s, each marked sustained or not; the most each serves with 32
+// clients; time to first token; CPU time per request and peak RSS of each proxy. Figures are
+// medians over rotating rounds, latencies added over direct within a round, CPU per request as a
+// ratio to the bare proxy's in the same round (median, and the spread over rounds). The
+// translated path has no latency lines: its upstream is another server, so "added over direct"
+// would compare two upstreams. The last line is machine-readable.
 //   node tests/bench/peers.ts [--rounds 3] [--round-ms 2000]
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -52,11 +56,21 @@ const LITELLM_START_MS = 180_000;
 const root = new URL("../../", import.meta.url).pathname;
 const failures: Failures = { count: 0 };
 
-const TARGETS = ["direct", "bare", "sidecar", "litellm"] as const;
+const TARGETS = ["direct", "bare", "sidecar", "translated", "litellm"] as const;
 type Target = (typeof TARGETS)[number];
-const PROXIES = ["bare", "sidecar", "litellm"] as const;
+/** The targets whose latency is compared with direct's: those in front of the OpenAI upstream. */
+const SAME_UPSTREAM = ["direct", "bare", "sidecar", "litellm"] as const;
+const PROXIES = ["bare", "sidecar", "translated", "litellm"] as const;
 type Proxy = (typeof PROXIES)[number];
+const LATENCY_PROXIES = ["bare", "sidecar", "litellm"] as const;
 type Kind = "plain" | "stream";
+const LABELS: Record<Target, string> = {
+  direct: "direct",
+  bare: "bare",
+  sidecar: "sidecar pass-through",
+  translated: "sidecar translated",
+  litellm: "litellm",
+};
 
 /** A 1 KB body: a long system message and a short question, so answers stay short. */
 function body(stream: boolean): string {
@@ -87,29 +101,43 @@ async function litellmCommand(): Promise<string> {
 
 async function main(): Promise<void> {
   const litellm = await litellmCommand();
-  const [upstreamPort, barePort, sidecarPort, metricsPort, litellmPort] = await Promise.all([
-    freePort(),
-    freePort(),
-    freePort(),
-    freePort(),
-    freePort(),
-  ]);
+  const [
+    upstreamPort,
+    ollamaPort,
+    barePort,
+    sidecarPort,
+    metricsPort,
+    translatedPort,
+    translatedMetricsPort,
+  ] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const litellmPort = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "bench-peers-"));
   const upstream = `http://127.0.0.1:${upstreamPort}/v1`;
-  const configPath = join(dir, "sidecar.json");
-  writeFileSync(
-    configPath,
-    JSON.stringify({
-      agent: { name: "bench", namespace: "default" },
-      listen: { port: sidecarPort, metricsPort, metricsHost: "127.0.0.1" },
-      llm: {
-        providers: [{ name: "upstream", type: "openai", endpoint: upstream, model: "llama3.2" }],
-        retries: { maxAttempts: 1 },
-        timeoutSeconds: 60,
-      },
-      memory: { type: "ephemeral", maxBytes: 1_000_000 },
-    }),
-  );
+  const sidecarConfig = (name: string, port: number, metrics: number, provider: object) => {
+    const path = join(dir, `${name}.json`);
+    writeFileSync(
+      path,
+      JSON.stringify({
+        agent: { name: "bench", namespace: "default" },
+        listen: { port, metricsPort: metrics, metricsHost: "127.0.0.1" },
+        llm: { providers: [provider], retries: { maxAttempts: 1 }, timeoutSeconds: 60 },
+        memory: { type: "ephemeral", maxBytes: 1_000_000 },
+      }),
+    );
+    return path;
+  };
+  const configPath = sidecarConfig("sidecar", sidecarPort, metricsPort, {
+    name: "upstream",
+    type: "openai",
+    endpoint: upstream,
+    model: "llama3.2",
+  });
+  const translatedConfigPath = sidecarConfig("translated", translatedPort, translatedMetricsPort, {
+    name: "upstream",
+    type: "ollama",
+    endpoint: `http://127.0.0.1:${ollamaPort}`,
+    model: "llama3.2",
+  });
   const litellmConfig = join(dir, "litellm.yaml");
   writeFileSync(
     litellmConfig,
@@ -130,8 +158,15 @@ async function main(): Promise<void> {
   const node = (nodeArgs: string[]) => startProcess(process.execPath, nodeArgs, { cwd: root });
   const children = {
     upstream: node(["tests/bench/openai-upstream.ts", String(upstreamPort)]),
+    ollama: node(["sidecar/testing/ollama-server.ts", "--port", String(ollamaPort)]),
     bare: node(["tests/bench/bare-proxy.mjs", String(barePort), String(upstreamPort)]),
     sidecar: node([...SIDECAR_NODE_FLAGS, join(dir, "sidecar/main.mjs"), "--config", configPath]),
+    translated: node([
+      ...SIDECAR_NODE_FLAGS,
+      join(dir, "sidecar/main.mjs"),
+      "--config",
+      translatedConfigPath,
+    ]),
     // Telemetry off, and the model cost map read from the package instead of fetched from GitHub.
     litellm: startProcess(
       litellm,
@@ -169,14 +204,17 @@ async function main(): Promise<void> {
   try {
     await waitFor(`http://127.0.0.1:${upstreamPort}/v1/models`);
     await waitFor(`http://127.0.0.1:${barePort}/v1/models`);
+    await waitFor(`http://127.0.0.1:${ollamaPort}/api/version`);
     await waitFor(`http://127.0.0.1:${metricsPort}/readyz`);
+    await waitFor(`http://127.0.0.1:${translatedMetricsPort}/readyz`);
     await waitFor(`http://127.0.0.1:${litellmPort}/health/liveliness`, LITELLM_START_MS);
     const pids: Record<Proxy, number> = {
       bare: children.bare.pid ?? 0,
       sidecar: children.sidecar.pid ?? 0,
+      translated: children.translated.pid ?? 0,
       litellm: children.litellm.pid ?? 0,
     };
-    const rss: Record<Proxy, number> = { bare: 0, sidecar: 0, litellm: 0 };
+    const rss: Record<Proxy, number> = { bare: 0, sidecar: 0, translated: 0, litellm: 0 };
     const rssTimer = setInterval(() => {
       for (const p of PROXIES) rss[p] = Math.max(rss[p], rssMiB(pids[p]));
     }, 100);
@@ -188,6 +226,7 @@ async function main(): Promise<void> {
       direct: upstreamPort,
       bare: barePort,
       sidecar: sidecarPort,
+      translated: translatedPort,
       litellm: litellmPort,
     };
     const at = (t: Target): Endpoint => ({
@@ -201,21 +240,20 @@ async function main(): Promise<void> {
     );
     for (const t of TARGETS) await fixedRate(agents[t], at(t), payloads.plain, 20, ROUND_MS, failures);
 
-    const streamP99At1000: Record<Target, number> = { direct: 0, bare: 0, sidecar: 0, litellm: 0 };
+    const streamP99At1000: Record<Proxy, number> = { bare: 0, sidecar: 0, translated: 0, litellm: 0 };
     for (const kind of ["plain", "stream"] as const) {
       for (const rate of RATES) {
-        const runs = await interleaved(TARGETS, ROUNDS, (t) =>
+        const runs = await interleaved(SAME_UPSTREAM, ROUNDS, (t) =>
           fixedRate(agents[t], at(t), payloads[kind], rate, ROUND_MS, failures),
         );
-        const samples = Object.fromEntries(TARGETS.map((t) => [t, runs[t].map((r) => r.samples)])) as Record<
-          Target,
-          Sample[][]
-        >;
+        const samples = Object.fromEntries(
+          SAME_UPSTREAM.map((t) => [t, runs[t].map((r) => r.samples)]),
+        ) as Record<(typeof SAME_UPSTREAM)[number], Sample[][]>;
         // Sustained: every request answered, the last within a second of the last one sent.
-        const sustained = (t: Target) =>
+        const sustained = (t: (typeof SAME_UPSTREAM)[number]) =>
           runs[t].every((r) => r.samples.length === r.sent && r.elapsedMs <= ROUND_MS + 1000);
         const d = percentiles(samples.direct.flat(), "totalMs");
-        const parts = PROXIES.map((p) => {
+        const parts = LATENCY_PROXIES.map((p) => {
           const added = addedOver(samples, "direct", p, "totalMs");
           if (kind === "stream" && rate === 1000) streamP99At1000[p] = added.p99;
           return `${p} p50=${fmt(added.p50)} p99=${fmt(added.p99)}${sustained(p) ? "" : " (not sustained)"}`;
@@ -224,7 +262,9 @@ async function main(): Promise<void> {
           `${kind === "plain" ? "non-streaming" : "streaming"} at ${rate} req/s, added over direct (p50=${fmt(d.p50)} p99=${fmt(d.p99)}${sustained("direct") ? "" : ", not sustained"}): ${parts.join(" | ")} (ms)`,
         );
         if (kind === "stream" && rate === 20) {
-          const ttft = PROXIES.map((p) => `${p} ${fmt(addedOver(samples, "direct", p, "firstByteMs").p50)}`);
+          const ttft = LATENCY_PROXIES.map(
+            (p) => `${p} ${fmt(addedOver(samples, "direct", p, "firstByteMs").p50)}`,
+          );
           console.log(
             `time to first token at 20 req/s: direct p50=${fmt(percentiles(samples.direct.flat(), "firstByteMs").p50)}; added: ${ttft.join(" | ")} (ms)`,
           );
@@ -233,12 +273,17 @@ async function main(): Promise<void> {
     }
 
     const rps: Record<Kind, Record<Target, number>> = {
-      plain: { direct: 0, bare: 0, sidecar: 0, litellm: 0 },
-      stream: { direct: 0, bare: 0, sidecar: 0, litellm: 0 },
+      plain: { direct: 0, bare: 0, sidecar: 0, translated: 0, litellm: 0 },
+      stream: { direct: 0, bare: 0, sidecar: 0, translated: 0, litellm: 0 },
     };
     const cpuUs: Record<Kind, Record<Proxy, number>> = {
-      plain: { bare: 0, sidecar: 0, litellm: 0 },
-      stream: { bare: 0, sidecar: 0, litellm: 0 },
+      plain: { bare: 0, sidecar: 0, translated: 0, litellm: 0 },
+      stream: { bare: 0, sidecar: 0, translated: 0, litellm: 0 },
+    };
+    /** CPU per request over the bare proxy's of the same round: the median and the spread over rounds. */
+    const cpuRatio: Record<Kind, Record<"sidecar" | "translated", Spread>> = {
+      plain: { sidecar: NO_SPREAD, translated: NO_SPREAD },
+      stream: { sidecar: NO_SPREAD, translated: NO_SPREAD },
     };
     for (const kind of ["plain", "stream"] as const) {
       const runs = await interleaved(TARGETS, ROUNDS, async (t) => {
@@ -250,26 +295,45 @@ async function main(): Promise<void> {
       });
       for (const t of TARGETS) rps[kind][t] = median(runs[t].map((r) => r.rps));
       for (const p of PROXIES) cpuUs[kind][p] = median(runs[p].map((r) => r.cpuUsPerRequest));
+      for (const path of ["sidecar", "translated"] as const)
+        cpuRatio[kind][path] = spread(
+          runs[path].map((r, round) => r.cpuUsPerRequest / (runs.bare[round]?.cpuUsPerRequest ?? Number.NaN)),
+        );
       console.log(
-        `max throughput ${kind === "plain" ? "non-streaming" : "streaming"}, ${CLIENTS} clients: direct ${fmt(rps[kind].direct, 0)} req/s | ${PROXIES.map((p) => `${p} ${fmt(rps[kind][p], 0)} req/s, CPU ${fmt(cpuUs[kind][p], 0)} us/request`).join(" | ")}`,
+        `max throughput ${kind === "plain" ? "non-streaming" : "streaming"}, ${CLIENTS} clients: direct ${fmt(rps[kind].direct, 0)} req/s | ${PROXIES.map((p) => `${LABELS[p]} ${fmt(rps[kind][p], 0)} req/s, CPU ${fmt(cpuUs[kind][p], 0)} us/request`).join(" | ")}`,
       );
     }
+    const shown = (s: Spread) => `${fmt(s.median)}x (${fmt(s.min)}-${fmt(s.max)})`;
+    console.log(
+      `sidecar CPU per request over the bare proxy's in the same round, median (spread over ${ROUNDS} rounds): pass-through ${shown(cpuRatio.plain.sidecar)}, streaming ${shown(cpuRatio.stream.sidecar)} | translated to Ollama ${shown(cpuRatio.plain.translated)}, streaming ${shown(cpuRatio.stream.translated)}`,
+    );
     clearInterval(rssTimer);
     const ratio = (a: number, b: number) => fmt(a / b);
     console.log(
-      `peak RSS: ${PROXIES.map((p) => `${p} ${fmt(rss[p], 1)} MiB`).join(", ")}; failed requests in the run: ${failures.count}; load average ${fmt(loadavg()[0] ?? 0)} at end`,
+      `peak RSS: ${PROXIES.map((p) => `${LABELS[p]} ${fmt(rss[p], 1)} MiB`).join(", ")}; failed requests in the run: ${failures.count}; load average ${fmt(loadavg()[0] ?? 0)} at end`,
     );
     console.log(
       `sidecar against LiteLLM: throughput ${ratio(rps.plain.sidecar, rps.plain.litellm)}x (streaming ${ratio(rps.stream.sidecar, rps.stream.litellm)}x), CPU per request ${ratio(cpuUs.plain.sidecar, cpuUs.plain.litellm)}x (streaming ${ratio(cpuUs.stream.sidecar, cpuUs.stream.litellm)}x), peak RSS ${ratio(rss.sidecar, rss.litellm)}x; against the bare proxy: CPU per request ${ratio(cpuUs.plain.sidecar, cpuUs.plain.bare)}x (streaming ${ratio(cpuUs.stream.sidecar, cpuUs.stream.bare)}x)`,
     );
     for (const agent of Object.values(agents)) agent.destroy();
     console.log(
-      `bench-peers sidecar_rps=${fmt(rps.plain.sidecar, 0)} bare_rps=${fmt(rps.plain.bare, 0)} litellm_rps=${fmt(rps.plain.litellm, 0)} sidecar_cpu_us=${fmt(cpuUs.plain.sidecar, 0)} bare_cpu_us=${fmt(cpuUs.plain.bare, 0)} sidecar_stream_cpu_us=${fmt(cpuUs.stream.sidecar, 0)} bare_stream_cpu_us=${fmt(cpuUs.stream.bare, 0)} sidecar_stream_p99_added_ms=${fmt(streamP99At1000.sidecar)} sidecar_rss_mib=${fmt(rss.sidecar, 0)} litellm_rss_mib=${fmt(rss.litellm, 0)}`,
+      `bench-peers sidecar_rps=${fmt(rps.plain.sidecar, 0)} bare_rps=${fmt(rps.plain.bare, 0)} litellm_rps=${fmt(rps.plain.litellm, 0)} sidecar_cpu_us=${fmt(cpuUs.plain.sidecar, 0)} bare_cpu_us=${fmt(cpuUs.plain.bare, 0)} sidecar_stream_cpu_us=${fmt(cpuUs.stream.sidecar, 0)} bare_stream_cpu_us=${fmt(cpuUs.stream.bare, 0)} sidecar_stream_p99_added_ms=${fmt(streamP99At1000.sidecar)} sidecar_rss_mib=${fmt(rss.sidecar, 0)} litellm_rss_mib=${fmt(rss.litellm, 0)} translated_rps=${fmt(rps.plain.translated, 0)} translated_cpu_us=${fmt(cpuUs.plain.translated, 0)} translated_stream_cpu_us=${fmt(cpuUs.stream.translated, 0)} translated_rss_mib=${fmt(rss.translated, 0)} passthrough_cpu_ratio=${fmt(cpuRatio.plain.sidecar.median)} passthrough_stream_cpu_ratio=${fmt(cpuRatio.stream.sidecar.median)} translated_cpu_ratio=${fmt(cpuRatio.plain.translated.median)} translated_stream_cpu_ratio=${fmt(cpuRatio.stream.translated.median)}`,
     );
   } finally {
     for (const child of Object.values(children)) child.kill();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+interface Spread {
+  median: number;
+  min: number;
+  max: number;
+}
+const NO_SPREAD: Spread = { median: Number.NaN, min: Number.NaN, max: Number.NaN };
+
+function spread(values: number[]): Spread {
+  return { median: median(values), min: Math.min(...values), max: Math.max(...values) };
 }
 
 await main();

@@ -81,10 +81,18 @@ describe("make bench-* at a tiny size", () => {
           "sidecar_stream_p99_added_ms",
           "sidecar_rss_mib",
           "litellm_rss_mib",
+          "translated_rps",
+          "translated_cpu_us",
+          "translated_stream_cpu_us",
+          "translated_rss_mib",
+          "passthrough_cpu_ratio",
+          "passthrough_stream_cpu_ratio",
+          "translated_cpu_ratio",
+          "translated_stream_cpu_ratio",
         ].sort(),
       );
       // Every proxy answered: a throughput of zero would be a target that never served.
-      for (const rps of [fields.sidecar_rps, fields.bare_rps, fields.litellm_rps])
+      for (const rps of [fields.sidecar_rps, fields.bare_rps, fields.litellm_rps, fields.translated_rps])
         expect(Number(rps)).toBeGreaterThan(0);
       expect(run.output).toContain("medians over 1 rotating rounds");
     },
