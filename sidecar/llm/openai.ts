@@ -23,7 +23,7 @@ import {
 import { classifyHttpStatus, ProviderError } from "./errors.ts";
 import { imageMediaType } from "./image-type.ts";
 import type { LlmProvider } from "./provider.ts";
-import { sseEvents } from "./sse.ts";
+import { sseEventBatches, sseEvents } from "./sse.ts";
 
 /** The levels OpenAI's reasoning_effort takes. */
 const EFFORTS: ReadonlySet<unknown> = new Set(["minimal", "low", "medium", "high", "xhigh"]);
@@ -464,19 +464,32 @@ export class OpenAiProvider implements LlmProvider {
     const response = await this.post(this.#chatTarget, JSON.stringify(body), signal);
     let usage: OpenAiUsage | null | undefined;
     let finish: string | null | undefined;
-    for await (const event of sseEvents(response)) {
-      if (event.data === "[DONE]") {
-        yield { type: "raw", text: event.raw };
-        yield { type: "done", stopReason: stopReasonOf(finish, false), usage: usageOf(usage) };
-        return;
+    // The events of one read go on as one: each event is a hop through every generator between
+    // here and the agent's socket, and a write.
+    for await (const batch of sseEventBatches(response)) {
+      let relayed = "";
+      for (const event of batch) {
+        if (event.data === "[DONE]") {
+          yield { type: "raw", text: relayed + event.raw };
+          yield { type: "done", stopReason: stopReasonOf(finish, false), usage: usageOf(usage) };
+          return;
+        }
+        let chunk: OpenAiCompletion;
+        try {
+          chunk = this.#parse(event.data);
+        } catch (error) {
+          // What came before the failure reaches the agent first, as it would have event by event.
+          if (relayed !== "") yield { type: "raw", text: relayed };
+          throw error;
+        }
+        finish = chunk.choices?.[0]?.finish_reason ?? finish;
+        if (chunk.usage != null) {
+          usage = chunk.usage;
+          if (!asked && (chunk.choices?.length ?? 0) === 0) continue;
+        }
+        relayed += event.raw;
       }
-      const chunk = this.#parse(event.data);
-      finish = chunk.choices?.[0]?.finish_reason ?? finish;
-      if (chunk.usage != null) {
-        usage = chunk.usage;
-        if (!asked && (chunk.choices?.length ?? 0) === 0) continue;
-      }
-      yield { type: "raw", text: event.raw };
+      if (relayed !== "") yield { type: "raw", text: relayed };
     }
     throw new ProviderError(
       this.name,
