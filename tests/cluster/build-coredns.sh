@@ -28,9 +28,10 @@ MODULE=github.com/coredns/coredns
 V=$COREDNS_VERSION
 [[ $V =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] || at_die "COREDNS_VERSION must look like v1.12.1, got $V"
 # In the order of upstream's plugin.cfg (which decides the order they run in, not this list).
-# AGENTTYPE_COREDNS_PLUGINS (with its own AGENTTYPE_COREDNS_BIN) builds another set: the kind
-# node image (tests/kind/node-image.sh) adds those of kubeadm's Corefile.
-read -r -a PLUGINS <<< "${AGENTTYPE_COREDNS_PLUGINS:-ready health errors log loadbalance cache reload kubernetes}"
+# The plugins of kubeadm's Corefile, which the kind node image (tests/kind/node-image.sh) needs;
+# the project's own cluster uses fewer of them, and one binary for both saves a cold build.
+# AGENTTYPE_COREDNS_PLUGINS (with its own AGENTTYPE_COREDNS_BIN) builds another set.
+read -r -a PLUGINS <<< "${AGENTTYPE_COREDNS_PLUGINS:-ready health errors log loadbalance cache reload kubernetes forward loop}"
 STAMP=$AGENTTYPE_COREDNS_BIN/.complete
 stamp_text() { printf 'coredns=%s go=%s plugins=%s\n' "$V" "$(go env GOVERSION)" "${PLUGINS[*]}"; }
 

@@ -35,9 +35,6 @@ PACKAGES=systemd,systemd-sysv,dbus,containerd,runc,containernetworking-plugins,i
 ROOTFS=$AGENTTYPE_CACHE/rootfs/kind-node-$SUITE.tar
 KUBEADM_DIR=$AGENTTYPE_CACHE/bin/kubeadm-$K8S_VERSION
 LOADED=$AGENTTYPE_CACHE/docker-loaded
-# CoreDNS with the plugins of the Corefile kubeadm writes (the project's cluster uses fewer).
-COREDNS_PLUGINS="ready health errors log loadbalance cache reload kubernetes forward loop"
-COREDNS_BIN=$AGENTTYPE_CACHE/bin/coredns-$COREDNS_VERSION-kubeadm
 
 log() { at_log "kind node image: $*"; }
 die() { at_die "kind node image: $*"; }
@@ -104,11 +101,11 @@ main() {
   kubeadm_bin
   "$REPO/tests/cluster/images.sh" pause >&2
   local coredns
-  coredns=$(AGENTTYPE_COREDNS_BIN=$COREDNS_BIN AGENTTYPE_COREDNS_PLUGINS="$COREDNS_PLUGINS" \
-    "$REPO/tests/cluster/build-coredns.sh" | tail -n 1)
+  # The harness's CoreDNS: built with the plugins of the Corefile kubeadm writes.
+  coredns=$("$REPO/tests/cluster/build-coredns.sh" | tail -n 1)
 
   local sum inputs
-  inputs=$(cat "$ROOTFS.packages" "$KUBEADM_DIR/.complete" "$AGENTTYPE_BIN/.complete" "$COREDNS_BIN/.complete" \
+  inputs=$(cat "$ROOTFS.packages" "$KUBEADM_DIR/.complete" "$AGENTTYPE_BIN/.complete" "$AGENTTYPE_COREDNS_BIN/.complete" \
     <(tar -C "$HERE/node" -c --sort=name --mtime=@0 --owner=0 --group=0 . | sha256sum) "$0" | sha256sum)
   sum=${inputs%% *}
   if [[ $(cat "$LOADED/kind-node" 2>/dev/null) == "$sum" ]] && docker image inspect "$NODE_IMAGE" >/dev/null 2>&1; then
