@@ -188,6 +188,9 @@ stop_leftover_processes() {
   done
 }
 
+# other_engines: a dockerd of this harness with another state directory is running.
+other_engines() { pgrep -f -- "add-runtime agenttype-runc=" >/dev/null; }
+
 restore_found() {
   [[ -s $FOUND ]] || return 0
   local want c
@@ -199,7 +202,12 @@ restore_found() {
     done < "$STATE/bridges"
     rm -f "$STATE/bridges"
   fi
-  if [[ $(found lib_modules_existed) == 0 ]]; then rmdir /lib/modules 2>/dev/null || true; fi
+  # /lib/modules is the machine's, shared by every engine of this harness (another state directory,
+  # e.g. a second checkout's tier): it goes only when no other one runs, whose nodes still need it.
+  if [[ $(found lib_modules_existed) == 0 ]]; then
+    if other_engines; then log "keeping /lib/modules: another engine of the harness runs"
+    else rmdir /lib/modules 2>/dev/null || true; fi
+  fi
   want=$(found forward_policy)
   if [[ -n $want && $(forward_policy) != "$want" ]]; then
     log "restoring the FORWARD policy to $want"; iptables -P FORWARD "$want"
