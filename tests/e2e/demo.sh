@@ -13,7 +13,9 @@
 # the next `make down` must still stop that cluster. --kubeconfig/--context (`make up
 # KUBECONFIG=… CONTEXT=…`) choose another cluster, e.g. kind, which `down` leaves running; on
 # such a cluster the images must be reachable by its nodes: with a kind context and Docker, `up`
-# builds them with `docker build` and loads them with `kind load`.
+# builds them with `docker build` and loads them with `kind load`. AGENTTYPE_DOCKER_BUILD_ARGS adds
+# options to those builds: on a machine without a registry, the local bases and the host network,
+# `AGENTTYPE_DOCKER_BUILD_ARGS="$(tests/kind/images.sh args) --network host"` (tests/kind).
 #
 # The operator watches the demo's namespace and `default` (where `kubectl apply -k
 # config/samples` puts the samples), not every namespace: the test tiers run operators of their
@@ -33,7 +35,7 @@ MANIFESTS=$HERE/manifests/demo.yaml
 
 log() { printf '[demo %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
-usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 CMD=${1:-}
 [[ $CMD == up || $CMD == down ]] || usage
@@ -104,16 +106,24 @@ images() {
     done
     return
   fi
-  local ctx; ctx=${CONTEXT_ARG:-$(k config current-context)}
+  local ctx extra=(); ctx=${CONTEXT_ARG:-$(k config current-context)}
   if [[ $ctx == kind-* ]] && command -v docker >/dev/null && command -v kind >/dev/null; then
+    # BuildKit: the Dockerfiles mount the build secret `ca` (a CA bundle for networks that intercept
+    # TLS, given when there is one); Docker before 23 builds with it only when asked.
+    local build=() ca=${AGENTTYPE_BUILD_CA:-${NODE_EXTRA_CA_CERTS:-}}
+    export DOCKER_BUILDKIT=1
+    [[ -z $ca || ! -s $ca ]] || build+=(--secret "id=ca,src=$ca")
+    [[ -z ${AGENTTYPE_DOCKER_BUILD_ARGS:-} ]] || read -r -a extra <<< "$AGENTTYPE_DOCKER_BUILD_ARGS"
+    build+=("${extra[@]}")
+    log "docker build of the images${AGENTTYPE_DOCKER_BUILD_ARGS:+ ($AGENTTYPE_DOCKER_BUILD_ARGS)}, kind load into $ctx"
     for t in operator sidecar wrapper; do
-      docker build -q --target "$t" -t "localhost/agenttype/$t:dev" "$REPO" >/dev/null
+      docker build -q "${build[@]}" --target "$t" -t "localhost/agenttype/$t:dev" "$REPO" >/dev/null
       TAG[$t]=dev-$(docker image inspect -f '{{.Id}}' "localhost/agenttype/$t:dev" | sed 's/^sha256://' | cut -c1-12)
       docker tag "localhost/agenttype/$t:dev" "localhost/agenttype/$t:${TAG[$t]}"
     done
-    docker build -q -f "$HERE/upstream/Dockerfile" -t localhost/agenttype/e2e-upstream:dev "$REPO" >/dev/null
-    docker build -q -t localhost/agenttype/e2e-agent-node:dev "$HERE/agents/node" >/dev/null
-    docker build -q -t localhost/agenttype/e2e-agent-python:dev "$HERE/agents/python" >/dev/null
+    docker build -q "${build[@]}" -f "$HERE/upstream/Dockerfile" -t localhost/agenttype/e2e-upstream:dev "$REPO" >/dev/null
+    docker build -q "${build[@]}" -t localhost/agenttype/e2e-agent-node:dev "$HERE/agents/node" >/dev/null
+    docker build -q "${build[@]}" -t localhost/agenttype/e2e-agent-python:dev "$HERE/agents/python" >/dev/null
     for t in operator sidecar wrapper; do
       kind load docker-image --name "${ctx#kind-}" "localhost/agenttype/$t:${TAG[$t]}"
     done
@@ -142,9 +152,26 @@ install_operator() {
   k wait --for=condition=Established --timeout=60s crd/agenttypes.agenttype.dev crd/agenttools.agenttype.dev >/dev/null
 }
 
+# demo_objects agents|others: the AgentTypes of $MANIFESTS, or every other object in it.
+demo_objects() {
+  awk -v want="$1" '
+    function flush() { if (doc != "" && ((doc ~ /\nkind: AgentType\n/) == (want == "agents"))) printf "%s---\n", doc; doc = "" }
+    /^---$/ { flush(); next }
+    { doc = doc $0 "\n" }
+    END { flush() }' "$MANIFESTS"
+}
+
+# The LLM upstream and the tool server first, Ready, then the agents (as the Tiltfile's
+# resource_deps and the e2e tier do): an agent runs its calls once, as soon as its sidecar is up,
+# and a tool Service without a Ready pod refuses the connection.
 apply_demo() {
-  log "applying $MANIFESTS"
-  k apply --server-side -f "$MANIFESTS" >/dev/null
+  local d
+  log "applying $MANIFESTS: the LLM upstream and the tool server, then the agents"
+  demo_objects others | k apply --server-side -f - >/dev/null
+  for d in llm calculator; do
+    k -n "$DEMO_NS" rollout status --timeout=180s "deployment/$d" >/dev/null
+  done
+  demo_objects agents | k apply --server-side -f - >/dev/null
 }
 
 wait_demo() {
