@@ -5,13 +5,14 @@
 // `tilt up` then live-updates an edited operator file into the running container, where
 // `node --watch` restarts the operator. Tilt runs in a copy of the repository (the files git
 // tracks or would track), so the edit never touches the checkout.
-import { type ChildProcess, spawn } from "node:child_process";
-import { appendFileSync, cpSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { eventually } from "../fixtures/eventually.ts";
+import { copyRepository, liveUpdateOperator } from "../fixtures/tilt.ts";
 import { e2eCluster } from "./cluster-env.ts";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -46,18 +47,6 @@ function run(
     child.on("error", reject);
     child.on("close", (code) => resolvePromise({ code, output }));
   });
-}
-
-/** The files of the checkout that git tracks or would track (not ignored ones like node_modules). */
-async function copyRepository(to: string): Promise<void> {
-  const listed = await run("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], repo, {
-    env: process.env,
-  });
-  if (listed.code !== 0) throw new Error(`git ls-files failed: ${listed.output}`);
-  for (const file of listed.output.split("\0").filter((f) => f !== "")) {
-    mkdirSync(dirname(join(to, file)), { recursive: true });
-    cpSync(join(repo, file), join(to, file), { verbatimSymlinks: true });
-  }
 }
 
 beforeAll(async () => {
@@ -127,38 +116,16 @@ describe("Tiltfile on the project's cluster (tilt -- --local)", () => {
   test(
     "tilt up live-updates an edited operator file into the running operator, which restarts",
     async () => {
-      let output = "";
-      const up: ChildProcess = spawn(tilt, ["up", "--port", "0", "--stream", "--", "--local"], {
-        cwd: copy,
+      const afterEdit = await liveUpdateOperator(
+        tilt,
+        ["--local"],
+        copy,
         env,
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      up.stdout?.on("data", (c: Buffer) => {
-        output += c;
-      });
-      up.stderr?.on("data", (c: Buffer) => {
-        output += c;
-      });
-      try {
-        const synced = (text: string) => text.split("caches synced; reconciling").length - 1;
-        await eventually("the operator to run under tilt up", async () => synced(output) >= 1, 300_000);
-        const before = synced(output);
-        const editedAt = output.length;
-        appendFileSync(join(copy, "operator/manager.ts"), "// edited by tests/e2e/tilt.test.ts\n");
-        await eventually(
-          "the edit to be synced and the operator restarted",
-          async () =>
-            output.includes("Will copy 1 file(s) to container") &&
-            output.includes("Restarting 'operator/main.ts'") &&
-            synced(output) > before,
-          120_000,
-        );
-        // A live update, not a rebuild of the operator's image.
-        expect(output.slice(editedAt)).not.toContain("Building Custom Build: [localhost/agenttype/operator]");
-      } finally {
-        up.kill("SIGINT");
-        await new Promise((r) => up.once("close", r));
-      }
+        "tests/e2e/tilt.test.ts",
+        "new",
+      );
+      // A live update, not a rebuild of the operator's image.
+      expect(afterEdit).not.toContain("Building Custom Build: [localhost/agenttype/operator]");
     },
     T,
   );

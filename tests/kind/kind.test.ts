@@ -1,12 +1,16 @@
 // The README's laptop path on a machine without a registry: kind (built from the Go module proxy)
 // creates the cluster of config/kind/cluster.yaml from the node image made here
-// (tests/kind/node-image.sh), as the README says for offline machines, and it works as a cluster.
+// (tests/kind/node-image.sh), as the README says for offline machines, and it works as a cluster;
+// then, on that one cluster, `make up CONTEXT=kind-agenttype` and `make down`, and Tilt's kind
+// branch (`tilt ci`, a live update under `tilt up`, `tilt down`), images reaching the node with
+// `kind load docker-image` as they do on a laptop.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { eventually } from "../fixtures/eventually.ts";
 import { exec, execOk } from "../fixtures/exec.ts";
+import { copyRepository, liveUpdateOperator } from "../fixtures/tilt.ts";
 import { repo } from "./docker-env.ts";
 
 let kind: string;
@@ -16,6 +20,8 @@ let dir: string;
 /** kind and kubectl get a kubeconfig of their own: never the user's ~/.kube/config. */
 let env: NodeJS.ProcessEnv;
 const lastLine = (text: string) => text.trim().split("\n").at(-1) ?? "";
+const DEMO_NS = "agenttype-demo";
+const AGENTS = ["node-agent", "python-agent"];
 
 beforeAll(async () => {
   kind = lastLine(await execOk(join(import.meta.dirname, "build-kind.sh"), [], { timeoutMs: 900_000 }));
@@ -27,8 +33,15 @@ beforeAll(async () => {
     "kubectl",
   );
   dir = mkdtempSync(join(tmpdir(), "agenttype-kind-"));
-  // Debian's docker client first: kind runs `docker` from PATH.
-  env = { ...process.env, KUBECONFIG: join(dir, "kubeconfig"), PATH: `/usr/bin:${process.env.PATH}` };
+  // Debian's docker client first (kind runs `docker` from PATH), then kind itself (make up and Tilt
+  // run `kind load`), kubectl and helm (the harness's, as tests/e2e/demo.sh prefers them), and node.
+  env = {
+    ...process.env,
+    KUBECONFIG: join(dir, "kubeconfig"),
+    PATH: ["/usr/bin", dirname(kind), dirname(kubectlBin), dirname(process.execPath), process.env.PATH].join(
+      ":",
+    ),
+  };
   await exec(kind, ["delete", "cluster", "--name", "agenttype"], { env });
   const created = await exec(
     kind,
@@ -81,5 +94,175 @@ describe("kind create cluster --config config/kind/cluster.yaml, offline", () =>
     );
     expect(phase, await kubectl("logs", "dns-check")).toBe("Succeeded");
     expect(await kubectl("logs", "dns-check")).toContain("10.96.0.1");
+  });
+});
+
+interface Condition {
+  type: string;
+  status: string;
+}
+interface Pod {
+  metadata: { name: string };
+  status: {
+    phase: string;
+    conditions?: Condition[];
+    initContainerStatuses?: { image: string }[];
+    containerStatuses?: { image: string }[];
+  };
+}
+
+/** The images a pod runs, its init containers' (the wrapper, the sidecar) included. */
+const podImages = (pods: Pod[]) =>
+  pods
+    .flatMap((p) => [...(p.status.initContainerStatuses ?? []), ...(p.status.containerStatuses ?? [])])
+    .map((c) => c.image)
+    .join(" ");
+
+/** The demo agents' pods as `kubectl get pods` shows them: their phase, readiness and images. */
+async function agentPods(): Promise<Pod[]> {
+  const pods: Pod[] = JSON.parse(await kubectl("get", "pods", "-n", DEMO_NS, "-o", "json")).items;
+  return pods.filter((p) => AGENTS.some((a) => p.metadata.name.startsWith(`${a}-`)));
+}
+
+/** Waits until each demo agent has logged the end of its run (LLM, tool and memory calls done). */
+async function agentsFinish(): Promise<void> {
+  for (const agent of AGENTS) {
+    await eventually(
+      `${agent} to finish its run`,
+      async () => {
+        const logs = await exec(
+          kubectlBin,
+          ["--context", "kind-agenttype", "logs", "-n", DEMO_NS, `deploy/${agent}`, "-c", "agent"],
+          { env },
+        );
+        if (/^agent failed/m.test(logs.stdout)) throw new Error(`${agent} failed its run:\n${logs.stdout}`);
+        return /^llm: You said: /m.test(logs.stdout) && /^agent done/m.test(logs.stdout);
+      },
+      120_000,
+    );
+  }
+}
+
+const ready = (o: { status?: { conditions?: Condition[] } }) =>
+  o.status?.conditions?.find((c) => c.type === "Ready")?.status;
+
+describe("make up CONTEXT=kind-agenttype, then make down", () => {
+  test("make up builds the images with docker build, loads them with kind load, and the demo agents are Ready", async () => {
+    // On this machine the Dockerfiles' public bases are local images (tests/kind/images.sh), and
+    // builds use the host network (the engine has no NAT): README, "On your laptop".
+    const args = `${(await execOk(join(import.meta.dirname, "images.sh"), ["args"], { timeoutMs: 60_000 })).trim()} --network host`;
+    await execOk(join(import.meta.dirname, "images.sh"), ["bases"], { timeoutMs: 900_000 });
+    const up = await exec("make", ["up", "CONTEXT=kind-agenttype"], {
+      cwd: repo,
+      env: { ...env, AGENTTYPE_DOCKER_BUILD_ARGS: args },
+      timeoutMs: 1_200_000,
+    });
+    expect(up.code, (up.stdout + up.stderr).slice(-4000)).toBe(0);
+    expect(up.stderr).toContain("kind load into kind-agenttype");
+    expect(up.stdout).toContain("The demo agents are Ready");
+
+    const agentTypes: { metadata: { name: string }; status?: { conditions?: Condition[] } }[] = JSON.parse(
+      await kubectl("get", "agenttypes", "-n", DEMO_NS, "-o", "json"),
+    ).items;
+    expect(agentTypes.map((a) => [a.metadata.name, ready(a)])).toEqual(AGENTS.map((a) => [a, "True"]));
+    const pods = await agentPods();
+    expect(pods.map((p) => [p.status.phase, ready(p)])).toEqual(AGENTS.map(() => ["Running", "True"]));
+    // The operator's images, tagged by content, loaded into the node by `kind load`: the node
+    // cannot pull, so a running pod is the proof they got there.
+    const images = podImages(pods);
+    expect(images).toMatch(/localhost\/agenttype\/sidecar:dev-[0-9a-f]{12}/);
+    expect(images).toMatch(/localhost\/agenttype\/wrapper:dev-[0-9a-f]{12}/);
+    expect(images).toContain("localhost/agenttype/e2e-agent-python:dev");
+    await agentsFinish();
+  });
+
+  test("make down removes the demo and the operator, and leaves the cluster running", async () => {
+    const down = await exec("make", ["down", "CONTEXT=kind-agenttype"], {
+      cwd: repo,
+      env,
+      timeoutMs: 600_000,
+    });
+    expect(down.code, down.stdout + down.stderr).toBe(0);
+    const namespaces = await kubectl("get", "namespaces", "-o", "name");
+    expect(namespaces).not.toMatch(/namespace\/agenttype-(demo|system)\b/);
+    const releases = await execOk(
+      join(dirname(kubectlBin), "helm"),
+      ["--kube-context", "kind-agenttype", "list", "-A", "-q"],
+      { env },
+    );
+    expect(releases.trim()).toBe("");
+    const node = JSON.parse(await kubectl("get", "node", "agenttype-control-plane", "-o", "json"));
+    expect(ready(node)).toBe("True");
+  });
+});
+
+describe("Tilt's kind branch (tilt -- --local-bases), on the same cluster", () => {
+  let tilt = "";
+  let copy = "";
+  /** Tilt's arguments for the Tiltfile: the kind branch, with the local bases of this machine. */
+  const tiltfileArgs = ["--local-bases"];
+
+  beforeAll(async () => {
+    tilt = lastLine(await execOk(join(repo, "tests/cluster/build-tilt.sh"), [], { timeoutMs: 900_000 }));
+    copy = mkdtempSync(join(tmpdir(), "agenttype-kind-tilt-"));
+    await copyRepository(copy);
+  }, 1_200_000);
+
+  afterAll(async () => {
+    if (copy) rmSync(copy, { recursive: true, force: true });
+  });
+
+  test("tilt ci builds the images with Docker, loads them with kind load, and both agents finish", async () => {
+    const ci = await exec(tilt, ["ci", "--port", "0", "--timeout", "10m", "--", ...tiltfileArgs], {
+      cwd: copy,
+      env,
+      timeoutMs: 900_000,
+    });
+    const output = ci.stdout + ci.stderr;
+    expect(ci.code, output.slice(-4000)).toBe(0);
+    expect(output).toContain("SUCCESS. All workloads are healthy.");
+    // Tilt's way onto a kind node without a registry: `kind load docker-image` after each build.
+    for (const image of [
+      "operator",
+      "sidecar",
+      "wrapper",
+      "e2e-upstream",
+      "e2e-agent-node",
+      "e2e-agent-python",
+    ])
+      expect(output).toContain(`Pushing localhost/agenttype/${image}:tilt-`);
+    expect(output).toContain("Loading image to KIND");
+    await agentsFinish();
+    const images = podImages(await agentPods());
+    expect(images).toMatch(/localhost\/agenttype\/sidecar:tilt-[0-9a-f]{16}/);
+    expect(images).toMatch(/localhost\/agenttype\/e2e-agent-node:tilt-[0-9a-f]{16}/);
+  });
+
+  test("tilt up live-updates an edited operator file into the running operator, which restarts", async () => {
+    const afterEdit = await liveUpdateOperator(
+      tilt,
+      tiltfileArgs,
+      copy,
+      env,
+      "tests/kind/kind.test.ts",
+      "existing",
+    );
+    // A live update, not a rebuild of the operator's image.
+    expect(afterEdit).not.toContain("Building Dockerfile: [localhost/agenttype/operator]");
+  });
+
+  test("tilt down removes the operator and the demo", async () => {
+    const down = await exec(tilt, ["down", "--delete-namespaces", "--", ...tiltfileArgs], {
+      cwd: copy,
+      env,
+      timeoutMs: 300_000,
+    });
+    expect(down.code, down.stdout + down.stderr).toBe(0);
+    await eventually(
+      "the Tiltfile's namespaces to be gone",
+      async () =>
+        !/namespace\/agenttype-(demo|system)\b/.test(await kubectl("get", "namespaces", "-o", "name")),
+      180_000,
+    );
   });
 });
