@@ -7,7 +7,7 @@
 #   tests/kind/docker.sh up       install docker.io if missing, start dockerd; idempotent; the last
 #                                 stdout line is the DOCKER_HOST to use
 #   tests/kind/docker.sh down     remove its containers and networks, stop it, and put back what it
-#                                 changed (bridges, mounts, iptables, sysctls); idempotent
+#                                 changed (bridges, mounts, iptables); idempotent
 #   tests/kind/docker.sh status   exit 0 when our dockerd answers
 #   tests/kind/docker.sh env      DOCKER_HOST, DOCKER_CONFIG and the docker client to use
 #
@@ -80,8 +80,6 @@ record_found() {
   mkdir -p "$STATE"
   {
     echo "forward_policy=$(forward_policy)"
-    echo "ip_forward=$(</proc/sys/net/ipv4/ip_forward)"
-    echo "ipv6_forwarding=$(</proc/sys/net/ipv6/conf/all/forwarding)"
     echo "docker_chains=$(docker_chains | tr '\n' ' ')"
     echo "bridge_existed=$([[ -e /sys/class/net/$BRIDGE ]] && echo 1 || echo 0)"
     echo "lib_modules_existed=$([[ -e /lib/modules ]] && echo 1 || echo 0)"
@@ -132,14 +130,16 @@ up() {
   echo "$DOCKER_HOST"
 }
 
-# check_untouched: our dockerd changed nothing of the host's packet filter or forwarding.
+# check_untouched: our dockerd changed nothing of the host's packet filter. The forwarding sysctls
+# are not checked or restored here: this dockerd never writes them (--ip-forward=false), and the
+# project's cluster (tests/cluster/node.sh) sets net.ipv4.ip_forward and puts it back itself, maybe
+# while this engine runs; restoring our first reading would undo that and cut its pods off.
 check_untouched() {
   local policy chains
   policy=$(forward_policy)
   chains=$(docker_chains | tr '\n' ' ')
   [[ $policy == "$(found forward_policy)" ]] || die "the FORWARD policy changed to $policy"
   [[ $chains == "$(found docker_chains)" ]] || die "DOCKER chains appeared: $chains"
-  [[ $(</proc/sys/net/ipv4/ip_forward) == "$(found ip_forward)" ]] || die "net.ipv4.ip_forward changed"
 }
 
 unmount_state() {
@@ -219,11 +219,6 @@ restore_found() {
       iptables -X "$c" 2>/dev/null || true
     fi
   done
-  want=$(found ip_forward)
-  [[ -z $want || $(</proc/sys/net/ipv4/ip_forward) == "$want" ]] || echo "$want" > /proc/sys/net/ipv4/ip_forward
-  want=$(found ipv6_forwarding)
-  [[ -z $want || $(</proc/sys/net/ipv6/conf/all/forwarding) == "$want" ]] \
-    || echo "$want" > /proc/sys/net/ipv6/conf/all/forwarding
   rm -f "$FOUND"
 }
 
