@@ -18,7 +18,7 @@ endif
 DEPS := node_modules/.package-lock.json
 
 .DEFAULT_GOAL := help
-.PHONY: help deps generate lint format test test-unit test-integration check-generated \
+.PHONY: help deps generate lint format tools test test-unit test-integration check-generated \
 	plugin install-plugin test-e2e test-kind test-hosts test-hosts-containerd2 guest-image test-guests test-smoke images up down cluster-up cluster-down bench bench-operator bench-sidecar bench-peers bench-hosts
 
 help: ## list the targets
@@ -139,5 +139,15 @@ bench-kvm: $(DEPS) ## apply to Ready of an agent in a KVM guest (boot and agent 
 
 bench: bench-operator bench-sidecar bench-peers bench-hosts bench-kvm ## every benchmark (never part of make test)
 
+# The Go-built tools the tiers use, each reused from $(AGENTTYPE_CACHE) while its pin is unchanged.
+# Built up front by `make test`, so that a cold build (tens of minutes on a loaded machine) is one
+# step of its own instead of racing a test hook's deadline in whichever tier needs the tool first.
+tools: ## build the pinned Kubernetes components, etcd, helm, crictl, CoreDNS, Tilt, kind and kube-score from the Go module proxy
+	tests/cluster/build-components.sh >/dev/null
+	tests/cluster/build-coredns.sh >/dev/null
+	tests/cluster/build-tilt.sh >/dev/null
+	tests/kind/build-kind.sh >/dev/null
+	tests/cluster/build-kube-score.sh >/dev/null
+
 # test-smoke comes last: it stops and starts the default cluster as a user would.
-test: lint check-generated test-unit test-integration test-e2e test-hosts test-kind test-smoke ## every test tier
+test: tools lint check-generated test-unit test-integration test-e2e test-hosts test-kind test-smoke ## every test tier
