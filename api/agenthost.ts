@@ -4,6 +4,7 @@ import * as z from "zod";
 import {
   boundedQuantity,
   conditions,
+  generationNeverGoesBack,
   namespacedSecretKeyRef,
   nonNegativeQuantity,
   objectMeta,
@@ -151,8 +152,8 @@ export const agentHostSpec = withRule(
   },
 );
 
-export const agentHostStatus = z
-  .strictObject({
+export const agentHostStatus = generationNeverGoesBack(
+  z.strictObject({
     observedGeneration,
     conditions: conditions.optional(),
     versions: z
@@ -174,8 +175,8 @@ export const agentHostStatus = z
       })
       .optional()
       .describe("What is placed on the host now."),
-  })
-  .describe("Observed state of an AgentHost.");
+  }),
+).describe("Observed state of an AgentHost.");
 
 export const agentHost = z
   .looseObject({

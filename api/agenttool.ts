@@ -8,6 +8,7 @@ import {
   dns1035Label,
   dnsLabel,
   dnsSubdomain,
+  generationNeverGoesBack,
   httpUrl,
   objectMeta,
   observedGeneration,
@@ -172,8 +173,8 @@ export const agentToolSpec = withRule(
   },
 );
 
-export const agentToolStatus = z
-  .strictObject({
+export const agentToolStatus = generationNeverGoesBack(
+  z.strictObject({
     observedGeneration,
     conditions: conditions.optional(),
     lastProbeTime: z.iso
@@ -184,8 +185,8 @@ export const agentToolStatus = z
     tools: uniqueList(z.string().max(256), 256)
       .optional()
       .describe("Names of the tools an MCP server listed at the last probe."),
-  })
-  .describe("Observed state of an AgentTool.");
+  }),
+).describe("Observed state of an AgentTool.");
 
 export const agentTool = z
   .looseObject({

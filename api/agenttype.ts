@@ -8,6 +8,7 @@ import {
   DNS_1035_LABEL,
   dnsLabel,
   dnsSubdomain,
+  generationNeverGoesBack,
   httpUrl,
   keyedList,
   objectMeta,
@@ -667,8 +668,8 @@ const resolvedTool = z
   })
   .describe("A tool request resolved to one AgentTool.");
 
-export const agentTypeStatus = z
-  .strictObject({
+export const agentTypeStatus = generationNeverGoesBack(
+  z.strictObject({
     observedGeneration,
     conditions: conditions.optional(),
     replicas: z.int().min(0).optional().describe("Pods of the agent's workload."),
@@ -691,8 +692,8 @@ export const agentTypeStatus = z
       .max(10_000)
       .optional()
       .describe("Runtime containerd or kvm: the replicas, the host each runs on, and their state."),
-  })
-  .describe("Observed state of an AgentType.");
+  }),
+).describe("Observed state of an AgentType.");
 
 export const agentType = z
   .looseObject({

@@ -327,6 +327,24 @@ export const observedGeneration = z
   .describe("The .metadata.generation the status as a whole was computed for.");
 
 /**
+ * A status whose observedGeneration never goes back, as the API server enforces it (a CEL
+ * transition rule): a status computed for an older generation is refused, not stored over a newer
+ * one. That is the fence against a replica that lost the leader lease while frozen: a write it
+ * had passed its write window for before the freeze leaves the process only when it resumes,
+ * after the new leader wrote (ADR 0004). zod cannot check it: the rule needs the stored object.
+ */
+export function generationNeverGoesBack<S extends z.ZodObject>(status: S): S {
+  const previous = (z.globalRegistry.get(status)?.[CEL_KEY] as CelValidation[] | undefined) ?? [];
+  const rule: CelValidation = {
+    rule: "!has(oldSelf.observedGeneration) || (has(self.observedGeneration) && self.observedGeneration >= oldSelf.observedGeneration)",
+    message:
+      "observedGeneration must not go back: this status was computed for an older generation (a stale writer, such as an operator replica that lost its leader lease)",
+    fieldPath: ".observedGeneration",
+  };
+  return status.meta({ [CEL_KEY]: [...previous, rule] });
+}
+
+/**
  * Object metadata as far as validation cares: names are checked, the rest is the API server's.
  * `name` is stricter than a DNS subdomain for a kind whose name is also the name of objects
  * made from it; the CRD carries it too.

@@ -98,3 +98,45 @@ describe("manifests on the API server", () => {
     expect(badManifests.filter((b) => b.rule === "cel").length).toBeGreaterThanOrEqual(12);
   });
 });
+
+describe("status on the API server", () => {
+  test("an observedGeneration older than the stored one is refused for every kind, naming the field; newer is stored", async ({
+    namespace,
+  }) => {
+    for (const file of [
+      "agenttype_node-researcher.yaml",
+      "agenttool_calculator-http.yaml",
+      "agenthost_containerd-edge.yaml",
+    ]) {
+      const manifest = loadSample(file) as { kind: string; metadata: { name: string; namespace?: string } };
+      // AgentHosts are cluster-scoped: a name of this test's own.
+      if (manifest.kind === "AgentHost") manifest.metadata.name = `status-${namespace}`;
+      else manifest.metadata.namespace = namespace;
+      const created = await kubectl(["apply", "--server-side", "-f", "-"], dump(manifest));
+      expect(created, file).toMatchObject({ code: 0 });
+      const target = [
+        manifest.kind.toLowerCase(),
+        manifest.metadata.name,
+        ...(manifest.kind === "AgentHost" ? [] : ["-n", namespace]),
+      ];
+      const status = (generation: number) =>
+        kubectl([
+          "patch",
+          ...target,
+          "--subresource=status",
+          "--type=merge",
+          "-p",
+          JSON.stringify({ status: { observedGeneration: generation } }),
+        ]);
+      expect(await status(3), file).toMatchObject({ code: 0 });
+      expect(await status(3), `${file}: the same generation again`).toMatchObject({ code: 0 });
+      const stale = await status(2);
+      expect(stale.code, file).not.toBe(0);
+      expect(stale.stderr).toContain("status.observedGeneration");
+      expect(stale.stderr).toContain("observedGeneration must not go back");
+      const stored = await kubectl(["get", ...target, "-o", "jsonpath={.status.observedGeneration}"]);
+      expect(stored.stdout, `${file}: what was stored stays`).toBe("3");
+      if (manifest.kind === "AgentHost") await kubectl(["delete", ...target]);
+    }
+  });
+});
