@@ -30,9 +30,13 @@ export interface CelValidation {
 
 export const CEL_KEY = "x-kubernetes-validations";
 
+/** The CEL rules already attached to `schema`, to which another is added. */
+function celRules(schema: z.ZodType): CelValidation[] {
+  return (z.globalRegistry.get(schema)?.[CEL_KEY] as CelValidation[] | undefined) ?? [];
+}
+
 /** Attaches a cross-field rule: a zod refinement and the matching CEL rule for the CRD. */
 export function withRule<S extends z.ZodType>(schema: S, rule: CrossFieldRule<z.output<S>>): S {
-  const previous = (z.globalRegistry.get(schema)?.[CEL_KEY] as CelValidation[] | undefined) ?? [];
   const path = rule.field === undefined ? [] : rule.field.split(".");
   const validation: CelValidation = { rule: rule.cel, message: rule.message };
   // A field whose name is no identifier (ephemeral-storage) is a subscript in a fieldPath.
@@ -46,7 +50,7 @@ export function withRule<S extends z.ZodType>(schema: S, rule: CrossFieldRule<z.
       if (!rule.holds(value as z.output<S>))
         ctx.addIssue({ code: "custom", message: rule.message, path: [...path] }); // zod extends the path in place
     })
-    .meta({ [CEL_KEY]: [...previous, validation] });
+    .meta({ [CEL_KEY]: [...celRules(schema), validation] });
 }
 
 /**
@@ -334,14 +338,13 @@ export const observedGeneration = z
  * after the new leader wrote (ADR 0004). zod cannot check it: the rule needs the stored object.
  */
 export function generationNeverGoesBack<S extends z.ZodObject>(status: S): S {
-  const previous = (z.globalRegistry.get(status)?.[CEL_KEY] as CelValidation[] | undefined) ?? [];
   const rule: CelValidation = {
     rule: "!has(oldSelf.observedGeneration) || (has(self.observedGeneration) && self.observedGeneration >= oldSelf.observedGeneration)",
     message:
       "observedGeneration must not go back: this status was computed for an older generation (a stale writer, such as an operator replica that lost its leader lease)",
     fieldPath: ".observedGeneration",
   };
-  return status.meta({ [CEL_KEY]: [...previous, rule] });
+  return status.meta({ [CEL_KEY]: [...celRules(status), rule] });
 }
 
 /**
