@@ -74,12 +74,26 @@ at_mod_info() {
   go mod download -json "$1" | sed -n "s/^[[:space:]]*\"$2\": \"\(.*\)\",\{0,1\}$/\1/p"
 }
 
+# at_build_lock PATH: holds PATH.lock until the script exits, so one build of PATH runs at a time
+# (`make test` builds ahead in the background while a tier may ask for the same thing): a second
+# builder says whom it waits for, waits, and then finds the first one's build complete.
+at_build_lock() {
+  local lock=$1.lock fd
+  mkdir -p "$(dirname "$lock")"
+  exec {fd}>"$lock"
+  flock -n "$fd" && return 0
+  at_log "waiting for another build of $1 (up to 60 min)"
+  flock -w 3600 "$fd" || at_die "another build of $1 still holds $lock after 60 min"
+}
+
 # A build cached in a directory of its own (one per pin set): its .complete stamp is written
 # last and names the pins, so a build cut short or made from other pins is never reused.
-# at_build_reuse DIR STAMP_TEXT OUTPUT [FORCE]: when DIR holds a complete build with that stamp
-# (and FORCE is not 1), prints OUTPUT and exits the script; otherwise returns.
+# at_build_reuse DIR STAMP_TEXT OUTPUT [FORCE]: takes DIR's build lock (at_build_lock); when DIR
+# then holds a complete build with that stamp (and FORCE is not 1), prints OUTPUT and exits the
+# script; otherwise returns, the lock still held.
 at_build_reuse() {
   local dir=$1 stamp=$2 output=$3 force=${4:-0}
+  at_build_lock "$dir"
   if [[ $force != 1 && -f $dir/.complete && -e $output ]] && [[ $(<"$dir/.complete") == "$stamp" ]]; then
     at_log "already built: $output"
     echo "$output"

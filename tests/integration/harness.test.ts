@@ -142,6 +142,38 @@ describe("cluster harness: starting and stopping components", () => {
     }
   });
 
+  test("two builds of one cached tool at once: the second waits for the first and reuses its build", async () => {
+    // What `make test` relies on when tests/prebuild.sh builds a tool in the background while a
+    // tier asks for it: lib.sh's at_build_reuse takes the build's lock, so the second builder
+    // never starts a build of its own and never sees a half-made one.
+    const dir = mkdtempSync(join(tmpdir(), "harness-build-lock-"));
+    const builder = `
+      set -euo pipefail
+      source ${JSON.stringify(join(clusterDir, "lib.sh"))}
+      out=${JSON.stringify(join(dir, "tool"))}
+      at_build_reuse "$out" "pin=1" "$out/tool"
+      echo "building as $1" >> ${JSON.stringify(join(dir, "builds.log"))}
+      mkdir -p "$out.partial"; sleep 2; echo "made by $1" > "$out.partial/tool"
+      at_build_done "$out.partial" "$out" "pin=1"
+      echo "$out/tool"`;
+    try {
+      const first = bash(builder.replaceAll("$1", "first"), {}, 60_000);
+      // The second starts while the first holds the lock (it sleeps 2 s inside it).
+      await new Promise((done) => setTimeout(done, 500));
+      const second = await bash(builder.replaceAll("$1", "second"), {}, 60_000);
+      const firstResult = await first;
+      expect(firstResult.code).toBe(0);
+      expect(second.code).toBe(0);
+      expect(second.stderr).toContain(`waiting for another build of ${join(dir, "tool")}`);
+      expect(second.stderr).toContain("already built");
+      expect(second.stdout.trim()).toBe(join(dir, "tool/tool"));
+      expect(readFileSync(join(dir, "builds.log"), "utf8")).toBe("building as first\n");
+      expect(readFileSync(join(dir, "tool/tool"), "utf8")).toBe("made by first\n");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("a component that fails to start: its own log is shown, and what the run started is stopped", async () => {
     // A control plane of its own (state dir, ports) whose kube-apiserver is given a service
     // range it refuses: etcd starts, the apiserver exits at once.

@@ -31,9 +31,7 @@ REQUIREMENTS=${1:-$HERE/requirements.txt}
 STAMP=$({ "$PYTHON" --version 2>&1; cat "$REQUIREMENTS"; } | sha256sum | cut -c1-12)
 VENV=$AGENTTYPE_CACHE/python-$STAMP
 mkdir -p "$AGENTTYPE_CACHE"
-# One maker at a time: two test runs wanting the same venv wait for each other.
-exec 9>"$VENV.lock"
-flock 9
+# One maker at a time (at_build_reuse's lock): two runs wanting the same venv wait for each other.
 at_build_reuse "$VENV" "$STAMP" "$VENV/bin/python"
 # A venv names its own directory in its scripts, so it is made in place; the stamp, written
 # last, marks it complete, and an incomplete one is made again from scratch.
