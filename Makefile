@@ -140,8 +140,7 @@ bench-kvm: $(DEPS) ## apply to Ready of an agent in a KVM guest (boot and agent 
 bench: bench-operator bench-sidecar bench-peers bench-hosts bench-kvm ## every benchmark (never part of make test)
 
 # The Go-built tools the tiers use, each reused from $(AGENTTYPE_CACHE) while its pin is unchanged.
-# Built up front by `make test`, so that a cold build (tens of minutes on a loaded machine) is one
-# step of its own instead of racing a test hook's deadline in whichever tier needs the tool first.
+# `make test` builds them (and more) ahead in the background instead: tests/prebuild.sh.
 tools: ## build the pinned Kubernetes components, etcd, helm, crictl, CoreDNS, Tilt, kind and kube-score from the Go module proxy
 	tests/cluster/build-components.sh >/dev/null
 	tests/cluster/build-coredns.sh >/dev/null
@@ -149,5 +148,12 @@ tools: ## build the pinned Kubernetes components, etcd, helm, crictl, CoreDNS, T
 	tests/kind/build-kind.sh >/dev/null
 	tests/cluster/build-kube-score.sh >/dev/null
 
-# test-smoke comes last: it stops and starts the default cluster as a user would.
-test: tools lint check-generated test-unit test-integration test-e2e test-hosts test-kind test-smoke ## every test tier
+# The tiers in the order their cold builds are ready: tests/prebuild.sh builds the Go tools, the
+# node and guest root filesystems and the venvs in the background at nice 19 while the tiers run
+# (each build takes a lock, so a tier needing one still in progress waits for it). Tiers that need
+# only the components come first; lint after them, for kube-score. test-smoke comes last: it
+# stops and starts the default cluster as a user would.
+TIERS := check-generated test-unit test-integration lint test-hosts test-e2e test-kind test-smoke
+test: ## every test tier, with the cold builds ahead in the background
+	@tests/prebuild.sh start
+	@trap 'tests/prebuild.sh stop' EXIT INT TERM; $(MAKE) --no-print-directory deps $(TIERS)

@@ -342,6 +342,9 @@ import_image() {
 main() {
   local cmd=${1:-all}; [ $# -gt 0 ] && shift
   mkdir -p "$AGENTTYPE_CACHE"
+  # One builder or importer at a time (`make test` builds ahead in the background, and imports
+  # share archive paths); the read-only list and the buildah escape hatch need no lock.
+  case $cmd in list|buildah) ;; *) at_build_lock "$AGENTTYPE_CACHE/buildah" ;; esac
   case $cmd in
     all)
       need_tools

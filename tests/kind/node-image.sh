@@ -2,7 +2,9 @@
 # kind's node image for the project's pinned Kubernetes, made without a registry (ADR 0012), in the
 # engine of tests/kind/docker.sh:
 #
-#   tests/kind/node-image.sh      build it if its inputs changed; last stdout line: the image name
+#   tests/kind/node-image.sh          build it if its inputs changed; last stdout line: the image name
+#   tests/kind/node-image.sh inputs   only steps 1 and 2's inputs that need no engine (the root
+#                                     filesystem tar, kubeadm): `make test` makes them ahead
 #
 #   1. a root filesystem from Debian packages (debootstrap: systemd, containerd, runc, the CNI
 #      plugins, iptables...), cached as a tar in $AGENTTYPE_CACHE/rootfs, `docker import`ed;
@@ -41,6 +43,7 @@ die() { at_die "kind node image: $*"; }
 docker() { "$AGENTTYPE_DOCKER" "$@"; }
 
 rootfs() {
+  at_build_lock "$ROOTFS"
   if [[ -s $ROOTFS && $(cat "$ROOTFS.packages" 2>/dev/null) == "$PACKAGES" ]]; then return; fi
   local dir t0=$SECONDS
   dir=$(mktemp -d "$AGENTTYPE_CACHE/rootfs/.kind-node.XXXXXX")
@@ -62,6 +65,7 @@ rootfs() {
 kubeadm_bin() {
   local stamp
   stamp="kubeadm=$K8S_VERSION go=$(go env GOVERSION)"
+  at_build_lock "$KUBEADM_DIR"
   if [[ -x $KUBEADM_DIR/kubeadm && $(cat "$KUBEADM_DIR/.complete" 2>/dev/null) == "$stamp" ]]; then return; fi
   at_go_env
   export CGO_ENABLED=0
@@ -174,4 +178,8 @@ main() {
   echo "$NODE_IMAGE"
 }
 
-main "$@"
+case ${1:-build} in
+  build) main ;;
+  inputs) rootfs; kubeadm_bin ;;
+  *) at_die "usage: $0 [build|inputs]" ;;
+esac

@@ -6,6 +6,8 @@
 #
 #   operator/drivers/kvm/guest/build-image.sh          build (or reuse) and print the image's directory
 #   operator/drivers/kvm/guest/build-image.sh key      print the key of the image the inputs make
+#   operator/drivers/kvm/guest/build-image.sh rootfs   only the root filesystem tar (debootstrap, no
+#                                                      images): `make test` makes it ahead
 #
 # The output directory $AGENTTYPE_CACHE/guest/<key>/ holds disk.qcow2, vmlinuz, initrd.img and
 # inputs.txt; <key> is a hash of every input (suite, packages, the files under rootfs/, the
@@ -186,6 +188,14 @@ main() {
   mkdir -p "$CACHE"
   case ${1:-build} in
     key) image_key ;;
+    rootfs)
+      need_tools
+      exec 9>"$CACHE/.lock"
+      flock -w 1800 9 || die "another build holds $CACHE/.lock"
+      local tar
+      tar=$CACHE/rootfs-$(rootfs_key).tar
+      [ -s "$tar" ] || build_rootfs "$tar"
+      echo "$tar" ;;
     build)
       need_tools
       exec 9>"$CACHE/.lock"
