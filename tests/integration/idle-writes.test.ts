@@ -124,23 +124,36 @@ describe("no idle writes", () => {
         ),
       );
     }
+    // The ones not Ready at the last look, with their Ready condition, for a failure's message.
+    let notReady: string[] = [];
     await eventually(
       "every AgentType Ready",
       async () => {
         const list = (await custom.listNamespacedCustomObject({ ...AT, namespace })) as {
-          items: { status?: AgentTypeStatus }[];
+          items: { metadata: { name: string }; status?: AgentTypeStatus }[];
         };
-        return (
-          list.items.length === COUNT &&
-          list.items.every((a) =>
-            a.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
-          )
-        );
+        notReady = list.items.flatMap((a) => {
+          const ready = a.status?.conditions?.find((c) => c.type === "Ready");
+          return ready?.status === "True"
+            ? []
+            : [`${a.metadata.name}: ${ready ? `${ready.reason}: ${ready.message}` : "no Ready condition"}`];
+        });
+        return list.items.length === COUNT && notReady.length === 0;
       },
       // Five owned objects each (a NetworkPolicy too), a sixth for the persistent ones: on a
       // loaded 2-core machine the first rollout of 200 takes more than two minutes.
       240_000,
-    );
+    ).catch((error: Error) => {
+      const errors = first
+        .logs()
+        .split("\n")
+        .filter((line) => /"level":(50|40)/.test(line))
+        .slice(-10);
+      throw new Error(
+        `${error.message}; ${notReady.length} not Ready, e.g.\n${notReady.slice(0, 5).join("\n")}\n` +
+          `the operator's last warnings and errors:\n${errors.join("\n")}`,
+      );
+    });
 
     // A resync: every AgentType reconciled again (each is woken by itself and by each owned object).
     const steady = await quiet("the writes of the rollout to settle");
