@@ -65,8 +65,11 @@ at_die() { at_log "ERROR: $*"; exit 1; }
 
 # Go for the builds from the module proxy (build-components.sh, build-tilt.sh): the installed
 # toolchain only, never another one fetched, and no VCS stamping (module sources have no VCS).
+# The compiler collects garbage less often (GOGC 400, unless set): measured on a cold compile of
+# k8s.io/api, client-go and Kubernetes' pkg/apis, 207 s instead of 246-249 s (0.84x) and 19% less
+# CPU, for 0.73 GB instead of 0.48 GB at the largest compile.
 at_go_env() {
-  export GOTOOLCHAIN=local GOFLAGS=-buildvcs=false
+  export GOTOOLCHAIN=local GOFLAGS=-buildvcs=false GOGC=${GOGC:-400}
   command -v go >/dev/null || at_die "go is not installed"
 }
 # at_mod_info MODULE@VERSION FIELD: a field of `go mod download -json` (Dir, GoMod, Info, ...).
