@@ -149,8 +149,9 @@ tools: ## build the pinned Kubernetes components, etcd, helm, crictl, CoreDNS, T
 	tests/cluster/build-kube-score.sh >/dev/null
 
 # The tiers in the order their cold builds are ready: tests/prebuild.sh builds the Go tools, the
-# node and guest root filesystems and the venvs in the background at nice 19 while the tiers run
-# (each build takes a lock, so a tier needing one still in progress waits for it). Tiers that need
+# buildah images, the node and guest root filesystems and the venvs in the background while the
+# tiers run (the components at normal priority, the rest at nice 19; each build takes a lock, so a
+# tier needing one still in progress waits for it). Tiers that need
 # only the components come first; lint after them, for kube-score. test-smoke comes last: it
 # stops and starts the default cluster as a user would.
 TIERS := check-generated test-unit test-integration lint test-hosts test-e2e test-kind test-smoke
