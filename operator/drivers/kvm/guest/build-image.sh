@@ -184,22 +184,26 @@ prune() {
   find "$CACHE" -maxdepth 1 -name 'rootfs-*.tar' ! -name "rootfs-$(rootfs_key).tar" -delete
 }
 
+# One build at a time in $CACHE, held until the script exits.
+lock_cache() {
+  exec 9>"$CACHE/.lock"
+  flock -w 1800 9 || die "another build holds $CACHE/.lock"
+}
+
 main() {
   mkdir -p "$CACHE"
   case ${1:-build} in
     key) image_key ;;
     rootfs)
       need_tools
-      exec 9>"$CACHE/.lock"
-      flock -w 1800 9 || die "another build holds $CACHE/.lock"
+      lock_cache
       local tar
       tar=$CACHE/rootfs-$(rootfs_key).tar
       [ -s "$tar" ] || build_rootfs "$tar"
       echo "$tar" ;;
     build)
       need_tools
-      exec 9>"$CACHE/.lock"
-      flock -w 1800 9 || die "another build holds $CACHE/.lock"
+      lock_cache
       ensure_images
       local key out tar t0=$SECONDS
       key=$(image_key)
