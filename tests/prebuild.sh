@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds ahead, in the background, what the test tiers would otherwise build cold on their
 # critical path: the Go tools (`make tools`), the buildah images, kind's node image inputs (its
-# root filesystem and kubeadm), the guest image's root filesystem and the Python venvs. `make
+# root filesystem, kubeadm and the storage provisioner), the guest image's root filesystem and the Python venvs. `make
 # test` starts it before the first tier and stops it after the last. Each step is the same script a tier calls, and each holds its build's lock (tests/cluster/lib.sh,
 # at_build_lock), so a tier that needs a thing still being built here waits for it instead of
 # building it twice. While tests use the CPU, the kernel gives them precedence (nice 19); idle

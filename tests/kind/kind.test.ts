@@ -95,6 +95,85 @@ describe("kind create cluster --config config/kind/cluster.yaml, offline", () =>
     expect(phase, await kubectl("logs", "dns-check")).toBe("Succeeded");
     expect(await kubectl("logs", "dns-check")).toContain("10.96.0.1");
   });
+
+  test("a claim of the default StorageClass binds, keeps a pod's data for the next pod, and is removed with its volume", async () => {
+    // No storageClassName: the default class, as a chart's PersistentVolumeClaim (or an
+    // AgentType's persistent memory) would ask for it.
+    const claimAndPod = (pod: string, script: string) => `
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: storage-check}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 16Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: ${pod}}
+spec:
+  restartPolicy: Never
+  containers:
+    - name: check
+      image: localhost/agenttype/debian-base:bookworm
+      imagePullPolicy: Never
+      command: [sh, -c, ${JSON.stringify(script)}]
+      volumeMounts: [{name: data, mountPath: /data}]
+  volumes: [{name: data, persistentVolumeClaim: {claimName: storage-check}}]
+`;
+    const apply = (manifest: string) =>
+      execOk(kubectlBin, ["--context", "kind-agenttype", "apply", "-f", "-"], {
+        env,
+        input: manifest,
+        timeoutMs: 60_000,
+      });
+    const finished = (pod: string) =>
+      eventually(
+        `${pod} to finish`,
+        async () => {
+          const p = (await kubectl("get", "pod", pod, "-o", "jsonpath={.status.phase}")).trim();
+          return (p === "Succeeded" || p === "Failed") && p;
+        },
+        180_000,
+        1000,
+      );
+    await apply(claimAndPod("storage-write", "echo kept > /data/note"));
+    // On a failure: the claim's and the pod's events, the provisioner's pods and log.
+    const storageState = async () =>
+      [
+        await kubectl("describe", "pvc", "storage-check").catch(String),
+        await kubectl("describe", "pod", "storage-write").catch(String),
+        await kubectl("get", "pods", "-n", "local-path-storage", "-o", "wide").catch(String),
+        await kubectl("get", "events", "-n", "local-path-storage").catch(String),
+        await kubectl("logs", "-n", "local-path-storage", "deploy/local-path-provisioner", "--tail=50").catch(
+          String,
+        ),
+      ].join("\n");
+    const wrote = await finished("storage-write").catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await storageState()}`);
+    });
+    expect(wrote, await storageState()).toBe("Succeeded");
+    const claim = JSON.parse(await kubectl("get", "pvc", "storage-check", "-o", "json"));
+    expect(claim.status.phase).toBe("Bound");
+    expect(claim.spec.storageClassName).toBe("standard");
+    const volume = JSON.parse(await kubectl("get", "pv", claim.spec.volumeName, "-o", "json"));
+    expect(volume.spec.hostPath?.path ?? volume.spec.local?.path).toMatch(/^\/var\/local-path-provisioner\//);
+
+    await kubectl("delete", "pod", "storage-write", "--wait=true");
+    await apply(claimAndPod("storage-read", "cat /data/note"));
+    expect(await finished("storage-read")).toBe("Succeeded");
+    expect((await kubectl("logs", "storage-read")).trim()).toBe("kept");
+
+    // Reclaim policy Delete: the claim gone, the provisioner removes the directory (a helper pod),
+    // then the volume.
+    await kubectl("delete", "pod", "storage-read", "--wait=true");
+    await kubectl("delete", "pvc", "storage-check", "--wait=true");
+    await eventually(
+      `the volume ${claim.spec.volumeName} to be removed`,
+      async () => !(await kubectl("get", "pv", "-o", "name")).includes(claim.spec.volumeName),
+      120_000,
+      1000,
+    );
+  });
 });
 
 interface Condition {

@@ -3,8 +3,9 @@
 # engine of tests/kind/docker.sh:
 #
 #   tests/kind/node-image.sh          build it if its inputs changed; last stdout line: the image name
-#   tests/kind/node-image.sh inputs   only steps 1 and 2's inputs that need no engine (the root
-#                                     filesystem tar, kubeadm): `make test` makes them ahead
+#   tests/kind/node-image.sh inputs   only the inputs that need no engine (the root filesystem
+#                                     tar, kubeadm, the storage provisioner): `make test` makes
+#                                     them ahead
 #
 #   1. a root filesystem from Debian packages (debootstrap: systemd, containerd, runc, the CNI
 #      plugins, iptables...), cached as a tar in $AGENTTYPE_CACHE/rootfs, `docker import`ed;
@@ -12,7 +13,8 @@
 #      tests/kind/node/ on it (tests/kind/node/Dockerfile);
 #   3. the images kubeadm expects, each the binary from the Go module proxy in a scratch image
 #      (kube-proxy on the Debian base, for iptables; CoreDNS with kubeadm's Corefile's plugins),
-#      pause from tests/cluster/images.sh,
+#      pause from tests/cluster/images.sh, the storage provisioner of the default StorageClass
+#      (build-local-path.sh, in a scratch image; its helper pods run the Debian base),
 #      and the base (for the CNI DaemonSet), imported into the node's containerd (k8s.io namespace)
 #      in a build container, which is then committed as the node image.
 set -euo pipefail
@@ -33,6 +35,8 @@ DEBIAN_BASE=localhost/agenttype/debian-base:$SUITE
 # etcd image holds the harness's etcd, a newer patch of the same minor.
 PAUSE_TAG=3.10.1
 ETCD_TAG=3.6.5-0
+# The name default-storage.yaml gives the provisioner's image (pulled never).
+LOCAL_PATH_IMAGE=localhost/agenttype/local-path-provisioner:$LOCAL_PATH_VERSION
 PACKAGES=systemd,systemd-sysv,dbus,containerd,runc,containernetworking-plugins,iptables,nftables,conntrack,socat,ethtool,mount,util-linux,kmod,iproute2,ca-certificates,procps,bash
 ROOTFS=$AGENTTYPE_CACHE/rootfs/kind-node-$SUITE.tar
 KUBEADM_DIR=$AGENTTYPE_CACHE/bin/kubeadm-$K8S_VERSION
@@ -104,12 +108,16 @@ main() {
   rootfs
   kubeadm_bin
   "$REPO/tests/cluster/images.sh" pause >&2
-  local coredns
+  local coredns local_path
   # The harness's CoreDNS: built with the plugins of the Corefile kubeadm writes.
   coredns=$("$REPO/tests/cluster/build-coredns.sh" | tail -n 1)
+  local_path=$("$HERE/build-local-path.sh" | tail -n 1)
+  grep -qF "image: $LOCAL_PATH_IMAGE" "$HERE/node/manifests/default-storage.yaml" \
+    || die "node/manifests/default-storage.yaml does not name $LOCAL_PATH_IMAGE (the LOCAL_PATH_VERSION pin)"
 
   local sum inputs
   inputs=$(cat "$ROOTFS.packages" "$KUBEADM_DIR/.complete" "$AGENTTYPE_BIN/.complete" "$AGENTTYPE_COREDNS_BIN/.complete" \
+    "$(dirname "$local_path")/.complete" \
     <(tar -C "$HERE/node" -c --sort=name --mtime=@0 --owner=0 --group=0 . | sha256sum) "$0" | sha256sum)
   sum=${inputs%% *}
   if [[ $(cat "$LOADED/kind-node" 2>/dev/null) == "$sum" ]] && docker image inspect "$NODE_IMAGE" >/dev/null 2>&1; then
@@ -142,6 +150,7 @@ main() {
   component etcd "registry.k8s.io/etcd:$ETCD_TAG" "$AGENTTYPE_BIN/etcd"; images+=("registry.k8s.io/etcd:$ETCD_TAG")
   component coredns "registry.k8s.io/coredns/coredns:$COREDNS_VERSION" "$coredns" scratch entrypoint
   images+=("registry.k8s.io/coredns/coredns:$COREDNS_VERSION")
+  component local-path-provisioner "$LOCAL_PATH_IMAGE" "$local_path"; images+=("$LOCAL_PATH_IMAGE")
   # The harness's pause program, from buildah's storage.
   local archive
   archive=$(mktemp "$AGENTTYPE_CACHE/archives/kind-node.XXXXXX")
@@ -180,6 +189,6 @@ main() {
 
 case ${1:-build} in
   build) main ;;
-  inputs) rootfs; kubeadm_bin ;;
+  inputs) rootfs; kubeadm_bin; "$HERE/build-local-path.sh" >/dev/null ;;
   *) at_die "usage: $0 [build|inputs]" ;;
 esac
