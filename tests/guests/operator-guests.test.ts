@@ -16,7 +16,8 @@ import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { within } from "../../operator/drivers/call.ts";
 import { guestSize } from "../../operator/drivers/kvm/driver.ts";
-import { managedFilter, ownerLabels } from "../../operator/drivers/labels.ts";
+import { LABEL_ROLE, managedFilter, ownerLabels } from "../../operator/drivers/labels.ts";
+import { ROLE_AGENT, ROLE_SIDECAR } from "../../operator/drivers/replica.ts";
 import { generateClientKeypair } from "../../operator/drivers/ssh/keypair.ts";
 import { guestKeysSecretName } from "../../operator/hosts/guest-key-secrets.ts";
 import type { KubeObject } from "../../operator/kube/client.ts";
@@ -41,15 +42,15 @@ async function guestNames(at: Obj): Promise<string[]> {
   return (await world.driver.guests(ownerLabels(owner(at)), within(60_000))).map((g) => g.name).sort();
 }
 
-/** The agent container's log lines in the AgentType's guests. */
-async function agentLogs(at: Obj): Promise<string[]> {
-  const agents = await world.driver.list(
-    { ...ownerLabels(owner(at)), "agenttype.dev/role": "agent" },
+/** The log lines of one role's containers (agent, sidecar) in the AgentType's guests. */
+async function containerLogs(at: Obj, role: typeof ROLE_AGENT | typeof ROLE_SIDECAR): Promise<string[]> {
+  const containers = await world.driver.list(
+    { ...ownerLabels(owner(at)), [LABEL_ROLE]: role },
     within(120_000),
   );
   const lines: string[] = [];
-  for (const a of agents)
-    lines.push(...(await world.driver.logs(a.id, {}, within(30_000))).map((l) => l.text));
+  for (const c of containers)
+    lines.push(...(await world.driver.logs(c.id, {}, within(30_000))).map((l) => l.text));
   return lines;
 }
 
@@ -57,8 +58,12 @@ async function agentSays(at: Obj, text: string): Promise<string[]> {
   return eventually(
     `agent says ${text}`,
     async () => {
-      const lines = await agentLogs(at);
-      return lines.some((l) => l.includes(text) || l.includes("agent failed")) ? lines : undefined;
+      const lines = await containerLogs(at, ROLE_AGENT);
+      if (lines.some((l) => l.includes(text))) return lines;
+      // A failed agent's lines come with the sidecar's, which say why.
+      if (lines.some((l) => l.includes("agent failed")))
+        return [...lines, ...(await containerLogs(at, ROLE_SIDECAR)).map((l) => `sidecar: ${l}`)];
+      return undefined;
     },
     300_000,
     2000,
