@@ -69,6 +69,7 @@ image_key() {
     (cd "$HERE/rootfs" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
     (cd "$HERE/rootfs" && find . -printf '%p %m\n' | sort)
     declare -f configure build_image import_images
+    declare -p UNNEEDED_UNITS UNNEEDED_GENERATORS
     image_ids
   } | sha256sum | cut -c1-16
 }
@@ -112,12 +113,31 @@ build_rootfs() {
 # are masked: under software emulation every one costs seconds of boot.
 UNNEEDED_UNITS=(apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer
   e2scrub_reap.service fstrim.timer getty@tty1.service serial-getty@ttyS0.service
-  systemd-logind.service)
+  systemd-logind.service
+  modprobe@configfs.service modprobe@dm_mod.service modprobe@efi_pstore.service
+  modprobe@fuse.service modprobe@loop.service kmod-static-nodes.service
+  systemd-network-generator.service systemd-random-seed.service systemd-sysusers.service
+  systemd-journal-flush.service systemd-update-utmp.service systemd-update-utmp-runlevel.service
+  systemd-tmpfiles-clean.timer
+  sys-kernel-config.mount sys-kernel-debug.mount sys-kernel-tracing.mount
+  sys-fs-fuse-connections.mount dev-hugepages.mount systemd-modules-load.service
+  dbus.service dbus.socket)
+# Generators that find nothing to do in a guest (no initscripts, encrypted or verity volumes,
+# hibernation, gettys or kernel-command-line units) but cost an exec each at every boot.
+UNNEEDED_GENERATORS=(systemd-debug-generator systemd-gpt-auto-generator systemd-rc-local-generator
+  systemd-cryptsetup-generator systemd-hibernate-resume-generator systemd-sysv-generator
+  systemd-veritysetup-generator systemd-integritysetup-generator systemd-run-generator
+  systemd-system-update-generator systemd-getty-generator)
 configure() {
   local dir=$1
   cp -a "$HERE/rootfs/." "$dir/"
   chroot "$dir" systemctl enable agenttype-seed.service systemd-networkd.service >&2
   chroot "$dir" systemctl mask "${UNNEEDED_UNITS[@]}" >&2
+  local generator
+  mkdir -p "$dir/etc/systemd/system-generators"
+  for generator in "${UNNEEDED_GENERATORS[@]}"; do
+    ln -sf /dev/null "$dir/etc/systemd/system-generators/$generator"
+  done
   # Debian's ssh unit and postinst made host keys: a guest has only the one its seed brings.
   rm -f "$dir"/etc/ssh/ssh_host_*
   chroot "$dir" passwd -l root >/dev/null
