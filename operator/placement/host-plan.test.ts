@@ -4,6 +4,7 @@ import {
   groupDamage,
   LABEL_CPU_MILLIS,
   LABEL_MEMORY_BYTES,
+  limitsOf,
   replicasThatFit,
   toolsUnreachableFromHost,
   usageOf,
@@ -16,6 +17,22 @@ const tool = (name: string, endpoint: object) =>
     version: "1.0.0",
     agentTool: { metadata: { name }, spec: { endpoint, protocol: "http" } },
   }) as unknown as ResolvedTool;
+
+describe("limitsOf", () => {
+  it("caps CPU at a container's limit only: a request alone is no quota", () => {
+    // A sidecar that asks for 50m must not be throttled to 5% of a core on a host.
+    expect(limitsOf({ name: "sidecar", resources: { requests: { cpu: "50m", memory: "64Mi" } } })).toEqual({
+      memoryBytes: 64 * 1024 * 1024,
+    });
+    expect(
+      limitsOf({
+        name: "agent",
+        resources: { requests: { cpu: "100m" }, limits: { cpu: "300m", memory: "1Gi" } },
+      }),
+    ).toEqual({ cpuMillis: 300, memoryBytes: 1024 * 1024 * 1024 });
+    expect(limitsOf({ name: "bare" })).toEqual({});
+  });
+});
 
 describe("replicasThatFit", () => {
   it("places every replica when the host declares no capacity", () => {

@@ -60,11 +60,14 @@ function plainEnv(env: readonly V1EnvVar[] | undefined, who: string): { name: st
   });
 }
 
-/** CPU in millicores and memory in bytes from a container's limits (else requests). */
+/**
+ * The upper bounds a host enforces on a container: CPU in millicores from its limit only (a
+ * request is what a kubelet weighs, not a cap: turned into a quota it would throttle a sidecar
+ * that asks for 50m to 5% of a core), memory in bytes from its limit, else its request.
+ */
 export function limitsOf(c: V1Container): ResourceLimits {
-  const pick = (key: "cpu" | "memory") => c.resources?.limits?.[key] ?? c.resources?.requests?.[key];
-  const cpu = pick("cpu");
-  const memory = pick("memory");
+  const cpu = c.resources?.limits?.cpu;
+  const memory = c.resources?.limits?.memory ?? c.resources?.requests?.memory;
   return {
     ...(cpu === undefined ? {} : { cpuMillis: Math.max(1, Math.ceil(parseQuantity(cpu) * 1000)) }),
     ...(memory === undefined
