@@ -256,18 +256,19 @@ describe("the operator stopped and started again", () => {
     await world.gone("doomed", 120_000);
     expect(await running("doomed")).toEqual([]);
     expect((await events("doomed")).map((e) => e.reason)).toContain("HostCleanedUp");
-    // The vanished AgentHost's leftovers: removed by test-host's probe once two minutes old.
+    // The vanished AgentHost's leftovers: removed by test-host's probe once two minutes old, and
+    // said so. Waits for both: the containers stop before they are removed and the Event is
+    // recorded after, so "none running" alone is seen mid-removal.
     await eventually(
-      "the stranded containers removed",
-      async () => (await running("stranded")).length === 0,
+      "the stranded containers removed, with an OrphanRemoved Event on test-host",
+      async () =>
+        (await containersOnHost("stranded")).length === 0 &&
+        (await events(hostName, "default")).some(
+          (e) => e.reason === "OrphanRemoved" && e.message.includes("which no longer exists"),
+        ),
       180_000,
       1000,
     );
-    expect(
-      (await events(hostName, "default")).some(
-        (e) => e.reason === "OrphanRemoved" && e.message.includes("which no longer exists"),
-      ),
-    ).toBe(true);
     // Nothing of steady was restarted or replaced.
     const ready = await readyAgentType("steady");
     expect(ready.status?.readyReplicas).toBe(2);
