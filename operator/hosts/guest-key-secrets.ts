@@ -1,14 +1,14 @@
 // The KVM driver's GuestKeyStore in the cluster: the keys of an AgentType's guests in one Secret
 // owned by the AgentType (`<name>-guest-keys`, garbage-collected with it), never mounted into
 // any pod. Each guest's four keys are written by a field manager of that guest's own through
-// server-side apply, so guests booting at once never overwrite each other's keys, and removing a
-// guest's keys is an apply of nothing by its manager.
+// server-side apply, so guests booting at once never overwrite each other's keys; removing a
+// guest's keys is a JSON patch, since a key edited by hand is no longer its manager's alone.
 import { createHash } from "node:crypto";
 import { API_VERSION } from "../../api/common.ts";
 import { bounded, type Call } from "../drivers/call.ts";
 import type { GuestKeyStore, GuestKeys, GuestRef } from "../drivers/kvm/guest-keys.ts";
 import { LABEL_NAME, LABEL_NAMESPACE, LABEL_UID, MANAGED_BY } from "../drivers/labels.ts";
-import { isNotFound, type KubeClient, type KubeObject } from "../kube/client.ts";
+import { isNotFound, KubeApiError, type KubeClient, type KubeObject } from "../kube/client.ts";
 import { resources } from "../kube/resources.ts";
 
 interface SecretObject extends KubeObject {
@@ -119,11 +119,39 @@ export class SecretGuestKeyStore implements GuestKeyStore {
     );
   }
 
+  /**
+   * Removes the guest's keys whoever last wrote them (a key re-pinned by hand belongs to that
+   * editor's field manager, which an apply of nothing would leave): a JSON patch of the keys
+   * read, read again when one went meanwhile (the patch then fails whole).
+   */
   async remove(guest: GuestRef, call: Call): Promise<void> {
     try {
-      const secret = await this.#secret(guest, call);
-      if (secret?.data?.[dataKey(guest.name, "hostPublicKey")] === undefined) return;
-      await this.#apply(guest, {}, call);
+      for (let attempt = 1; ; attempt++) {
+        const secret = await this.#secret(guest, call);
+        const present = FIELDS.map((f) => dataKey(guest.name, f)).filter(
+          (k) => secret?.data?.[k] !== undefined,
+        );
+        if (secret === undefined || present.length === 0) return;
+        try {
+          await bounded(call, `removing the keys of guest ${guest.name}`, (signal) =>
+            this.#client.jsonPatch(
+              resources.secret,
+              secret.metadata.namespace,
+              secret.metadata.name,
+              present.map((k) => ({ op: "remove" as const, path: `/data/${k.replaceAll("~", "~0")}` })),
+              signal,
+            ),
+          );
+          return;
+        } catch (error) {
+          // A key to remove was gone (422) or the write conflicted: read again, a few times.
+          if (
+            !(error instanceof KubeApiError && (error.status === 422 || error.status === 409)) ||
+            attempt >= 5
+          )
+            throw error;
+        }
+      }
     } catch (error) {
       // The AgentType is gone: its Secret goes with it (garbage collection).
       if (/is gone/.test(String(error)) || isNotFound(error)) return;

@@ -100,6 +100,11 @@ export function isStatefulSetImmutable(error: unknown): boolean {
   );
 }
 
+/** One operation of a JSON patch; `path` is a JSON pointer (escape "~" as "~0", "/" as "~1"). */
+export type JsonPatchOperation =
+  | { op: "test" | "add" | "replace"; path: string; value: unknown }
+  | { op: "remove"; path: string };
+
 export function isNotFound(error: unknown): boolean {
   return error instanceof KubeApiError && error.status === 404;
 }
@@ -310,6 +315,24 @@ export class KubeClient {
       query: { fieldManager, force: true },
       body: object,
       contentType: "application/apply-patch+yaml",
+      signal,
+    });
+  }
+
+  /**
+   * A JSON patch (RFC 6902): for what server-side apply cannot do, such as removing a field
+   * whatever manager owns it. A `test` operation makes it a compare-and-swap.
+   */
+  jsonPatch<T extends KubeObject>(
+    type: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    operations: readonly JsonPatchOperation[],
+    signal?: AbortSignal,
+  ): Promise<T> {
+    return this.json("PATCH", objectPath(type, namespace, name), {
+      body: operations,
+      contentType: "application/json-patch+json",
       signal,
     });
   }
