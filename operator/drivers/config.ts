@@ -32,16 +32,19 @@ export const objectName = z
     error: "must be lower-case letters, digits, '-', '_' or '.'",
   });
 
-export const resourceLimits = z
+export const containerResources = z
   .strictObject({
-    /** CPU in millicores (1000 = one core). */
-    cpuMillis: z.int().min(1).max(1_024_000).optional(),
-    memoryBytes: z
+    /** CPU the container is weighed by against others when the CPU is busy, in millicores (1000 = one core); no cap. */
+    cpuRequestMillis: z.int().min(1).max(1_024_000).optional(),
+    /** Most CPU the container may use, in millicores: a quota the backend enforces. */
+    cpuLimitMillis: z.int().min(1).max(1_024_000).optional(),
+    /** Most memory the container may hold. */
+    memoryLimitBytes: z
       .int()
       .min(4 * 1024 * 1024)
       .optional(),
   })
-  .describe("Upper bounds the backend enforces on the container.");
+  .describe("What the backend gives the container of the CPU and memory: a weight and upper bounds.");
 
 export const securityOptions = z
   .strictObject({
@@ -97,7 +100,7 @@ export const containerConfig = z
     workingDir: absolutePath.optional(),
     mounts: z.array(mountConfig).default([]),
     labels: labels.default({}),
-    resources: resourceLimits.default({}),
+    resources: containerResources.default({}),
     security: securityOptions.default({
       readOnlyRootFilesystem: false,
       noNewPrivileges: true,
@@ -178,7 +181,7 @@ export const networkConfig = z
 export const labelFilter = labels;
 
 export type Labels = z.output<typeof labels>;
-export type ResourceLimits = z.output<typeof resourceLimits>;
+export type ContainerResources = z.output<typeof containerResources>;
 export type SecurityOptions = z.output<typeof securityOptions>;
 export type MountConfig = z.output<typeof mountConfig>;
 export type ContainerConfig = z.output<typeof containerConfig>;

@@ -29,7 +29,7 @@ const spec: ReplicaSpec = {
   agent: {
     image: "ghcr.io/acme/researcher:1.4.2",
     env: [{ name: "OPENAI_BASE_URL", value: "http://127.0.0.1:4000/v1" }],
-    resources: { memoryBytes: 512 * 1024 * 1024 },
+    resources: { memoryLimitBytes: 512 * 1024 * 1024 },
   },
 };
 
@@ -112,7 +112,7 @@ describe("buildReplicaPlan", () => {
     ]);
     expect(agent?.security).toBeUndefined();
     expect(agent?.env).toEqual(spec.agent.env);
-    expect(agent?.resources).toEqual({ memoryBytes: 512 * 1024 * 1024 });
+    expect(agent?.resources).toEqual({ memoryLimitBytes: 512 * 1024 * 1024 });
     expect(agent).not.toHaveProperty("command");
     expect(sidecar?.args).toEqual(["--config", "/etc/agenttype/sidecar.json"]);
   });

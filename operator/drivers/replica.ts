@@ -7,9 +7,9 @@ import { posix } from "node:path";
 import { type Call, sleep, subCall } from "./call.ts";
 import type {
   ContainerConfigInput,
+  ContainerResources,
   GroupConfigInput,
   MountConfig,
-  ResourceLimits,
   SecurityOptions,
   VolumeConfigInput,
 } from "./config.ts";
@@ -26,7 +26,7 @@ export interface ReplicaSpec {
     args?: string[];
     env: { name: string; value: string }[];
     workingDir?: string;
-    resources?: ResourceLimits;
+    resources?: ContainerResources;
   };
   sidecar: {
     image: string;
@@ -40,7 +40,7 @@ export interface ReplicaSpec {
     files: { path: string; content: string; mode?: number }[];
     /** Writable directories inside the sidecar (its root file system is read-only). */
     writableDirs: string[];
-    resources?: ResourceLimits;
+    resources?: ContainerResources;
   };
   wrapper: {
     image: string;

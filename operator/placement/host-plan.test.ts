@@ -4,8 +4,9 @@ import {
   groupDamage,
   LABEL_CPU_MILLIS,
   LABEL_MEMORY_BYTES,
-  limitsOf,
+  replicaSize,
   replicasThatFit,
+  resourcesOf,
   toolsUnreachableFromHost,
   usageOf,
 } from "./host-plan.ts";
@@ -18,19 +19,34 @@ const tool = (name: string, endpoint: object) =>
     agentTool: { metadata: { name }, spec: { endpoint, protocol: "http" } },
   }) as unknown as ResolvedTool;
 
-describe("limitsOf", () => {
-  it("caps CPU at a container's limit only: a request alone is no quota", () => {
+describe("resourcesOf", () => {
+  it("weighs CPU by the request and caps it at the limit only: a request alone is no quota", () => {
     // A sidecar that asks for 50m must not be throttled to 5% of a core on a host.
-    expect(limitsOf({ name: "sidecar", resources: { requests: { cpu: "50m", memory: "64Mi" } } })).toEqual({
-      memoryBytes: 64 * 1024 * 1024,
+    const sidecar = resourcesOf({ name: "sidecar", resources: { requests: { cpu: "50m", memory: "64Mi" } } });
+    expect(sidecar).toEqual({ cpuRequestMillis: 50, memoryLimitBytes: 64 * 1024 * 1024 });
+    const agent = resourcesOf({
+      name: "agent",
+      resources: { requests: { cpu: "100m" }, limits: { cpu: "300m", memory: "1Gi" } },
     });
-    expect(
-      limitsOf({
-        name: "agent",
-        resources: { requests: { cpu: "100m" }, limits: { cpu: "300m", memory: "1Gi" } },
-      }),
-    ).toEqual({ cpuMillis: 300, memoryBytes: 1024 * 1024 * 1024 });
-    expect(limitsOf({ name: "bare" })).toEqual({});
+    expect(agent).toEqual({
+      cpuRequestMillis: 100,
+      cpuLimitMillis: 300,
+      memoryLimitBytes: 1024 * 1024 * 1024,
+    });
+    // A limit alone is the request too, as the API server defaults a pod's.
+    expect(resourcesOf({ name: "capped", resources: { limits: { cpu: "1500m" } } })).toEqual({
+      cpuRequestMillis: 1500,
+      cpuLimitMillis: 1500,
+    });
+    expect(resourcesOf({ name: "bare" })).toEqual({});
+  });
+
+  it("sizes a replica by its requests of CPU and its limits of memory", () => {
+    const spec = {
+      agent: { resources: { cpuRequestMillis: 100, cpuLimitMillis: 300, memoryLimitBytes: 2 ** 30 } },
+      sidecar: { resources: { cpuRequestMillis: 50, memoryLimitBytes: 2 ** 26 } },
+    } as Parameters<typeof replicaSize>[0];
+    expect(replicaSize(spec)).toEqual({ cpuMillis: 150, memoryBytes: 2 ** 30 + 2 ** 26 });
   });
 });
 

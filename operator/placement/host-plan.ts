@@ -10,7 +10,7 @@ import { MEMORY_PATH, SIDECAR_CONFIG_PATH } from "../../api/sidecarconfig.ts";
 import { AGENT_CONTAINER, SIDECAR_CONTAINER, WRAPPER_CONTAINER } from "../build/names.ts";
 import { type DesiredObjects, WRAPPER_MOUNT } from "../build/objects.ts";
 import { parseQuantity } from "../build/quantity.ts";
-import type { Labels, ResourceLimits } from "../drivers/config.ts";
+import type { ContainerResources, Labels } from "../drivers/config.ts";
 import type { ContainerInfo, GroupInfo } from "../drivers/driver.ts";
 import { LABEL_ROLE, LABEL_SPEC_HASH, type Owner } from "../drivers/labels.ts";
 import type { ReplicaPlan, ReplicaSpec } from "../drivers/replica.ts";
@@ -60,19 +60,24 @@ function plainEnv(env: readonly V1EnvVar[] | undefined, who: string): { name: st
   });
 }
 
+const millicores = (q: string) => Math.max(1, Math.ceil(parseQuantity(q) * 1000));
+
 /**
- * The upper bounds a host enforces on a container: CPU in millicores from its limit only (a
- * request is what a kubelet weighs, not a cap: turned into a quota it would throttle a sidecar
- * that asks for 50m to 5% of a core), memory in bytes from its limit, else its request.
+ * What a host gives a container, as a kubelet would: the CPU request (else its limit, as the API
+ * server defaults it) is a weight, never a cap, for a sidecar that asks for 50m throttled to 5%
+ * of a core would start slowly; the CPU limit is the cap; memory is capped at its limit, else
+ * its request. Pure.
  */
-export function limitsOf(c: V1Container): ResourceLimits {
-  const cpu = c.resources?.limits?.cpu;
+export function resourcesOf(c: V1Container): ContainerResources {
+  const cpuRequest = c.resources?.requests?.cpu ?? c.resources?.limits?.cpu;
+  const cpuLimit = c.resources?.limits?.cpu;
   const memory = c.resources?.limits?.memory ?? c.resources?.requests?.memory;
   return {
-    ...(cpu === undefined ? {} : { cpuMillis: Math.max(1, Math.ceil(parseQuantity(cpu) * 1000)) }),
+    ...(cpuRequest === undefined ? {} : { cpuRequestMillis: millicores(cpuRequest) }),
+    ...(cpuLimit === undefined ? {} : { cpuLimitMillis: millicores(cpuLimit) }),
     ...(memory === undefined
       ? {}
-      : { memoryBytes: Math.max(4 * 1024 * 1024, Math.floor(parseQuantity(memory))) }),
+      : { memoryLimitBytes: Math.max(4 * 1024 * 1024, Math.floor(parseQuantity(memory))) }),
   };
 }
 
@@ -100,7 +105,7 @@ export function replicaSpec(
       ...optional("args", agent.args),
       env: plainEnv(agent.env, "agent"),
       ...optional("workingDir", agent.workingDir),
-      resources: limitsOf(agent),
+      resources: resourcesOf(agent),
     },
     sidecar: {
       image: sidecar.image ?? "",
@@ -114,7 +119,7 @@ export function replicaSpec(
         content: f.content,
       })),
       writableDirs: ["/tmp", MEMORY_PATH],
-      resources: limitsOf(sidecar),
+      resources: resourcesOf(sidecar),
     },
     wrapper: {
       image: wrapper.image ?? "",
@@ -133,11 +138,16 @@ export function specHash(spec: ReplicaSpec): string {
   return createHash("sha256").update(JSON.stringify(what)).digest("hex").slice(0, 16);
 }
 
-/** What one replica takes of the host: the agent's and the sidecar's limits. */
+/**
+ * What one replica takes of the host, counted against the AgentHost's capacity and sizing a KVM
+ * guest: the agent's and the sidecar's CPU requests (what they are promised, as a scheduler
+ * counts) and memory limits (what they may hold).
+ */
 export function replicaSize(spec: ReplicaSpec): { cpuMillis: number; memoryBytes: number } {
+  const { agent, sidecar } = spec;
   return {
-    cpuMillis: (spec.agent.resources?.cpuMillis ?? 0) + (spec.sidecar.resources?.cpuMillis ?? 0),
-    memoryBytes: (spec.agent.resources?.memoryBytes ?? 0) + (spec.sidecar.resources?.memoryBytes ?? 0),
+    cpuMillis: (agent.resources?.cpuRequestMillis ?? 0) + (sidecar.resources?.cpuRequestMillis ?? 0),
+    memoryBytes: (agent.resources?.memoryLimitBytes ?? 0) + (sidecar.resources?.memoryLimitBytes ?? 0),
   };
 }
 

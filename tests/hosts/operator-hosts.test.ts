@@ -7,6 +7,7 @@
 // capacity, restarts a crashed agent with an Event, and leaves nothing on the host when deleted.
 // The world (control plane, host, LLM, tool, operator) is operator-fixture.ts's.
 import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { within } from "../../operator/drivers/call.ts";
@@ -108,6 +109,32 @@ describe("AgentHost", () => {
   });
 });
 
+/** The CPU cgroup (v1, cgroupfs) of an AgentType's running container of a role, read on this machine. */
+async function cpuCgroup(name: string, role: string) {
+  const [container] = await world.driver.list(
+    { "agenttype.dev/name": name, "agenttype.dev/role": role },
+    within(30_000),
+  );
+  if (container === undefined || container.state !== "running")
+    throw new Error(`no running ${role} of ${name}`);
+  const out = await run(
+    world.crictl,
+    ["--runtime-endpoint", `unix://${host.containerdSocket}`, "inspect", "-o", "json", container.id],
+    { timeout: 30_000 },
+  );
+  const cgroupsPath = (
+    JSON.parse(out.stdout) as { info: { runtimeSpec: { linux: { cgroupsPath: string } } } }
+  ).info.runtimeSpec.linux.cgroupsPath;
+  if (!cgroupsPath.startsWith("/")) throw new Error(`expected a cgroupfs path, got ${cgroupsPath}`);
+  const read = async (file: string) =>
+    Number((await readFile(`/sys/fs/cgroup/cpu${cgroupsPath}/${file}`, "utf8")).trim());
+  return {
+    quotaUs: await read("cpu.cfs_quota_us"),
+    periodUs: await read("cpu.cfs_period_us"),
+    shares: await read("cpu.shares"),
+  };
+}
+
 describe("AgentType with runtime containerd", () => {
   it("becomes Ready on the host; its unmodified agent reaches the LLM and a tool through the sidecar and writes memory", async () => {
     const started = Date.now();
@@ -193,7 +220,7 @@ describe("AgentType with runtime containerd", () => {
         apiVersion: "agenttype.dev/v1alpha1",
         kind: "AgentType",
         metadata: { name: "node-agent", namespace },
-        spec: { ...at.spec, env },
+        spec: { ...at.spec, env, resources: { limits: { cpu: "500m" } } },
       } as KubeObject,
       "tests",
     );
@@ -207,6 +234,15 @@ describe("AgentType with runtime containerd", () => {
       120_000,
       500,
     );
+    // CPU as a kubelet gives it, read from the containers' cgroups on the host: the agent's limit
+    // is a quota (and, with no request, its weight); the sidecar's 50m request is a weight only,
+    // for a quota of 5% of a core would throttle its start.
+    expect(await cpuCgroup("node-agent", "agent")).toEqual({
+      quotaUs: 50_000,
+      periodUs: 100_000,
+      shares: 512,
+    });
+    expect(await cpuCgroup("node-agent", "sidecar")).toEqual({ quotaUs: -1, periodUs: 100_000, shares: 51 });
   });
 
   it("restarts an agent that crashes, with an Event naming its exit code and last lines", async () => {

@@ -1,6 +1,6 @@
 // The CRI messages the containerd driver sends, built from the driver's configs, and the
 // driver's plain data read back from CRI answers. Pure.
-import type { ContainerConfig, GroupConfig, ResourceLimits, SecurityOptions } from "../config.ts";
+import type { ContainerConfig, ContainerResources, GroupConfig, SecurityOptions } from "../config.ts";
 import type { ContainerInfo, ContainerState, GroupInfo, GroupState } from "../driver.ts";
 
 export interface CriSettings {
@@ -47,16 +47,23 @@ export function sandboxConfig(group: GroupConfig, settings: CriSettings) {
 
 const CPU_PERIOD_US = 100_000;
 
-export function linuxResources(r: ResourceLimits) {
+/**
+ * The container's cgroup settings as a kubelet writes them: the CPU request as cpu.shares (1024
+ * a core, at least 2), the CPU limit as a CFS quota, the memory limit; what is not given is left
+ * to the runtime's default (no quota, no memory limit). Pure.
+ */
+export function linuxResources(r: ContainerResources) {
   return {
-    ...(r.cpuMillis === undefined
+    ...(r.cpuRequestMillis === undefined
+      ? {}
+      : { cpuShares: String(Math.max(2, Math.round((r.cpuRequestMillis * 1024) / 1000))) }),
+    ...(r.cpuLimitMillis === undefined
       ? {}
       : {
           cpuPeriod: String(CPU_PERIOD_US),
-          cpuQuota: String(Math.round((r.cpuMillis * CPU_PERIOD_US) / 1000)),
-          cpuShares: String(Math.max(2, Math.round((r.cpuMillis * 1024) / 1000))),
+          cpuQuota: String(Math.round((r.cpuLimitMillis * CPU_PERIOD_US) / 1000)),
         }),
-    ...(r.memoryBytes === undefined ? {} : { memoryLimitInBytes: String(r.memoryBytes) }),
+    ...(r.memoryLimitBytes === undefined ? {} : { memoryLimitInBytes: String(r.memoryLimitBytes) }),
   };
 }
 

@@ -60,7 +60,7 @@ describe("CRI messages", () => {
         { volume: "v1", subPath: "ro/etc/agenttype", containerPath: "/etc/agenttype", readOnly: true },
         { volume: "v2", containerPath: "/tmp" },
       ],
-      resources: { cpuMillis: 250, memoryBytes: 128 * 1024 * 1024 },
+      resources: { cpuRequestMillis: 250, cpuLimitMillis: 500, memoryLimitBytes: 128 * 1024 * 1024 },
       security: {
         runAsUser: 65532,
         runAsGroup: 65532,
@@ -88,7 +88,7 @@ describe("CRI messages", () => {
       linux: {
         resources: {
           cpuPeriod: "100000",
-          cpuQuota: "25000",
+          cpuQuota: "50000",
           cpuShares: "256",
           memoryLimitInBytes: "134217728",
         },
@@ -103,7 +103,10 @@ describe("CRI messages", () => {
       },
     });
     expect(linuxResources({})).toEqual({});
-    expect(linuxResources({ cpuMillis: 1 }).cpuShares).toBe("2");
+    expect(linuxResources({ cpuRequestMillis: 1 }).cpuShares).toBe("2");
+    // A request weighs the container and caps nothing; a limit alone caps it at the default weight.
+    expect(linuxResources({ cpuRequestMillis: 50 })).toEqual({ cpuShares: "51" });
+    expect(linuxResources({ cpuLimitMillis: 1500 })).toEqual({ cpuPeriod: "100000", cpuQuota: "150000" });
   });
 
   it("read containers and sandboxes back as plain data", () => {

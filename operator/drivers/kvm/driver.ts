@@ -119,8 +119,9 @@ const LABEL_MEMORY_BYTES = "agenttype.dev/memory-bytes";
 export const GUEST_OVERHEAD_MIB = 256;
 
 /**
- * vCPUs and memory of a replica's guest: what its containers' limits add up to (the cores
- * rounded up; the memory plus the guest's own overhead), never below the driver's settings. Pure.
+ * vCPUs and memory of a replica's guest: what its containers' CPU requests and memory limits add
+ * up to (the cores rounded up; the memory plus the guest's own overhead), never below the
+ * driver's settings. Pure.
  */
 export function guestSize(
   labels: Labels,
