@@ -49,14 +49,12 @@ const CPU_PERIOD_US = 100_000;
 
 /**
  * The container's cgroup settings as a kubelet writes them: the CPU request as cpu.shares (1024
- * a core, at least 2), the CPU limit as a CFS quota, the memory limit; what is not given is left
- * to the runtime's default (no quota, no memory limit). Pure.
+ * a core; 2, the least, without a request, as a kubelet gives a container that asks for none),
+ * the CPU limit as a CFS quota, the memory limit; without a limit there is no cap. Pure.
  */
 export function linuxResources(r: ContainerResources) {
   return {
-    ...(r.cpuRequestMillis === undefined
-      ? {}
-      : { cpuShares: String(Math.max(2, Math.round((r.cpuRequestMillis * 1024) / 1000))) }),
+    cpuShares: String(Math.max(2, Math.round(((r.cpuRequestMillis ?? 0) * 1024) / 1000))),
     ...(r.cpuLimitMillis === undefined
       ? {}
       : {

@@ -102,11 +102,16 @@ describe("CRI messages", () => {
         },
       },
     });
-    expect(linuxResources({})).toEqual({});
+    // No request is the least weight, as a kubelet gives it; no limit, no cap.
+    expect(linuxResources({})).toEqual({ cpuShares: "2" });
     expect(linuxResources({ cpuRequestMillis: 1 }).cpuShares).toBe("2");
     // A request weighs the container and caps nothing; a limit alone caps it at the default weight.
     expect(linuxResources({ cpuRequestMillis: 50 })).toEqual({ cpuShares: "51" });
-    expect(linuxResources({ cpuLimitMillis: 1500 })).toEqual({ cpuPeriod: "100000", cpuQuota: "150000" });
+    expect(linuxResources({ cpuLimitMillis: 1500 })).toEqual({
+      cpuShares: "2",
+      cpuPeriod: "100000",
+      cpuQuota: "150000",
+    });
   });
 
   it("read containers and sandboxes back as plain data", () => {
