@@ -19,7 +19,7 @@ DEPS := node_modules/.package-lock.json
 
 .DEFAULT_GOAL := help
 .PHONY: help deps generate lint format tools test test-unit test-integration check-generated \
-	plugin install-plugin test-e2e test-kind test-hosts test-hosts-containerd2 guest-image test-guests test-smoke images up down cluster-up cluster-down bench bench-operator bench-sidecar bench-peers bench-hosts
+	plugin install-plugin test-e2e test-kind test-hosts test-hosts-containerd2 guest-image test-guests test-beside-guests test-smoke images up down cluster-up cluster-down bench bench-operator bench-sidecar bench-peers bench-hosts
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -84,8 +84,9 @@ test-hosts-containerd2: $(DEPS) ## the host tier against a containerd 2.x built 
 guest-image: ## the KVM guest image (Debian packages only) into $(AGENTTYPE_CACHE)/guest, reused while its inputs are unchanged
 	operator/drivers/kvm/guest/build-image.sh
 
-test-guests: $(DEPS) ## guest tests: libvirtd and QEMU on a KVM host (tests/guests/kvm-host.sh) boot the guest image and run an agent in it
+test-guests: $(DEPS) ## guest tests: libvirtd and QEMU on a KVM host (tests/guests/kvm-host.sh) boot the guest image and run an agent in it; then make bench-kvm at a tiny size
 	npx vitest run --project guests
+	npx vitest run --project smoke-kvm
 
 test-kind: $(DEPS) ## Docker (an engine of its own, the host's iptables untouched), docker build of every Dockerfile target, kind and Tilt
 	npx vitest run --project kind
@@ -152,9 +153,21 @@ tools: ## build the pinned Kubernetes components, etcd, helm, crictl, CoreDNS, T
 # buildah images, the node and guest root filesystems and the venvs in the background while the
 # tiers run (the components at normal priority, the rest at nice 19; each build takes a lock, so a
 # tier needing one still in progress waits for it). Tiers that need
-# only the components come first; lint after them, for kube-score. test-smoke comes last: it
-# stops and starts the default cluster as a user would.
-TIERS := check-generated test-unit test-integration lint test-hosts test-e2e test-kind test-smoke
+# only the components come first; lint after them, for kube-score. The guest tier runs beside
+# e2e and kind (test-beside-guests). test-smoke comes last: it stops and starts the default
+# cluster as a user would.
+TIERS := check-generated test-unit test-integration lint test-hosts test-beside-guests test-smoke
+
+# test-e2e then test-kind, with test-guests beside them, its lines marked [guests]: under TCG a
+# guest is one busy QEMU thread while e2e and kind mostly wait on kubelets and containers, so on
+# two cores e2e took 622 s beside the guest tier and the guest tier 779 s beside e2e, where one
+# after the other they take about 1,100 s. Each side runs to its end; either failing fails this.
+test-beside-guests: $(DEPS)
+	@bash -c '( set -o pipefail; $(MAKE) --no-print-directory test-guests 2>&1 | sed -u "s/^/[guests] /" ) & guests=$$!; \
+	  $(MAKE) --no-print-directory test-e2e test-kind; others=$$?; \
+	  wait $$guests; g=$$?; \
+	  echo "test-beside-guests: e2e and kind exit $$others, guests exit $$g"; \
+	  [ $$others -eq 0 ] && [ $$g -eq 0 ]'
 test: ## every test tier, with the cold builds ahead in the background
 	@tests/prebuild.sh start
 	@trap 'tests/prebuild.sh stop' EXIT INT TERM; $(MAKE) --no-print-directory deps $(TIERS)

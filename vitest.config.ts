@@ -62,6 +62,16 @@ export default defineConfig({
         },
       },
       {
+        // `make bench-kvm` at a tiny size, after the guest tier (make test-guests), on the KVM host
+        // and control plane the benchmark brings up itself.
+        test: {
+          name: "smoke-kvm",
+          include: ["tests/smoke-kvm/**/*.test.ts"],
+          fileParallelism: false,
+          testTimeout: 1_800_000,
+        },
+      },
+      {
         // Docker, kind and Tilt as a user runs them (tests/kind): a Docker engine of the harness's
         // own (tests/kind/global-setup.ts), apart from the project's own cluster.
         test: {
