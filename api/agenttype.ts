@@ -650,7 +650,36 @@ const agentTypeSpecWithoutSuspend = withRule(
   },
 );
 
-export const agentTypeSpec = withRule(agentTypeSpecWithoutSuspend, {
+/**
+ * Fields that place or keep pods in the cluster, which an AgentHost cannot honour: refused by
+ * name on runtime containerd and kvm rather than ignored.
+ */
+const clusterOnly = (
+  [
+    ["nodeSelector", "nodeSelector chooses cluster nodes"],
+    ["tolerations", "tolerations let pods onto tainted cluster nodes"],
+    ["affinity", "affinity places pods among cluster nodes"],
+  ] as const
+).reduce(
+  (schema, [field, why]) =>
+    withRule(schema, {
+      cel: `self.runtime.type == 'kubernetes' || !has(self.${field})`,
+      message: `${field} applies only to runtime kubernetes: ${why}, and an AgentHost is no node`,
+      field,
+      reason: "FieldValueForbidden",
+      holds: (s) => s.runtime.type === "kubernetes" || s[field] === undefined,
+    }),
+  withRule(agentTypeSpecWithoutSuspend, {
+    cel: "self.runtime.type == 'kubernetes' || self.memory.type != 'persistent'",
+    message:
+      "persistent memory applies only to runtime kubernetes for now: an AgentHost keeps no volume beyond its replica yet, so the memory would be lost with it",
+    field: "memory.type",
+    reason: "FieldValueForbidden",
+    holds: (s) => s.runtime.type === "kubernetes" || s.memory.type !== "persistent",
+  }),
+);
+
+export const agentTypeSpec = withRule(clusterOnly, {
   cel: "self.runtime.type == 'kvm' || !has(self.suspend) || !self.suspend",
   message:
     "suspend applies only to runtime kvm: only a guest's memory can be saved and resumed where it was (scaling to zero would restart the agent)",
