@@ -153,21 +153,24 @@ tools: ## build the pinned Kubernetes components, etcd, helm, crictl, CoreDNS, T
 # buildah images, the node and guest root filesystems and the venvs in the background while the
 # tiers run (the components at normal priority, the rest at nice 19; each build takes a lock, so a
 # tier needing one still in progress waits for it). Tiers that need
-# only the components come first; lint after them, for kube-score. The guest tier runs beside
-# e2e and kind (test-beside-guests). test-smoke comes last: it stops and starts the default
-# cluster as a user would.
-TIERS := check-generated test-unit test-integration lint test-hosts test-beside-guests test-smoke
+# only the components come first; lint after them, for kube-score. Then the guest tier runs
+# beside e2e, kind and smoke (test-beside-guests); test-smoke comes last on its side: it stops
+# and starts the default cluster as a user would.
+TIERS := check-generated test-unit test-integration lint test-hosts test-beside-guests
 
-# test-e2e then test-kind, with test-guests beside them, its lines marked [guests]: under TCG a
-# guest is one busy QEMU thread while e2e and kind mostly wait on kubelets and containers, so on
-# two cores e2e took 622 s beside the guest tier and the guest tier 779 s beside e2e, where one
-# after the other they take about 1,100 s. Each side runs to its end; either failing fails this.
+# test-e2e, test-kind and test-smoke one after the other, with test-guests beside them, its lines
+# marked [guests]: under TCG a guest is one busy QEMU thread while the others mostly wait on
+# kubelets, containers and builds, so they share two cores. Measured warm: e2e 622 s beside the
+# guest tier, the guest tier 779 s beside e2e, where one after the other they take about 1,100 s;
+# cold (2026-11-26): e2e 808 s, kind 623 s, guests 1,533 s plus bench-kvm's smoke 180 s.
+# Each side runs to its end; either failing fails this.
 test-beside-guests: $(DEPS)
 	@bash -c '( set -o pipefail; $(MAKE) --no-print-directory test-guests 2>&1 | sed -u "s/^/[guests] /" ) & guests=$$!; \
-	  $(MAKE) --no-print-directory test-e2e test-kind; others=$$?; \
+	  $(MAKE) --no-print-directory test-e2e test-kind test-smoke; others=$$?; \
 	  wait $$guests; g=$$?; \
-	  echo "test-beside-guests: e2e and kind exit $$others, guests exit $$g"; \
+	  echo "test-beside-guests: e2e, kind and smoke exit $$others, guests exit $$g"; \
 	  [ $$others -eq 0 ] && [ $$g -eq 0 ]'
+
 test: ## every test tier, with the cold builds ahead in the background
 	@tests/prebuild.sh start
 	@trap 'tests/prebuild.sh stop' EXIT INT TERM; $(MAKE) --no-print-directory deps $(TIERS)

@@ -86,7 +86,8 @@ export default defineConfig({
       },
       {
         // The README's commands as a user runs them (make up/down, cluster-up/down, images, every
-        // bench-* at a tiny size), on the default cluster state: run after the e2e tier, alone.
+        // bench-* at a tiny size but bench-kvm), on the default cluster state: after the e2e and kind tiers,
+        // with the guest tier beside them (make test-beside-guests).
         test: {
           name: "smoke",
           include: ["tests/smoke/**/*.test.ts"],
