@@ -245,6 +245,9 @@ describe("RBAC", () => {
       );
       const onHost = simpleAgent("rbac-host");
       onHost.spec.runtime = { type: "containerd", hostRef: { name: hostName } };
+      // What places pods on nodes is refused on a host runtime.
+      delete onHost.spec.nodeSelector;
+      delete onHost.spec.tolerations;
       await custom.createNamespacedCustomObject({ ...AT, namespace, body: onHost });
       await eventually("the host clean-up finalizer", async () =>
         (
