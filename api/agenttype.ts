@@ -654,7 +654,7 @@ const agentTypeSpecWithoutSuspend = withRule(
  * Fields that place or keep pods in the cluster, which an AgentHost cannot honour: refused by
  * name on runtime containerd and kvm rather than ignored.
  */
-const clusterOnly = (
+const agentTypeSpecWithHostRules = (
   [
     ["nodeSelector", "nodeSelector chooses cluster nodes"],
     ["tolerations", "tolerations let pods onto tainted cluster nodes"],
@@ -679,7 +679,7 @@ const clusterOnly = (
   }),
 );
 
-export const agentTypeSpec = withRule(clusterOnly, {
+export const agentTypeSpec = withRule(agentTypeSpecWithHostRules, {
   cel: "self.runtime.type == 'kvm' || !has(self.suspend) || !self.suspend",
   message:
     "suspend applies only to runtime kvm: only a guest's memory can be saved and resumed where it was (scaling to zero would restart the agent)",
