@@ -407,7 +407,7 @@ const memory = withRule(
           .enum(["ephemeral", "persistent"])
           .default("ephemeral")
           .describe(
-            "ephemeral: lost with the pod; persistent: a PersistentVolumeClaim per replica (StatefulSet).",
+            "ephemeral: lost with the pod (or the host's replica); persistent: a PersistentVolumeClaim per replica (StatefulSet), on runtime kvm a data disk per replica that outlives its guests.",
           ),
         size: boundedQuantity({
           min: "1Mi",
@@ -422,7 +422,9 @@ const memory = withRule(
         retainPolicy: z
           .enum(["Retain", "Delete"])
           .default("Delete")
-          .describe("What happens to persistent volumes when the AgentType is deleted."),
+          .describe(
+            "What happens to persistent volumes (runtime kvm: data disks) when the AgentType is deleted; scaling down keeps them.",
+          ),
       })
       .describe("The agent's memory store, served by the sidecar."),
     {
@@ -669,14 +671,24 @@ const agentTypeSpecWithHostRules = (
       reason: "FieldValueForbidden",
       holds: (s) => s.runtime.type === "kubernetes" || s[field] === undefined,
     }),
-  withRule(agentTypeSpecWithoutSuspend, {
-    cel: "self.runtime.type == 'kubernetes' || self.memory.type != 'persistent'",
-    message:
-      "persistent memory applies only to runtime kubernetes for now: an AgentHost keeps no volume beyond its replica yet, so the memory would be lost with it",
-    field: "memory.type",
-    reason: "FieldValueForbidden",
-    holds: (s) => s.runtime.type === "kubernetes" || s.memory.type !== "persistent",
-  }),
+  withRule(
+    withRule(agentTypeSpecWithoutSuspend, {
+      cel: "self.runtime.type != 'containerd' || self.memory.type != 'persistent'",
+      message:
+        "persistent memory applies to runtime kubernetes (a PersistentVolumeClaim) and kvm (a data disk per replica): a containerd host keeps no volume of a bounded size beyond its replica",
+      field: "memory.type",
+      reason: "FieldValueForbidden",
+      holds: (s) => s.runtime.type !== "containerd" || s.memory.type !== "persistent",
+    }),
+    {
+      cel: "self.runtime.type == 'kubernetes' || !has(self.memory.storageClassName)",
+      message:
+        "storageClassName applies only to runtime kubernetes: on a KVM host a replica's data disk is a qcow2 file in the AgentHost's kvm.stateDir",
+      field: "memory.storageClassName",
+      reason: "FieldValueForbidden",
+      holds: (s) => s.runtime.type === "kubernetes" || s.memory.storageClassName === undefined,
+    },
+  ),
 );
 
 export const agentTypeSpec = withRule(agentTypeSpecWithHostRules, {
@@ -716,6 +728,33 @@ export const agentTypeStatus = generationNeverGoesBack(
           host: z.string().max(253).describe("The AgentHost it runs on."),
           state: z.string().max(64).describe("running, starting, restarting, exited, pending or suspended."),
           restarts: z.int().min(0).optional().describe("Times the agent was restarted."),
+          guest: z
+            .strictObject({
+              name: z.string().max(253).describe("The libvirt domain."),
+              state: z
+                .string()
+                .max(64)
+                .describe("libvirt's state of it: running, paused, shut off, saved (suspended), crashed."),
+              vcpus: z.int().min(0).optional().describe("vCPUs it has."),
+              memoryMiB: z.int().min(0).optional().describe("Memory it has, in MiB."),
+              cpuSeconds: z
+                .int()
+                .min(0)
+                .optional()
+                .describe("CPU time it has used since it started, in seconds."),
+              rssMiB: z
+                .int()
+                .min(0)
+                .optional()
+                .describe("Memory its QEMU process holds on the host, in MiB."),
+              usageAt: z.iso
+                .datetime({ offset: true })
+                .meta({ format: "date-time" })
+                .optional()
+                .describe("When cpuSeconds and rssMiB were read; refreshed at most once a minute."),
+            })
+            .optional()
+            .describe("Runtime kvm: the replica's guest, as libvirt reports it (dominfo, domstats)."),
         }),
       )
       .max(10_000)

@@ -34,6 +34,31 @@ export interface ContainerInfo {
 
 export type GroupState = "ready" | "not-ready";
 
+/** The machine a group has to itself, where a backend gives it one (a KVM guest). */
+export interface GroupMachine {
+  name: string;
+  /** The backend's word for its state: running, paused, shut off, saved, crashed. */
+  state: string;
+  vcpus?: number;
+  memoryMiB?: number;
+  /** CPU time it has used since it started. */
+  cpuSeconds?: number;
+  /** Memory it holds on the host. */
+  rssMiB?: number;
+}
+
+/** Something that happened to a group, seen by the backend (a guest stopped), not asked about. */
+export interface GroupEvent {
+  /** The labels of the group's replica: whose it is. */
+  labels: Labels;
+  /** The group's name (a guest's). */
+  group: string;
+  /** What happened, in the backend's words, for example "Stopped Destroyed". */
+  change: string;
+  /** Set when it happened outside the operator and the owner should hear of it: the Event's reason. */
+  warning?: string;
+}
+
 export interface GroupInfo {
   id: string;
   name: string;
@@ -45,6 +70,8 @@ export interface GroupInfo {
   ip?: string;
   /** Why the group is not ready, when the backend knows (a guest that is shut off). */
   message?: string;
+  /** The machine the group runs in, when it has one of its own. */
+  machine?: GroupMachine;
 }
 
 export interface LogLine {

@@ -11,6 +11,13 @@ export const LABEL_REPLICA = "agenttype.dev/replica";
 export const LABEL_ROLE = "agenttype.dev/role";
 /** A hash of what a replica runs (placement/host-plan.ts specHash): a change means a roll. */
 export const LABEL_SPEC_HASH = "agenttype.dev/spec-hash";
+/** What a replica takes of its host (placement/host-plan.ts sets them; the KVM driver sizes a guest by them). */
+export const LABEL_CPU_MILLIS = "agenttype.dev/cpu-millis";
+export const LABEL_MEMORY_BYTES = "agenttype.dev/memory-bytes";
+/** The size of a replica's persistent volume, on all its objects: a KVM guest boots with its data disk. */
+export const LABEL_PERSISTENT_BYTES = "agenttype.dev/persistent-bytes";
+/** On a volume that outlives its replica's groups ("true"): removed only with its AgentType, per its retain policy. */
+export const LABEL_PERSISTENT = "agenttype.dev/persistent";
 export const LABEL_MANAGED_BY = "app.kubernetes.io/managed-by";
 export const MANAGED_BY = "agenttype-operator";
 
@@ -76,12 +83,26 @@ export function replicaOf(labels: Labels): { uid: string; replica: number } | un
  * replica (the uid tells a re-created AgentType of the same name apart), within 128 characters.
  */
 export function replicaName(owner: Owner, replica: number): string {
-  const readable = `${owner.namespace}_${owner.name}_${replica}`;
   const uid = owner.uid
     .toLowerCase()
     .replace(/[^a-z0-9]/g, "")
     .slice(0, 8);
-  if (readable.length <= 110) return `${readable}_${uid}`;
+  return `${replicaPlace(owner, replica)}_${uid}`;
+}
+
+/** `<namespace>_<name>_<replica>`, hashed past 110 characters: the same for a re-created AgentType. */
+function replicaPlace(owner: Pick<Owner, "namespace" | "name">, replica: number): string {
+  const readable = `${owner.namespace}_${owner.name}_${replica}`;
+  if (readable.length <= 110) return readable;
   const hash = createHash("sha256").update(readable).digest("hex").slice(0, 12);
-  return `${readable.slice(0, 96)}_${hash}_${uid}`;
+  return `${readable.slice(0, 96)}_${hash}`;
+}
+
+/**
+ * The name of a replica's persistent memory volume: without the uid, so that an AgentType
+ * deleted with retainPolicy Retain and created again under its name finds its memory, as a
+ * StatefulSet finds its retained claims.
+ */
+export function persistentVolumeName(owner: Pick<Owner, "namespace" | "name">, replica: number): string {
+  return `${replicaPlace(owner, replica)}-memory`;
 }

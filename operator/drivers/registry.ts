@@ -2,7 +2,7 @@
 // registering it. Settings are validated with the factory's schema before it sees them.
 import type * as z from "zod";
 import { parseConfig } from "./config.ts";
-import type { ContainerDriver } from "./driver.ts";
+import type { ContainerDriver, GroupEvent } from "./driver.ts";
 import type { GuestKeyStore } from "./kvm/guest-keys.ts";
 import type { HostTransport } from "./transport.ts";
 
@@ -10,6 +10,11 @@ import type { HostTransport } from "./transport.ts";
 export interface DriverServices {
   /** Where guests' keys are kept (the KVM driver): a Secret owned by the AgentType in the operator. */
   guestKeys?: GuestKeyStore;
+  /**
+   * Told of what happens to groups as the backend sees it (the KVM driver's libvirt event
+   * channel); a driver given it keeps a channel open for as long as it lives.
+   */
+  groupEvents?: (event: GroupEvent) => void;
 }
 
 export interface DriverFactory<S extends z.ZodType = z.ZodType> {

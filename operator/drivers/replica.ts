@@ -15,7 +15,14 @@ import type {
 } from "./config.ts";
 import type { ContainerDriver, ContainerInfo, LogLine } from "./driver.ts";
 import { CreationFailedError, isDriverError } from "./errors.ts";
-import { LABEL_ROLE, type Owner, replicaLabels, replicaName } from "./labels.ts";
+import {
+  LABEL_PERSISTENT,
+  LABEL_ROLE,
+  type Owner,
+  persistentVolumeName,
+  replicaLabels,
+  replicaName,
+} from "./labels.ts";
 
 export interface ReplicaSpec {
   owner: Owner;
@@ -40,6 +47,11 @@ export interface ReplicaSpec {
     files: { path: string; content: string; mode?: number }[];
     /** Writable directories inside the sidecar (its root file system is read-only). */
     writableDirs: string[];
+    /**
+     * A writable directory kept beyond the replica's groups (persistent memory), in a volume of
+     * its own labelled persistent, of at most `sizeBytes` where the driver bounds it.
+     */
+    persistentDir?: { path: string; sizeBytes: number };
     resources?: ContainerResources;
   };
   wrapper: {
@@ -128,6 +140,10 @@ export function buildReplicaPlan(spec: ReplicaSpec): ReplicaPlan {
   ];
   const optional = <K extends string, V>(key: K, value: V | undefined) =>
     (value === undefined ? {} : { [key]: value }) as Partial<Record<K, V>>;
+  const persistent = spec.sidecar.persistentDir;
+  const persistentVolume = persistentVolumeName(owner, replica);
+  if (persistent !== undefined)
+    sidecarMounts.push({ volume: persistentVolume, containerPath: persistent.path, readOnly: false });
 
   return {
     group: { name, hostname: hostname(owner, replica), labels },
@@ -143,6 +159,17 @@ export function buildReplicaPlan(spec: ReplicaSpec): ReplicaPlan {
         files,
         directories: spec.sidecar.writableDirs.map((_, i) => `rw/${i}`),
       },
+      ...(persistent === undefined
+        ? []
+        : [
+            {
+              name: persistentVolume,
+              labels: { ...labels, [LABEL_PERSISTENT]: "true" },
+              uid: spec.sidecar.uid,
+              gid: spec.sidecar.gid,
+              mode: 0o700,
+            },
+          ]),
     ],
     init: [
       {
@@ -262,17 +289,23 @@ export async function startReplica(
   return { groupId: group.id, containers };
 }
 
-/** Removes every group and volume matching the labels (one replica, or all of an owner). */
+/**
+ * Removes every group and volume matching the labels (one replica, or all of an owner); the
+ * persistent volumes too only when `removePersistent` (an AgentType deleted with retainPolicy
+ * Delete): a roll, a scale-down or an orphan's removal keeps them.
+ */
 export async function removeReplicas(
   driver: ContainerDriver,
   filter: Record<string, string>,
   gracePeriodMs: number,
   call: Call,
+  removePersistent = false,
 ): Promise<void> {
   for (const group of await driver.listGroups(filter, call))
     await driver.removeGroup(group.id, gracePeriodMs, call);
   if (!driver.volumes) return;
   for (const volume of await driver.volumes.list(filter, call)) {
+    if (volume.labels[LABEL_PERSISTENT] === "true" && !removePersistent) continue;
     try {
       await driver.volumes.remove(volume.name, call);
     } catch (err) {

@@ -1,10 +1,11 @@
 // One SSH connection and one driver per AgentHost, shared by every controller (the AgentHost
 // probe and the agents placed on the host): a host is reached over a single multiplexed
 // connection. A change of the host's address, pinned key, driver settings or client key
-// replaces the connection; a deleted host's is closed.
+// replaces the connection; a deleted host's is closed. What drivers see happen to groups on a
+// host (a guest stopped) goes to the listeners, with the host's name.
 import { createHash } from "node:crypto";
 import type { AgentHost } from "../../api/agenthost.ts";
-import type { ContainerDriver } from "../drivers/driver.ts";
+import type { ContainerDriver, GroupEvent } from "../drivers/driver.ts";
 import { drivers } from "../drivers/drivers.ts";
 import type { DriverServices } from "../drivers/registry.ts";
 import { SshConnection, type SshOptions } from "../drivers/ssh/connection.ts";
@@ -44,6 +45,7 @@ export class HostConnections {
   readonly #entries = new Map<string, HostAccess & { digest: string }>();
   readonly #options: Partial<SshOptions>;
   readonly #services: DriverServices;
+  readonly #listeners: ((host: string, event: GroupEvent) => void)[] = [];
 
   constructor(options: Partial<SshOptions> = {}, services: DriverServices = {}) {
     this.#options = options;
@@ -62,10 +64,20 @@ export class HostConnections {
       { host: ssh.address, port: ssh.port, username: ssh.user, privateKey, hostKey: ssh.hostKey },
       this.#options,
     );
-    const driver = drivers.create(host.spec.driver, driverSettings(host), connection, this.#services);
+    const driver = drivers.create(host.spec.driver, driverSettings(host), connection, {
+      ...this.#services,
+      groupEvents: (event) => {
+        for (const listener of this.#listeners) listener(name, event);
+      },
+    });
     const entry = { connection, driver, digest };
     this.#entries.set(name, entry);
     return entry;
+  }
+
+  /** Calls `listener` with what happens to groups on any host, as its driver sees it. */
+  onGroupEvent(listener: (host: string, event: GroupEvent) => void): void {
+    this.#listeners.push(listener);
   }
 
   /** The current access to a host, if one was made. */

@@ -1,12 +1,21 @@
 import { describe, expect, it } from "vitest";
+import { agentType } from "../../api/agenttype.ts";
+import { MEMORY_PATH } from "../../api/sidecarconfig.ts";
+import { loadSample } from "../../tests/fixtures/manifests.ts";
+import { type BuildSettings, buildObjects } from "../build/objects.ts";
+import { LABEL_PERSISTENT } from "../drivers/labels.ts";
 import type { ResolvedTool } from "../tools/resolve-tools.ts";
 import {
   groupDamage,
+  hostReplicaPlan,
   LABEL_CPU_MILLIS,
   LABEL_MEMORY_BYTES,
+  LABEL_PERSISTENT_BYTES,
   replicaSize,
+  replicaSpec,
   replicasThatFit,
   resourcesOf,
+  startsNewFirst,
   toolsUnreachableFromHost,
   usageOf,
 } from "./host-plan.ts";
@@ -203,5 +212,62 @@ describe("groupDamage", () => {
     expect(groupDamage(group, [c("sidecar", "running", "h"), c("agent", "running", "h")])).toMatch(
       /sidecar and agent/,
     );
+  });
+});
+
+describe("persistent memory on a host (runtime kvm)", () => {
+  const settings: BuildSettings = {
+    sidecarImage: "agenttype/sidecar:dev",
+    wrapperImage: "agenttype/wrapper:dev",
+    imagePullPolicy: "IfNotPresent",
+    sidecarResources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "128Mi" } },
+    memoryMaxBytes: 64 * 2 ** 20,
+  };
+  const agentFrom = (edit: (m: ReturnType<typeof loadSample>) => void) => {
+    const manifest = loadSample("agenttype_sandboxed-coder.yaml");
+    manifest.metadata.namespace = "team-a";
+    manifest.metadata.uid = "3f2c0e1a-0000-4000-8000-000000000001";
+    edit(manifest);
+    return agentType.parse(manifest);
+  };
+  const owner = { namespace: "team-a", name: "sandboxed-coder", uid: "3f2c0e1a-0000-4000-8000-000000000001" };
+  const specOf = (agent: ReturnType<typeof agentFrom>) =>
+    replicaSpec(owner, 0, buildObjects(agent, [], settings), []);
+
+  it("gives the sidecar's memory a volume of the asked size that outlives the replica, and labels its size on every object", () => {
+    const spec = specOf(agentFrom(() => {}));
+    expect(spec.sidecar.persistentDir).toEqual({ path: MEMORY_PATH, sizeBytes: 5 * 2 ** 30 });
+    expect(spec.sidecar.writableDirs).toEqual(["/tmp"]);
+    const plan = hostReplicaPlan(spec, "kvm-1");
+    const memory = plan.volumes.find((v) => v.labels?.[LABEL_PERSISTENT] === "true");
+    expect(memory?.name).toBe("team-a_sandboxed-coder_0-memory");
+    const sidecar = plan.containers.find((c) => c.name === "sidecar");
+    expect(sidecar?.mounts).toContainEqual({
+      volume: memory?.name,
+      containerPath: MEMORY_PATH,
+      readOnly: false,
+    });
+    for (const labels of [plan.group.labels, ...plan.volumes.map((v) => v.labels)])
+      expect(labels?.[LABEL_PERSISTENT_BYTES]).toBe(String(5 * 2 ** 30));
+  });
+
+  it("rolls a replica with a data disk old-first, where others start the new guest beside the old", () => {
+    const persistent = hostReplicaPlan(specOf(agentFrom(() => {})), "kvm-1");
+    const ephemeral = hostReplicaPlan(
+      specOf(agentFrom((m) => (m.spec.memory = { type: "ephemeral" }))),
+      "kvm-1",
+    );
+    expect(startsNewFirst(true, ephemeral)).toBe(true);
+    expect(startsNewFirst(true, persistent)).toBe(false);
+    expect(startsNewFirst(false, ephemeral)).toBe(false);
+  });
+
+  it("keeps ephemeral memory in the replica's own volume, with no persistent label", () => {
+    const spec = specOf(agentFrom((m) => (m.spec.memory = { type: "ephemeral" })));
+    expect(spec.sidecar.persistentDir).toBeUndefined();
+    expect(spec.sidecar.writableDirs).toEqual(["/tmp", MEMORY_PATH]);
+    const plan = hostReplicaPlan(spec, "kvm-1");
+    expect(plan.volumes.some((v) => v.labels?.[LABEL_PERSISTENT] !== undefined)).toBe(false);
+    expect(plan.group.labels?.[LABEL_PERSISTENT_BYTES]).toBeUndefined();
   });
 });

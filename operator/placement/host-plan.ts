@@ -12,7 +12,15 @@ import { type DesiredObjects, WRAPPER_MOUNT } from "../build/objects.ts";
 import { parseQuantity } from "../build/quantity.ts";
 import type { ContainerResources, Labels } from "../drivers/config.ts";
 import type { ContainerInfo, GroupInfo } from "../drivers/driver.ts";
-import { LABEL_ROLE, LABEL_SPEC_HASH, type Owner } from "../drivers/labels.ts";
+import {
+  LABEL_CPU_MILLIS,
+  LABEL_MEMORY_BYTES,
+  LABEL_PERSISTENT,
+  LABEL_PERSISTENT_BYTES,
+  LABEL_ROLE,
+  LABEL_SPEC_HASH,
+  type Owner,
+} from "../drivers/labels.ts";
 import type { ReplicaPlan, ReplicaSpec } from "../drivers/replica.ts";
 import { buildReplicaPlan, ROLE_AGENT, ROLE_SIDECAR } from "../drivers/replica.ts";
 import type { ResolvedTool } from "../tools/resolve-tools.ts";
@@ -20,8 +28,7 @@ import type { ResolvedTool } from "../tools/resolve-tools.ts";
 /** Labels a group carries beside the driver's: what it runs, and what it takes of the host. */
 export { LABEL_SPEC_HASH };
 export const LABEL_HOST = "agenttype.dev/host";
-export const LABEL_CPU_MILLIS = "agenttype.dev/cpu-millis";
-export const LABEL_MEMORY_BYTES = "agenttype.dev/memory-bytes";
+export { LABEL_CPU_MILLIS, LABEL_MEMORY_BYTES, LABEL_PERSISTENT_BYTES };
 
 /** The uid our containers run as, as in the pod (objects.ts RESTRICTED). */
 const OUR_UID = 65532;
@@ -118,7 +125,7 @@ export function replicaSpec(
         path: f.path,
         content: f.content,
       })),
-      writableDirs: ["/tmp", MEMORY_PATH],
+      ...persistentMemory(objects),
       resources: resourcesOf(sidecar),
     },
     wrapper: {
@@ -129,6 +136,25 @@ export function replicaSpec(
       gid: OUR_UID,
       mountPath: WRAPPER_MOUNT,
     },
+  };
+}
+
+/**
+ * The sidecar's memory directory: writable in the replica's own volume, or (persistent memory,
+ * a StatefulSet's claim template in the pod) a volume of the claim's size that outlives it.
+ */
+function persistentMemory(
+  objects: DesiredObjects,
+): Pick<ReplicaSpec["sidecar"], "writableDirs" | "persistentDir"> {
+  const claim =
+    objects.workload.kind === "StatefulSet"
+      ? objects.workload.spec?.volumeClaimTemplates?.find((c) => c.metadata?.name === "memory")
+      : undefined;
+  const size = claim?.spec?.resources?.requests?.storage;
+  if (size === undefined) return { writableDirs: ["/tmp", MEMORY_PATH] };
+  return {
+    writableDirs: ["/tmp"],
+    persistentDir: { path: MEMORY_PATH, sizeBytes: Math.ceil(parseQuantity(String(size))) },
   };
 }
 
@@ -164,12 +190,24 @@ export function hostReplicaPlan(spec: ReplicaSpec, hostName: string): ReplicaPla
     [LABEL_HOST]: hostName.slice(0, 63),
     [LABEL_CPU_MILLIS]: String(size.cpuMillis),
     [LABEL_MEMORY_BYTES]: String(size.memoryBytes),
+    ...(spec.sidecar.persistentDir === undefined
+      ? {}
+      : { [LABEL_PERSISTENT_BYTES]: String(spec.sidecar.persistentDir.sizeBytes) }),
   };
   return {
     ...plan,
     group: { ...plan.group, labels: { ...plan.group.labels, ...extra } },
     volumes: plan.volumes.map((v) => ({ ...v, labels: { ...v.labels, ...extra } })),
   };
+}
+
+/**
+ * Whether a replica's new group starts beside its old one: where the driver can (a KVM guest is
+ * named after its spec), unless the replica has a persistent volume, a data disk being one
+ * guest's at a time (two guests must never mount one file system): then the old goes first. Pure.
+ */
+export function startsNewFirst(driverRollsNewFirst: boolean, plan: ReplicaPlan): boolean {
+  return driverRollsNewFirst && plan.volumes.every((v) => v.labels?.[LABEL_PERSISTENT] !== "true");
 }
 
 /** What other AgentTypes' groups take of the host, read from their labels. */

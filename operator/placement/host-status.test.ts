@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { GroupInfo } from "../drivers/driver.ts";
 import { groupOfReplica } from "./host.ts";
-import { type HostObservation, hostAgentStatus } from "./host-status.ts";
+import { GUEST_USAGE_REFRESH_MS, type HostObservation, hostAgentStatus } from "./host-status.ts";
 
 const now = new Date("2026-11-26T05:00:00Z");
 const base: HostObservation = {
@@ -51,6 +51,51 @@ describe("hostAgentStatus with spec.suspend", () => {
       problem: { reason: "HostKeyMismatch", message: "x" },
     };
     expect(condition(o, "Ready")).toMatchObject({ status: "False", reason: "HostKeyMismatch" });
+  });
+});
+
+describe("hostAgentStatus with a replica's guest", () => {
+  const machine = {
+    name: "ns_a_0_u_h",
+    state: "running",
+    vcpus: 1,
+    memoryMiB: 1280,
+    cpuSeconds: 41.6,
+    rssMiB: 300,
+  };
+  const observe = (m: typeof machine): HostObservation => ({
+    ...base,
+    replicas: [{ replica: 0, state: "running", current: true, restarts: 0, machine: m }],
+  });
+
+  it("shows the guest's state, size and use, with when the use was read", () => {
+    expect(hostAgentStatus(undefined, observe(machine), now).hostReplicas?.[0]?.guest).toEqual({
+      name: "ns_a_0_u_h",
+      state: "running",
+      vcpus: 1,
+      memoryMiB: 1280,
+      cpuSeconds: 42,
+      rssMiB: 300,
+      usageAt: now.toISOString(),
+    });
+  });
+
+  it("keeps the last reading of CPU and RSS for a minute, so a steady agent writes no status", () => {
+    const first = hostAgentStatus(undefined, observe(machine), now);
+    const busier = { ...machine, cpuSeconds: 45, rssMiB: 310 };
+    const soon = new Date(now.getTime() + GUEST_USAGE_REFRESH_MS - 1);
+    expect(hostAgentStatus(first, observe(busier), soon)).toEqual(first);
+    const later = new Date(now.getTime() + GUEST_USAGE_REFRESH_MS);
+    expect(hostAgentStatus(first, observe(busier), later).hostReplicas?.[0]?.guest).toMatchObject({
+      cpuSeconds: 45,
+      rssMiB: 310,
+      usageAt: later.toISOString(),
+    });
+    // A state change or a new guest shows at once.
+    const stopped = hostAgentStatus(first, observe({ ...busier, state: "shut off" }), soon);
+    expect(stopped.hostReplicas?.[0]?.guest).toMatchObject({ state: "shut off", cpuSeconds: 42 });
+    const replaced = hostAgentStatus(first, observe({ ...busier, name: "ns_a_0_u_i" }), soon);
+    expect(replaced.hostReplicas?.[0]?.guest).toMatchObject({ name: "ns_a_0_u_i", cpuSeconds: 45 });
   });
 });
 

@@ -2,6 +2,7 @@
 // Progressing, Degraded, ToolsResolved) plus the host and state of each replica. Pure.
 import type { AgentTypeStatus } from "../../api/agenttype.ts";
 import { setCondition } from "../controllers/agenttype/status.ts";
+import type { GroupMachine } from "../drivers/driver.ts";
 import type { ToolResolution } from "../tools/resolve-tools.ts";
 
 export type ReplicaState = "running" | "starting" | "restarting" | "exited" | "pending" | "suspended";
@@ -12,6 +13,47 @@ export interface HostReplica {
   /** True when it runs what the spec asks for now. */
   current: boolean;
   restarts: number;
+  /** Its guest (runtime kvm), as the driver lists it. */
+  machine?: GroupMachine;
+}
+
+/** CPU time and RSS of a guest change all the time: status takes them at most this often. */
+export const GUEST_USAGE_REFRESH_MS = 60_000;
+
+type StatusGuest = NonNullable<NonNullable<AgentTypeStatus["hostReplicas"]>[number]["guest"]>;
+
+/**
+ * A replica's guest for status: state and size as they are; CPU time and RSS as they are when
+ * the last reading of the same guest is a minute old, else that reading, so that a steady agent
+ * costs no status write. Pure.
+ */
+export function statusGuest(
+  machine: GroupMachine,
+  previous: StatusGuest | undefined,
+  now: Date,
+): StatusGuest {
+  const { name, state, vcpus, memoryMiB, cpuSeconds, rssMiB } = machine;
+  const base = {
+    name,
+    state,
+    ...(vcpus === undefined ? {} : { vcpus }),
+    ...(memoryMiB === undefined ? {} : { memoryMiB }),
+  };
+  if (cpuSeconds === undefined && rssMiB === undefined) return base;
+  const at = previous?.usageAt === undefined ? Number.NaN : Date.parse(previous.usageAt);
+  if (previous?.name === name && now.getTime() - at < GUEST_USAGE_REFRESH_MS)
+    return {
+      ...base,
+      ...(previous.cpuSeconds === undefined ? {} : { cpuSeconds: previous.cpuSeconds }),
+      ...(previous.rssMiB === undefined ? {} : { rssMiB: previous.rssMiB }),
+      usageAt: previous.usageAt,
+    };
+  return {
+    ...base,
+    ...(cpuSeconds === undefined ? {} : { cpuSeconds: Math.round(cpuSeconds) }),
+    ...(rssMiB === undefined ? {} : { rssMiB }),
+    usageAt: now.toISOString(),
+  };
 }
 
 export interface HostObservation {
@@ -144,6 +186,15 @@ export function hostAgentStatus(
         }),
     hostReplicas: [...o.replicas]
       .sort((a, b) => a.replica - b.replica)
-      .map((r) => ({ replica: r.replica, host: o.host, state: r.state, restarts: r.restarts })),
+      .map((r) => {
+        const previousGuest = previous?.hostReplicas?.find((p) => p.replica === r.replica)?.guest;
+        return {
+          replica: r.replica,
+          host: o.host,
+          state: r.state,
+          restarts: r.restarts,
+          ...(r.machine === undefined ? {} : { guest: statusGuest(r.machine, previousGuest, now) }),
+        };
+      }),
   };
 }

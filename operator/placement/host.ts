@@ -47,6 +47,7 @@ import {
   replicasThatFit,
   type SidecarFile,
   specHash,
+  startsNewFirst,
   toolsUnreachableFromHost,
   usageOf,
 } from "./host-plan.ts";
@@ -243,18 +244,25 @@ export function createHostPlacement(deps: HostPlacementDeps) {
       const access = await hostAccess(hostName, runtime, signal);
       if ("reason" in access) throw new Error(access.message);
       const owner = ownerOf(raw);
+      // Persistent memory goes with the AgentType unless its retain policy keeps it on the host.
+      const retain = (raw as AgentType).spec?.memory?.retainPolicy === "Retain";
       await removeReplicas(
         access.driver,
         ownerLabels(owner),
         STOP_GRACE_MS,
         within(STEP_DEADLINE_MS, signal),
+        !retain,
       );
       for (const k of restarts.keys()) if (k.startsWith(`${owner.uid}/`)) restarts.delete(k);
       await events.record(
         raw,
         "Normal",
         "HostCleanedUp",
-        `removed the agent's containers and files from host ${hostName}`,
+        `removed the agent's containers and files from host ${hostName}${
+          retain && (raw as AgentType).spec?.memory?.type === "persistent"
+            ? "; its persistent memory stays there (retainPolicy Retain): an AgentType of the same name and namespace finds it again"
+            : ""
+        }`,
         signal,
       );
       await setFinalizer(raw, false, signal);
@@ -346,11 +354,12 @@ export function createHostPlacement(deps: HostPlacementDeps) {
             );
           const groups = await driver.listGroups(ownerLabels(owner), within(STEP_DEADLINE_MS, signal));
           observation.suspend = "suspended";
-          observation.replicas = [...groupOfReplica(groups, undefined).keys()].map((replica) => ({
+          observation.replicas = [...groupOfReplica(groups, undefined)].map(([replica, group]) => ({
             replica,
             state: "suspended",
             current: true,
             restarts: 0,
+            ...(group.machine === undefined ? {} : { machine: group.machine }),
           }));
           await writeStatus(raw, observation, signal);
           return { requeueAfterMs: WATCH_INTERVAL_MS };
@@ -439,7 +448,7 @@ export function createHostPlacement(deps: HostPlacementDeps) {
         const plan = hostReplicaPlan(specOf(replica), hostName);
         const startCall = within(Math.max(STEP_DEADLINE_MS, driver.startDeadlineMs ?? 0), signal);
         let started: StartedReplica;
-        if (driver.rollsNewFirst === true) {
+        if (startsNewFirst(driver.rollsNewFirst === true, plan)) {
           // The new group runs beside the old (its name tells them apart); the old goes once it runs.
           if (damaged && group !== undefined) await driver.removeGroup(group.id, STOP_GRACE_MS, call);
           started = await startReplica(driver, plan, startCall);
@@ -624,6 +633,7 @@ function observeReplicas(
       state,
       current: hash === undefined || group.labels[LABEL_SPEC_HASH] === hash,
       restarts: Math.max(agent?.attempt ?? 0, sidecar?.attempt ?? 0),
+      ...(group.machine === undefined ? {} : { machine: group.machine }),
     };
   });
 }

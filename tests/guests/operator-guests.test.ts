@@ -4,16 +4,20 @@
 // through the sidecar in its guest; the guests' keys live in a Secret the AgentType owns and
 // outlast an operator restart, which adopts the guest without booting it again; a guest
 // presenting another host key is refused; the guest outlives a libvirtd restart; a spec change
-// boots the new guest beside the old one before removing it; a guest destroyed from outside is
-// replaced with an Event; spec.suspend saves the guest and clearing it resumes it where it was
-// (a counter in the agent's memory counts on), and is refused by name on other runtimes; scale;
-// delete leaves no guest, overlay or key. The tests share one AgentType, each a step of its life, so
-// that TCG boots (tens of seconds each) are paid only where a check needs a new guest.
+// boots the new guest beside the old one before removing it; spec.suspend saves the guest and
+// clearing it resumes it where it was (a counter in the agent's memory counts on), and is
+// refused by name on other runtimes; scale; delete leaves no guest, overlay or key. Persistent
+// memory lives on a data disk that outlasts a guest destroyed from outside (told at once by
+// libvirt's event channel, and replaced) and, with retainPolicy Retain, the AgentType itself.
+// The tests share one AgentType, each a step of its life, so that TCG boots (tens of seconds
+// each) are paid only where a check needs a new guest.
+
 import { execFile } from "node:child_process";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+import type { AgentTypeStatus } from "../../api/agenttype.ts";
 import { within } from "../../operator/drivers/call.ts";
 import { guestSize } from "../../operator/drivers/kvm/driver.ts";
 import { LABEL_ROLE, managedFilter, ownerLabels } from "../../operator/drivers/labels.ts";
@@ -35,11 +39,31 @@ interface SecretObject extends KubeObject {
   data?: Record<string, string>;
 }
 
-const owner = (at: Obj) => ({ namespace, name: NAME, uid: String(at.metadata.uid) });
+const owner = (at: Obj) => ({ namespace, name: at.metadata.name, uid: String(at.metadata.uid) });
 
 /** The names of the AgentType's guests, as libvirt lists them. */
 async function guestNames(at: Obj): Promise<string[]> {
   return (await world.driver.guests(ownerLabels(owner(at)), within(60_000))).map((g) => g.name).sort();
+}
+
+/** `GET` or `PUT` of a key of the agent's memory, from inside the agent's container, as the agent does it. */
+async function agentMemory(at: Obj, key: string, value?: unknown): Promise<string> {
+  const [agent] = await world.driver.list(
+    { ...ownerLabels(owner(at)), [LABEL_ROLE]: ROLE_AGENT },
+    within(120_000),
+  );
+  const init =
+    value === undefined
+      ? "{}"
+      : '{ method: "PUT", headers: { "content-type": "application/json" }, body: process.argv[2] }';
+  const script = `fetch(process.env.AGENTTYPE_MEMORY_URL + "/" + process.argv[1], ${init}).then(async (r) => console.log(r.status, await r.text()))`;
+  const result = await world.driver.exec(
+    agent?.id as string,
+    ["node", "-e", script, key, JSON.stringify(value ?? null)],
+    within(60_000),
+  );
+  expect(result.stderr).toBe("");
+  return result.stdout.trim();
 }
 
 /** The log lines of one role's containers (agent, sidecar) in the AgentType's guests. */
@@ -126,6 +150,22 @@ describe("runtime kvm through the operator", () => {
     const info = await virsh("dominfo", guest as string);
     expect(info).toMatch(new RegExp(`CPU\\(s\\):\\s+${size.vcpus}\\b`));
     expect(info).toMatch(new RegExp(`Max memory:\\s+${size.memoryMiB * 1024} KiB`));
+    // Status shows the guest as libvirt reports it: state, size, CPU time and the QEMU process's RSS.
+    const shown = await eventually(
+      "the guest in status",
+      async () => ((await world.getAgentType(NAME)).status as AgentTypeStatus).hostReplicas?.[0]?.guest,
+      60_000,
+      1000,
+    );
+    expect(shown).toMatchObject({
+      name: guest,
+      state: "running",
+      vcpus: size.vcpus,
+      memoryMiB: size.memoryMiB,
+    });
+    expect(shown.cpuSeconds).toBeGreaterThan(0);
+    expect(shown.rssMiB).toBeGreaterThan(64);
+    expect(Date.parse(shown.usageAt as string)).toBeGreaterThan(t0);
 
     const text = (await agentSays(ready, "agent done")).join("\n");
     expect(text).not.toContain("agent failed");
@@ -279,31 +319,6 @@ describe("runtime kvm through the operator", () => {
     );
   }, 900_000);
 
-  it("replaces a guest destroyed from outside (virsh destroy), with a Warning Event", async () => {
-    const at = await world.getAgentType(NAME);
-    const [guest] = await guestNames(at);
-    await virsh("destroy", guest as string);
-    const event = await eventually(
-      "ReplicaRecreated",
-      async () => (await world.events(NAME)).find((e) => e.reason === "ReplicaRecreated"),
-      600_000,
-      2000,
-    );
-    expect(event.type).toBe("Warning");
-    await eventually(
-      "the replaced guest running",
-      async () => (await virsh("domstate", guest as string)).trim() === "running",
-      300_000,
-      1000,
-    );
-    const ready = await world.readyAgentType(NAME, 600_000);
-    expect(await guestNames(ready)).toEqual([guest]);
-    expect(event.message).toMatch(new RegExp(`its guest ${guest} is shut off; guest booted in [\\d.]+ s`));
-    // The test's own driver still holds a connection pinned to the old guest's key: drop it.
-    await world.driver.close();
-    expect(await agentSays(ready, "agent done (version 2)")).toContain("agent done (version 2)");
-  }, 900_000);
-
   it("suspends with spec.suspend (Suspended=True, Ready=False Suspended) and resumes where it was, the agent's memory included", async () => {
     const at = await world.getAgentType(NAME);
     const [guest] = await guestNames(at);
@@ -344,7 +359,11 @@ describe("runtime kvm through the operator", () => {
     const suspendS = (Date.now() - t0) / 1000;
     expect(condition(suspended, "Ready")).toMatchObject({ status: "False", reason: "Suspended" });
     expect(suspended.status?.hostReplicas).toEqual([
-      expect.objectContaining({ replica: 0, state: "suspended" }),
+      expect.objectContaining({
+        replica: 0,
+        state: "suspended",
+        guest: expect.objectContaining({ name: guest, state: "saved" }),
+      }),
     ]);
     expect((await virsh("domstate", guest as string)).trim()).toBe("shut off");
     expect(await virsh("dominfo", guest as string)).toMatch(/Managed save:\s+yes/);
@@ -364,6 +383,9 @@ describe("runtime kvm through the operator", () => {
     await eventually("the counter counts on", async () => (await counter()) > resumedAt, 60_000, 500);
     const events = await world.events(NAME);
     expect(events.map((e) => e.reason)).toEqual(expect.arrayContaining(["Suspended", "Resumed"]));
+    // Boots, a roll's removal, libvirtd's restart, saving and starting the guest: all the
+    // operator's doing, none told as a guest's Warning.
+    expect(events.filter((e) => /^Guest/.test(e.reason)).map((e) => e.reason)).toEqual([]);
   }, 900_000);
 
   it("refuses spec.suspend on a runtime that cannot resume where it was, naming the field", async () => {
@@ -419,4 +441,67 @@ describe("runtime kvm through the operator", () => {
     const events = await world.events(NAME);
     expect(events.some((e) => e.reason === "HostCleanedUp")).toBe(true);
   }, 600_000);
+
+  it("keeps persistent memory on a data disk: through a guest destroyed from outside (GuestStopped, replaced) and, with Retain, the AgentType made again; Delete removes it", async () => {
+    const MEMO = "kvm-memo";
+    const disk = `${world.stateDir}/data/${namespace}_${MEMO}_0-memory.qcow2`;
+    const memo = (retainPolicy: "Retain" | "Delete") =>
+      world.agentType(MEMO, { memory: { type: "persistent", size: "64Mi", retainPolicy } });
+    const onHost = async (command: string) =>
+      (await world.hostConnection.exec(command, {}, within(30_000))).stdout.trim();
+    await world.client.create(resources.agentType, namespace, memo("Retain"));
+    const first = await world.readyAgentType(MEMO);
+    expect(await onHost(`ls ${world.stateDir}/data`)).toContain(`${namespace}_${MEMO}_0-memory.qcow2`);
+    expect(await agentMemory(first, "notes/first", { written: "before" })).toMatch(/^20[01] /);
+    expect(await agentMemory(first, "notes/first")).toContain('"written":"before"');
+
+    // Destroyed from outside: libvirt's event channel (reopened after the libvirtd restart above)
+    // tells the operator at once, which says so; the replica boots again with the same disk.
+    const [guest] = await guestNames(first);
+    const guestWarnings = async () => (await world.events(MEMO)).filter((e) => /^Guest/.test(e.reason));
+    expect(await guestWarnings()).toEqual([]);
+    const destroyedAt = Date.now();
+    await virsh("destroy", guest as string);
+    const told = await eventually("GuestStopped", async () => (await guestWarnings())[0], 30_000, 250);
+    console.log(
+      `virsh destroy to the GuestStopped Event: ${((Date.now() - destroyedAt) / 1000).toFixed(1)} s`,
+    );
+    expect(told).toMatchObject({ type: "Warning", reason: "GuestStopped" });
+    expect(told.message).toBe(
+      `guest ${guest} of replica 0 on host kvm-host: Stopped Destroyed, not done by the operator`,
+    );
+    const recreated = await eventually(
+      "ReplicaRecreated",
+      async () => (await world.events(MEMO)).find((e) => e.reason === "ReplicaRecreated"),
+      600_000,
+      2000,
+    );
+    expect(recreated.type).toBe("Warning");
+    expect(recreated.message).toMatch(
+      new RegExp(`its guest ${guest} is shut off; guest booted in [\\d.]+ s`),
+    );
+    const replaced = await world.readyAgentType(MEMO, 600_000);
+    expect(await guestNames(replaced)).toEqual([guest]);
+    // The test's own driver still holds a connection pinned to the old guest's key: drop it.
+    await world.driver.close();
+    expect(await agentMemory(replaced, "notes/first")).toContain('"written":"before"');
+
+    // Deleted with Retain: the disk stays; the AgentType made again under its name finds it.
+    await world.client.delete(resources.agentType, namespace, MEMO);
+    await world.gone(MEMO, 300_000);
+    expect(await guestNames(replaced)).toEqual([]);
+    expect(await onHost(`ls ${disk}`)).toBe(disk);
+    const cleaned = (await world.events(MEMO)).find((e) => e.reason === "HostCleanedUp");
+    expect(cleaned?.message).toMatch(/its persistent memory stays there \(retainPolicy Retain\)/);
+    await world.client.create(resources.agentType, namespace, memo("Delete"));
+    const again = await world.readyAgentType(MEMO);
+    expect(again.metadata.uid).not.toBe(first.metadata.uid);
+    expect(await agentMemory(again, "notes/first")).toContain('"written":"before"');
+
+    // Deleted with Delete: nothing of it is left on the host.
+    await world.client.delete(resources.agentType, namespace, MEMO);
+    await world.gone(MEMO, 300_000);
+    expect(await onHost(`ls -A ${world.stateDir}/data`)).toBe("");
+    expect(await world.driver.guests(managedFilter(), within(60_000))).toEqual([]);
+  }, 1_500_000);
 });

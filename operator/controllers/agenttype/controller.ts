@@ -3,6 +3,7 @@
 // (Watches: a tool change wakes every AgentType asking for that tool).
 import { isDeepStrictEqual } from "node:util";
 import { AGENT_LABEL, FIELD_MANAGER } from "../../build/names.ts";
+import { LABEL_NAME, LABEL_NAMESPACE, LABEL_UID, replicaOf } from "../../drivers/labels.ts";
 import { Controller } from "../../engine/controller.ts";
 import type { ControllerContext } from "../../engine/controller-context.ts";
 import { objectKey } from "../../engine/informer.ts";
@@ -162,6 +163,28 @@ export function setupAgentTypeController(context: ControllerContext): Controller
   });
   pods.on((event, pod, previous) => {
     if (event !== "update" || podViewChanged(previous, pod)) queue.add(agentOf(pod));
+  });
+  // What a host's driver sees happen to an agent's group (libvirt: a guest stopped) wakes its
+  // AgentType at once; what happened outside the operator is told as a Warning Event.
+  context.hosts.onGroupEvent((host, event) => {
+    const namespace = event.labels[LABEL_NAMESPACE];
+    const name = event.labels[LABEL_NAME];
+    if (namespace === undefined || name === undefined) return;
+    const key = `${namespace}/${name}`;
+    queue.add(key);
+    const agent = agentTypes.get(key);
+    if (event.warning === undefined || agent === undefined || agent.metadata.uid !== event.labels[LABEL_UID])
+      return;
+    const replica = replicaOf(event.labels)?.replica;
+    void events
+      .record(
+        agent,
+        "Warning",
+        event.warning,
+        `guest ${event.group} of replica ${replica} on host ${host}: ${event.change}, not done by the operator`,
+        AbortSignal.timeout(30_000),
+      )
+      .catch((err: unknown) => logger.warn({ err }, "could not record a guest's Event"));
   });
   for (const { type, informer } of Object.values(ownedKinds)) {
     const { plural } = type;

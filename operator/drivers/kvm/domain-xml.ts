@@ -25,6 +25,8 @@ export interface DomainSpec {
   accel: Acceleration;
   /** The guest's overlay disk (qcow2 backed by the base image). */
   disk: string;
+  /** The replica's data disk (persistent memory), which outlives its guests: vdb, serial DATA_DISK_SERIAL. */
+  dataDisk?: string;
   kernel: string;
   initrd: string;
   /** The libvirt network the NIC attaches to. */
@@ -51,6 +53,9 @@ export const KERNEL_ARGS =
   "root=/dev/vda rw console=ttyS0 quiet systemd.show_status=false panic=-1 mitigations=off";
 
 const SEED_PREFIX = "agenttype:";
+
+/** The data disk's serial: the guest finds it as /dev/disk/by-id/virtio-<serial>. */
+export const DATA_DISK_SERIAL = "agenttype-data";
 
 export function escapeXml(text: string): string {
   return text
@@ -129,7 +134,17 @@ ${oem}
       <source file="${x(spec.disk)}"/>
       <target dev="vda" bus="virtio"/>
     </disk>
-    <interface type="network">
+${
+  spec.dataDisk === undefined
+    ? ""
+    : `    <disk type="file" device="disk">
+      <driver name="qemu" type="qcow2" discard="unmap"/>
+      <source file="${x(spec.dataDisk)}"/>
+      <target dev="vdb" bus="virtio"/>
+      <serial>${DATA_DISK_SERIAL}</serial>
+    </disk>
+`
+}    <interface type="network">
       <mac address="${x(spec.mac)}"/>
       <source network="${x(spec.network)}"/>
       <model type="virtio"/>

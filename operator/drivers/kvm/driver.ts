@@ -6,7 +6,8 @@
 // replica's labels in their domain metadata, so listing and adoption need no local state.
 import { posix } from "node:path";
 import * as z from "zod";
-import { type Call, sleep, subCall } from "../call.ts";
+import { jitteredBackoff } from "../backoff.ts";
+import { type Call, sleep, subCall, within } from "../call.ts";
 import {
   type ContainerConfigInput,
   type GroupConfigInput,
@@ -17,6 +18,7 @@ import {
   type VolumeConfigInput,
   volumeConfig,
 } from "../config.ts";
+import { volumePath } from "../containerd/cri-spec.ts";
 import { ContainerdDriver } from "../containerd/driver.ts";
 import type {
   ContainerDriver,
@@ -24,7 +26,9 @@ import type {
   ContainerInfo,
   DriverHealth,
   ExecResult,
+  GroupEvent,
   GroupInfo,
+  GroupMachine,
   LogLine,
   LogOptions,
   VolumeInfo,
@@ -32,10 +36,16 @@ import type {
 } from "../driver.ts";
 import { CreationFailedError, isDriverError, NotFoundError, TimeoutError } from "../errors.ts";
 import {
+  LABEL_CPU_MILLIS,
+  LABEL_MEMORY_BYTES,
   LABEL_NAME,
   LABEL_NAMESPACE,
+  LABEL_PERSISTENT,
+  LABEL_PERSISTENT_BYTES,
+  LABEL_REPLICA,
   LABEL_SPEC_HASH,
   matchesLabels,
+  persistentVolumeName,
   replicaName,
   replicaOf,
 } from "../labels.ts";
@@ -43,10 +53,10 @@ import type { DriverFactory } from "../registry.ts";
 import { SshConnection } from "../ssh/connection.ts";
 import { shellCommand } from "../transport.ts";
 import { type AccelProbe, probeAccel } from "./accel.ts";
-import { type DomainSpec, domainXml, guestMac } from "./domain-xml.ts";
+import { DATA_DISK_SERIAL, type DomainSpec, domainXml, guestMac } from "./domain-xml.ts";
 import { type GuestKeyStore, type GuestKeys, type GuestRef, generateGuestKeys } from "./guest-keys.ts";
 import { GUEST_SSH_PORT, openThroughHost } from "./guest-link.ts";
-import { type GuestListing, Virsh } from "./virsh.ts";
+import { type GuestListing, type LifecycleEvent, Virsh } from "./virsh.ts";
 
 const absolutePath = z.string().regex(/^\/[^\0]*[^/\0]$/, { error: "must be an absolute path" });
 
@@ -74,6 +84,18 @@ export type KvmSettings = z.output<typeof kvmSettings>;
 /** The containerd inside every guest, as the guest image sets it up. */
 const GUEST_CONTAINERD = { socket: "/run/containerd/containerd.sock", stateDir: "/var/lib/agenttype" };
 const SHUTDOWN_MAX_MS = 30_000;
+/** Lifecycle events an owner hears of (a Warning Event) when the driver did not cause them. */
+const WARNING_EVENTS: Record<string, string> = {
+  Stopped: "GuestStopped",
+  Crashed: "GuestCrashed",
+  Suspended: "GuestPaused",
+  PMSuspended: "GuestPMSuspended",
+};
+/** How long after the driver acted on a guest the guest's events are still its doing. */
+const OWN_EVENTS_WINDOW_MS = 30_000;
+/** The event channel is opened anew at least this often (a deadline, like every call). */
+const EVENT_CHANNEL_MAX_MS = 3_600_000;
+const EVENT_CHANNEL_BACKOFF = { initialMs: 1_000, maxMs: 30_000 };
 
 /** How long each stage of a guest's boot took, in milliseconds; the benchmark reads it. */
 export interface BootTimes {
@@ -112,9 +134,6 @@ export function guestName(labels: Labels): string {
   return hash ? `${base}_${hash}` : base;
 }
 
-/** Labels saying what a replica takes (placement/host-plan.ts), read to size its guest. */
-const LABEL_CPU_MILLIS = "agenttype.dev/cpu-millis";
-const LABEL_MEMORY_BYTES = "agenttype.dev/memory-bytes";
 /** What the guest's own system (kernel, systemd, containerd, sshd) needs beside the agent's group. */
 export const GUEST_OVERHEAD_MIB = 256;
 
@@ -134,6 +153,28 @@ export function guestSize(
     memoryMiB: Math.max(settings.memoryMiB, bytes > 0 ? Math.ceil(bytes / 2 ** 20) + GUEST_OVERHEAD_MIB : 0),
   };
 }
+
+/**
+ * The replica's data disk on the host (persistent memory) when its labels ask for one: named
+ * after its namespace, AgentType and replica, not its uid or spec, so that it outlives its
+ * guests and an AgentType re-created under its name finds it. Pure.
+ */
+export function dataDiskOf(
+  labels: Labels,
+  stateDir: string,
+): { path: string; record: string; sizeBytes: number } | undefined {
+  const sizeBytes = Number(labels[LABEL_PERSISTENT_BYTES]);
+  const namespace = labels[LABEL_NAMESPACE];
+  const name = labels[LABEL_NAME];
+  const replica = Number(labels[LABEL_REPLICA]);
+  if (!(sizeBytes > 0) || namespace === undefined || name === undefined || !Number.isInteger(replica))
+    return undefined;
+  const base = `${stateDir}/data/${persistentVolumeName({ namespace, name }, replica)}`;
+  return { path: `${base}.qcow2`, record: `${base}.json`, sizeBytes };
+}
+
+/** The guest's mount of its data disk; each persistent volume is a directory on it, bind-mounted. */
+const GUEST_DATA_MOUNT = "/var/lib/agenttype-data";
 
 /** A hostname from a guest name: lower-case letters, digits and '-', at most 63. */
 export function guestHostname(name: string): string {
@@ -177,8 +218,22 @@ export class KvmDriver implements ContainerDriver {
   #accel: Promise<AccelProbe> | undefined;
   /** Boot stage times of the guests this driver booted, by guest name. */
   readonly bootTimes = new Map<string, BootTimes>();
+  /** Guests the driver is changing: name → until when their lifecycle events are its own doing. */
+  readonly #acting = new Map<string, number>();
+  /** Labels of the guests last listed or booted, by name: whose a lifecycle event is. */
+  readonly #known = new Map<string, Labels>();
+  readonly #closing = new AbortController();
+  /** Times the libvirt event channel was opened (reopened after libvirtd or the host went away). */
+  eventChannelOpens = 0;
+  /** Why the event channel ended at once, the last time it did. */
+  #eventChannelProblem: string | undefined;
 
-  constructor(settings: KvmSettings, host: SshConnection, keys: GuestKeyStore) {
+  constructor(
+    settings: KvmSettings,
+    host: SshConnection,
+    keys: GuestKeyStore,
+    groupEvents?: (event: GroupEvent) => void,
+  ) {
     this.#settings = settings;
     this.#host = host;
     this.#keys = keys;
@@ -188,6 +243,66 @@ export class KvmDriver implements ContainerDriver {
       list: (filter, call) => this.#listVolumes(filter, call),
       remove: (name, call) => this.#removeVolume(name, call),
     };
+    if (groupEvents !== undefined) void this.#watchEvents(groupEvents);
+  }
+
+  // ------------------------------------------------------------------ libvirt's events
+
+  /**
+   * Keeps `virsh event` open on the host's connection for as long as the driver lives, and
+   * reopens it with backoff when it ends (libvirtd restarted, the host unreachable). What runs
+   * stays correct without it: owners also look on an interval; the channel makes them look at once.
+   */
+  async #watchEvents(emit: (event: GroupEvent) => void): Promise<void> {
+    const signal = this.#closing.signal;
+    for (let failures = 0; !signal.aborted; ) {
+      const opened = Date.now();
+      this.eventChannelOpens++;
+      const ended = await this.#virsh
+        .events((event) => this.#onLifecycle(event, emit), within(EVENT_CHANNEL_MAX_MS, signal))
+        .catch((err: unknown) => (err instanceof Error ? err.message : String(err)));
+      if (signal.aborted) return;
+      const lived = Date.now() - opened;
+      // A channel that ends at once is broken, not interrupted: the host's health says why.
+      this.#eventChannelProblem = lived < 5_000 ? ended : undefined;
+      failures = lived > 60_000 ? 1 : failures + 1;
+      await sleep(jitteredBackoff(failures, EVENT_CHANNEL_BACKOFF, Math.random()), signal).catch(() => {});
+    }
+  }
+
+  #onLifecycle(event: LifecycleEvent, emit: (event: GroupEvent) => void): void {
+    const labels = this.#guests.get(event.domain)?.labels ?? this.#known.get(event.domain);
+    if (labels === undefined || replicaOf(labels) === undefined) return;
+    // A guest that stopped has no sshd: the next use connects anew.
+    if (event.kind === "Stopped" || event.kind === "Crashed") this.#forget(event.domain);
+    const own = (this.#acting.get(event.domain) ?? 0) > Date.now();
+    const warning = own ? undefined : WARNING_EVENTS[event.kind];
+    emit({
+      labels,
+      group: event.domain,
+      change: event.change,
+      ...(warning === undefined ? {} : { warning }),
+    });
+  }
+
+  /** Runs what the driver does to a guest, marking the guest's events as its own doing. */
+  async #act<T>(name: string, work: () => Promise<T>): Promise<T> {
+    this.#acting.set(name, Number.POSITIVE_INFINITY);
+    try {
+      return await work();
+    } finally {
+      this.#acting.set(name, Date.now() + OWN_EVENTS_WINDOW_MS);
+      for (const [n, until] of this.#acting) if (until < Date.now()) this.#acting.delete(n);
+    }
+  }
+
+  /** Every domain with its state and labels; remembers whose each guest is. */
+  async #list(call: Call): Promise<GuestListing[]> {
+    const listing = await this.#virsh.listGuests(call);
+    for (const name of this.#known.keys())
+      if (!this.#booting.has(name) && !listing.some((g) => g.name === name)) this.#known.delete(name);
+    for (const g of listing) this.#known.set(g.name, g.labels);
+    return listing;
   }
 
   get #imageDir(): string {
@@ -226,7 +341,15 @@ export class KvmDriver implements ContainerDriver {
       };
     const accel = await this.accel(call);
     versions.accel = accel.accel;
-    return { ready: true, versions, ...(accel.accel === "tcg" ? { message: `TCG: ${accel.reason}` } : {}) };
+    const notes = [
+      ...(accel.accel === "tcg" ? [`TCG: ${accel.reason}`] : []),
+      ...(this.#eventChannelProblem === undefined
+        ? []
+        : [
+            `libvirt's event channel keeps ending (${this.#eventChannelProblem}): guests' changes are seen every 10 s only`,
+          ]),
+    ];
+    return { ready: true, versions, ...(notes.length === 0 ? {} : { message: notes.join("; ") }) };
   }
 
   // ------------------------------------------------------------------ guests
@@ -270,7 +393,7 @@ export class KvmDriver implements ContainerDriver {
   }
 
   async #bootOrAdopt(name: string, labels: Labels, mode: "boot" | "adopt", call: Call): Promise<Guest> {
-    const listing = (await this.#virsh.listGuests(call)).find((g) => g.name === name);
+    const listing = (await this.#list(call)).find((g) => g.name === name);
     if (listing?.state === "running") return this.#adopt({ name, labels: listing.labels }, call);
     if (mode === "adopt") throw new NotFoundError(`running guest ${name}`);
     if (listing?.saved)
@@ -283,8 +406,9 @@ export class KvmDriver implements ContainerDriver {
 
   async #boot(name: string, labels: Labels, call: Call): Promise<Guest> {
     this.#booting.add(name);
+    this.#known.set(name, labels);
     try {
-      return await this.#bootOnce(name, labels, call);
+      return await this.#act(name, () => this.#bootOnce(name, labels, call));
     } finally {
       this.#booting.delete(name);
     }
@@ -305,12 +429,15 @@ export class KvmDriver implements ContainerDriver {
       ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", this.#settings.baseImage, disk],
       subCall(call, 60_000),
     );
+    const data = dataDiskOf(labels, this.#settings.stateDir);
+    if (data !== undefined) await this.#ensureDataDisk(data, call);
     const spec: DomainSpec = {
       name,
       vcpus: size.vcpus,
       memoryMiB: size.memoryMiB,
       accel,
       disk,
+      ...(data === undefined ? {} : { dataDisk: data.path }),
       kernel: `${this.#imageDir}/vmlinuz`,
       initrd: `${this.#imageDir}/initrd.img`,
       network: this.#settings.network,
@@ -336,6 +463,36 @@ export class KvmDriver implements ContainerDriver {
     const guest = await this.#connect({ name, labels }, keys, call, started);
     this.bootTimes.set(name, { start: started - t0, ...guest.times });
     return guest.guest;
+  }
+
+  /**
+   * Creates the replica's data disk when it has none, and grows it to the size asked; never
+   * shrinks it (what it holds would be cut off): a smaller size is refused, naming both.
+   */
+  async #ensureDataDisk(data: { path: string; sizeBytes: number }, call: Call): Promise<void> {
+    const dir = posix.dirname(data.path);
+    const info = await this.#virsh.shell(
+      [
+        "sh",
+        "-c",
+        'set -e; install -d -m 700 "$1"; [ -e "$2" ] || qemu-img create -q -f qcow2 "$2" "$3"; qemu-img info --output=json "$2"',
+        "sh",
+        dir,
+        data.path,
+        String(data.sizeBytes),
+      ],
+      subCall(call, 60_000),
+    );
+    const size = Number((JSON.parse(info) as { "virtual-size"?: number })["virtual-size"]);
+    if (size > data.sizeBytes)
+      throw new CreationFailedError(
+        `spec.memory.size (${data.sizeBytes} bytes) is below the size of the replica's data disk ${data.path} (${size} bytes): a data disk never shrinks; ask for at least ${size} bytes`,
+      );
+    if (size < data.sizeBytes)
+      await this.#virsh.shell(
+        ["qemu-img", "resize", "-q", data.path, String(data.sizeBytes)],
+        subCall(call, 60_000),
+      );
   }
 
   /** A running guest this driver did not boot (an operator restart): its keys are in the store. */
@@ -425,7 +582,11 @@ export class KvmDriver implements ContainerDriver {
    * Shuts the guest down (poweroff through its connection, else ACPI; destroyed past the grace),
    * undefines it, and removes its disk and keys.
    */
-  async #removeGuest(
+  #removeGuest(name: string, labels: Labels | undefined, gracePeriodMs: number, call: Call): Promise<void> {
+    return this.#act(name, () => this.#removeGuestNow(name, labels, gracePeriodMs, call));
+  }
+
+  async #removeGuestNow(
     name: string,
     labels: Labels | undefined,
     gracePeriodMs: number,
@@ -469,7 +630,7 @@ export class KvmDriver implements ContainerDriver {
 
   /** Guests of ours, with their libvirt state, whose labels may hold objects matching `filter`. */
   async guests(filter: LabelFilter, call: Call): Promise<GuestListing[]> {
-    return (await this.#virsh.listGuests(call)).filter(
+    return (await this.#list(call)).filter(
       (g) => replicaOf(g.labels) !== undefined && guestMayMatch(g.labels, filter),
     );
   }
@@ -488,7 +649,7 @@ export class KvmDriver implements ContainerDriver {
     const { guest: name, inner } = splitId(id);
     const known = this.#guests.get(name);
     if (known !== undefined) return { guest: known, inner };
-    const listing = (await this.#virsh.listGuests(call)).find((g) => g.name === name);
+    const listing = (await this.#list(call)).find((g) => g.name === name);
     if (listing?.state !== "running") throw new NotFoundError(`guest ${name}`);
     return { guest: await this.#ensureGuest(listing.labels, "adopt", call), inner };
   }
@@ -499,7 +660,7 @@ export class KvmDriver implements ContainerDriver {
     for (const g of await this.guests(filter, call)) {
       if (g.state !== "running" && g.state !== "paused") continue;
       this.#forget(g.name);
-      await this.#virsh.run(["managedsave", g.name], call);
+      await this.#act(g.name, () => this.#virsh.run(["managedsave", g.name], call));
       done.push(g.name);
     }
     return done;
@@ -510,8 +671,10 @@ export class KvmDriver implements ContainerDriver {
     const done: string[] = [];
     for (const g of await this.guests(filter, call)) {
       if (!g.saved || g.state === "running") continue;
-      await this.#virsh.run(["start", g.name], call);
-      await this.#ensureGuest(g.labels, "adopt", call);
+      await this.#act(g.name, async () => {
+        await this.#virsh.run(["start", g.name], call);
+        await this.#ensureGuest(g.labels, "adopt", call);
+      });
       done.push(g.name);
     }
     return done;
@@ -538,6 +701,7 @@ export class KvmDriver implements ContainerDriver {
     const groups: GroupInfo[] = [];
     for (const g of await this.guests(filter, call)) {
       const guest = g.state === "running" ? await this.#adoptIfRunning(g.labels, call) : undefined;
+      const machine = guestMachine(g);
       if (guest === undefined) {
         // A guest that is not running holds a group that is not ready: its owner sees and replaces it.
         if (matchesLabels(g.labels, filter))
@@ -548,11 +712,12 @@ export class KvmDriver implements ContainerDriver {
             labels: g.labels,
             state: "not-ready",
             message: `its guest ${g.name} is ${g.saved ? "saved to disk (suspended)" : g.state}`,
+            machine,
           });
         continue;
       }
       for (const group of await guest.driver.listGroups(filter, call))
-        groups.push(prefixed(guest.name, group));
+        groups.push({ ...prefixed(guest.name, group), machine });
     }
     return groups;
   }
@@ -565,7 +730,7 @@ export class KvmDriver implements ContainerDriver {
       await known.driver
         .removeGroup(inner, gracePeriodMs, subCall(call, gracePeriodMs + 30_000))
         .catch(() => {});
-    const labels = known?.labels ?? (await this.#virsh.listGuests(call)).find((g) => g.name === name)?.labels;
+    const labels = known?.labels ?? (await this.#list(call)).find((g) => g.name === name)?.labels;
     await this.#removeGuest(name, labels, gracePeriodMs, call);
   }
 
@@ -628,17 +793,107 @@ export class KvmDriver implements ContainerDriver {
   async #createVolume(input: VolumeConfigInput, call: Call): Promise<VolumeInfo> {
     const config = parseConfig(volumeConfig, "volume", input);
     const guest = await this.#ensureGuest(config.labels, "boot", call);
-    return guest.driver.volumes.create(config, call);
+    if (config.labels[LABEL_PERSISTENT] !== "true") return guest.driver.volumes.create(config, call);
+    return this.#mountDataVolume(guest, config, call);
+  }
+
+  /**
+   * A persistent volume: a directory on the guest's data disk (formatted on first use, grown to
+   * the disk's size), bind-mounted where the guest's containerd driver keeps its volumes; its
+   * record on the host beside the disk, so that it is listed, and removed, with no guest running.
+   */
+  async #mountDataVolume(
+    guest: Guest,
+    config: ReturnType<typeof volumeConfig.parse>,
+    call: Call,
+  ): Promise<VolumeInfo> {
+    const data = dataDiskOf(config.labels, this.#settings.stateDir);
+    if (data === undefined)
+      throw new CreationFailedError(
+        `volume ${config.name}: a persistent volume's labels must give its size (${LABEL_PERSISTENT_BYTES}) and replica`,
+      );
+    if (config.files.length > 0 || config.directories.length > 0)
+      throw new CreationFailedError(`volume ${config.name}: a persistent volume starts empty`);
+    const script = [
+      "set -e",
+      `dev=/dev/disk/by-id/virtio-${DATA_DISK_SERIAL}; [ -e "$dev" ] || dev=/dev/vdb`,
+      `mnt=${GUEST_DATA_MOUNT}; dir="$mnt/$1"; root="$2"`,
+      'if ! mountpoint -q "$mnt"; then',
+      '  blkid "$dev" >/dev/null 2>&1 || mkfs.ext4 -q -L agenttype-data "$dev"',
+      '  install -d -m 700 "$mnt"; mount "$dev" "$mnt"',
+      "fi",
+      'resize2fs "$dev" >/dev/null 2>&1 || true',
+      'install -d -o "$3" -g "$4" -m "$5" "$dir"; chown "$3:$4" "$dir"; chmod "$5" "$dir"',
+      'install -d -m 700 "$(dirname "$root")"; install -d "$root"',
+      'mountpoint -q "$root" || mount --bind "$dir" "$root"',
+    ].join("\n");
+    const root = volumePath(GUEST_CONTAINERD, config.name);
+    const made = await guest.connection.exec(
+      shellCommand([
+        "sh",
+        "-c",
+        script,
+        "sh",
+        config.name,
+        root,
+        String(config.uid),
+        String(config.gid),
+        config.mode.toString(8),
+      ]),
+      {},
+      subCall(call, 120_000),
+    );
+    if (made.exitCode !== 0)
+      throw new CreationFailedError(
+        `mount the data disk of volume ${config.name} in guest ${guest.name}: ${made.stderr.trim()}`,
+      );
+    await this.#host.writeFile(
+      data.record,
+      `${JSON.stringify({ name: config.name, labels: config.labels, disk: data.path })}\n`,
+      { mode: 0o600 },
+      subCall(call, 30_000),
+    );
+    return { name: config.name, labels: config.labels, path: data.path };
+  }
+
+  /** The records of the data disks on the host: the persistent volumes, whether a guest runs or not. */
+  async #dataVolumes(call: Call): Promise<(VolumeInfo & { record: string })[]> {
+    const dir = `${this.#settings.stateDir}/data`;
+    const listed = await this.#host.exec(
+      `for f in ${shellCommand([dir])}/*.json; do [ -f "$f" ] && { printf '%s ' "$f"; tr -d '\\n' < "$f"; echo; }; done; true`,
+      {},
+      subCall(call, 30_000),
+    );
+    const volumes: (VolumeInfo & { record: string })[] = [];
+    for (const line of listed.stdout.split("\n")) {
+      const at = line.indexOf(" ");
+      if (at <= 0) continue;
+      try {
+        const r = JSON.parse(line.slice(at + 1)) as { name: string; labels: Labels; disk: string };
+        volumes.push({ name: r.name, labels: r.labels, path: r.disk, record: line.slice(0, at) });
+      } catch {
+        // A record cut short by a crash: its volume is made again by the next start.
+      }
+    }
+    return volumes;
   }
 
   async #listVolumes(filter: LabelFilter, call: Call): Promise<VolumeInfo[]> {
     const volumes: VolumeInfo[] = [];
     for (const guest of await this.#running(filter, call))
       volumes.push(...(await guest.driver.volumes.list(filter, call)));
+    for (const { record: _record, ...v } of await this.#dataVolumes(call))
+      if (matchesLabels(v.labels, filter) && !volumes.some((known) => known.name === v.name)) volumes.push(v);
     return volumes;
   }
 
   async #removeVolume(name: string, call: Call): Promise<void> {
+    const data = (await this.#dataVolumes(call)).find((v) => v.name === name);
+    if (data !== undefined) {
+      // Its guests are gone first (removeReplicas removes groups before volumes).
+      await this.#virsh.shell(["rm", "-f", data.path, data.record], subCall(call, 30_000));
+      return;
+    }
     // A replica's volumes are named after its group, which its guests' names begin with.
     for (const guest of this.#guests.values()) {
       const group =
@@ -648,8 +903,14 @@ export class KvmDriver implements ContainerDriver {
   }
 
   async close(): Promise<void> {
+    this.#closing.abort(new Error("the kvm driver is closed"));
     for (const name of [...this.#guests.keys()]) this.#forget(name);
   }
+}
+
+/** What a group's status says of its guest: libvirt's state ("saved" when suspended), size and use. */
+export function guestMachine(g: GuestListing): GroupMachine {
+  return { name: g.name, state: g.saved && g.state === "shut off" ? "saved" : g.state, ...g.usage };
 }
 
 function prefixed(guest: string, group: GroupInfo): GroupInfo {
@@ -668,6 +929,6 @@ export const kvmDriver: DriverFactory<typeof kvmSettings> = {
     if (!(transport instanceof SshConnection))
       throw new Error("the kvm driver needs an SSH connection to its host");
     if (services.guestKeys === undefined) throw new Error("the kvm driver needs a store for guests' keys");
-    return new KvmDriver(settings, transport, services.guestKeys);
+    return new KvmDriver(settings, transport, services.guestKeys, services.groupEvents);
   },
 };

@@ -9,8 +9,22 @@ import {
   parseGuestMetadata,
   seedStrings,
 } from "./domain-xml.ts";
-import { GUEST_OVERHEAD_MIB, guestHostname, guestMayMatch, guestName, guestSize, splitId } from "./driver.ts";
-import { parseDomainState, parseDomifaddr, parseGuestList, virshError } from "./virsh.ts";
+import {
+  dataDiskOf,
+  GUEST_OVERHEAD_MIB,
+  guestHostname,
+  guestMayMatch,
+  guestName,
+  guestSize,
+  splitId,
+} from "./driver.ts";
+import {
+  parseDomainState,
+  parseDomifaddr,
+  parseGuestList,
+  parseLifecycleEvent,
+  virshError,
+} from "./virsh.ts";
 
 const owner = { namespace: "team-a", name: "coder", uid: "3f1c2b9a-0000-4000-8000-000000000001" };
 
@@ -50,6 +64,14 @@ describe("domainXml", () => {
     expect(xml).toContain('<serial type="file">');
     expect(xml).toContain('<source path="/var/lib/agenttype/kvm/g/console.log"/>');
     expect(xml).toContain("qemu64");
+  });
+
+  it("attaches the replica's data disk as vdb with the serial the guest finds it by, only when it has one", () => {
+    expect(domainXml(spec)).not.toContain("vdb");
+    const xml = domainXml({ ...spec, dataDisk: "/var/lib/agenttype/kvm/data/team-a_coder_0-memory.qcow2" });
+    expect(xml).toMatch(
+      /<source file="\/var\/lib\/agenttype\/kvm\/data\/team-a_coder_0-memory.qcow2"\/>\s*<target dev="vdb" bus="virtio"\/>\s*<serial>agenttype-data<\/serial>/,
+    );
   });
 
   it("uses KVM and the host's CPU when the host accelerates", () => {
@@ -106,21 +128,62 @@ describe("virsh output", () => {
     expect(parseDomifaddr(leases)).toBe("10.243.0.17");
   });
 
-  it("parses the one-round-trip guest listing", () => {
+  it("parses the one-round-trip guest listing: state, managed save, sizes and use, labels", () => {
+    const dominfo = (state: string, saved: string) =>
+      [
+        "Id:             1",
+        "Name:           g1",
+        "OS Type:        hvm",
+        `State:          ${state}`,
+        "CPU(s):         2",
+        "CPU time:       5.6s",
+        "Max memory:     1310720 KiB",
+        "Used memory:    1310720 KiB",
+        `Managed save:   ${saved}`,
+      ].join("\n");
     const text = [
       "--agenttype-domain-- g1",
-      "running",
-      "Managed save:   no",
+      dominfo("running", "no"),
+      "  balloon.rss=266076",
       `<at:guest xmlns:at="https://agenttype.dev/kvm/guest/v1"><at:label key="agenttype.dev/replica" value="0"/></at:guest>`,
       "--agenttype-domain-- other",
-      "shut off",
+      "State:          shut off",
+      "CPU(s):         1",
+      "Max memory:     524288 KiB",
       "Managed save:   yes",
+      "--agenttype-domain-- vanished",
       "",
     ].join("\n");
     expect(parseGuestList(text)).toEqual([
-      { name: "g1", state: "running", saved: false, labels: { "agenttype.dev/replica": "0" } },
-      { name: "other", state: "shut off", saved: true, labels: {} },
+      {
+        name: "g1",
+        state: "running",
+        saved: false,
+        labels: { "agenttype.dev/replica": "0" },
+        usage: { vcpus: 2, memoryMiB: 1280, cpuSeconds: 5.6, rssMiB: 260 },
+      },
+      {
+        name: "other",
+        state: "shut off",
+        saved: true,
+        labels: {},
+        usage: { vcpus: 1, memoryMiB: 512, cpuSeconds: 0 },
+      },
+      { name: "vanished", state: "no state", saved: false, labels: {} },
     ]);
+  });
+
+  it("parses virsh's lifecycle events, with or without a timestamp", () => {
+    expect(
+      parseLifecycleEvent(
+        "2026-11-26 22:19:54.771+0000: event 'lifecycle' for domain 'g_1.x': Stopped Destroyed",
+      ),
+    ).toEqual({ domain: "g_1.x", change: "Stopped Destroyed", kind: "Stopped" });
+    expect(
+      parseLifecycleEvent("event 'lifecycle' for domain 'g': Shutdown Finished after host request"),
+    ).toEqual({ domain: "g", change: "Shutdown Finished after host request", kind: "Shutdown" });
+    expect(parseLifecycleEvent("events received: 4")).toBeUndefined();
+    expect(parseLifecycleEvent("error: Disconnected from qemu:///system due to end of file")).toBeUndefined();
   });
 
   it("turns virsh's failures into driver errors", () => {
@@ -131,6 +194,26 @@ describe("virsh output", () => {
     const bad = virshError("virsh define", "h", "error: XML error: bad");
     expect(bad.code).toBe("CreationFailed");
     expect(bad.retryable).toBe(false);
+  });
+});
+
+describe("dataDiskOf", () => {
+  it("names a replica's data disk after its namespace, AgentType and replica: the same for every guest and uid", () => {
+    const labels = { ...replicaLabels(owner, 2), "agenttype.dev/persistent-bytes": "1073741824" };
+    const disk = {
+      path: "/srv/kvm/data/team-a_coder_2-memory.qcow2",
+      record: "/srv/kvm/data/team-a_coder_2-memory.json",
+      sizeBytes: 2 ** 30,
+    };
+    expect(dataDiskOf(labels, "/srv/kvm")).toEqual(disk);
+    const recreated = { ...owner, uid: "9e9e9e9e-0000-4000-8000-000000000002" };
+    expect(
+      dataDiskOf(
+        { ...replicaLabels(recreated, 2), "agenttype.dev/persistent-bytes": "1073741824" },
+        "/srv/kvm",
+      ),
+    ).toEqual(disk);
+    expect(dataDiskOf(replicaLabels(owner, 2), "/srv/kvm")).toBeUndefined();
   });
 });
 

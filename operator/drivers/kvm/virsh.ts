@@ -18,12 +18,34 @@ export type DomainState =
   | "pmsuspended"
   | "no state";
 
+/** What libvirt says a guest has and uses (`dominfo`, `domstats --balloon`). */
+export interface GuestUsage {
+  vcpus: number;
+  /** Memory given to the guest. */
+  memoryMiB: number;
+  /** CPU time the guest has used since it started. */
+  cpuSeconds: number;
+  /** Resident memory of its QEMU process on the host; absent when libvirt cannot tell. */
+  rssMiB?: number;
+}
+
 export interface GuestListing {
   name: string;
   state: DomainState;
   /** A managed save image exists: starting the domain resumes it where it was. */
   saved: boolean;
   labels: Labels;
+  /** Absent when dominfo printed no sizes (a domain going away under us). */
+  usage?: GuestUsage;
+}
+
+/** One line of `virsh event --loop --event lifecycle`: what happened to which domain. */
+export interface LifecycleEvent {
+  domain: string;
+  /** libvirt's event and detail, for example "Stopped Destroyed" or "Crashed Panicked". */
+  change: string;
+  /** The event's first word: Defined, Undefined, Started, Suspended, Resumed, Stopped, Shutdown, PMSuspended, Crashed. */
+  kind: string;
 }
 
 const SEPARATOR = "--agenttype-domain--";
@@ -83,8 +105,8 @@ export class Virsh {
     const script = [
       `for d in $(virsh -q -c ${uri} list --all --name); do`,
       `  echo ${SEPARATOR} "$d"`,
-      `  virsh -q -c ${uri} domstate "$d" 2>/dev/null || echo 'no state'`,
-      `  virsh -q -c ${uri} dominfo "$d" 2>/dev/null | grep -i '^Managed save:'`,
+      `  virsh -q -c ${uri} dominfo "$d" 2>/dev/null`,
+      `  virsh -q -c ${uri} domstats --balloon "$d" 2>/dev/null | grep 'balloon.rss='`,
       `  virsh -q -c ${uri} metadata "$d" ${ns} 2>/dev/null`,
       "done",
     ].join("\n");
@@ -95,6 +117,31 @@ export class Virsh {
 
   async state(name: string, call: Call): Promise<DomainState> {
     return parseDomainState(await this.run(["domstate", name], call));
+  }
+
+  /**
+   * Streams libvirt's lifecycle events to `onEvent` until the channel ends: libvirtd stopping,
+   * the host's connection dropping, or `call` aborted or past its deadline. Resolves with how
+   * it ended; the caller opens it again.
+   */
+  async events(onEvent: (event: LifecycleEvent) => void, call: Call): Promise<string> {
+    let partial = "";
+    const result = await this.#transport.exec(
+      shellCommand(["virsh", "-q", "-c", this.#uri, "event", "--loop", "--event", "lifecycle"]),
+      {
+        maxOutputBytes: 64 * 1024,
+        onStdout: (chunk) => {
+          const lines = (partial + chunk.toString("utf8")).split("\n");
+          partial = lines.pop() ?? "";
+          for (const line of lines) {
+            const event = parseLifecycleEvent(line);
+            if (event !== undefined) onEvent(event);
+          }
+        },
+      },
+      call,
+    );
+    return result.stderr.trim().split("\n")[0] || `virsh event exited with ${result.exitCode}`;
   }
 
   /**
@@ -129,17 +176,44 @@ export function parseDomifaddr(text: string): string | undefined {
   return undefined;
 }
 
+/** `event 'lifecycle' for domain 'NAME': Stopped Destroyed`, with or without a timestamp. */
+export function parseLifecycleEvent(line: string): LifecycleEvent | undefined {
+  const m = /event 'lifecycle' for domain '([^']+)': (\S.*)$/.exec(line.trim());
+  if (m === null) return undefined;
+  const change = (m[2] ?? "").trim();
+  return { domain: m[1] ?? "", change, kind: change.split(/\s+/)[0] ?? "" };
+}
+
+/** The sizes and CPU time in `dominfo` output, with the RSS of a `domstats --balloon` line. */
+export function parseGuestUsage(text: string): GuestUsage | undefined {
+  const field = (name: string) => new RegExp(`^${name}:\\s*(.+)$`, "im").exec(text)?.[1]?.trim();
+  const vcpus = Number(field("CPU\\(s\\)"));
+  const memoryKiB = Number(/^(\d+)\s*KiB/.exec(field("Max memory") ?? "")?.[1]);
+  if (!Number.isFinite(vcpus) || vcpus <= 0 || !Number.isFinite(memoryKiB)) return undefined;
+  const cpu = /^([\d.]+)s$/.exec(field("CPU time") ?? "")?.[1];
+  const rss = /balloon\.rss=(\d+)/.exec(text)?.[1];
+  return {
+    vcpus,
+    memoryMiB: Math.round(memoryKiB / 1024),
+    cpuSeconds: cpu === undefined ? 0 : Number(cpu),
+    ...(rss === undefined ? {} : { rssMiB: Math.round(Number(rss) / 1024) }),
+  };
+}
+
 export function parseGuestList(text: string): GuestListing[] {
   const guests: GuestListing[] = [];
   for (const block of text.split(`${SEPARATOR} `).slice(1)) {
-    const [name = "", state = "", ...rest] = block.split("\n");
+    const [name = "", ...rest] = block.split("\n");
     const body = rest.join("\n");
     const saved = /^Managed save:\s*yes/im.test(body);
+    const state = /^State:\s*(.+)$/im.exec(body)?.[1] ?? "";
+    const usage = parseGuestUsage(body);
     guests.push({
       name: name.trim(),
       state: parseDomainState(state),
       saved,
       labels: parseGuestMetadata(body),
+      ...(usage === undefined ? {} : { usage }),
     });
   }
   return guests;
