@@ -6,9 +6,10 @@
 // presenting another host key is refused; the guest outlives a libvirtd restart; a spec change
 // boots the new guest beside the old one before removing it; spec.suspend saves the guest and
 // clearing it resumes it where it was (a counter in the agent's memory counts on), and is
-// refused by name on other runtimes; scale; delete leaves no guest, overlay or key. Persistent
-// memory lives on a data disk that outlasts a guest destroyed from outside (told at once by
-// libvirt's event channel, and replaced) and, with retainPolicy Retain, the AgentType itself.
+// refused by name on other runtimes; delete leaves no guest, overlay or key. Persistent memory
+// lives on a data disk that outlasts a guest destroyed from outside (told at once by libvirt's
+// event channel, and replaced), scaling (a guest per replica) and, with retainPolicy Retain,
+// the AgentType itself.
 // The tests share one AgentType, each a step of its life, so that TCG boots (tens of seconds
 // each) are paid only where a check needs a new guest.
 
@@ -400,34 +401,6 @@ describe("runtime kvm through the operator", () => {
     await expect(refused).rejects.toThrow(/spec\.suspend.*suspend applies only to runtime kvm/s);
   });
 
-  it("scales 1 → 2 → 1 with kubectl scale: a guest per replica", async () => {
-    await world.kubectl("-n", namespace, "scale", "agenttype", NAME, "--replicas=2");
-    const two = await eventually(
-      "two replicas ready",
-      async () => {
-        const a = await world.getAgentType(NAME);
-        return a.status?.readyReplicas === 2 && condition(a, "Ready")?.status === "True" ? a : undefined;
-      },
-      600_000,
-      1000,
-    );
-    const names = await guestNames(two);
-    expect(names).toHaveLength(2);
-    expect(names.filter((n) => n.includes(`_${NAME}_1_`))).toHaveLength(1);
-    await world.kubectl("-n", namespace, "scale", "agenttype", NAME, "--replicas=1");
-    await eventually(
-      "one guest",
-      async () => {
-        const left = await guestNames(two);
-        return left.length === 1 && left[0]?.includes(`_${NAME}_0_`) ? left : undefined;
-      },
-      300_000,
-      1000,
-    );
-    const one = await world.readyAgentType(NAME, 300_000);
-    expect(one.status?.replicas).toBe(1);
-  }, 900_000);
-
   it("deletes through the finalizer: no guest, overlay or key is left", async () => {
     const at = await world.getAgentType(NAME);
     await world.client.delete(resources.agentType, namespace, NAME);
@@ -442,7 +415,7 @@ describe("runtime kvm through the operator", () => {
     expect(events.some((e) => e.reason === "HostCleanedUp")).toBe(true);
   }, 600_000);
 
-  it("keeps persistent memory on a data disk: through a guest destroyed from outside (GuestStopped, replaced) and, with Retain, the AgentType made again; Delete removes it", async () => {
+  it("keeps persistent memory on a data disk: through a guest destroyed from outside (GuestStopped, replaced), kubectl scale 1 → 2 → 1 and, with Retain, the AgentType made again; Delete removes it", async () => {
     const MEMO = "kvm-memo";
     const disk = `${world.stateDir}/data/${namespace}_${MEMO}_0-memory.qcow2`;
     const memo = (retainPolicy: "Retain" | "Delete") =>
@@ -486,6 +459,36 @@ describe("runtime kvm through the operator", () => {
     await world.driver.close();
     expect(await agentMemory(replaced, "notes/first")).toContain('"written":"before"');
 
+    // kubectl scale 1 → 2 → 1: a guest per replica, each with its disk; scaling down keeps
+    // replica 1's disk, as a StatefulSet keeps its claims.
+    await world.kubectl("-n", namespace, "scale", "agenttype", MEMO, "--replicas=2");
+    const two = await eventually(
+      "two replicas ready",
+      async () => {
+        const a = await world.getAgentType(MEMO);
+        return a.status?.readyReplicas === 2 && condition(a, "Ready")?.status === "True" ? a : undefined;
+      },
+      600_000,
+      1000,
+    );
+    const names = await guestNames(two);
+    expect(names).toHaveLength(2);
+    expect(names.filter((n) => n.includes(`_${MEMO}_1_`))).toHaveLength(1);
+    await world.kubectl("-n", namespace, "scale", "agenttype", MEMO, "--replicas=1");
+    await eventually(
+      "one guest",
+      async () => {
+        const left = await guestNames(two);
+        return left.length === 1 && left[0]?.includes(`_${MEMO}_0_`) ? left : undefined;
+      },
+      300_000,
+      1000,
+    );
+    expect((await world.readyAgentType(MEMO, 300_000)).status?.replicas).toBe(1);
+    expect(
+      (await onHost(`ls ${world.stateDir}/data`)).split("\n").filter((f) => f.endsWith(".qcow2")),
+    ).toEqual([`${namespace}_${MEMO}_0-memory.qcow2`, `${namespace}_${MEMO}_1-memory.qcow2`]);
+
     // Deleted with Retain: the disk stays; the AgentType made again under its name finds it.
     await world.client.delete(resources.agentType, namespace, MEMO);
     await world.gone(MEMO, 300_000);
@@ -498,7 +501,8 @@ describe("runtime kvm through the operator", () => {
     expect(again.metadata.uid).not.toBe(first.metadata.uid);
     expect(await agentMemory(again, "notes/first")).toContain('"written":"before"');
 
-    // Deleted with Delete: nothing of it is left on the host.
+    // Deleted with Delete: nothing of it is left on the host, replica 1's disk (kept by the
+    // AgentType deleted before, and never run by this one) included.
     await world.client.delete(resources.agentType, namespace, MEMO);
     await world.gone(MEMO, 300_000);
     expect(await onHost(`ls -A ${world.stateDir}/data`)).toBe("");

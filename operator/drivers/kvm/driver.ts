@@ -44,6 +44,7 @@ import {
   LABEL_PERSISTENT_BYTES,
   LABEL_REPLICA,
   LABEL_SPEC_HASH,
+  LABEL_UID,
   matchesLabels,
   persistentVolumeName,
   replicaName,
@@ -882,8 +883,11 @@ export class KvmDriver implements ContainerDriver {
     const volumes: VolumeInfo[] = [];
     for (const guest of await this.#running(filter, call))
       volumes.push(...(await guest.driver.volumes.list(filter, call)));
+    // A data disk is its AgentType's by namespace and name, not uid (dataDiskOf): one retained
+    // by an AgentType deleted before, of a replica this one never ran, is its too.
+    const { [LABEL_UID]: _uid, ...byName } = filter;
     for (const { record: _record, ...v } of await this.#dataVolumes(call))
-      if (matchesLabels(v.labels, filter) && !volumes.some((known) => known.name === v.name)) volumes.push(v);
+      if (matchesLabels(v.labels, byName) && !volumes.some((known) => known.name === v.name)) volumes.push(v);
     return volumes;
   }
 
