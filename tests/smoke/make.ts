@@ -85,6 +85,16 @@ export function buildahLeftovers(): string[] {
   return [...containers.stdout.split("\n").filter((l) => l.trim() !== ""), ...mounts];
 }
 
+/**
+ * The working containers and mounts `buildahLeftovers` lists now that it did not list in
+ * `before`: what the command run in between left. A tier before this one may have left its own
+ * (the e2e tier's Tilt, stopped in the middle of a rebuild, did: four working containers, seen
+ * by a warm clean-clone run on 2026-11-27); they are not the command's.
+ */
+export function newBuildahLeftovers(before: readonly string[]): string[] {
+  return buildahLeftovers().filter((leftover) => !before.includes(leftover));
+}
+
 /** The end of a command's output, for a failed expectation's message. */
 export const tail = (run: Run, lines = 60) => run.output.trimEnd().split("\n").slice(-lines).join("\n");
 

@@ -224,8 +224,6 @@ export class KvmDriver implements ContainerDriver {
   /** Labels of the guests last listed or booted, by name: whose a lifecycle event is. */
   readonly #known = new Map<string, Labels>();
   readonly #closing = new AbortController();
-  /** Times the libvirt event channel was opened (reopened after libvirtd or the host went away). */
-  eventChannelOpens = 0;
   /** Why the event channel ended at once, the last time it did. */
   #eventChannelProblem: string | undefined;
 
@@ -258,7 +256,6 @@ export class KvmDriver implements ContainerDriver {
     const signal = this.#closing.signal;
     for (let failures = 0; !signal.aborted; ) {
       const opened = Date.now();
-      this.eventChannelOpens++;
       const ended = await this.#virsh
         .events((event) => this.#onLifecycle(event, emit), within(EVENT_CHANNEL_MAX_MS, signal))
         .catch((err: unknown) => (err instanceof Error ? err.message : String(err)));
