@@ -5,6 +5,7 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import * as z from "zod";
 import {
   conditions,
+  dateTime,
   dns1035Label,
   dnsLabel,
   dnsSubdomain,
@@ -177,11 +178,7 @@ export const agentToolStatus = generationNeverGoesBack(
   z.strictObject({
     observedGeneration,
     conditions: conditions.optional(),
-    lastProbeTime: z.iso
-      .datetime({ offset: true })
-      .meta({ format: "date-time" })
-      .optional()
-      .describe("When the tool server was last probed."),
+    lastProbeTime: dateTime.optional().describe("When the tool server was last probed."),
     tools: uniqueList(z.string().max(256), 256)
       .optional()
       .describe("Names of the tools an MCP server listed at the last probe."),

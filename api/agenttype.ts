@@ -6,6 +6,7 @@ import {
   type CrossFieldRule,
   conditions,
   DNS_1035_LABEL,
+  dateTime,
   dnsLabel,
   dnsSubdomain,
   generationNeverGoesBack,
@@ -747,9 +748,7 @@ export const agentTypeStatus = generationNeverGoesBack(
                 .min(0)
                 .optional()
                 .describe("Memory its QEMU process holds on the host, in MiB."),
-              usageAt: z.iso
-                .datetime({ offset: true })
-                .meta({ format: "date-time" })
+              usageAt: dateTime
                 .optional()
                 .describe("When cpuSeconds and rssMiB were read; refreshed at most once a minute."),
             })

@@ -7,6 +7,9 @@ export const GROUP = "agenttype.dev";
 export const VERSION = "v1alpha1";
 export const API_VERSION = `${GROUP}/${VERSION}`;
 
+/** A point in time as Kubernetes writes one (RFC 3339), format date-time in the CRD. */
+export const dateTime = z.iso.datetime({ offset: true }).meta({ format: "date-time" });
+
 /** One CEL rule as the API server runs it, plus the same rule in TypeScript for zod. */
 export interface CrossFieldRule<T> {
   /** CEL expression over `self`, evaluated by the API server (x-kubernetes-validations). */
@@ -304,10 +307,7 @@ export const condition = z
       .min(0)
       .optional()
       .describe("The .metadata.generation the condition was set for; older means the condition is stale."),
-    lastTransitionTime: z.iso
-      .datetime({ offset: true })
-      .meta({ format: "date-time" })
-      .describe("When the condition last changed from one status to another."),
+    lastTransitionTime: dateTime.describe("When the condition last changed from one status to another."),
     reason: z
       .string()
       .min(1)

@@ -1,27 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { type AgentTool, agentTool } from "../../api/agenttool.ts";
-import { type AgentType, agentType } from "../../api/agenttype.ts";
+import type { AgentType } from "../../api/agenttype.ts";
 import { sidecarConfig as sidecarConfigSchema } from "../../api/sidecarconfig.ts";
+import { BUILD_SETTINGS, sampleAgentType } from "../../tests/fixtures/build.ts";
 import { loadSample } from "../../tests/fixtures/manifests.ts";
 import { resolveTools } from "../tools/resolve-tools.ts";
 import { type BuildSettings, buildObjects } from "./objects.ts";
 import { RESTRICTED } from "./security-context.ts";
 
-const settings: BuildSettings = {
-  sidecarImage: "agenttype/sidecar:dev",
-  wrapperImage: "agenttype/wrapper:dev",
-  imagePullPolicy: "IfNotPresent",
-  sidecarResources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "128Mi" } },
-  memoryMaxBytes: 64 * 2 ** 20,
-};
-
-function agentFrom(file: string, edit: (m: ReturnType<typeof loadSample>) => void = () => {}): AgentType {
-  const manifest = loadSample(file);
-  manifest.metadata.namespace = "team-a";
-  manifest.metadata.uid = "3f2c0e1a-0000-4000-8000-000000000001";
-  edit(manifest);
-  return agentType.parse(manifest);
-}
+const settings: BuildSettings = BUILD_SETTINGS;
+const agentFrom = sampleAgentType;
 
 function toolFrom(file: string, edit: (m: ReturnType<typeof loadSample>) => void = () => {}): AgentTool {
   const manifest = loadSample(file);

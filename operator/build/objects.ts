@@ -45,6 +45,8 @@ import {
 } from "./sidecar-config.ts";
 import { storedClaimTemplate, storedEnv } from "./stored-form.ts";
 
+/** The sidecar's memory volume: an emptyDir, or (persistent memory) the StatefulSet's claim template. */
+export const MEMORY_VOLUME = "memory";
 export interface BuildSettings extends SidecarDefaults {
   sidecarImage: string;
   wrapperImage: string;
@@ -163,7 +165,7 @@ function sidecarVolumes(
       readOnly: true,
     },
     { name: "sidecar-tmp", mountPath: "/tmp" },
-    { name: "memory", mountPath: MEMORY_PATH },
+    { name: MEMORY_VOLUME, mountPath: MEMORY_PATH },
   ];
   (agent.spec.llm?.providers ?? []).forEach((provider, index) => {
     if (provider.credentialsSecretRef === undefined) return;
@@ -247,7 +249,7 @@ function podTemplate(
   const volumes: V1Volume[] = [{ name: "agenttype", emptyDir: { sizeLimit: "64Mi" } }, ...sidecar.volumes];
   if (spec.memory.type === "ephemeral") {
     volumes.push({
-      name: "memory",
+      name: MEMORY_VOLUME,
       emptyDir: spec.memory.size === undefined ? {} : { sizeLimit: canonicalQuantity(spec.memory.size) },
     });
   }
@@ -305,7 +307,7 @@ export function buildObjects(
             persistentVolumeClaimRetentionPolicy: { whenDeleted: memory.retainPolicy, whenScaled: "Retain" },
             volumeClaimTemplates: [
               storedClaimTemplate({
-                metadata: { name: "memory" },
+                metadata: { name: MEMORY_VOLUME },
                 spec: {
                   accessModes: ["ReadWriteOnce"],
                   resources: { requests: { storage: canonicalQuantity(String(memory.size), MILLI) } },

@@ -1,8 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { agentType } from "../../api/agenttype.ts";
 import { MEMORY_PATH } from "../../api/sidecarconfig.ts";
-import { loadSample } from "../../tests/fixtures/manifests.ts";
-import { type BuildSettings, buildObjects } from "../build/objects.ts";
+import { BUILD_SETTINGS, SAMPLE_NAMESPACE, SAMPLE_UID, sampleAgentType } from "../../tests/fixtures/build.ts";
+import { buildObjects } from "../build/objects.ts";
 import { LABEL_PERSISTENT } from "../drivers/labels.ts";
 import type { ResolvedTool } from "../tools/resolve-tools.ts";
 import {
@@ -216,23 +215,11 @@ describe("groupDamage", () => {
 });
 
 describe("persistent memory on a host (runtime kvm)", () => {
-  const settings: BuildSettings = {
-    sidecarImage: "agenttype/sidecar:dev",
-    wrapperImage: "agenttype/wrapper:dev",
-    imagePullPolicy: "IfNotPresent",
-    sidecarResources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "128Mi" } },
-    memoryMaxBytes: 64 * 2 ** 20,
-  };
-  const agentFrom = (edit: (m: ReturnType<typeof loadSample>) => void) => {
-    const manifest = loadSample("agenttype_sandboxed-coder.yaml");
-    manifest.metadata.namespace = "team-a";
-    manifest.metadata.uid = "3f2c0e1a-0000-4000-8000-000000000001";
-    edit(manifest);
-    return agentType.parse(manifest);
-  };
-  const owner = { namespace: "team-a", name: "sandboxed-coder", uid: "3f2c0e1a-0000-4000-8000-000000000001" };
+  const agentFrom = (edit: Parameters<typeof sampleAgentType>[1]) =>
+    sampleAgentType("agenttype_sandboxed-coder.yaml", edit);
+  const owner = { namespace: SAMPLE_NAMESPACE, name: "sandboxed-coder", uid: SAMPLE_UID };
   const specOf = (agent: ReturnType<typeof agentFrom>) =>
-    replicaSpec(owner, 0, buildObjects(agent, [], settings), []);
+    replicaSpec(owner, 0, buildObjects(agent, [], BUILD_SETTINGS), []);
 
   it("gives the sidecar's memory a volume of the asked size that outlives the replica, and labels its size on every object", () => {
     const spec = specOf(agentFrom(() => {}));

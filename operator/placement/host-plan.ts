@@ -8,7 +8,7 @@ import type { AgentHost } from "../../api/agenthost.ts";
 import type { AgentType } from "../../api/agenttype.ts";
 import { MEMORY_PATH, SIDECAR_CONFIG_PATH } from "../../api/sidecarconfig.ts";
 import { AGENT_CONTAINER, SIDECAR_CONTAINER, WRAPPER_CONTAINER } from "../build/names.ts";
-import { type DesiredObjects, WRAPPER_MOUNT } from "../build/objects.ts";
+import { type DesiredObjects, MEMORY_VOLUME, WRAPPER_MOUNT } from "../build/objects.ts";
 import { parseQuantity } from "../build/quantity.ts";
 import type { ContainerResources, Labels } from "../drivers/config.ts";
 import type { ContainerInfo, GroupInfo } from "../drivers/driver.ts";
@@ -148,7 +148,7 @@ function persistentMemory(
 ): Pick<ReplicaSpec["sidecar"], "writableDirs" | "persistentDir"> {
   const claim =
     objects.workload.kind === "StatefulSet"
-      ? objects.workload.spec?.volumeClaimTemplates?.find((c) => c.metadata?.name === "memory")
+      ? objects.workload.spec?.volumeClaimTemplates?.find((c) => c.metadata?.name === MEMORY_VOLUME)
       : undefined;
   const size = claim?.spec?.resources?.requests?.storage;
   if (size === undefined) return { writableDirs: ["/tmp", MEMORY_PATH] };
