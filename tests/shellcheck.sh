@@ -7,17 +7,18 @@ cd "$(dirname "$0")/.."
 
 if ! command -v shellcheck >/dev/null; then
   if [ "$(id -u)" = 0 ]; then
-    as_root=()
+    # shellcheck source=cluster/lib.sh
+    source tests/cluster/lib.sh
+    at_apt_install shellcheck
   elif command -v sudo >/dev/null; then
-    as_root=(sudo)
+    echo "shellcheck: not installed; installing Debian's package" >&2
+    install() { sudo env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq shellcheck >/dev/null; }
+    # A fresh machine may have no package lists yet.
+    install || { sudo apt-get -o DPkg::Lock::Timeout=900 update -qq && install; }
   else
     echo "error: shellcheck is missing and installing it needs root: apt-get install shellcheck" >&2
     exit 1
   fi
-  echo "shellcheck: not installed; installing Debian's package" >&2
-  install() { "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null; }
-  # A fresh machine may have no package lists yet.
-  install || { "${as_root[@]}" apt-get update -qq && install; }
 fi
 
 scripts=()

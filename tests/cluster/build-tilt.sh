@@ -34,14 +34,8 @@ at_go_env
 need_cc() {
   # -print-file-name prints the bare name when the file is not found.
   command -v gcc >/dev/null && [[ $(gcc -print-file-name=libc.a) == /* ]] && return 0
-  if [[ $(id -u) != 0 ]] || ! command -v apt-get >/dev/null; then
-    at_die "tilt needs gcc and a static libc (Debian: apt-get install gcc libc6-dev)"
-  fi
-  at_log "installing gcc libc6-dev with apt"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev >&2 \
-    || { apt-get update >&2 \
-      && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev >&2; } \
-    || at_die "could not install gcc libc6-dev"
+  # tilt needs gcc and a static libc.
+  at_apt_install gcc libc6-dev
 }
 
 MODULE=github.com/tilt-dev/tilt

@@ -66,6 +66,23 @@ AGENTTYPE_KUBECONFIGS=$AGENTTYPE_STATE/kubeconfigs   # one per component identit
 at_log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 at_die() { at_log "ERROR: $*"; exit 1; }
 
+# at_apt_install PACKAGE...: installs Debian packages (no recommends), updating the package
+# lists first when the install fails without them (a fresh machine has none). Tiers run side by
+# side, and two installs at once fail on dpkg's lock ("Could not get lock"): ours take turns on a
+# lock of their own, and wait up to 15 min for dpkg's lock, which other apt runs hold.
+at_apt_install() {
+  [ "$(id -u)" = 0 ] || at_die "installing $* needs root (apt-get install $*)"
+  command -v apt-get >/dev/null || at_die "missing $* and no apt-get"
+  at_log "installing $* with apt"
+  local fd apt=(apt-get -o DPkg::Lock::Timeout=900)
+  exec {fd}>/var/lock/agenttype-apt.lock
+  flock -w 1800 "$fd" || at_die "another install still holds /var/lock/agenttype-apt.lock after 30 min"
+  DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends "$@" >&2 ||
+    { "${apt[@]}" update >&2 && DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends "$@" >&2; } ||
+    { exec {fd}>&-; at_die "apt-get install $* failed"; }
+  exec {fd}>&-
+}
+
 # Go for the builds from the module proxy (build-components.sh, build-tilt.sh): the installed
 # toolchain only, never another one fetched, and no VCS stamping (module sources have no VCS).
 # The compiler collects garbage less often (GOGC 400, unless set): measured on a cold compile of

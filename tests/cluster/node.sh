@@ -63,15 +63,7 @@ need_packages() {
   command -v iptables >/dev/null || missing+=(iptables)
   command -v conntrack >/dev/null || missing+=(conntrack)
   command -v ip >/dev/null || missing+=(iproute2)
-  if [ ${#missing[@]} -gt 0 ]; then
-    [ "$(id -u)" = 0 ] || die "missing ${missing[*]}; run as root or apt-get install ${missing[*]}"
-    command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get"
-    log "installing ${missing[*]} with apt"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2 ||
-      { apt-get update >&2 &&
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2; } ||
-      die "apt-get install ${missing[*]} failed"
-  fi
+  [ ${#missing[@]} = 0 ] || at_apt_install "${missing[@]}"
   [ "$(id -u)" = 0 ] || die "the node tier needs root"
 }
 need_binaries() {

@@ -60,11 +60,7 @@ need_packages() {
   command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || missing+=(dnsmasq-base)
   command -v iptables >/dev/null || missing+=(iptables)
   [ ${#missing[@]} = 0 ] && return 0
-  command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get"
-  log "installing ${missing[*]} with apt"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2 ||
-    { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2; } ||
-    die "apt-get install ${missing[*]} failed"
+  at_apt_install "${missing[@]}"
 }
 
 qemu_conf() {

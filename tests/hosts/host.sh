@@ -75,12 +75,8 @@ need_packages() {
   command -v iptables >/dev/null || missing+=(iptables)
   command -v ip >/dev/null || missing+=(iproute2)
   [ ${#missing[@]} = 0 ] && return 0
-  command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get"
-  log "installing ${missing[*]} with apt"
   # Debian starts the services it installs where it can; ours use their own configs and ports.
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2 ||
-    { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2; } ||
-    die "apt-get install ${missing[*]} failed"
+  at_apt_install "${missing[@]}"
 }
 
 lock() {

@@ -62,11 +62,9 @@ install_docker() {
     chmod 755 "$guard"
     added=1
   fi
-  log "installing docker.io with apt"
   local ok=0
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends docker.io >&2 \
-    || { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends docker.io >&2; } \
-    || ok=$?
+  # A subshell: a failed install exits it, and the guard still goes.
+  (at_apt_install docker.io) || ok=$?
   if (( added )); then rm -f "$guard"; fi
   (( ok == 0 )) || die "could not install docker.io"
 }

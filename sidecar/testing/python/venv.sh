@@ -16,14 +16,8 @@ command -v "$PYTHON" >/dev/null || at_die "$PYTHON not found: install Python 3.1
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
   || at_die "$PYTHON is $("$PYTHON" --version 2>&1); the clients need Python 3.10 or newer"
 if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
-  if [[ $(id -u) != 0 ]] || ! command -v apt-get >/dev/null; then
-    at_die "$PYTHON has no venv module (Debian: apt-get install python3-venv)"
-  fi
-  at_log "installing python3-venv with apt"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-venv >&2 \
-    || { apt-get update >&2 \
-      && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-venv >&2; } \
-    || at_die "could not install python3-venv"
+  # $PYTHON has no venv module.
+  at_apt_install python3-venv
 fi
 
 REQUIREMENTS=${1:-$HERE/requirements.txt}
