@@ -55,16 +55,7 @@ need_tools() {
   command -v debootstrap >/dev/null || missing+=(debootstrap)
   command -v gcc >/dev/null || missing+=(gcc)
   [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ -n "$(ls /usr/lib/*/libc.a 2>/dev/null)" ] || missing+=(libc6-dev)
-  if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      log "installing ${missing[*]} with apt"
-      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2 ||
-        { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2; } ||
-        die "could not install ${missing[*]}"
-    else
-      die "missing ${missing[*]} (apt-get install ${missing[*]})"
-    fi
-  fi
+  [ ${#missing[@]} = 0 ] || at_apt_install "${missing[@]}"
 }
 
 # --- buildah with our own storage ----------------------------------------------------------
@@ -108,6 +99,18 @@ remove_containers() {
   return $code
 }
 trap remove_containers EXIT
+
+# A build killed outright runs no trap: Tilt cancels a custom_build with SIGKILL when it stops in
+# the middle of one, which leaves that build's working containers (and their overlay mounts).
+# Builders hold the lock, so a working container seen while holding it is such a leftover.
+remove_leftover_containers() {
+  local left
+  left=$(bh containers --quiet 2>/dev/null) || return 0
+  [ -n "$left" ] || return 0
+  log "removing $(wc -w <<<"$left") working container(s) that a killed build left"
+  # shellcheck disable=SC2086 # one id per word
+  bh rm $left >/dev/null 2>&1 || log "could not remove every leftover working container"
+}
 
 image_exists() { bh inspect --type image "$1" >/dev/null 2>&1; }
 image_label() { bh inspect --type image --format "{{index .ImageAnnotations \"$2\"}}" "$1" 2>/dev/null || true; }
@@ -344,7 +347,7 @@ main() {
   mkdir -p "$AGENTTYPE_CACHE"
   # One builder or importer at a time (`make test` builds ahead in the background, and imports
   # share archive paths); the read-only list and the buildah escape hatch need no lock.
-  case $cmd in list|buildah) ;; *) at_build_lock "$AGENTTYPE_CACHE/buildah" ;; esac
+  case $cmd in list|buildah) ;; *) at_build_lock "$AGENTTYPE_CACHE/buildah"; remove_leftover_containers ;; esac
   case $cmd in
     all)
       need_tools
