@@ -28,6 +28,12 @@ export interface WriteFileOptions {
   gid?: number;
 }
 
+export interface FileToWrite {
+  path: string;
+  data: string | Buffer;
+  options: WriteFileOptions;
+}
+
 export interface ReadFileOptions {
   /** Read only the last `tailBytes` bytes of the file. */
   tailBytes?: number;
@@ -40,6 +46,11 @@ export interface HostTransport {
   exec(command: string, options: ExecOptions, call: Call): Promise<CommandResult>;
   /** Writes a whole file, atomically (a temporary file renamed into place). */
   writeFile(path: string, data: string | Buffer, options: WriteFileOptions, call: Call): Promise<void>;
+  /**
+   * Writes several whole files in order, each atomically, over one session: a file is in place
+   * before the next is begun, so the last can mark the others complete.
+   */
+  writeFiles(files: readonly FileToWrite[], call: Call): Promise<void>;
   readFile(path: string, options: ReadFileOptions, call: Call): Promise<Buffer>;
   /** A byte stream to a Unix socket on the host; ends when either side closes. */
   openUnixSocket(path: string, call: Call): Promise<Duplex>;

@@ -171,6 +171,32 @@ describe("SSH transport on a real sshd", () => {
     await ssh.exec(`rm -rf ${dir}`, {}, within(10_000));
   });
 
+  it("writes several files in order over one SFTP session, and stops at the first that fails, naming it", async () => {
+    const dir = `/tmp/agenttype-sftp-many-${process.pid}`;
+    await ssh.exec(`rm -rf ${dir} && mkdir -m 0700 ${dir}`, {}, within(10_000));
+    await ssh.writeFiles(
+      [
+        { path: `${dir}/a`, data: "first", options: { mode: 0o400, uid: 65532, gid: 65532 } },
+        { path: `${dir}/b`, data: Buffer.from("second"), options: {} },
+      ],
+      within(10_000),
+    );
+    const listed = await ssh.exec(`cd ${dir} && stat -c '%n %a %u' a b && cat a b`, {}, within(10_000));
+    expect(listed.stdout).toBe("a 400 65532\nb 600 0\nfirstsecond");
+    const failing = ssh.writeFiles(
+      [
+        { path: `${dir}/c`, data: "third", options: {} },
+        { path: `${dir}/missing/d`, data: "fourth", options: {} },
+        { path: `${dir}/e`, data: "fifth", options: {} },
+      ],
+      within(10_000),
+    );
+    await expect(failing).rejects.toThrow(`${dir}/missing/d`);
+    // c is in place, e never begun, and no temporary file is left.
+    expect((await ssh.exec(`ls -A ${dir}`, {}, within(10_000))).stdout).toBe("a\nb\nc\n");
+    await ssh.exec(`rm -rf ${dir}`, {}, within(10_000));
+  });
+
   it("forwards a Unix socket of the host as a stream an HTTP/2 client speaks over, directly and through a local socket", async () => {
     const socket = `/tmp/agenttype-h2-${process.pid}.sock`;
     const server = `require("node:http2").createServer((q, s) => s.end("hello from " + process.argv[1])).listen(process.argv[1])`;

@@ -63,18 +63,20 @@ export class HostVolumes implements VolumeOperations {
     if (made.exitCode === EXISTS)
       throw new AlreadyExistsError(`volume ${config.name} on ${this.#transport.target}`);
     if (made.exitCode !== 0) throw this.#failed(`create volume ${config.name}`, made.stderr);
-    for (const file of config.files)
-      await this.#transport.writeFile(
-        `${root}/${file.path}`,
-        file.content,
-        { mode: file.mode, uid: config.uid, gid: config.gid },
-        call,
-      );
-    // Written last: a volume without its record is an interrupted create, removed like any other.
-    await this.#transport.writeFile(
-      `${root}.json`,
-      `${JSON.stringify({ name: config.name, labels: config.labels })}\n`,
-      { mode: 0o600 },
+    await this.#transport.writeFiles(
+      [
+        ...config.files.map((file) => ({
+          path: `${root}/${file.path}`,
+          data: file.content,
+          options: { mode: file.mode, uid: config.uid, gid: config.gid },
+        })),
+        // Written last: a volume without its record is an interrupted create, removed like any other.
+        {
+          path: `${root}.json`,
+          data: `${JSON.stringify({ name: config.name, labels: config.labels })}\n`,
+          options: { mode: 0o600 },
+        },
+      ],
       call,
     );
     return { name: config.name, labels: config.labels, path: root };

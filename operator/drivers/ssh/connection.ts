@@ -11,6 +11,7 @@ import { type DriverError, HostKeyMismatchError, NetworkError } from "../errors.
 import type {
   CommandResult,
   ExecOptions,
+  FileToWrite,
   HostTransport,
   ReadFileOptions,
   WriteFileOptions,
@@ -276,31 +277,40 @@ export class SshConnection implements HostTransport {
     }
   }
 
-  async writeFile(path: string, data: string | Buffer, options: WriteFileOptions, call: Call): Promise<void> {
-    const temporary = `${path}.tmp-${randomBytes(6).toString("hex")}`;
-    const mode = options.mode ?? 0o600;
-    await this.#sftp(call, `write ${path}`, async (sftp) => {
+  writeFile(path: string, data: string | Buffer, options: WriteFileOptions, call: Call): Promise<void> {
+    return this.writeFiles([{ path, data, options }], call);
+  }
+
+  async writeFiles(files: readonly FileToWrite[], call: Call): Promise<void> {
+    if (files.length === 0) return;
+    const what = files.length === 1 ? `write ${files[0]?.path}` : `write ${files.length} files`;
+    // One SFTP session for all: each session is a subsystem the host starts anew.
+    await this.#sftp(call, what, async (sftp) => {
       const p = promisified(sftp);
-      try {
-        const handle = await p.open(temporary, "w", mode);
+      for (const { path, data, options } of files) {
+        const temporary = `${path}.tmp-${randomBytes(6).toString("hex")}`;
+        const mode = options.mode ?? 0o600;
         try {
-          const bytes = typeof data === "string" ? Buffer.from(data) : data;
-          for (let offset = 0; offset < bytes.length; ) {
-            const length = Math.min(32 * 1024, bytes.length - offset);
-            await p.write(handle, bytes, offset, length, offset);
-            offset += length;
+          const handle = await p.open(temporary, "w", mode);
+          try {
+            const bytes = typeof data === "string" ? Buffer.from(data) : data;
+            for (let offset = 0; offset < bytes.length; ) {
+              const length = Math.min(32 * 1024, bytes.length - offset);
+              await p.write(handle, bytes, offset, length, offset);
+              offset += length;
+            }
+            // The umask applies to open's mode; set it explicitly.
+            await p.fchmod(handle, mode);
+            if (options.uid !== undefined || options.gid !== undefined)
+              await p.fchown(handle, options.uid ?? 0, options.gid ?? 0);
+          } finally {
+            await p.close(handle);
           }
-          // The umask applies to open's mode; set it explicitly.
-          await p.fchmod(handle, mode);
-          if (options.uid !== undefined || options.gid !== undefined)
-            await p.fchown(handle, options.uid ?? 0, options.gid ?? 0);
-        } finally {
-          await p.close(handle);
+          await p.rename(temporary, path);
+        } catch (err) {
+          await p.unlink(temporary).catch(() => {});
+          throw sftpError(err, this.target, path);
         }
-        await p.rename(temporary, path);
-      } catch (err) {
-        await p.unlink(temporary).catch(() => {});
-        throw sftpError(err, this.target, path);
       }
     });
   }
