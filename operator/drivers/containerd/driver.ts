@@ -67,6 +67,9 @@ export type ContainerdSettings = z.output<typeof containerdSettings>;
 // The CRI status conditions a host needs to run pods.
 const REQUIRED_CONDITIONS = ["RuntimeReady", "NetworkReady"];
 
+// Most group configs a driver remembers of the groups it created.
+const MAX_CREATED_GROUPS = 256;
+
 // Most log bytes read for one logs() call: the tail of the file holds the lines asked for.
 const MAX_LOG_BYTES = 4 * 1024 * 1024;
 
@@ -76,6 +79,11 @@ export class ContainerdDriver implements ContainerDriver {
   readonly #transport: HostTransport;
   readonly #settings: ContainerdSettings & CriSettings;
   #client: Promise<CriClient> | undefined;
+  /**
+   * The configs of the groups this driver created, by sandbox id: creating a container in one
+   * needs its config, which otherwise costs a round trip to the host for the sandbox's annotation.
+   */
+  readonly #createdGroups = new Map<string, GroupConfig>();
 
   constructor(settings: ContainerdSettings, transport: HostTransport) {
     this.#settings = settings;
@@ -165,6 +173,12 @@ export class ContainerdDriver implements ContainerDriver {
           .catch(() => {});
       throw err;
     }
+    this.#createdGroups.set(podSandboxId, group);
+    // Bounded: groups removed other than through removeGroup (a guest gone) leave theirs.
+    for (const id of this.#createdGroups.keys()) {
+      if (this.#createdGroups.size <= MAX_CREATED_GROUPS) break;
+      this.#createdGroups.delete(id);
+    }
     return this.#group(podSandboxId, call);
   }
 
@@ -196,9 +210,13 @@ export class ContainerdDriver implements ContainerDriver {
     try {
       sandbox = await this.#sandbox(groupId, call);
     } catch (err) {
-      if (isDriverError(err) && err.code === "NotFound") return;
+      if (isDriverError(err) && err.code === "NotFound") {
+        this.#createdGroups.delete(groupId);
+        return;
+      }
       throw err;
     }
+    this.#createdGroups.delete(groupId);
     const { containers } = await this.#runtime<{ containers: CriContainer[] }>(
       "ListContainers",
       { filter: { podSandboxId: groupId } },
@@ -229,8 +247,7 @@ export class ContainerdDriver implements ContainerDriver {
 
   async create(groupId: string, input: ContainerConfigInput, call: Call): Promise<ContainerInfo> {
     const container = parseConfig(containerConfig, "container", input);
-    const sandbox = await this.#sandbox(groupId, call);
-    const group = this.#groupConfigOf(sandbox);
+    const group = this.#createdGroups.get(groupId) ?? this.#groupConfigOf(await this.#sandbox(groupId, call));
     if (!group)
       throw new CreationFailedError(
         `group ${groupId} was not created by this driver (no ${GROUP_ANNOTATION})`,
@@ -247,7 +264,7 @@ export class ContainerdDriver implements ContainerDriver {
       call,
       `CreateContainer ${container.name} in ${group.name}`,
     );
-    return this.get(containerId, call);
+    return containerInfo(await this.#status(containerId, call), groupId);
   }
 
   /** Pulls the image when the host lacks it. */
