@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { containerConfig, groupConfig, parseConfig, volumeConfig } from "./config.ts";
 import { LABEL_ROLE, replicaLabels } from "./labels.ts";
-import { buildReplicaPlan, mountRoots, type ReplicaSpec } from "./replica.ts";
+import { buildReplicaPlan, describeStartSteps, mountRoots, type ReplicaSpec } from "./replica.ts";
 
 const owner = { namespace: "team-a", name: "researcher", uid: "0b9e1c1e-7f6a-4d7e-9a43-2f0c5f3b1a77" };
 const spec: ReplicaSpec = {
@@ -130,5 +130,13 @@ describe("mountRoots", () => {
       mountRoots(["/etc/agenttype", "/etc/agenttype/credentials/llm", "/var/run/x", "/etc/agenttypes"]),
     ).toEqual(["/etc/agenttype", "/etc/agenttypes", "/var/run/x"]);
     expect(mountRoots([])).toEqual([]);
+  });
+});
+
+describe("describeStartSteps", () => {
+  it("gives the total and each step in seconds, in the order they ran", () => {
+    expect(describeStartSteps({ volumes: 31_250, group: 4_000, init: 2_560, containers: 1_049 })).toBe(
+      "started in 38.9 s (volumes 31.3 s, group 4.0 s, init containers 2.6 s, containers 1.0 s)",
+    );
   });
 });

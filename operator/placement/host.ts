@@ -21,6 +21,7 @@ import type { ContainerDriver, ContainerInfo, GroupInfo } from "../drivers/drive
 import { errorCondition } from "../drivers/error-condition.ts";
 import { LABEL_REPLICA, managedFilter, type Owner, ownerLabels, replicaLabels } from "../drivers/labels.ts";
 import {
+  describeStartSteps,
   exitReport,
   ROLE_AGENT,
   ROLE_SIDECAR,
@@ -462,7 +463,7 @@ export function createHostPlacement(deps: HostPlacementDeps) {
         call = within(STEP_DEADLINE_MS, signal); // the steps after a long start get their own time
         restarts.delete(`${owner.uid}/${replica}`);
         const note = driver.startNote?.(started.groupId);
-        const how = note === undefined ? "" : `; ${note}`;
+        const how = `; ${describeStartSteps(started.stepsMs)}${note === undefined ? "" : `; ${note}`}`;
         if (damaged)
           await events.record(
             raw,

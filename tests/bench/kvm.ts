@@ -95,6 +95,14 @@ try {
     const booted = /guest booted in ([\d.]+) s \(([^)]*)\)/.exec(started);
     if (booted === null) throw new Error(`no boot stages in the ReplicaStarted Event: ${started}`);
     const boot = Number(booted[1]) * 1000;
+    const steps =
+      /started in ([\d.]+) s \(volumes ([\d.]+) s, group ([\d.]+) s, init containers ([\d.]+) s, containers ([\d.]+) s\)/.exec(
+        started,
+      );
+    if (steps === null) throw new Error(`no start steps in the ReplicaStarted Event: ${started}`);
+    const [startTotal, volumesStep, groupStep, initStep, containersStep] = steps
+      .slice(1)
+      .map((x) => Number(x) * 1000) as [number, number, number, number, number];
     const s0 = Date.now();
     await setSuspend(name, true);
     await whenCondition(name, "Suspended", "True");
@@ -104,8 +112,17 @@ try {
     await whenCondition(name, "Ready", "True");
     const resume = Date.now() - r0;
     rows.push({ ready, boot, agent: ready - boot, suspend, resume });
+    // The agent part: the start's steps in the guest (the volumes' step holds the boot), and the
+    // rest: the operator before and after the start, and the status reaching the API server.
+    const inGuest = {
+      volumes: volumesStep - boot,
+      group: groupStep,
+      init: initStep,
+      containers: containersStep,
+    };
+    const operator = ready - startTotal;
     console.log(
-      `round ${round}: apply to Ready ${seconds(ready)} s (boot ${seconds(boot)} s: ${booted[2]}; the rest ${seconds(ready - boot)} s), suspend to Suspended ${seconds(suspend)} s, resume to Ready ${seconds(resume)} s`,
+      `round ${round}: apply to Ready ${seconds(ready)} s (boot ${seconds(boot)} s: ${booted[2]}; the rest ${seconds(ready - boot)} s: volumes ${seconds(inGuest.volumes)} s, sandbox ${seconds(inGuest.group)} s, init container run (sidecar and agent created beside it) ${seconds(inGuest.init)} s, sidecar and agent started ${seconds(inGuest.containers)} s, the operator before and after ${seconds(operator)} s), suspend to Suspended ${seconds(suspend)} s, resume to Ready ${seconds(resume)} s`,
     );
     await world.client.delete(resources.agentType, world.namespace, name);
     await world.gone(name, 300_000);

@@ -133,7 +133,7 @@ describe("runtime kvm through the operator", () => {
     const ready = await world.readyAgentType(NAME);
     const started = (await world.events(NAME)).find((e) => e.reason === "ReplicaStarted");
     expect(started?.message).toMatch(
-      /^started replica 0 on host kvm-host; guest booted in [\d.]+ s \(define and start/,
+      /^started replica 0 on host kvm-host; started in [\d.]+ s \(volumes [\d.]+ s, group [\d.]+ s, init containers [\d.]+ s, containers [\d.]+ s\); guest booted in [\d.]+ s \(define and start/,
     );
     console.log(
       `apply to Ready through the operator: ${((Date.now() - t0) / 1000).toFixed(1)} s (${started?.message})`,

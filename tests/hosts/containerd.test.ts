@@ -293,6 +293,28 @@ describe("containerd driver on a real containerd over SSH", () => {
     expect(left.stdout).toBe(`${stateDir}/logs:\n\n${stateDir}/volumes:\n0\n`);
   });
 
+  it("fails a start whose init container fails, naming it with its exit code and last lines; removal leaves nothing", async () => {
+    const failing: ReplicaSpec = {
+      ...spec,
+      owner: { ...owner, name: "init-fails", uid: randomUUID() },
+      wrapper: { ...spec.wrapper, command: ["sh", "-c", "echo cannot copy the wrapper >&2; exit 7"] },
+    };
+    const err = await startReplica(driver, buildReplicaPlan(failing), within(120_000)).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(CreationFailedError);
+    expect((err as Error).message).toMatch(
+      /^init container wrapper of \S+ exited with 7 \(Error\); last lines:\n/,
+    );
+    expect((err as Error).message).toContain("cannot copy the wrapper");
+    // The sidecar and agent were created beside the init container, never started.
+    const created = await driver.list(ownerLabels(failing.owner), within(10_000));
+    expect(created.filter((c) => c.state !== "created" && c.labels[LABEL_ROLE] !== "wrapper")).toEqual([]);
+    await removeReplicas(driver, ownerLabels(failing.owner), 2_000, within(120_000));
+    expect(await driver.list(ownerLabels(failing.owner), within(10_000))).toEqual([]);
+    expect(await driver.volumes.list(ownerLabels(failing.owner), within(10_000))).toEqual([]);
+  });
+
   it("fails with a retryable network error while sshd is down, and talks to containerd again when it is back", async () => {
     await driver.health(within(30_000));
     hostCommand("sshd-stop");
