@@ -24,7 +24,7 @@ REPO=$(cd "$HERE/../../../.." && pwd)
 SUITE=${AGENTTYPE_GUEST_SUITE:-bookworm}
 DEBIAN_MIRROR=${AGENTTYPE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 DISK_SIZE=${AGENTTYPE_GUEST_DISK_SIZE:-4G}
-PACKAGES=(systemd-sysv udev dbus kmod linux-image-cloud-amd64 initramfs-tools openssh-server
+PACKAGES=(systemd-sysv udev dbus kmod linux-image-cloud-amd64 initramfs-tools busybox-static openssh-server
   containerd runc containernetworking-plugins iproute2 iptables)
 # The images every guest runs without pulling: the sandbox's, the sidecar's and wrapper's, and
 # the sample agents of the tests (AGENTTYPE_GUEST_IMAGES replaces the list).
@@ -41,12 +41,10 @@ need_tools() {
   command -v debootstrap >/dev/null || missing+=(debootstrap)
   command -v mke2fs >/dev/null || missing+=(e2fsprogs)
   command -v qemu-img >/dev/null || missing+=(qemu-utils)
+  command -v cpio >/dev/null || missing+=(cpio)
   command -v containerd >/dev/null || missing+=(containerd)
   [ ${#missing[@]} = 0 ] && return 0
-  log "installing ${missing[*]} with apt"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2 ||
-    { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2; } ||
-    die "apt-get install ${missing[*]} failed"
+  at_apt_install "${missing[@]}"
 }
 
 # The key of the root filesystem: suite, packages and the function that builds it.
@@ -68,7 +66,9 @@ image_key() {
     rootfs_key
     (cd "$HERE/rootfs" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
     (cd "$HERE/rootfs" && find . -printf '%p %m\n' | sort)
-    declare -f configure build_image import_images
+    sha256sum <"$HERE/initrd/init"
+    declare -f configure build_image import_images build_initrd
+    declare -p INITRD_MODULES
     declare -p UNNEEDED_UNITS UNNEEDED_GENERATORS
     image_ids
   } | sha256sum | cut -c1-16
@@ -140,11 +140,43 @@ configure() {
   done
   # Debian's ssh unit and postinst made host keys: a guest has only the one its seed brings.
   rm -f "$dir"/etc/ssh/ssh_host_*
-  chroot "$dir" passwd -l root >/dev/null
+  # No password can log in ('*'), and the operator's commands run in dash: every command is a
+  # session of its own, and under software emulation each program started is slow; dash starts
+  # with less than bash (which reads .bashrc when sshd runs it). sshd runs without PAM.
+  chroot "$dir" usermod -p '*' -s /bin/sh root
   printf '/dev/vda / ext4 defaults,noatime 0 1\n' >"$dir/etc/fstab"
   : >"$dir/etc/hostname"
   printf 'deb %s %s main\n' "$DEBIAN_MIRROR" "$SUITE" >"$dir/etc/apt/sources.list"
-  chroot "$dir" update-initramfs -u -k all >&2
+}
+
+# The guest's initrd, in place of initramfs-tools' (whose udev and scripts took about five
+# seconds of every boot under software emulation): busybox, the modules the root file system
+# needs with their dependencies in load order, and initrd/init that loads them, mounts root and
+# hands over. Uncompressed: there is nothing for the emulated CPU to unpack. virtio_net too: left
+# to udev in the root file system it loads late, and networkd's DHCP, which the operator waits
+# for, with it.
+INITRD_MODULES=(virtio_pci virtio_blk virtio_net ext4)
+build_initrd() {
+  local root=$1 out=$2 kver dir module path
+  kver=$(basename "$(find "$root/lib/modules" -mindepth 1 -maxdepth 1 -type d | head -n 1)")
+  [ -x "$root/bin/busybox" ] || die "no /bin/busybox in the root filesystem (package busybox-static)"
+  dir=$(mktemp -d "$CACHE/.initrd.XXXXXX")
+  mkdir -p "$dir/bin" "$dir/dev" "$dir/proc" "$dir/root"
+  install -m 0755 "$root/bin/busybox" "$dir/bin/busybox"
+  install -m 0755 "$HERE/initrd/init" "$dir/init"
+  : >"$dir/modules"
+  for module in "${INITRD_MODULES[@]}"; do
+    chroot "$root" modprobe --set-version "$kver" --show-depends "$module" ||
+      die "modprobe --show-depends $module failed for kernel $kver"
+  done >"$dir/depends"
+  while read -r path; do
+    install -D -m 0644 "$root$path" "$dir$path"
+    echo "$path" >>"$dir/modules"
+  done < <(awk '$1 == "insmod" && !seen[$2]++ { print $2 }' "$dir/depends")
+  rm "$dir/depends"
+  [ -s "$dir/modules" ] || die "no modules for the initrd (kernel $kver)"
+  (cd "$dir" && find . -mindepth 1 -print0 | sort -z | cpio --null -o -H newc --quiet -R 0:0) >"$out"
+  rm -rf "$dir"
 }
 
 # A containerd of our own on the image's store: imports the images into the guest's
@@ -181,7 +213,7 @@ build_image() {
   configure "$work/root"
   import_images "$work/root" "$work/ctrd"
   cp "$work/root/boot/vmlinuz-"* "$work/vmlinuz"
-  cp "$work/root/boot/initrd.img-"* "$work/initrd.img"
+  build_initrd "$work/root" "$work/initrd.img"
   log "packing the root filesystem ($(du -sh "$work/root" | cut -f1)) into a $DISK_SIZE ext4 qcow2"
   mke2fs -q -t ext4 -L agenttype-root -d "$work/root" "$work/disk.raw" "$DISK_SIZE"
   qemu-img convert -f raw -O qcow2 "$work/disk.raw" "$work/disk.qcow2"
