@@ -325,8 +325,12 @@ describe("reconciling an AgentType", () => {
     const agent = simpleAgent("picky");
     agent.spec.tools = [{ name: "web-search", version: ">=2.0.0" }];
     await createAgent(api, namespace, agent);
-    const event = await eventually("the warning event", async () =>
-      (await events(api, namespace, "picky")).find((e) => e.reason === "RequiredToolsMissing"),
+    // The operator may reconcile before its cache has the AgentTool ("no AgentTool offers it");
+    // the AgentTool's arrival wakes the AgentType again, and the Event then names the versions.
+    const event = await eventually("the warning event naming the versions on offer", async () =>
+      (await events(api, namespace, "picky")).find(
+        (e) => e.reason === "RequiredToolsMissing" && e.message?.includes("no version matches"),
+      ),
     );
     expect(event.message).toBe("web-search@>=2.0.0: no version matches (offered: 1.3.0)");
   });
