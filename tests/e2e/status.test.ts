@@ -203,10 +203,15 @@ async function deployUpstream(replicas: number): Promise<string> {
   return `http://${ip}:11434`;
 }
 
-const modelsReady = (name: string, status: string) =>
+/** The ModelsReady condition once it has this status (and this reason, when given). */
+const modelsReady = (name: string, status: string, reason?: string) =>
   eventually(
-    `AgentType ${name} ModelsReady=${status}`,
-    async () => (await conditionsOf(name)).find((c) => c.type === "ModelsReady" && c.status === status),
+    `AgentType ${name} ModelsReady=${status}${reason === undefined ? "" : ` ${reason}`}`,
+    async () =>
+      (await conditionsOf(name)).find(
+        (c) =>
+          c.type === "ModelsReady" && c.status === status && (reason === undefined || c.reason === reason),
+      ),
     240_000,
     500,
   );
@@ -275,8 +280,8 @@ describe("the sidecar's view of its providers", () => {
         llm: { providers: [{ name: "local", type: "ollama", endpoint, model: "no-such-model" }] },
       }),
     );
-    const failed = await modelsReady("model-missing", "False");
-    expect(failed?.reason).toBe("ModelPullFailed");
+    // False with ModelsPulling first, while the sidecar tries; then the failure, named.
+    const failed = await modelsReady("model-missing", "False", "ModelPullFailed");
     expect(failed?.message).toContain(
       `provider local (ollama ${endpoint}), model no-such-model: cannot pull no-such-model into ${endpoint}: pull model manifest: file does not exist`,
     );
