@@ -451,7 +451,9 @@ describe("runtime kvm through the operator", () => {
     );
     expect(recreated.type).toBe("Warning");
     expect(recreated.message).toMatch(
-      new RegExp(`its guest ${guest} is shut off; guest booted in [\\d.]+ s`),
+      new RegExp(
+        `its guest ${guest} is shut off; started in [\\d.]+ s \\(volumes [\\d.]+ s, group [\\d.]+ s, init containers [\\d.]+ s, containers [\\d.]+ s\\); guest booted in [\\d.]+ s`,
+      ),
     );
     const replaced = await world.readyAgentType(MEMO, 600_000);
     expect(await guestNames(replaced)).toEqual([guest]);
