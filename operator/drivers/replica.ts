@@ -285,14 +285,17 @@ async function allDone<T extends readonly unknown[]>(
   return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as never;
 }
 
-/** Runs the plan's init containers one after the other, each to a successful exit. */
+/**
+ * Runs the plan's init containers one after the other, each to a successful exit; their ids by
+ * name.
+ */
 async function runInitContainers(
   driver: ContainerDriver,
   plan: ReplicaPlan,
   groupId: string,
-  containers: Record<string, string>,
   call: Call,
-): Promise<void> {
+): Promise<Record<string, string>> {
+  const containers: Record<string, string> = {};
   for (const init of plan.init) {
     const created = await driver.create(groupId, init, call);
     containers[init.name] = created.id;
@@ -307,6 +310,7 @@ async function runInitContainers(
       );
     }
   }
+  return containers;
 }
 
 /**
@@ -335,11 +339,10 @@ export async function startReplica(
   const volumesMs = lap();
   const group = await driver.createGroup(plan.group, call);
   const groupMs = lap();
-  const containers: Record<string, string> = {};
   // The containers are created while the init containers run (creating only prepares one), and
   // started, in order, once every init container has succeeded.
-  const [, created] = await allDone([
-    runInitContainers(driver, plan, group.id, containers, call),
+  const [containers, created] = await allDone([
+    runInitContainers(driver, plan, group.id, call),
     allDone(plan.containers.map((container) => driver.create(group.id, container, call))),
   ] as const);
   const initMs = lap();

@@ -79,7 +79,7 @@ at_apt_install() {
   flock -w 1800 "$fd" || at_die "another install still holds /var/lock/agenttype-apt.lock after 30 min"
   DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends "$@" >&2 ||
     { "${apt[@]}" update >&2 && DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends "$@" >&2; } ||
-    { exec {fd}>&-; at_die "apt-get install $* failed"; }
+    at_die "apt-get install $* failed"
   exec {fd}>&-
 }
 
