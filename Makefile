@@ -171,6 +171,11 @@ test-beside-guests: $(DEPS)
 	  echo "test-beside-guests: e2e, kind and smoke exit $$others, guests exit $$g"; \
 	  [ $$others -eq 0 ] && [ $$g -eq 0 ]'
 
+# The whole output is kept in make-test.log too; when a tier fails, tests/failure-digest.sh prints
+# what failed at the end, where CI's view of the output (its last lines) sees it.
 test: ## every test tier, with the cold builds ahead in the background
 	@tests/prebuild.sh start
-	@trap 'tests/prebuild.sh stop' EXIT INT TERM; $(MAKE) --no-print-directory deps $(TIERS)
+	@trap 'tests/prebuild.sh stop' EXIT INT TERM; \
+	  bash -c 'set -o pipefail; $(MAKE) --no-print-directory deps $(TIERS) 2>&1 | tee make-test.log'; status=$$?; \
+	  trap - EXIT INT TERM; tests/prebuild.sh stop; \
+	  [ $$status -eq 0 ] || tests/failure-digest.sh make-test.log; exit $$status
