@@ -48,15 +48,15 @@ export function guestMac(name: string): string {
 /**
  * The guest's kernel command line: `quiet` keeps the serial console (slow under TCG) short, and
  * without mitigations an emulated CPU boots much faster; the guest runs one agent's group only.
- * The NIC keeps the kernel's name (eth0, `net.ifnames=0`): a rename makes networkd wait for udev
- * to handle the rename's event too, behind the whole coldplug (DHCP 5 s later under TCG).
+ * The NIC keeps the kernel's name (eth0, `net.ifnames=0`), the one the image's DHCP client asks
+ * on as soon as systemd starts (the image runs no udev to rename it).
  */
 export const KERNEL_ARGS =
   "root=/dev/vda rw console=ttyS0 quiet systemd.show_status=false panic=-1 mitigations=off net.ifnames=0";
 
 const SEED_PREFIX = "agenttype:";
 
-/** The data disk's serial: the guest finds it as /dev/disk/by-id/virtio-<serial>. */
+/** The data disk's serial: the guest finds it by the serial file of each /sys/block/vd? entry. */
 export const DATA_DISK_SERIAL = "agenttype-data";
 
 export function escapeXml(text: string): string {

@@ -814,7 +814,9 @@ export class KvmDriver implements ContainerDriver {
       throw new CreationFailedError(`volume ${config.name}: a persistent volume starts empty`);
     const script = [
       "set -e",
-      `dev=/dev/disk/by-id/virtio-${DATA_DISK_SERIAL}; [ -e "$dev" ] || dev=/dev/vdb`,
+      // By its serial in sysfs: the guest image runs no udev to make /dev/disk/by-id.
+      'dev=$(cd /sys/block && for b in vd*; do s=""; read -r s <"$b/serial" || true; [ "$s" != "$6" ] || echo "/dev/$b"; done)',
+      '[ -n "$dev" ] || { echo "no disk with serial $6" >&2; exit 1; }',
       `mnt=${GUEST_DATA_MOUNT}; dir="$mnt/$1"; root="$2"`,
       'if ! mountpoint -q "$mnt"; then',
       '  blkid "$dev" >/dev/null 2>&1 || mkfs.ext4 -q -L agenttype-data "$dev"',
@@ -837,6 +839,7 @@ export class KvmDriver implements ContainerDriver {
         String(config.uid),
         String(config.gid),
         config.mode.toString(8),
+        DATA_DISK_SERIAL,
       ]),
       {},
       subCall(call, 120_000),

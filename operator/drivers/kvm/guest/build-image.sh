@@ -121,7 +121,11 @@ UNNEEDED_UNITS=(apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2s
   systemd-tmpfiles-clean.timer
   sys-kernel-config.mount sys-kernel-debug.mount sys-kernel-tracing.mount
   sys-fs-fuse-connections.mount dev-hugepages.mount systemd-modules-load.service
-  dbus.service dbus.socket)
+  dbus.service dbus.socket systemd-pstore.service
+  ssh.service ssh.socket systemd-networkd.service systemd-networkd.socket
+  systemd-networkd-wait-online.service
+  systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket
+  systemd-udev-trigger.service systemd-udev-settle.service)
 # Generators that find nothing to do in a guest (no initscripts, encrypted or verity volumes,
 # hibernation, gettys or kernel-command-line units) but cost an exec each at every boot.
 UNNEEDED_GENERATORS=(systemd-debug-generator systemd-gpt-auto-generator systemd-rc-local-generator
@@ -131,7 +135,10 @@ UNNEEDED_GENERATORS=(systemd-debug-generator systemd-gpt-auto-generator systemd-
 configure() {
   local dir=$1
   cp -a "$HERE/rootfs/." "$dir/"
-  chroot "$dir" systemctl enable agenttype-seed.service systemd-networkd.service >&2
+  # Debian's ssh.service and networkd wait for udev's coldplug; the image's own units do not.
+  chroot "$dir" systemctl disable ssh.service >&2
+  chroot "$dir" systemctl enable agenttype-seed.service agenttype-sshd.service agenttype-dhcp.service \
+    agenttype-pod-network.service >&2
   chroot "$dir" systemctl mask "${UNNEEDED_UNITS[@]}" >&2
   local generator
   mkdir -p "$dir/etc/systemd/system-generators"
@@ -144,7 +151,7 @@ configure() {
   # session of its own, and under software emulation each program started is slow; dash starts
   # with less than bash (which reads .bashrc when sshd runs it). sshd runs without PAM.
   chroot "$dir" usermod -p '*' -s /bin/sh root
-  printf '/dev/vda / ext4 defaults,noatime 0 1\n' >"$dir/etc/fstab"
+  printf '/dev/vda / ext4 defaults,noatime 0 0\n' >"$dir/etc/fstab"
   : >"$dir/etc/hostname"
   printf 'deb %s %s main\n' "$DEBIAN_MIRROR" "$SUITE" >"$dir/etc/apt/sources.list"
 }
@@ -152,10 +159,12 @@ configure() {
 # The guest's initrd, in place of initramfs-tools' (whose udev and scripts took about five
 # seconds of every boot under software emulation): busybox, the modules the root file system
 # needs with their dependencies in load order, and initrd/init that loads them, mounts root and
-# hands over. Uncompressed: there is nothing for the emulated CPU to unpack. virtio_net too: left
-# to udev in the root file system it loads late, and networkd's DHCP, which the operator waits
-# for, with it.
-INITRD_MODULES=(virtio_pci virtio_blk virtio_net ext4)
+# hands over. Uncompressed: there is nothing for the emulated CPU to unpack. virtio_net too: the
+# DHCP client starts with systemd and finds eth0 there. And what a pod's start would otherwise
+# load through modprobe (one slow exec each under software emulation): overlay for containerd's
+# snapshots, bridge and veth for the CNI network, the netfilter modules of its masquerade.
+INITRD_MODULES=(virtio_pci virtio_blk virtio_net ext4 overlay bridge veth xt_MASQUERADE nft_chain_nat
+  nft_compat)
 build_initrd() {
   local root=$1 out=$2 kver dir module path
   kver=$(basename "$(find "$root/lib/modules" -mindepth 1 -maxdepth 1 -type d | head -n 1)")
