@@ -53,15 +53,22 @@ async function agentMemory(at: Obj, key: string, value?: unknown): Promise<strin
     { ...ownerLabels(owner(at)), [LABEL_ROLE]: ROLE_AGENT },
     within(120_000),
   );
+  // The request has a deadline of its own, shorter than the exec's: a sidecar that does not
+  // answer shows as the request's TimeoutError on stderr, apart from a slow exec (a guest under
+  // TCG beside the other tiers, Node starting in it).
   const init =
     value === undefined
-      ? "{}"
-      : '{ method: "PUT", headers: { "content-type": "application/json" }, body: process.argv[2] }';
+      ? "{ signal: AbortSignal.timeout(30000) }"
+      : '{ method: "PUT", headers: { "content-type": "application/json" }, body: process.argv[2], signal: AbortSignal.timeout(30000) }';
   const script = `fetch(process.env.AGENTTYPE_MEMORY_URL + "/" + process.argv[1], ${init}).then(async (r) => console.log(r.status, await r.text()))`;
+  const started = Date.now();
   const result = await world.driver.exec(
     agent?.id as string,
     ["node", "-e", script, key, JSON.stringify(value ?? null)],
-    within(60_000),
+    within(120_000),
+  );
+  console.log(
+    `memory ${value === undefined ? "GET" : "PUT"} ${key} from the agent's container: ${((Date.now() - started) / 1000).toFixed(1)} s`,
   );
   expect(result.stderr).toBe("");
   return result.stdout.trim();
