@@ -2,8 +2,10 @@
 // streamed output and exit codes, deadlines, SFTP, forwarded Unix sockets, the channel bound,
 // and reconnecting after sshd went away.
 import { execFileSync } from "node:child_process";
+import { once } from "node:events";
 import { writeFileSync } from "node:fs";
 import { connect as http2Connect } from "node:http2";
+import { connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -103,6 +105,49 @@ describe("SSH transport on a real sshd", () => {
       },
       10_000,
     );
+  });
+
+  it("closes a channel the host opens only after the call gave up on it: no command is left holding a session", async () => {
+    // The connection's own socket, so that its sshd process on the host can be found and paused.
+    let localPort = 0;
+    const slow = connect(
+      host,
+      {},
+      {
+        connectStream: async () => {
+          const socket = tcpConnect(host.port, host.address);
+          await once(socket, "connect");
+          localPort = socket.localPort ?? 0;
+          return socket;
+        },
+      },
+    );
+    const marker = `agenttype-late-${process.pid}`;
+    try {
+      expect((await slow.exec("echo up", {}, within(10_000))).stdout).toBe("up\n");
+      const owners = await ssh.exec(`ss -Htnp "dport = :${localPort}"`, {}, within(10_000));
+      const pids = [...owners.stdout.matchAll(/pid=(\d+)/g)].map((m) => m[1]);
+      expect(pids.length).toBeGreaterThan(0);
+      // Paused, the host answers no channel request: the call gives up at its deadline. The
+      // command (it runs until its standard input ends) starts once the host goes on.
+      await ssh.exec(`kill -STOP ${pids.join(" ")}`, {}, within(10_000));
+      const err = await slow
+        .exec(`exec -a ${marker} cat`, {}, within(1_000))
+        .catch((e: unknown) => e)
+        .finally(() => ssh.exec(`kill -CONT ${pids.join(" ")}`, {}, within(10_000)));
+      expect(err).toBeInstanceOf(TimeoutError);
+      await eventually(
+        "the late channel closed and its command ended",
+        async () =>
+          (await ssh.exec(`pgrep -f -x '${marker}' || true`, {}, within(5_000))).stdout.trim() === "",
+        15_000,
+      );
+      expect(slow.channelsInUse).toBe(0);
+      expect((await slow.exec("echo still", {}, within(10_000))).stdout).toBe("still\n");
+    } finally {
+      slow.close();
+      await ssh.exec(`pkill -f -x '${marker}' || true`, {}, within(10_000)).catch(() => {});
+    }
   });
 
   it("refuses a host that presents another key than the pinned one, naming both fingerprints", async () => {

@@ -17,14 +17,23 @@ export async function openThroughHost(
 ): Promise<Duplex> {
   const client = await host.connection(call);
   const what = `forward to ${address}:${port} through ${host.target}`;
-  return bounded(
-    call,
-    what,
-    () =>
-      new Promise<Duplex>((resolve, reject) => {
-        client.forwardOut("127.0.0.1", 0, address, port, (err, stream) =>
-          err ? reject(new NetworkError(`${what}: ${err.message}`, { cause: err })) : resolve(stream),
-        );
-      }),
-  );
+  // A channel the host opens after the call gave up on it is closed at once, not left open.
+  let abandoned = false;
+  try {
+    return await bounded(
+      call,
+      what,
+      () =>
+        new Promise<Duplex>((resolve, reject) => {
+          client.forwardOut("127.0.0.1", 0, address, port, (err, stream) => {
+            if (err) return reject(new NetworkError(`${what}: ${err.message}`, { cause: err }));
+            if (abandoned) return stream.close();
+            resolve(stream);
+          });
+        }),
+    );
+  } catch (err) {
+    abandoned = true;
+    throw err;
+  }
 }

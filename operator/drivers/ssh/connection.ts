@@ -182,29 +182,37 @@ export class SshConnection implements HostTransport {
     });
   }
 
-  /** Opens a channel with `open` under the channel bound; `release` must be called when it closes. */
+  /**
+   * Opens a channel with `open` under the channel bound; `release` must be called when it closes.
+   * A channel the host opens after the call gave up on it is closed with `discard` at once: left
+   * open it would hold one of the host's sessions (sshd's MaxSessions) with nobody to end it.
+   */
   async #channel<T>(
     call: Call,
     what: string,
     open: (client: Client, cb: (err: Error | undefined, value: T) => void) => void,
+    discard: (value: T) => void,
   ) {
     const client = await this.connection(call);
     const release = await this.#channels.acquire(call, what);
+    let abandoned = false;
     try {
       const value = await bounded(
         call,
         what,
         () =>
           new Promise<T>((resolve, reject) => {
-            open(client, (err, v) =>
-              err
-                ? reject(new NetworkError(`${what} on ${this.target}: ${err.message}`, { cause: err }))
-                : resolve(v),
-            );
+            open(client, (err, v) => {
+              if (err)
+                return reject(new NetworkError(`${what} on ${this.target}: ${err.message}`, { cause: err }));
+              if (abandoned) return discard(v);
+              resolve(v);
+            });
           }),
       );
       return { value, release };
     } catch (err) {
+      abandoned = true;
       release();
       throw err;
     }
@@ -212,8 +220,11 @@ export class SshConnection implements HostTransport {
 
   async exec(command: string, options: ExecOptions, call: Call): Promise<CommandResult> {
     const what = `exec ${JSON.stringify(command.length > 80 ? `${command.slice(0, 77)}...` : command)}`;
-    const { value: channel, release } = await this.#channel<ClientChannel>(call, what, (c, cb) =>
-      c.exec(withPidReport(command), cb as never),
+    const { value: channel, release } = await this.#channel<ClientChannel>(
+      call,
+      what,
+      (c, cb) => c.exec(withPidReport(command), cb as never),
+      (late) => late.close(),
     );
     // The permit goes back when the channel is closed on both sides, not before.
     channel.once("close", release);
@@ -266,8 +277,11 @@ export class SshConnection implements HostTransport {
   }
 
   async #sftp<T>(call: Call, what: string, work: (sftp: SFTPWrapper) => Promise<T>): Promise<T> {
-    const { value: sftp, release } = await this.#channel<SFTPWrapper>(call, `SFTP ${what}`, (c, cb) =>
-      c.sftp(cb as never),
+    const { value: sftp, release } = await this.#channel<SFTPWrapper>(
+      call,
+      `SFTP ${what}`,
+      (c, cb) => c.sftp(cb as never),
+      (late) => late.end(),
     );
     try {
       return await bounded(call, `SFTP ${what} on ${this.target}`, () => work(sftp));
@@ -351,6 +365,7 @@ export class SshConnection implements HostTransport {
       call,
       `open socket ${path}`,
       (c, cb) => c.openssh_forwardOutStreamLocal(path, cb as never),
+      (late) => late.close(),
     );
     stream.once("close", release);
     return stream;
