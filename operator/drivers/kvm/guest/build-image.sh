@@ -162,9 +162,12 @@ configure() {
 # hands over. Uncompressed: there is nothing for the emulated CPU to unpack. virtio_net too: the
 # DHCP client starts with systemd and finds eth0 there. And what a pod's start would otherwise
 # load through modprobe (one slow exec each under software emulation): overlay for containerd's
-# snapshots, bridge and veth for the CNI network, the netfilter modules of its masquerade.
-INITRD_MODULES=(virtio_pci virtio_blk virtio_net ext4 overlay bridge veth xt_MASQUERADE nft_chain_nat
-  nft_compat)
+# snapshots, bridge and veth for the CNI network, the netfilter modules of its masquerade. And
+# virtio_rng, which udev would load: without the host's entropy the kernel's random pool is
+# ready only tens of seconds into the boot under TCG (no RDRAND either), and every program that
+# asks for random bytes first (Node, sshd) waits for it.
+INITRD_MODULES=(virtio_pci virtio_blk virtio_net virtio_rng ext4 overlay bridge veth xt_MASQUERADE
+  nft_chain_nat nft_compat)
 build_initrd() {
   local root=$1 out=$2 kver dir module path
   kver=$(basename "$(find "$root/lib/modules" -mindepth 1 -maxdepth 1 -type d | head -n 1)")
