@@ -98,7 +98,10 @@ export function kvmWorld(host: KvmHost, options: { prefix: string; identity: str
       },
       timeoutMs,
       1000,
-    );
+    ).catch(async (err) => {
+      console.log(await notReadyReport(world, name));
+      throw err;
+    });
   world.gone = (name, timeoutMs = 300_000) =>
     eventually(
       `AgentType ${name} gone`,
@@ -262,4 +265,31 @@ export function kvmWorld(host: KvmHost, options: { prefix: string; identity: str
   };
 
   return world;
+}
+
+/**
+ * What a reader of a failed run needs when an AgentType did not become Ready, before the
+ * teardown removes it: its status, its Events, its guests on the host and their consoles' last
+ * lines.
+ */
+async function notReadyReport(world: OperatorOnKvmHost, name: string): Promise<string> {
+  const lines = [`--- AgentType ${name} not Ready: what it and the host show`];
+  const part = async (title: string, fn: () => Promise<string>) => {
+    const text = await fn().catch((err: Error) => `(could not read: ${err.message})`);
+    lines.push(`${title}:`, text.trimEnd());
+  };
+  await part("status", async () => JSON.stringify((await world.getAgentType(name)).status ?? {}, null, 1));
+  await part("events", async () =>
+    (await world.events(name)).map((e) => `${e.type} ${e.reason}: ${e.message}`).join("\n"),
+  );
+  await part("domains on the host", () => world.virsh("list", "--all"));
+  await part("consoles' last lines", async () => {
+    const r = await world.hostConnection.exec(
+      `for f in ${world.stateDir}/*/console.log; do [ -f "$f" ] && { echo "== $f"; tail -n 25 "$f"; }; done`,
+      {},
+      within(30_000),
+    );
+    return r.stdout;
+  });
+  return lines.join("\n");
 }
