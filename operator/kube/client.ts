@@ -109,6 +109,11 @@ export function isNotFound(error: unknown): boolean {
   return error instanceof KubeApiError && error.status === 404;
 }
 
+/** A create refused because an object of that name exists. */
+export function isAlreadyExists(error: unknown): boolean {
+  return error instanceof KubeApiError && error.status === 409 && error.reason === "AlreadyExists";
+}
+
 export function isGone(error: unknown): boolean {
   return error instanceof KubeApiError && error.status === 410;
 }

@@ -6,7 +6,6 @@
 // an exited container is restarted with backoff and an Event naming its exit code and last
 // lines; deletion removes everything of the AgentType from the host behind a finalizer.
 import type { Logger } from "pino";
-import { type AgentHost, agentHost } from "../../api/agenthost.ts";
 import type { AgentTool } from "../../api/agenttool.ts";
 import { agentTool } from "../../api/agenttool.ts";
 import { type AgentType, type AgentTypeStatus, agentType } from "../../api/agenttype.ts";
@@ -32,7 +31,7 @@ import {
 import type { ReconcileResult } from "../engine/controller.ts";
 import type { ObjectCache } from "../engine/informer.ts";
 import { backoffDelay } from "../engine/workqueue.ts";
-import { clientKey } from "../hosts/client-key.ts";
+import { hostDriver } from "../hosts/host-access.ts";
 import type { HostConnections } from "../hosts/host-connections.ts";
 import { isNotFound, type KubeClient, type KubeObject } from "../kube/client.ts";
 import type { EventRecorder } from "../kube/events.ts";
@@ -105,37 +104,8 @@ export function createHostPlacement(deps: HostPlacementDeps) {
   }
 
   /** The host and a driver on it, or why not. */
-  async function hostAccess(
-    hostName: string,
-    runtime: string,
-    signal: AbortSignal,
-  ): Promise<{ host: AgentHost; driver: ContainerDriver } | { reason: string; message: string }> {
-    const raw = agentHosts.get(hostName);
-    if (raw === undefined)
-      return {
-        reason: "HostNotFound",
-        message: `AgentHost ${hostName} (spec.runtime.hostRef) does not exist`,
-      };
-    const parsed = parseAs(agentHost, raw);
-    if (!parsed.ok)
-      return {
-        reason: "HostInvalid",
-        message: `AgentHost ${hostName} is invalid: ${formatFieldErrors(parsed.errors)}`,
-      };
-    const host = parsed.value;
-    if (host.spec.driver !== runtime)
-      return {
-        reason: "HostDriverMismatch",
-        message: `AgentHost ${hostName} runs driver ${host.spec.driver}, not ${runtime} (spec.runtime.type)`,
-      };
-    const key = await clientKey(client, host, signal, { generate: false });
-    if (key === undefined)
-      return {
-        reason: "HostNotReachable",
-        message: `AgentHost ${hostName} has no client key yet (its controller generates one)`,
-      };
-    return { host, driver: hosts.access(host, key.privateKey).driver };
-  }
+  const hostAccess = (hostName: string, runtime: string, signal: AbortSignal) =>
+    hostDriver(client, hosts, hostName, agentHosts.get(hostName), runtime, signal);
 
   /** True when the API server (not only our cache, which may lag) says the AgentHost does not exist. */
   async function hostIsGone(hostName: string, signal: AbortSignal): Promise<boolean> {
