@@ -41,7 +41,8 @@ generate: $(DEPS) ## write crds/*.yaml from the zod schemas (and their copies fo
 	config/sync-crds.sh
 
 GENERATED := crds/ config/crd/bases/ charts/agenttype-operator/files/crds/ \
-	config/rbac/role.yaml config/rbac/leader_election_role.yaml charts/agenttype-operator/files/rbac/
+	config/rbac/role.yaml config/rbac/leader_election_role.yaml config/rbac/hosts_role.yaml \
+	config/rbac/subresources_role.yaml config/rbac/subresources_ca_role.yaml charts/agenttype-operator/files/rbac/
 check-generated: generate ## fail when the committed CRDs or RBAC differ from what the generator writes
 	@git diff --exit-code --stat -- $(GENERATED) || { echo "error: generated files are out of date; run 'make generate' and commit" >&2; exit 1; }
 	@test -z "$$(git status --porcelain -- $(GENERATED))" || { git status --porcelain -- $(GENERATED); echo "error: untracked generated files; run 'make generate' and commit" >&2; exit 1; }

@@ -58,6 +58,8 @@ export const operatorConfig = z.object({
   memoryMaxBytes: intFrom(1, 2 ** 40),
   toolProbeSeconds: intFrom(1, 3600),
   metricsFromNamespaces: csv.describe("Namespaces allowed to reach agent pods' metrics port."),
+  subresourcesPort: intFrom(0, 65535).describe("Port of the aggregated API; 0: not served."),
+  subresourcesService: dnsLabel.describe("The Service kube-apiserver reaches the aggregated API through."),
   metricsFromPods: labelSelector.describe(
     "Labels of pods, in any namespace, allowed to reach agent pods' metrics port.",
   ),
@@ -130,6 +132,16 @@ const FLAGS: Record<keyof OperatorConfig, { env: string; default: string; help: 
     env: "TOOL_PROBE_SECONDS",
     default: "30",
     help: "seconds between two probes of each AgentTool's server (1-3600)",
+  },
+  subresourcesPort: {
+    env: "SUBRESOURCES_PORT",
+    default: "0",
+    help: "port of the aggregated API that serves logs and exec of agents on AgentHosts (TLS, to kube-apiserver's front proxy only); 0: not served",
+  },
+  subresourcesService: {
+    env: "SUBRESOURCES_SERVICE",
+    default: "agenttype-subresources",
+    help: "the Service in the operator's namespace (POD_NAMESPACE) that the APIService names: the serving certificate is issued for it",
   },
   metricsFromNamespaces: {
     env: "METRICS_FROM_NAMESPACES",

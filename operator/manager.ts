@@ -20,6 +20,8 @@ import { HostConnections } from "./hosts/host-connections.ts";
 import type { ApiServerAccess } from "./kube/access.ts";
 import { KubeClient, type KubeObject, type ResourceType } from "./kube/client.ts";
 import { EventRecorder } from "./kube/events.ts";
+import { serveSubresources } from "./subresources/serve.ts";
+import type { SubresourceServer } from "./subresources/server.ts";
 
 /** Every controller this operator runs; a new one is a folder under controllers/ and a line here. */
 const CONTROLLERS: ControllerSetup[] = [
@@ -46,7 +48,14 @@ export class Manager {
   private readonly elector: LeaderElector | undefined;
   private controllers: Controller[] = [];
   private readonly hosts: HostConnections;
+  /**
+   * The aggregated API's own connections to hosts: it serves on standbys too, and on a leader
+   * whose controllers stopped, so it does not share the controllers' (closed with them).
+   */
+  private readonly subresourceHosts: HostConnections;
+  private readonly serving = new AbortController();
   private informersSynced = false;
+  private subresources: Promise<SubresourceServer | undefined> | undefined;
   private stopped: Promise<void> | undefined;
 
   constructor(config: OperatorConfig, access: ApiServerAccess, logger: Logger) {
@@ -54,6 +63,7 @@ export class Manager {
     this.logger = logger;
     this.client = new KubeClient(access, { requestTimeoutMs: config.requestTimeoutSeconds * 1000 });
     this.hosts = new HostConnections({}, { guestKeys: new SecretGuestKeyStore(this.client) });
+    this.subresourceHosts = new HostConnections({}, { guestKeys: new SecretGuestKeyStore(this.client) });
     this.server = Fastify({ logger: false });
     this.server.get("/healthz", async () => "ok");
     this.server.get("/readyz", async (_request, reply) => {
@@ -88,6 +98,23 @@ export class Manager {
     const address = await this.server.listen({ host: bindAddress, port });
     this.logger.info({ address }, "serving /metrics, /healthz and /readyz");
     const signal = this.abort.signal;
+    // Leader and standbys alike, so that a failover does not take the aggregated API away.
+    if (this.config.subresourcesPort > 0)
+      this.subresources = serveSubresources(
+        {
+          client: this.client,
+          hosts: this.subresourceHosts,
+          events: new EventRecorder(this.client, FIELD_MANAGER, this.logger),
+          logger: this.logger,
+        },
+        {
+          namespace: this.config.leaseNamespace,
+          service: this.config.subresourcesService,
+          bindAddress,
+          port: this.config.subresourcesPort,
+        },
+        this.serving.signal,
+      );
     if (this.elector !== undefined) {
       const lost = () => {
         // Another replica may be reconciling already: stop at once (the write window of the
@@ -107,6 +134,9 @@ export class Manager {
     this.stopped ??= (async () => {
       await this.stopControllers("the operator is shutting down");
       await this.elector?.release();
+      this.serving.abort();
+      await (await this.subresources)?.close();
+      this.subresourceHosts.closeAll();
       await this.server.close();
     })();
     return this.stopped;

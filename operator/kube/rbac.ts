@@ -9,6 +9,7 @@ import { type Permission, permissions, type Verb } from "./resources.ts";
 export interface PolicyRule {
   apiGroups: string[];
   resources: string[];
+  resourceNames?: string[];
   verbs: Verb[];
 }
 
@@ -30,8 +31,14 @@ export function policyRules(table: readonly Permission[]): PolicyRule[] {
   for (const permission of table) {
     const verbs = VERB_ORDER.filter((v) => permission.verbs.includes(v));
     const group = permission.resource.group;
-    const key = `${group}|${verbs.join(",")}`;
-    const rule = rules.get(key) ?? { apiGroups: [group], resources: [], verbs };
+    const names = permission.names === undefined ? undefined : [...permission.names].sort();
+    const key = `${group}|${verbs.join(",")}|${names?.join(",") ?? ""}`;
+    const rule = rules.get(key) ?? {
+      apiGroups: [group],
+      resources: [],
+      ...(names === undefined ? {} : { resourceNames: names }),
+      verbs,
+    };
     rules.set(key, rule);
     const resource = ruleResource(permission);
     if (!rule.resources.includes(resource)) rule.resources.push(resource);
@@ -49,7 +56,9 @@ export function rulesYaml(rules: PolicyRule[]): string {
   return rules
     .map(
       (r) =>
-        `- apiGroups: ${flow(r.apiGroups)}\n  resources: ${flow(r.resources)}\n  verbs: ${flow(r.verbs)}\n`,
+        `- apiGroups: ${flow(r.apiGroups)}\n  resources: ${flow(r.resources)}\n` +
+        (r.resourceNames === undefined ? "" : `  resourceNames: ${flow(r.resourceNames)}\n`) +
+        `  verbs: ${flow(r.verbs)}\n`,
     )
     .join("");
 }
@@ -65,6 +74,8 @@ export function renderRbac(): { path: string; text: string }[] {
   const watched = rulesYaml(policyRules(permissions.watched));
   const leaderElection = rulesYaml(policyRules(permissions.leaderElection));
   const hosts = rulesYaml(policyRules(permissions.hosts));
+  const subresources = rulesYaml(policyRules(permissions.subresources));
+  const subresourcesCa = rulesYaml(policyRules(permissions.subresourcesCa));
   return [
     {
       path: "config/rbac/role.yaml",
@@ -100,7 +111,36 @@ metadata:
 rules:
 ${indent(hosts)}`,
     },
+    {
+      path: "config/rbac/subresources_role.yaml",
+      text: `${HEADER}# The aggregated API (logs and exec of agents on AgentHosts): a SubjectAccessReview for every
+# request, and the CA in its one APIService. Its CA Secret is in subresources_ca_role.yaml; the
+# front proxy's settings are read through kube-system's extension-apiserver-authentication-reader
+# (subresources_role_binding.yaml).
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: agenttype-operator-subresources
+rules:
+${indent(subresources)}`,
+    },
+    {
+      path: "config/rbac/subresources_ca_role.yaml",
+      text: `${HEADER}# The aggregated API's CA, in a Secret of the operator's own namespace.
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: agenttype-operator-subresources-ca
+  namespace: agenttype-system
+rules:
+${indent(subresourcesCa)}`,
+    },
     { path: "charts/agenttype-operator/files/rbac/rules.yaml", text: HEADER + watched },
+    { path: "charts/agenttype-operator/files/rbac/subresources-rules.yaml", text: HEADER + subresources },
+    {
+      path: "charts/agenttype-operator/files/rbac/subresources-ca-rules.yaml",
+      text: HEADER + subresourcesCa,
+    },
     { path: "charts/agenttype-operator/files/rbac/hosts-rules.yaml", text: HEADER + hosts },
     {
       path: "charts/agenttype-operator/files/rbac/leader-election-rules.yaml",

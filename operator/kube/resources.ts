@@ -3,6 +3,9 @@
 import { GROUP, VERSION } from "../../api/common.ts";
 import type { ResourceType } from "./client.ts";
 
+/** The APIService of the operator's aggregated API (group subresources.agenttype.dev). */
+export const AGGREGATED_API_SERVICE = "v1alpha1.subresources.agenttype.dev";
+
 const core = (plural: string, kind: string): ResourceType => ({
   group: "",
   version: "v1",
@@ -46,6 +49,20 @@ export const resources = {
   },
   namespace: { group: "", version: "v1", plural: "namespaces", kind: "Namespace", namespaced: false },
   lease: { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true },
+  apiService: {
+    group: "apiregistration.k8s.io",
+    version: "v1",
+    plural: "apiservices",
+    kind: "APIService",
+    namespaced: false,
+  },
+  subjectAccessReview: {
+    group: "authorization.k8s.io",
+    version: "v1",
+    plural: "subjectaccessreviews",
+    kind: "SubjectAccessReview",
+    namespaced: false,
+  },
 } satisfies Record<string, ResourceType>;
 
 /** The RBAC verbs of the API server's requests (kube-apiserver's RequestInfo). */
@@ -55,6 +72,8 @@ export interface Permission {
   resource: ResourceType;
   subresource?: "status";
   verbs: readonly Verb[];
+  /** Only the objects of these names (RBAC's resourceNames), where the verbs allow naming them. */
+  names?: readonly string[];
 }
 
 // How the client's calls become verbs: an informer lists and watches; server-side apply is a
@@ -69,7 +88,13 @@ const owned: Verb[] = [...informed, "create", "patch"];
  * only in its own namespace. An integration test runs the operator under exactly these rules
  * and checks that it uses every one of them.
  */
-export const permissions: { watched: Permission[]; hosts: Permission[]; leaderElection: Permission[] } = {
+export const permissions: {
+  watched: Permission[];
+  hosts: Permission[];
+  leaderElection: Permission[];
+  subresources: Permission[];
+  subresourcesCa: Permission[];
+} = {
   watched: [
     // patch: the finalizer of an AgentType running on a host (runtime containerd).
     { resource: resources.agentType, verbs: [...informed, "patch"] },
@@ -106,4 +131,13 @@ export const permissions: { watched: Permission[]; hosts: Permission[]; leaderEl
     { resource: resources.event, verbs: ["create", "patch"] },
   ],
   leaderElection: [{ resource: resources.lease, verbs: ["get", "create", "update"] }],
+  // The aggregated API (operator/subresources/): every request checked again with a
+  // SubjectAccessReview; the CA written into its one APIService. Used only with
+  // --subresources-port set.
+  subresources: [
+    { resource: resources.subjectAccessReview, verbs: ["create"] },
+    { resource: resources.apiService, verbs: ["get", "patch"], names: [AGGREGATED_API_SERVICE] },
+  ],
+  // Its CA, in a Secret of the operator's own namespace (created by the first replica to start).
+  subresourcesCa: [{ resource: resources.secret, verbs: ["get", "create"] }],
 };
