@@ -142,26 +142,46 @@ describe("Helm chart and kustomize config", () => {
     expect(monitor?.metadata.namespace).toBe(OPERATOR_NS);
   });
 
-  test("namespaced mode: a Role per watched namespace, nothing cluster-wide but the CRDs and the AgentHosts' rules", async () => {
+  test("namespaced mode: a Role per watched namespace, nothing cluster-wide but the CRDs, the AgentHosts' rules and the aggregated API's", async () => {
     const { objects } = await helmTemplate("watchNamespaces={team-a,team-b}");
     const clusterWide = objects.filter((o) => o.metadata.namespace === undefined);
     expect(new Set(clusterWide.map((o) => o.kind))).toEqual(
-      new Set(["CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"]),
+      new Set(["CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "APIService"]),
     );
     // AgentHosts are cluster-scoped, so their rules (and the key Secrets they name) can only be
-    // granted cluster-wide; that ClusterRole holds exactly the hosts table and nothing else.
+    // granted cluster-wide; so are a SubjectAccessReview and the APIService. Those ClusterRoles
+    // hold exactly their tables; the console roles are for users, not the operator.
     const clusterRoles = clusterWide.filter((o) => o.kind === "ClusterRole") as (Manifest & {
-      rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+      rules: { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }[];
     })[];
-    expect(clusterRoles.map((r) => r.metadata.name)).toEqual(["agenttype-operator-hosts"]);
-    const hostsRules = clusterRoles[0]?.rules.flatMap((r) =>
-      r.resources.flatMap((res) => r.verbs.map((v) => `${r.apiGroups[0]}/${res}:${v}`)),
-    );
-    expect(new Set(hostsRules)).toEqual(
+    expect(clusterRoles.map((r) => r.metadata.name).sort()).toEqual([
+      "agenttype-operator-console-operator",
+      "agenttype-operator-console-viewer",
+      "agenttype-operator-hosts",
+      "agenttype-operator-subresources",
+    ]);
+    const rulesOf = (name: string) =>
       new Set(
-        permissions.hosts.flatMap((p) => p.verbs.map((v) => `${p.resource.group}/${ruleResource(p)}:${v}`)),
+        clusterRoles
+          .find((r) => r.metadata.name === name)
+          ?.rules.flatMap((r) =>
+            r.resources.flatMap((res) => r.verbs.map((v) => `${r.apiGroups[0]}/${res}:${v}`)),
+          ),
+      );
+    const tableOf = (table: readonly Permission[]) =>
+      new Set(table.flatMap((p) => p.verbs.map((v) => `${p.resource.group}/${ruleResource(p)}:${v}`)));
+    expect(rulesOf("agenttype-operator-hosts")).toEqual(tableOf(permissions.hosts));
+    expect(rulesOf("agenttype-operator-subresources")).toEqual(tableOf(permissions.subresources));
+    expect(
+      clusterRoles
+        .find((r) => r.metadata.name === "agenttype-operator-subresources")
+        ?.rules.find((r) => r.resources.includes("apiservices"))?.resourceNames,
+    ).toEqual(["v1alpha1.subresources.agenttype.dev"]);
+    expect(
+      (await helmTemplate("watchNamespaces={team-a}", "subresources.enabled=false")).objects.map(
+        (o) => o.kind,
       ),
-    );
+    ).not.toContain("APIService");
     const roles = objects.filter((o) => o.kind === "Role" && o.metadata.name === "agenttype-operator");
     expect(roles.map((r) => r.metadata.namespace).sort()).toEqual(["team-a", "team-b"]);
     const deployment = objects.find((o) => o.kind === "Deployment");
