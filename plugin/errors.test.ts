@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ApiError, explainApiError } from "./errors.ts";
+import { ApiError, explainApiError, explainHostError } from "./errors.ts";
 
 describe("explainApiError", () => {
   it("names the verb and subresource the API server refused, and the user it refused", () => {
@@ -46,5 +46,40 @@ describe("explainApiError", () => {
       "transient",
     );
     expect(explainApiError(new ApiError(422, "Invalid", "bad", call)).message).not.toContain("transient");
+  });
+});
+
+describe("explainHostError", () => {
+  const call = { verb: "get", resource: "agenttypes/log", namespace: "team-a", name: "edge" };
+
+  it("says the cluster does not serve the operator's aggregated API, and how to look", () => {
+    const message = explainHostError(
+      new ApiError(404, "NotFound", "the server could not find the requested resource", call),
+    ).message;
+    expect(message).toContain("this cluster does not serve the operator's aggregated API");
+    expect(message).toContain("kubectl get apiservice v1alpha1.subresources.agenttype.dev");
+  });
+
+  it("tells an operator that does not answer from a host that does not", () => {
+    expect(
+      explainHostError(new ApiError(503, "ServiceUnavailable", "service unavailable", call)).message,
+    ).toMatch(/aggregated API does not answer \(service unavailable\); is the operator running\?/);
+    const host = "AgentHost edge-1 did not answer: connect ECONNREFUSED (AgentHost edge-1 Reachable=False)";
+    expect(explainHostError(new ApiError(503, "ServiceUnavailable", host, call)).message).toBe(
+      `agenttypes/log of AgentType "edge": ${host} (transient: try again)`,
+    );
+  });
+
+  it("keeps the operator's own words, and RBAC refusals as for pods", () => {
+    const range = 'replica 3 out of range: AgentType "edge" has replicas 0, 1 (status.hostReplicas)';
+    expect(explainHostError(new ApiError(404, "NotFound", range, call)).message).toBe(
+      `agenttypes/log of AgentType "edge": ${range}`,
+    );
+    const said =
+      'agenttypes.subresources.agenttype.dev "edge" is forbidden: User "bob" cannot create resource "agenttypes/exec" in API group "subresources.agenttype.dev" in the namespace "team-a"';
+    expect(
+      explainHostError(new ApiError(403, "Forbidden", said, { ...call, resource: "agenttypes/exec" }))
+        .message,
+    ).toMatch(/^not allowed: you cannot create agenttypes\/exec in namespace "team-a"/);
   });
 });

@@ -61,3 +61,27 @@ export function explainApiError(error: ApiError): PluginError {
     `${call.verb} ${call.resource}${call.name === undefined ? "" : ` "${call.name}"`}${where(call)} failed: HTTP ${error.code}${error.reason === undefined ? "" : ` ${error.reason}`}: ${error.apiMessage}${retry}`,
   );
 }
+
+/** kube-apiserver's answer for a path no API it serves or proxies knows. */
+const UNKNOWN_PATH = "the server could not find the requested resource";
+const APISERVICE = "v1alpha1.subresources.agenttype.dev";
+
+/**
+ * The user-facing error for a call to the operator's aggregated API (agents on AgentHosts):
+ * RBAC refusals as for any call; an API the cluster does not serve, or an operator that does not
+ * answer, said so with the command that shows why; anything else in the operator's own words.
+ */
+export function explainHostError(error: ApiError): PluginError {
+  if (error.code === 403 || error.code === 401) return explainApiError(error);
+  const what = `${error.call.resource} of AgentType "${error.call.name}"`;
+  if (error.code === 404 && error.apiMessage === UNKNOWN_PATH)
+    return new PluginError(
+      `${what}: this cluster does not serve the operator's aggregated API (subresources.agenttype.dev), which serves agents on AgentHosts; is the APIService installed (the chart and config/ install it)? kubectl get apiservice ${APISERVICE}`,
+    );
+  if (error.code === 503 && !/^(AgentHost|Host)/.test(error.apiMessage))
+    return new PluginError(
+      `${what}: the operator's aggregated API does not answer (${error.apiMessage}); is the operator running? kubectl get apiservice ${APISERVICE} (transient: try again)`,
+    );
+  const retry = error.code === 429 || error.code >= 500 ? " (transient: try again)" : "";
+  return new PluginError(`${what}: ${error.apiMessage}${retry}`);
+}

@@ -28,9 +28,12 @@ export interface Kube {
   connect(request: StreamRequest): Promise<StreamSession>;
 }
 
+/** A replica's container: in a pod (pods/attach, pods/exec), or on an AgentHost (the operator's agenttypes/exec). */
+export type StreamTarget = { pod: string } | { agentType: string; replica: number };
+
 export interface StreamRequest {
   kind: "attach" | "exec";
-  pod: string;
+  target: StreamTarget;
   container: string;
   command?: string[];
   stdin: Readable | null;
@@ -163,7 +166,17 @@ async function connectStream(
   timeoutMs: number,
   request: StreamRequest,
 ): Promise<StreamSession> {
-  const call: ApiCall = { verb: "create", resource: `pods/${request.kind}`, namespace, name: request.pod };
+  const onHost = "agentType" in request.target;
+  const name = "agentType" in request.target ? request.target.agentType : request.target.pod;
+  const call: ApiCall = {
+    verb: "create",
+    resource: onHost ? `agenttypes/${request.kind}` : `pods/${request.kind}`,
+    namespace,
+    name,
+  };
+  const what = onHost
+    ? `replica ${"replica" in request.target ? request.target.replica : 0} of AgentType ${name}`
+    : `pod ${name}`;
   let socket: WebSocket | undefined;
   let refusal: Promise<ApiError> | undefined;
   const handler = new WebSocketHandler(kc, (uri, protocols, opts) => {
@@ -186,24 +199,29 @@ async function connectStream(
     });
     return socket;
   });
+  // An agent on a host: the same protocol, at the operator's aggregated API instead of the pod's.
+  const connector =
+    "agentType" in request.target
+      ? hostConnector(handler, namespace, request.target.agentType, request.target.replica)
+      : handler;
   let status: V1Status | undefined;
   const clock = deadline(timeoutMs, request.signal);
   const abort = () => socket?.terminate();
   clock.signal.addEventListener("abort", abort, { once: true });
   const opening =
     request.kind === "attach"
-      ? new Attach(kc, handler).attach(
+      ? new Attach(kc, connector).attach(
           namespace,
-          request.pod,
+          name,
           request.container,
           request.stdout,
           request.stderr,
           request.stdin,
           request.tty,
         )
-      : new Exec(kc, handler).exec(
+      : new Exec(kc, connector).exec(
           namespace,
-          request.pod,
+          name,
           request.container,
           request.command ?? [],
           request.stdout,
@@ -221,10 +239,10 @@ async function connectStream(
     if (refusal !== undefined) throw await refusal;
     if (clock.expired)
       throw new PluginError(
-        `${request.kind} to pod ${request.pod}: no connection within ${formatMs(timeoutMs)} (transient: try again, or raise --request-timeout)`,
+        `${request.kind} to ${what}: no connection within ${formatMs(timeoutMs)} (transient: try again, or raise --request-timeout)`,
       );
     if (request.signal.aborted) throw new PluginError("cancelled", 130);
-    throw new PluginError(`${request.kind} to pod ${request.pod} failed: ${(error as Error).message}`);
+    throw new PluginError(`${request.kind} to ${what} failed: ${(error as Error).message}`);
   } finally {
     clock.signal.removeEventListener("abort", abort);
     clock.clear();
@@ -237,4 +255,39 @@ async function connectStream(
   const close = () => opened.close();
   request.signal.addEventListener("abort", close, { once: true });
   return { ended, close };
+}
+
+/** Where the operator serves agenttypes/exec and agenttypes/log (docs/adr/0014-host-consoles.md). */
+export const SUBRESOURCES_PREFIX = "/apis/subresources.agenttype.dev/v1alpha1";
+
+export function agentSubresourcePath(
+  namespace: string,
+  agentType: string,
+  subresource: "log" | "exec" | "attach",
+) {
+  return `${SUBRESOURCES_PREFIX}/namespaces/${encodeURIComponent(namespace)}/agenttypes/${encodeURIComponent(agentType)}/${subresource}`;
+}
+
+/**
+ * client-node's Attach and Exec build a pod's path; for an agent on a host the same request
+ * (its query: command, container, stdin, stdout, stderr, tty) goes to the AgentType's
+ * subresource of the same name, with the replica added.
+ */
+function hostConnector(handler: WebSocketHandler, namespace: string, agentType: string, replica: number) {
+  return {
+    connect: (
+      path: string,
+      text: Parameters<WebSocketHandler["connect"]>[1],
+      binary: Parameters<WebSocketHandler["connect"]>[2],
+    ) => {
+      const url = new URL(path, "https://pod.invalid");
+      const subresource = url.pathname.endsWith("/attach") ? "attach" : "exec";
+      url.searchParams.set("replica", String(replica));
+      return handler.connect(
+        `${agentSubresourcePath(namespace, agentType, subresource)}?${url.searchParams}`,
+        text,
+        binary,
+      );
+    },
+  } as unknown as WebSocketHandler;
 }

@@ -246,7 +246,7 @@ describe("list and describe", () => {
 });
 
 describe("agents on AgentHosts", () => {
-  test("describe shows the host's replicas and its Reachable condition; logs refuses them by name", async ({
+  test("describe shows the host's replicas and its Reachable condition; logs says the cluster does not serve the operator's aggregated API", async ({
     namespace,
   }) => {
     const host = loadSample("agenthost_containerd-edge.yaml");
@@ -300,8 +300,14 @@ describe("agents on AgentHosts", () => {
       );
       const logs = await plugin(["logs", "edge", "--replica", "1", "-n", namespace]);
       expect(logs.code).toBe(1);
+      // This control plane has no APIService for subresources.agenttype.dev (the host tier has).
       expect(logs.stderr).toContain(
-        `error: AgentType "edge" replica 1 runs on AgentHost "${host.metadata.name}" (runtime containerd): logs is served for agents in pods only so far`,
+        `error: agenttypes/log of AgentType "edge": this cluster does not serve the operator's aggregated API (subresources.agenttype.dev)`,
+      );
+      const attach = await plugin(["attach", "edge", "-n", namespace]);
+      expect(attach.code).toBe(1);
+      expect(attach.stderr).toContain(
+        `error: AgentType "edge" replica 0 runs on AgentHost ${host.metadata.name} (runtime containerd): attach is served for agents in pods only so far`,
       );
     } finally {
       await kubectlIn("", "delete", "agenthost", host.metadata.name, "--wait=false");
