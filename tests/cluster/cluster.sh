@@ -193,6 +193,9 @@ up_control_plane() {
   # The Endpoints API refuses loopback addresses, so on 127.0.0.1 the `kubernetes` Service
   # cannot get endpoints; nothing in the control-plane tier needs them.
   [[ $AGENTTYPE_APISERVER_IP == 127.* ]] && reconciler=none
+  # --enable-aggregator-routing: an APIService's requests go to its Service's endpoints rather
+  # than its ClusterIP, so the operator's aggregated API works as a process (host tier), with no
+  # kube-proxy.
   # shellcheck disable=SC2054 # commas inside flag values
   local -a apiserver=(kube-apiserver "$b/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$AGENTTYPE_ETCD_CLIENT_PORT" \
@@ -217,6 +220,7 @@ up_control_plane() {
     --requestheader-extra-headers-prefix=X-Remote-Extra- \
     --proxy-client-cert-file="$p/front-proxy-client.crt" \
     --proxy-client-key-file="$p/front-proxy-client.key" \
+    --enable-aggregator-routing=true \
     --allow-privileged=true \
     --endpoint-reconciler-type="$reconciler" \
     --cert-dir="$AGENTTYPE_STATE/apiserver-certs")

@@ -17,6 +17,8 @@ import { loadAccess } from "../../operator/kube/access.ts";
 import { KubeClient, type KubeObject } from "../../operator/kube/client.ts";
 import { resources } from "../../operator/kube/resources.ts";
 import { eventually } from "../fixtures/eventually.ts";
+import { freePort } from "../fixtures/ports.ts";
+import { removeSubresourcesRoute, subresourcesRoute } from "../fixtures/subresources-route.ts";
 import { condition, type EventObject, type Obj } from "../hosts/operator-fixture.ts";
 import { installCrds } from "../integration/crds.ts";
 import { type OperatorProcess, startOperator } from "../integration/operator-process.ts";
@@ -36,6 +38,8 @@ export interface OperatorOnKvmHost {
   driver: KvmDriver;
   hostConnection: ReturnType<typeof hostConnection>;
   operator: OperatorProcess;
+  /** The admin's kubeconfig of the tier's control plane. */
+  kubeconfig: string;
   startOperator: () => Promise<OperatorProcess>;
   kubectl: (...args: string[]) => Promise<string>;
   /** `virsh ARGS` on the KVM host. */
@@ -50,18 +54,26 @@ export interface OperatorOnKvmHost {
 }
 
 /** Registers the beforeAll/afterAll of a file whose AgentTypes run in guests on the KVM host. */
-export function operatorOnKvmHost(options: { prefix: string; identity: string }): OperatorOnKvmHost {
+export function operatorOnKvmHost(options: WorldOptions): OperatorOnKvmHost {
   const world = kvmWorld(kvmHostFrom(inject("kvmHostEnv")), options);
   beforeAll(world.start, 900_000);
   afterAll(world.stop, 300_000);
   return world;
 }
 
-export function kvmWorld(host: KvmHost, options: { prefix: string; identity: string }): OperatorOnKvmHost {
+interface WorldOptions {
+  prefix: string;
+  identity: string;
+  /** Serve the aggregated API (kubectl agenttype logs and exec of agents in guests). */
+  subresources?: boolean;
+}
+
+export function kvmWorld(host: KvmHost, options: WorldOptions): OperatorOnKvmHost {
   const namespace = `${options.prefix}-${Date.now().toString(36)}`;
   let kubectlBin = "";
   let servers: Awaited<ReturnType<typeof upstreams>> | undefined;
   let kubeconfig = "";
+  let subresourcesPort = 0;
   const world = {
     host,
     namespace,
@@ -145,6 +157,13 @@ export function kvmWorld(host: KvmHost, options: { prefix: string; identity: str
         SIDECAR_IMAGE: "localhost/agenttype/sidecar:dev",
         WRAPPER_IMAGE: "localhost/agenttype/wrapper:dev",
         IMAGE_PULL_POLICY: "IfNotPresent",
+        ...(subresourcesPort === 0
+          ? {}
+          : {
+              SUBRESOURCES_PORT: String(subresourcesPort),
+              POD_NAMESPACE: namespace,
+              BIND_ADDRESS: "0.0.0.0",
+            }),
       },
     });
     return world.operator;
@@ -156,6 +175,7 @@ export function kvmWorld(host: KvmHost, options: { prefix: string; identity: str
       timeout: 45 * 60_000,
     });
     kubeconfig = out.stdout.trim().split("\n").at(-1) ?? "";
+    world.kubeconfig = kubeconfig;
     const bin = await run("bash", ["-c", `source ${repo}/tests/cluster/lib.sh && echo "$AGENTTYPE_BIN"`]);
     kubectlBin = join(bin.stdout.trim(), "kubectl");
     await installCrds(kubeconfig);
@@ -190,6 +210,10 @@ export function kvmWorld(host: KvmHost, options: { prefix: string; identity: str
       data: { id_ed25519: Buffer.from(host.clientKey).toString("base64") },
     } as KubeObject);
     servers = await upstreams(host);
+    if (options.subresources) {
+      subresourcesPort = await freePort();
+      await subresourcesRoute(client, namespace, host.gatewayIp, subresourcesPort);
+    }
     await client.create(resources.agentTool, namespace, {
       apiVersion: "agenttype.dev/v1alpha1",
       kind: "AgentTool",
@@ -261,6 +285,7 @@ export function kvmWorld(host: KvmHost, options: { prefix: string; identity: str
     await world.hostConnection.exec(`rm -rf ${world.stateDir}`, {}, within(30_000)).catch(() => {});
     world.hostConnection.close();
     await world.client?.delete(resources.agentHost, undefined, world.hostName).catch(() => {});
+    if (options.subresources) await removeSubresourcesRoute(world.client);
     await world.client?.delete(resources.namespace, undefined, namespace).catch(() => {});
   };
 

@@ -28,11 +28,12 @@ import { guestKeysSecretName } from "../../operator/hosts/guest-key-secrets.ts";
 import type { KubeObject } from "../../operator/kube/client.ts";
 import { resources } from "../../operator/kube/resources.ts";
 import { eventually } from "../fixtures/eventually.ts";
+import { pluginAs } from "../fixtures/kubectl-agenttype.ts";
 import { condition, type Obj } from "../hosts/operator-fixture.ts";
 import { operatorOnKvmHost } from "./operator-fixture.ts";
 
 const kvmHostSh = resolve(dirname(fileURLToPath(import.meta.url)), "kvm-host.sh");
-const world = operatorOnKvmHost({ prefix: "guests", identity: "operator-guests" });
+const world = operatorOnKvmHost({ prefix: "guests", identity: "operator-guests", subresources: true });
 const { namespace, virsh } = world;
 const NAME = "kvm-agent";
 
@@ -193,6 +194,29 @@ describe("runtime kvm through the operator", () => {
     expect(agent?.id).toMatch(new RegExp(`^${guest}/`));
     expect(onHost.stdout).not.toContain(agent?.id.split("/")[1] as string);
   }, 900_000);
+
+  it("kubectl agenttype logs and exec reach the agent in the guest through the operator's aggregated API", async () => {
+    const { plugin } = pluginAs(world);
+    const logs = await plugin(["logs", NAME, "--tail", "1"]);
+    expect(logs.code, logs.stderr).toBe(0);
+    expect(logs.stdout).toContain("agent done");
+    const started = Date.now();
+    const exec = await plugin(
+      ["exec", NAME, "--", "node", "-e", "console.log(require('os').hostname()); process.exit(4)"],
+      world.kubeconfig,
+      240_000,
+    );
+    console.log(`kubectl agenttype exec in the guest: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    expect(exec.code, exec.stderr).toBe(4);
+    // The agent's hostname is its replica's (the pod contract), whatever the guest's is.
+    expect(exec.stdout).toMatch(/^\S+\n$/);
+    const audit = world.operator
+      .logs()
+      .split("\n")
+      .filter((l) => l.includes('"audit":true'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(audit.at(-1)).toMatchObject({ agentType: NAME, replica: 0, exitCode: 4, host: world.hostName });
+  }, 600_000);
 
   it("keeps the guest's keys in a Secret the AgentType owns, and an operator restart adopts the guest with them", async () => {
     const at = await world.getAgentType(NAME);

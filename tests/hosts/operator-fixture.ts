@@ -18,6 +18,7 @@ import { resources } from "../../operator/kube/resources.ts";
 import { OllamaServer } from "../../sidecar/testing/ollama-server.ts";
 import { eventually } from "../fixtures/eventually.ts";
 import { freePort } from "../fixtures/ports.ts";
+import { removeSubresourcesRoute, subresourcesRoute } from "../fixtures/subresources-route.ts";
 import { installCrds } from "../integration/crds.ts";
 import { type OperatorProcess, startOperator } from "../integration/operator-process.ts";
 import { connect, type TestHost, testHost } from "./host-env.ts";
@@ -85,6 +86,8 @@ export function operatorOnHost(options: {
   prefix: string;
   identity: string;
   capacity?: object;
+  /** Serve the aggregated API (logs and exec of agents on hosts): one file of the tier at a time. */
+  subresources?: boolean;
 }): OperatorOnHost {
   const host = testHost();
   const namespace = `${options.prefix}-${Date.now().toString(36)}`;
@@ -104,6 +107,7 @@ export function operatorOnHost(options: {
     crictl: "",
   } as OperatorOnHost;
   const extraHosts = new Set<string>();
+  let subresourcesPort = 0;
 
   world.kubectl = async (...args) =>
     (await run(kubectlBin, ["--kubeconfig", world.kubeconfig, ...args], { timeout: 60_000 })).stdout;
@@ -212,6 +216,15 @@ export function operatorOnHost(options: {
         SIDECAR_IMAGE: "localhost/agenttype/sidecar:dev",
         WRAPPER_IMAGE: "localhost/agenttype/wrapper:dev",
         IMAGE_PULL_POLICY: "IfNotPresent",
+        ...(subresourcesPort === 0
+          ? {}
+          : {
+              SUBRESOURCES_PORT: String(subresourcesPort),
+              // Its CA Secret goes into the file's namespace, and kube-apiserver reaches it on
+              // this machine's address on the host's bridge (subresourcesRoute).
+              POD_NAMESPACE: namespace,
+              BIND_ADDRESS: "0.0.0.0",
+            }),
       },
     });
     return world.operator;
@@ -274,6 +287,10 @@ export function operatorOnHost(options: {
       world.agentHost(world.hostName, options.capacity === undefined ? {} : { capacity: options.capacity }),
     );
 
+    if (options.subresources) {
+      subresourcesPort = await freePort();
+      await subresourcesRoute(client, namespace, host.gatewayIp, subresourcesPort);
+    }
     world.driver = drivers.create(
       "containerd",
       { socket: host.containerdSocket, stateDir, cgroupParent: host.cgroupParent },
@@ -303,6 +320,7 @@ export function operatorOnHost(options: {
     world.hostConnection.close();
     for (const name of [world.hostName, ...extraHosts])
       await world.client?.delete(resources.agentHost, undefined, name).catch(() => {});
+    if (options.subresources) await removeSubresourcesRoute(world.client);
     await world.client?.delete(resources.namespace, undefined, namespace).catch(() => {});
   });
 

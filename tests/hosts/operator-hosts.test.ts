@@ -14,14 +14,24 @@ import { within } from "../../operator/drivers/call.ts";
 import { managedFilter } from "../../operator/drivers/labels.ts";
 import { generateClientKeypair } from "../../operator/drivers/ssh/keypair.ts";
 import type { KubeObject } from "../../operator/kube/client.ts";
-import { resources } from "../../operator/kube/resources.ts";
+import { AGGREGATED_API_SERVICE, resources } from "../../operator/kube/resources.ts";
 import { eventually } from "../fixtures/eventually.ts";
-import { condition, operatorOnHost } from "./operator-fixture.ts";
+import { pluginAs } from "../fixtures/kubectl-agenttype.ts";
+import { condition, type Obj, operatorOnHost } from "./operator-fixture.ts";
 
 const run = promisify(execFile);
-const world = operatorOnHost({ prefix: "hosts", identity: "operator-hosts", capacity: { agents: 2 } });
+const world = operatorOnHost({
+  prefix: "hosts",
+  identity: "operator-hosts",
+  capacity: { agents: 2 },
+  subresources: true,
+});
 const { host, namespace, stateDir, hostName: HOST } = world;
 const { getAgentType, getHost, events, readyAgentType, agentLogs, agentHost, agentType, kubectl } = world;
+const { plugin, spawnPlugin, serviceAccountKubeconfig } = pluginAs(world);
+/** A command and what it printed, for the README's transcripts. */
+const transcript = (args: string[], r: { stdout: string; stderr: string; code: number | null }) =>
+  console.log(`$ kubectl agenttype ${args.join(" ")}\n${r.stdout}${r.stderr}(exit ${r.code})`);
 
 describe("AgentHost", () => {
   it("is probed: Reachable=True with the containerd, kernel and OS versions", async () => {
@@ -172,6 +182,143 @@ describe("AgentType with runtime containerd", () => {
     expect(condition(host, "Reachable")?.message).toContain("1 agent replicas placed");
   });
 
+  it("kubectl agenttype logs (-f too) and exec reach the agent on the host through the operator's aggregated API; RBAC decides, and each exec is audited", async () => {
+    const available = await eventually(
+      "APIService Available",
+      async () => {
+        const api = (await world.client.get(resources.apiService, undefined, AGGREGATED_API_SERVICE)) as Obj;
+        return condition(api, "Available")?.status === "True" ? api : undefined;
+      },
+      120_000,
+      1000,
+    ).catch(async (error) => {
+      const api = await world.client
+        .get(resources.apiService, undefined, AGGREGATED_API_SERVICE)
+        .catch(() => ({}));
+      throw new Error(`${(error as Error).message}: ${JSON.stringify((api as Obj).status)}`);
+    });
+    expect(condition(available, "Available")?.reason).toBe("Passed");
+
+    const logs = await plugin(["logs", "node-agent"]);
+    expect(logs.code, logs.stderr).toBe(0);
+    expect(logs.stdout).toContain("tool calculator: 6 * 7 = 42");
+    const tail = await plugin(["logs", "node-agent", "--tail", "2"]);
+    transcript(["logs", "node-agent", "--tail", "2"], tail);
+    expect(tail.stdout.trim().split("\n")).toHaveLength(2);
+    const sidecar = await plugin(["logs", "node-agent", "--container", "sidecar"]);
+    expect(sidecar.code, sidecar.stderr).toBe(0);
+    expect(sidecar.stdout).toContain("sidecar ready");
+
+    // -f: a line the agent's process writes after the stream began arrives on it.
+    const follower = spawnPlugin(["logs", "node-agent", "-f", "--tail", "0"]);
+    await new Promise((r) => setTimeout(r, 3000));
+    const wrote = await plugin([
+      "exec",
+      "node-agent",
+      "--",
+      "node",
+      "-e",
+      "require('fs').writeFileSync('/proc/1/fd/1', 'followed marker\\n')",
+    ]);
+    expect(wrote.code, wrote.stderr).toBe(0);
+    const followed = await eventually(
+      "the marker on the followed stream",
+      async () => follower.stdout().includes("followed marker"),
+      30_000,
+      250,
+    );
+    follower.kill();
+    expect(followed).toBe(true);
+
+    const started = Date.now();
+    const exec = await plugin([
+      "exec",
+      "node-agent",
+      "--",
+      "node",
+      "-e",
+      "console.log('to stdout'); console.error('to stderr'); process.exit(3)",
+    ]);
+    console.log(`kubectl agenttype exec on the host: ${Date.now() - started} ms`);
+    transcript(
+      [
+        "exec",
+        "node-agent",
+        "--",
+        "node",
+        "-e",
+        "\"console.log('to stdout'); console.error('to stderr'); process.exit(3)\"",
+      ],
+      exec,
+    );
+    expect(exec.code, exec.stderr).toBe(3);
+    expect(exec.stdout).toBe("to stdout\n");
+    expect(exec.stderr).toBe("to stderr\n");
+    const interactive = await plugin(["exec", "-i", "node-agent", "--", "cat"]);
+    expect(interactive.code).toBe(1);
+    expect(interactive.stderr).toContain(
+      "stdin: exec on an AgentHost runs without a terminal or standard input so far",
+    );
+
+    // The audit line names the user kube-apiserver authenticated; the Event says who ran what.
+    const me = (await kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")).trim();
+    const audit = world.operator
+      .logs()
+      .split("\n")
+      .filter((l) => l.includes('"audit":true'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(audit.at(-1)).toMatchObject({
+      user: me,
+      verb: "create",
+      subresource: "exec",
+      agentType: "node-agent",
+      replica: 0,
+      host: HOST,
+      exitCode: 3,
+      command: ["node", "-e", expect.stringContaining("process.exit(3)")],
+    });
+    const event = await eventually(
+      "Exec Event",
+      async () =>
+        (await events("node-agent")).find(
+          (e) => e.reason === "Exec" && e.message.includes("process.exit(3)"),
+        ),
+      30_000,
+      500,
+    );
+    expect(event.message).toContain(`${me} ran`);
+    expect(event.message).toContain("exit code 3");
+
+    // A viewer whose Role grants get on agenttypes/log and agenttypes/exec, not create: the
+    // aggregator lets both through, the operator's own review refuses the exec.
+    const viewer = await serviceAccountKubeconfig("viewer", [
+      { apiGroups: ["agenttype.dev"], resources: ["agenttypes"], verbs: ["get", "list"] },
+      {
+        apiGroups: ["subresources.agenttype.dev"],
+        resources: ["agenttypes/log", "agenttypes/exec"],
+        verbs: ["get"],
+      },
+    ]);
+    const viewerLogs = await plugin(["logs", "node-agent", "--tail", "1"], viewer);
+    expect(viewerLogs.code, viewerLogs.stderr).toBe(0);
+    const viewerExec = await plugin(["exec", "node-agent", "--", "true"], viewer);
+    transcript(["exec", "node-agent", "--", "true"], viewerExec);
+    expect(viewerExec.code).toBe(1);
+    expect(viewerExec.stderr).toContain(
+      `error: not allowed: you cannot create agenttypes/exec in namespace "${namespace}"`,
+    );
+    expect(viewerExec.stderr).toContain(`system:serviceaccount:${namespace}:viewer`);
+    // Without get on agenttypes/log, kube-apiserver refuses before the operator hears of it.
+    const stranger = await serviceAccountKubeconfig("stranger", [
+      { apiGroups: ["agenttype.dev"], resources: ["agenttypes"], verbs: ["get", "list"] },
+    ]);
+    const strangerLogs = await plugin(["logs", "node-agent"], stranger);
+    expect(strangerLogs.code).toBe(1);
+    expect(strangerLogs.stderr).toContain(
+      `error: not allowed: you cannot get agenttypes/log in namespace "${namespace}"`,
+    );
+  });
+
   it("scales with kubectl scale 1 → 2 → 3 (beyond the host's capacity: HostFull) → 1", async () => {
     await kubectl("scale", "-n", namespace, "agenttype/node-agent", "--replicas=2");
     const two = await readyAgentType("node-agent");
@@ -274,8 +421,19 @@ describe("AgentType with runtime containerd", () => {
     );
     expect(event.message).toMatch(/agent of replica 0 on host test-host exited with code \d+/);
     expect(event.message).toContain("agent done (version 2)");
-    const ready = await readyAgentType("node-agent");
-    expect((ready.status?.hostReplicas as { restarts: number }[] | undefined)?.[0]?.restarts).toBe(1);
+    // The Event is written before the status of the same reconcile: wait for the status.
+    const restarted = await eventually(
+      "restarts 1 in status.hostReplicas",
+      async () => {
+        const ready = await readyAgentType("node-agent");
+        return (ready.status?.hostReplicas as { restarts: number }[] | undefined)?.[0]?.restarts === 1
+          ? ready
+          : undefined;
+      },
+      30_000,
+      500,
+    );
+    expect(condition(restarted, "Ready")?.status).toBe("True");
   });
 
   it("says in ToolsResolved that a host cannot reach a tool behind a cluster Service, and starts nothing", async () => {
