@@ -69,6 +69,22 @@ const HEADER =
 
 const indent = (text: string) => text.replace(/^(?=.)/gm, "  ");
 
+/** A kustomize file holding one ClusterRole (no namespace) or Role with `rules`, after a comment. */
+function roleFile(path: string, comment: string, name: string, namespace: string | undefined, rules: string) {
+  const kind = namespace === undefined ? "ClusterRole" : "Role";
+  const where = namespace === undefined ? "" : `\n  namespace: ${namespace}`;
+  return {
+    path,
+    text: `${HEADER}${comment.replace(/^/gm, "# ")}
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ${kind}
+metadata:
+  name: ${name}${where}
+rules:
+${indent(rules)}`,
+  };
+}
+
 /** Every generated file, by path from the repository root, and its text. */
 export function renderRbac(): { path: string; text: string }[] {
   const watched = rulesYaml(policyRules(permissions.watched));
@@ -76,75 +92,59 @@ export function renderRbac(): { path: string; text: string }[] {
   const hosts = rulesYaml(policyRules(permissions.hosts));
   const subresources = rulesYaml(policyRules(permissions.subresources));
   const subresourcesCa = rulesYaml(policyRules(permissions.subresourcesCa));
+  const ownNamespace = "agenttype-system";
   return [
-    {
-      path: "config/rbac/role.yaml",
-      text: `${HEADER}# Cluster-wide: the operator watches every namespace. To watch some namespaces only, use the
-# Helm chart's watchNamespaces (a Role per namespace) or bind this ClusterRole with a
-# RoleBinding in each namespace and set WATCH_NAMESPACES.
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: agenttype-operator
-rules:
-${indent(watched)}`,
-    },
-    {
-      path: "config/rbac/leader_election_role.yaml",
-      text: `${HEADER}# Leader election: the Lease in the operator's own namespace, nothing else there.
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata:
-  name: agenttype-operator-leader-election
-  namespace: agenttype-system
-rules:
-${indent(leaderElection)}`,
-    },
-    {
-      path: "config/rbac/hosts_role.yaml",
-      text: `${HEADER}# AgentHosts (cluster-scoped) and the SSH key Secrets they name. To let the operator read and
-# create Secrets in one namespace only, move the secrets rule into a Role there (README).
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: agenttype-operator-hosts
-rules:
-${indent(hosts)}`,
-    },
-    {
-      path: "config/rbac/subresources_role.yaml",
-      text: `${HEADER}# The aggregated API (logs and exec of agents on AgentHosts): a SubjectAccessReview for every
-# request, and the CA in its one APIService. Its CA Secret is in subresources_ca_role.yaml; the
-# front proxy's settings are read through kube-system's extension-apiserver-authentication-reader
-# (subresources_role_binding.yaml).
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: agenttype-operator-subresources
-rules:
-${indent(subresources)}`,
-    },
-    {
-      path: "config/rbac/subresources_ca_role.yaml",
-      text: `${HEADER}# The aggregated API's CA, in a Secret of the operator's own namespace.
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata:
-  name: agenttype-operator-subresources-ca
-  namespace: agenttype-system
-rules:
-${indent(subresourcesCa)}`,
-    },
+    roleFile(
+      "config/rbac/role.yaml",
+      `Cluster-wide: the operator watches every namespace. To watch some namespaces only, use the
+Helm chart's watchNamespaces (a Role per namespace) or bind this ClusterRole with a
+RoleBinding in each namespace and set WATCH_NAMESPACES.`,
+      "agenttype-operator",
+      undefined,
+      watched,
+    ),
+    roleFile(
+      "config/rbac/leader_election_role.yaml",
+      "Leader election: the Lease in the operator's own namespace, nothing else there.",
+      "agenttype-operator-leader-election",
+      ownNamespace,
+      leaderElection,
+    ),
+    roleFile(
+      "config/rbac/hosts_role.yaml",
+      `AgentHosts (cluster-scoped) and the SSH key Secrets they name. To let the operator read and
+create Secrets in one namespace only, move the secrets rule into a Role there (README).`,
+      "agenttype-operator-hosts",
+      undefined,
+      hosts,
+    ),
+    roleFile(
+      "config/rbac/subresources_role.yaml",
+      `The aggregated API (logs and exec of agents on AgentHosts): a SubjectAccessReview for every
+request, and the CA in its one APIService. Its CA Secret is in subresources_ca_role.yaml; the
+front proxy's settings are read through kube-system's extension-apiserver-authentication-reader
+(subresources_role_binding.yaml).`,
+      "agenttype-operator-subresources",
+      undefined,
+      subresources,
+    ),
+    roleFile(
+      "config/rbac/subresources_ca_role.yaml",
+      "The aggregated API's CA, in a Secret of the operator's own namespace.",
+      "agenttype-operator-subresources-ca",
+      ownNamespace,
+      subresourcesCa,
+    ),
     { path: "charts/agenttype-operator/files/rbac/rules.yaml", text: HEADER + watched },
-    { path: "charts/agenttype-operator/files/rbac/subresources-rules.yaml", text: HEADER + subresources },
-    {
-      path: "charts/agenttype-operator/files/rbac/subresources-ca-rules.yaml",
-      text: HEADER + subresourcesCa,
-    },
     { path: "charts/agenttype-operator/files/rbac/hosts-rules.yaml", text: HEADER + hosts },
     {
       path: "charts/agenttype-operator/files/rbac/leader-election-rules.yaml",
       text: HEADER + leaderElection,
+    },
+    { path: "charts/agenttype-operator/files/rbac/subresources-rules.yaml", text: HEADER + subresources },
+    {
+      path: "charts/agenttype-operator/files/rbac/subresources-ca-rules.yaml",
+      text: HEADER + subresourcesCa,
     },
   ];
 }
