@@ -186,6 +186,11 @@ export class SubresourceServer {
       );
       await this.#log(request, located, res, gone.signal);
     } catch (error) {
+      // The client went (the end of a follow, Ctrl-C) or the operator is stopping: nobody to answer.
+      if (gone.signal.aborted) {
+        res.destroy();
+        return;
+      }
       const refusal = refusalOf(error);
       if (refusal.code >= 500)
         this.#deps.logger.warn({ err: refusal.message, url: req.url }, "aggregated API call failed");
@@ -219,6 +224,10 @@ export class SubresourceServer {
       ws.on("close", abort);
       await this.#exec(user, request.command, request.target, located, ws, gone.signal);
     } catch (error) {
+      if (gone.signal.aborted) {
+        socket.destroy();
+        return;
+      }
       const refusal = refusalOf(error);
       if (refusal.code >= 500)
         this.#deps.logger.warn({ err: refusal.message, url: req.url }, "aggregated API call failed");

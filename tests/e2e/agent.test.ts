@@ -251,6 +251,21 @@ describe("an agent from an unmodified image, end to end", () => {
         "crd/agenttypes.agenttype.dev",
         "crd/agenttools.agenttype.dev",
       );
+      // The aggregated API (kubectl agenttype logs and exec of agents on hosts), served by the
+      // operator's pods under the chart's RBAC, NetworkPolicy and Service: kube-apiserver
+      // reaches it, trusts the CA the operator wrote, and gets its discovery document.
+      const api = await waitFor("the aggregated API Available", async () => {
+        const a = await getJson("apiservice", "v1alpha1.subresources.agenttype.dev");
+        return condition(a, "Available")?.status === "True" ? a : undefined;
+      });
+      expect((api.spec as { caBundle?: string }).caBundle).toBeTruthy();
+      const discovery = JSON.parse(
+        await kubectl("get", "--raw", "/apis/subresources.agenttype.dev/v1alpha1"),
+      );
+      expect(discovery.resources.map((r: { name: string }) => r.name)).toEqual([
+        "agenttypes/log",
+        "agenttypes/exec",
+      ]);
     },
     T,
   );
