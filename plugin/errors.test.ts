@@ -58,6 +58,8 @@ describe("explainHostError", () => {
     ).message;
     expect(message).toContain("this cluster does not serve the operator's aggregated API");
     expect(message).toContain("kubectl get apiservice v1alpha1.subresources.agenttype.dev");
+    // What kube-apiserver 1.34 answers for a group it does not serve: text, no Status.
+    expect(explainHostError(new ApiError(404, undefined, "404 page not found", call)).message).toBe(message);
   });
 
   it("tells an operator that does not answer from a host that does not", () => {

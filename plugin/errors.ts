@@ -74,7 +74,9 @@ const APISERVICE = "v1alpha1.subresources.agenttype.dev";
 export function explainHostError(error: ApiError): PluginError {
   if (error.code === 403 || error.code === 401) return explainApiError(error);
   const what = `${error.call.resource} of AgentType "${error.call.name}"`;
-  if (error.code === 404 && error.apiMessage === UNKNOWN_PATH)
+  // kube-apiserver answers a path of a group it does not serve with a bare "404 page not found"
+  // (no Status); the operator's own 404s are Statuses with a reason.
+  if (error.code === 404 && (error.reason === undefined || error.apiMessage === UNKNOWN_PATH))
     return new PluginError(
       `${what}: this cluster does not serve the operator's aggregated API (subresources.agenttype.dev), which serves agents on AgentHosts; is the APIService installed (the chart and config/ install it)? kubectl get apiservice ${APISERVICE}`,
     );

@@ -358,14 +358,24 @@ describe("runtime kvm through the operator", () => {
       (
         await world.driver.list({ ...ownerLabels(owner(at)), "agenttype.dev/role": "agent" }, within(120_000))
       )[0]?.id as string;
-    const counter = async () =>
-      Number(
-        (await world.driver.exec(await agentId(), ["cat", "/tmp/counter"], within(60_000))).stdout.trim(),
-      );
+    const counter = async () => {
+      const read = await world.driver.exec(await agentId(), ["cat", "/tmp/counter"], within(60_000));
+      if (read.exitCode !== 0 || read.stdout.trim() === "")
+        throw new Error(
+          `cat /tmp/counter: exit ${read.exitCode}, stdout "${read.stdout}", stderr "${read.stderr}"`,
+        );
+      return Number(read.stdout.trim());
+    };
     // A counter that lives only in a process's memory: a reboot would start it again at 1.
     await world.driver.exec(
       await agentId(),
-      ["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.2; done >/dev/null 2>&1 &"],
+      // Written aside and renamed: a read never sees the file between truncation and write
+      // (seen once, right after a resume: an empty read).
+      [
+        "sh",
+        "-c",
+        "i=0; while :; do i=$((i+1)); echo $i > /tmp/counter.next; mv /tmp/counter.next /tmp/counter; sleep 0.2; done >/dev/null 2>&1 &",
+      ],
       within(60_000),
     );
     await eventually("the counter counts", async () => (await counter()) > 3, 60_000, 500);
