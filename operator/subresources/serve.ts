@@ -14,8 +14,6 @@ import { GROUP_VERSION } from "./requests.ts";
 import { SubresourceServer } from "./server.ts";
 import { servingCa } from "./serving-ca.ts";
 
-/** The APIService that routes the group to the operator's Service (the chart and kustomize install it). */
-export const API_SERVICE_NAME = AGGREGATED_API_SERVICE;
 const RETRY_MS = 15_000;
 
 export interface ServeSettings {
@@ -38,7 +36,12 @@ export async function publishCaBundle(
   const caBundle = Buffer.from(caPem).toString("base64");
   let current: ApiServiceObject;
   try {
-    current = await client.get<ApiServiceObject>(resources.apiService, undefined, API_SERVICE_NAME, signal);
+    current = await client.get<ApiServiceObject>(
+      resources.apiService,
+      undefined,
+      AGGREGATED_API_SERVICE,
+      signal,
+    );
   } catch (error) {
     if (isNotFound(error)) return false;
     throw error;
@@ -47,7 +50,7 @@ export async function publishCaBundle(
   await client.jsonPatch(
     resources.apiService,
     undefined,
-    API_SERVICE_NAME,
+    AGGREGATED_API_SERVICE,
     [{ op: "add", path: "/spec/caBundle", value: caBundle }],
     signal,
   );
@@ -75,8 +78,8 @@ export async function serveSubresources(
       const published = await publishCaBundle(client, ca.certificate, signal);
       if (!published)
         logger.warn(
-          { apiService: API_SERVICE_NAME },
-          `APIService ${API_SERVICE_NAME} does not exist: kube-apiserver does not route ${GROUP_VERSION} here until it is installed (the chart and config/ install it)`,
+          { apiService: AGGREGATED_API_SERVICE },
+          `APIService ${AGGREGATED_API_SERVICE} does not exist: kube-apiserver does not route ${GROUP_VERSION} here until it is installed (the chart and config/ install it)`,
         );
       logger.info(
         { address, groupVersion: GROUP_VERSION, service: `${settings.namespace}/${settings.service}` },

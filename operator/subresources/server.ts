@@ -191,9 +191,7 @@ export class SubresourceServer {
         res.destroy();
         return;
       }
-      const refusal = refusalOf(error);
-      if (refusal.code >= 500)
-        this.#deps.logger.warn({ err: refusal.message, url: req.url }, "aggregated API call failed");
+      const refusal = this.#refusal(error, req);
       if (!res.headersSent)
         res
           .writeHead(refusal.code, { "content-type": "application/json" })
@@ -228,9 +226,7 @@ export class SubresourceServer {
         socket.destroy();
         return;
       }
-      const refusal = refusalOf(error);
-      if (refusal.code >= 500)
-        this.#deps.logger.warn({ err: refusal.message, url: req.url }, "aggregated API call failed");
+      const refusal = this.#refusal(error, req);
       if (socket.writable) {
         const body = JSON.stringify(status(refusal));
         socket.end(
@@ -240,6 +236,14 @@ export class SubresourceServer {
     } finally {
       this.#closing.signal.removeEventListener("abort", abort);
     }
+  }
+
+  /** What to answer for `error`; a failure of ours (not the user's) is also logged. */
+  #refusal(error: unknown, req: IncomingMessage): Refusal {
+    const refusal = refusalOf(error);
+    if (refusal.code >= 500)
+      this.#deps.logger.warn({ err: refusal.message, url: req.url }, "aggregated API call failed");
+    return refusal;
   }
 
   /** The AgentType, its host's driver and the replica's container, or a refusal a user understands. */
