@@ -69,6 +69,14 @@ const containerd = z
       .regex(/^\/[!-~]*$/, { error: "must be an absolute path of visible ASCII characters" })
       .optional()
       .describe("cgroup parent of the agents' containers on the host; containerd's default when unset."),
+    crictl: z
+      .string()
+      .max(1024)
+      .regex(/^[!-~]+$/, { error: "must be a command name or path of visible ASCII characters" })
+      .default("crictl")
+      .describe(
+        "crictl on the host (cri-tools), by name on the SSH user's PATH or by path. Needed by interactive agents (their consoles attach with it) and by kubectl agenttype exec -i/-t; tmux is needed too.",
+      ),
   })
   .describe(
     "Settings of the containerd driver. It speaks the CRI, whose containers live in containerd's k8s.io namespace.",

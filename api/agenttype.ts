@@ -611,7 +611,7 @@ const agentTypeSpecWithoutSuspend = withRule(
           .boolean()
           .optional()
           .describe(
-            "Give the agent container a stdin and a TTY, for agents that want a terminal (kubectl agenttype attach). Runtime kubernetes only for now.",
+            "Give the agent container a stdin and a TTY, for agents that want a terminal (kubectl agenttype attach). Runtime kubernetes and containerd (where a tmux session on the host holds the console); not kvm yet.",
           ),
         language: z
           .enum(["node", "python", "generic"])
@@ -644,12 +644,12 @@ const agentTypeSpecWithoutSuspend = withRule(
       .describe("Desired state of an AgentType."),
   ),
   {
-    cel: "self.runtime.type == 'kubernetes' || !has(self.interactive) || !self.interactive",
+    cel: "self.runtime.type != 'kvm' || !has(self.interactive) || !self.interactive",
     message:
-      "interactive applies only to runtime kubernetes for now: an AgentHost cannot give the agent a terminal yet",
+      "interactive applies to runtime kubernetes and containerd: a KVM guest cannot give the agent a terminal yet",
     field: "interactive",
     reason: "FieldValueForbidden",
-    holds: (s) => s.runtime.type === "kubernetes" || s.interactive !== true,
+    holds: (s) => s.runtime.type !== "kvm" || s.interactive !== true,
   },
 );
 

@@ -107,6 +107,11 @@ export const containerConfig = z
       dropCapabilities: [],
       seccomp: "runtime-default",
     }),
+    /**
+     * A terminal and an open stdin for the container, and a console on the host that holds them
+     * (drivers that have consoles: `ContainerDriver.attach`).
+     */
+    terminal: z.boolean().default(false),
     /** Restarts of this container so far; a new attempt is a new container on the host. */
     attempt: z.int().min(0).max(1_000_000).default(0),
   })

@@ -10,6 +10,7 @@ import type {
   NetworkConfig,
   VolumeConfigInput,
 } from "./config.ts";
+import type { CommandSession, TerminalSize } from "./transport.ts";
 
 export type ContainerState = "created" | "running" | "exited" | "unknown";
 
@@ -30,6 +31,8 @@ export interface ContainerInfo {
   /** Why it exited, as the backend says (Completed, Error, OOMKilled). */
   reason?: string;
   message?: string;
+  /** Its console's name, when it has one: a terminal container on a driver with consoles. */
+  console?: string;
 }
 
 export type GroupState = "ready" | "not-ready";
@@ -85,6 +88,12 @@ export interface LogOptions {
   tail?: number;
   /** Only lines written at or after this time. */
   since?: Date;
+}
+
+export interface SessionRequest {
+  stdin: boolean;
+  /** A terminal of this size for the command; none when absent. */
+  terminal?: TerminalSize;
 }
 
 export interface ExecResult {
@@ -162,6 +171,23 @@ export interface ContainerDriver {
   containerHealth(containerId: string, call: Call): Promise<ContainerHealth>;
   /** Runs a command in a running container and waits for it. */
   exec(containerId: string, command: readonly string[], call: Call): Promise<ExecResult>;
+  /**
+   * Runs a command in a running container with its streams open (stdin, a terminal). The call
+   * bounds the opening; the session lasts until the command ends or is closed. Absent where a
+   * backend cannot.
+   */
+  execSession?(
+    containerId: string,
+    command: readonly string[],
+    options: SessionRequest,
+    call: Call,
+  ): Promise<CommandSession>;
+  /**
+   * A new watcher of a terminal container's console (`ContainerInfo.console`): what it printed
+   * before, then its terminal, live. Closing it leaves the container running. Absent where a
+   * backend has no consoles.
+   */
+  attach?(containerId: string, terminal: TerminalSize, call: Call): Promise<CommandSession>;
 
   readonly volumes?: VolumeOperations;
   readonly networks?: NetworkOperations;

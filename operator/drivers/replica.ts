@@ -34,6 +34,8 @@ export interface ReplicaSpec {
     env: { name: string; value: string }[];
     workingDir?: string;
     resources?: ContainerResources;
+    /** A terminal and stdin for the agent, held by a console on the host (spec.interactive). */
+    terminal?: boolean;
   };
   sidecar: {
     image: string;
@@ -205,6 +207,7 @@ export function buildReplicaPlan(spec: ReplicaSpec): ReplicaPlan {
         // The wrapper only: never the sidecar's volume.
         mounts: [{ volume: wrapperVolume, containerPath: spec.wrapper.mountPath, readOnly: true }],
         ...optional("resources", spec.agent.resources),
+        ...optional("terminal", spec.agent.terminal),
       },
     ],
   };

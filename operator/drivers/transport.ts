@@ -1,7 +1,7 @@
 // What a driver needs from the way it reaches a host: run a command, move files, open the
 // host's Unix sockets. The SSH connection (ssh/connection.ts) provides it for hosts, and a
 // connection through a host for the guests on it.
-import type { Duplex } from "node:stream";
+import type { Duplex, Readable, Writable } from "node:stream";
 import type { Call } from "./call.ts";
 
 export interface ExecOptions {
@@ -39,6 +39,34 @@ export interface ReadFileOptions {
   tailBytes?: number;
 }
 
+/** A terminal's size in character cells. */
+export interface TerminalSize {
+  rows: number;
+  cols: number;
+}
+
+export interface SessionOptions {
+  /** Run the command on a pseudo-terminal of this size (its stderr then comes on stdout). */
+  terminal?: TerminalSize;
+}
+
+/**
+ * A command running on the host with its streams open (an attach, an interactive exec): what
+ * is written to `stdin` reaches it, `stdout` and `stderr` carry what it writes.
+ */
+export interface CommandSession {
+  stdin: Writable;
+  stdout: Readable;
+  /** Empty when the command runs on a terminal. */
+  stderr: Readable;
+  /** Tells the command's terminal its new size (no effect without a terminal). */
+  resize(size: TerminalSize): void;
+  /** Settles when the command has ended and its output is read: its exit status, null on a signal. */
+  readonly ended: Promise<{ exitCode: number | null; signal?: string }>;
+  /** Ends the session: the command loses its terminal (SIGHUP) and its input. */
+  close(): void;
+}
+
 export interface HostTransport {
   /** A label for messages: user@host:port. */
   readonly target: string;
@@ -52,6 +80,11 @@ export interface HostTransport {
    */
   writeFiles(files: readonly FileToWrite[], call: Call): Promise<void>;
   readFile(path: string, options: ReadFileOptions, call: Call): Promise<Buffer>;
+  /**
+   * Starts a command with its streams open. The call bounds the opening; once open the session
+   * lasts until the command ends, `close()`, or the call's signal aborts.
+   */
+  openSession(command: string, options: SessionOptions, call: Call): Promise<CommandSession>;
   /** A byte stream to a Unix socket on the host; ends when either side closes. */
   openUnixSocket(path: string, call: Call): Promise<Duplex>;
 }

@@ -31,6 +31,7 @@ export function driverSettings(host: AgentHost): Record<string, unknown> {
     ...(c?.socket === undefined ? {} : { socket: c.socket }),
     ...(c?.stateDir === undefined ? {} : { stateDir: c.stateDir }),
     ...(c?.cgroupParent === undefined ? {} : { cgroupParent: c.cgroupParent }),
+    ...(c?.crictl === undefined ? {} : { crictl: c.crictl }),
   };
 }
 

@@ -113,6 +113,8 @@ export function replicaSpec(
       env: plainEnv(agent.env, "agent"),
       ...optional("workingDir", agent.workingDir),
       resources: resourcesOf(agent),
+      // Only when set: the hash of a replica without it stays what it was.
+      ...(agent.tty === true ? { terminal: true } : {}),
     },
     sidecar: {
       image: sidecar.image ?? "",

@@ -74,6 +74,8 @@ need_packages() {
     missing+=(containernetworking-plugins)
   command -v iptables >/dev/null || missing+=(iptables)
   command -v ip >/dev/null || missing+=(iproute2)
+  # The consoles of interactive agents (docs/adr/0014-host-consoles.md).
+  command -v tmux >/dev/null || missing+=(tmux)
   [ ${#missing[@]} = 0 ] && return 0
   # Debian starts the services it installs where it can; ours use their own configs and ports.
   at_apt_install "${missing[@]}"

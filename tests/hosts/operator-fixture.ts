@@ -173,7 +173,13 @@ export function operatorOnHost(options: {
           privateKeySecretRef: { namespace, name: overrides.secret ?? "host-key", key: "id_ed25519" },
           hostKey: overrides.hostKey ?? host.hostKey,
         },
-        containerd: { socket: host.containerdSocket, stateDir, cgroupParent: host.cgroupParent },
+        containerd: {
+          socket: host.containerdSocket,
+          stateDir,
+          cgroupParent: host.cgroupParent,
+          // The host lives on this machine: the crictl the harness built is on its file system.
+          crictl: world.crictl,
+        },
         ...(overrides.capacity === undefined ? {} : { capacity: overrides.capacity }),
       },
     };

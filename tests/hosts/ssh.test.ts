@@ -72,6 +72,56 @@ describe("SSH transport on a real sshd", () => {
     expect(killed.signal).toBe("SIGTERM");
   });
 
+  it("opens a session with its streams open: stdin to its end, stdout and stderr apart, or a terminal that takes a resize; a close ends it on the host", async () => {
+    const piped = await ssh.openSession("tr a-z A-Z; echo done >&2; exit 6", {}, within(10_000));
+    let out = "";
+    let err = "";
+    piped.stdout.on("data", (c: Buffer) => {
+      out += c.toString();
+    });
+    piped.stderr.on("data", (c: Buffer) => {
+      err += c.toString();
+    });
+    piped.stdin.end("typed\n");
+    expect(await piped.ended).toEqual({ exitCode: 6 });
+    expect([out, err]).toEqual(["TYPED\n", "done\n"]);
+
+    const terminal = await ssh.openSession(
+      "stty size; read line; stty size; echo got $line",
+      { terminal: { rows: 30, cols: 100 } },
+      within(10_000),
+    );
+    let screen = "";
+    terminal.stdout.on("data", (c: Buffer) => {
+      screen += c.toString();
+    });
+    await eventually("the first size", async () => screen.includes("30 100"), 10_000);
+    terminal.resize({ rows: 50, cols: 132 });
+    await new Promise((r) => setTimeout(r, 300));
+    terminal.stdin.write("hello\r");
+    expect(await terminal.ended).toEqual({ exitCode: 0 });
+    expect(screen).toMatch(/30 100\r\n[\s\S]*50 132\r\ngot hello/);
+
+    // Closing a session that runs on ends the command on the host and frees its channel.
+    const marker = `agenttype-session-${process.pid}`;
+    const lasting = await ssh.openSession(`exec -a ${marker} sleep 60`, {}, within(10_000));
+    await eventually(
+      "the command to run",
+      async () =>
+        (await ssh.exec(`pgrep -f -x '${marker} 60' || true`, {}, within(5_000))).stdout.trim() !== "",
+      10_000,
+    );
+    lasting.close();
+    expect((await lasting.ended).exitCode).not.toBe(0);
+    await eventually(
+      "the command to be killed",
+      async () =>
+        (await ssh.exec(`pgrep -f -x '${marker} 60' || true`, {}, within(5_000))).stdout.trim() === "",
+      10_000,
+    );
+    await eventually("every channel to be freed", async () => ssh.channelsInUse === 0, 10_000);
+  });
+
   it("multiplexes many concurrent calls over one connection, within the channel bound", async () => {
     let peak = 0;
     const calls = Array.from({ length: 24 }, (_, i) =>

@@ -2,6 +2,7 @@
 // driver's plain data read back from CRI answers. Pure.
 import type { ContainerConfig, ContainerResources, GroupConfig, SecurityOptions } from "../config.ts";
 import type { ContainerInfo, ContainerState, GroupInfo, GroupState } from "../driver.ts";
+import { CONSOLE_ANNOTATION, consoleName } from "./console.ts";
 
 export interface CriSettings {
   /** Root-only directory on the host for logs and volumes. */
@@ -96,6 +97,16 @@ export function criContainerConfig(container: ContainerConfig, settings: CriSett
       propagation: "PROPAGATION_PRIVATE",
     })),
     labels: container.labels,
+    // A terminal container's console is a tmux session on the host (console.ts): its name rides
+    // on the container, so that a start and a removal find it with the container alone.
+    ...(container.terminal
+      ? {
+          tty: true,
+          stdin: true,
+          stdinOnce: false,
+          annotations: { [CONSOLE_ANNOTATION]: consoleName(container.labels) },
+        }
+      : {}),
     logPath: `${container.name}_${container.attempt}.log`,
     linux: {
       resources: linuxResources(container.resources),
@@ -137,6 +148,7 @@ export interface CriContainer {
   state?: string;
   createdAt?: string;
   labels?: Record<string, string>;
+  annotations?: Record<string, string>;
 }
 
 export interface CriContainerStatus extends CriContainer {
@@ -169,6 +181,8 @@ export function containerInfo(c: CriContainerStatus, groupId: string | undefined
   if (state === "exited" && c.exitCode !== undefined) info.exitCode = c.exitCode;
   if (c.reason) info.reason = c.reason;
   if (c.message) info.message = c.message;
+  const console = c.annotations?.[CONSOLE_ANNOTATION];
+  if (console) info.console = console;
   return info;
 }
 

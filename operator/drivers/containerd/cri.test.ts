@@ -9,6 +9,7 @@ import {
   TimeoutError,
   UnsupportedBackendVersionError,
 } from "../errors.ts";
+import { CONSOLE_ANNOTATION } from "./console.ts";
 import { criProtoPath } from "./cri-client.ts";
 import { criError, GrpcStatus } from "./cri-errors.ts";
 import { parseCriLog, selectLogLines } from "./cri-log.ts";
@@ -102,6 +103,31 @@ describe("CRI messages", () => {
         },
       },
     });
+    // Only a terminal container has a TTY, stdin and a console named after its replica.
+    expect(cri).not.toHaveProperty("tty");
+    const terminal = criContainerConfig(
+      parseConfig(containerConfig, "container", {
+        name: "agent",
+        image: "agent:1",
+        terminal: true,
+        labels: {
+          "agenttype.dev/namespace": "team.a",
+          "agenttype.dev/name": "shell",
+          "agenttype.dev/replica": "2",
+        },
+      }),
+      settings,
+    );
+    expect(terminal).toMatchObject({
+      tty: true,
+      stdin: true,
+      stdinOnce: false,
+      annotations: { [CONSOLE_ANNOTATION]: "agenttype-team_a-shell-2" },
+    });
+    expect(
+      containerInfo({ id: "c1", state: "CONTAINER_RUNNING", annotations: terminal.annotations }, "g1")
+        .console,
+    ).toBe("agenttype-team_a-shell-2");
     // No request is the least weight, as a kubelet gives it; no limit, no cap.
     expect(linuxResources({})).toEqual({ cpuShares: "2" });
     expect(linuxResources({ cpuRequestMillis: 1 }).cpuShares).toBe("2");

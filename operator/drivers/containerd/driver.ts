@@ -21,6 +21,7 @@ import type {
   GroupInfo,
   LogLine,
   LogOptions,
+  SessionRequest,
 } from "../driver.ts";
 import {
   CreationFailedError,
@@ -29,7 +30,16 @@ import {
   UnsupportedBackendVersionError,
 } from "../errors.ts";
 import type { DriverFactory } from "../registry.ts";
-import { type HostTransport, shellCommand } from "../transport.ts";
+import { type CommandSession, type HostTransport, shellCommand, type TerminalSize } from "../transport.ts";
+import {
+  attachConsoleCommand,
+  CONSOLE_ANNOTATION,
+  type ConsoleSettings,
+  closeConsoleCommand,
+  consoleName,
+  execCommand,
+  openConsoleCommand,
+} from "./console.ts";
 import { CriClient } from "./cri-client.ts";
 import { parseCriLog, selectLogLines } from "./cri-log.ts";
 import {
@@ -59,6 +69,13 @@ export const containerdSettings = z
       .default("/var/lib/agenttype")
       .describe("Root-only directory on the host for the agents' logs and volumes."),
     cgroupParent: absolutePath.optional().describe("cgroup parent of the agents' groups."),
+    crictl: z
+      .string()
+      .regex(/^[!-~]+$/, { error: "must be a command name or path of visible ASCII characters" })
+      .default("crictl")
+      .describe(
+        "crictl on the host: the consoles of interactive agents attach with it, exec -i/-t runs with it.",
+      ),
   })
   .describe("Settings of the containerd driver.");
 
@@ -84,6 +101,8 @@ export class ContainerdDriver implements ContainerDriver {
    * needs its config, which otherwise costs a round trip to the host for the sandbox's annotation.
    */
   readonly #createdGroups = new Map<string, GroupConfig>();
+  /** The consoles of the terminal containers this driver created and has not removed, by container id. */
+  readonly #consoles = new Map<string, string>();
 
   constructor(settings: ContainerdSettings, transport: HostTransport) {
     this.#settings = settings;
@@ -223,6 +242,7 @@ export class ContainerdDriver implements ContainerDriver {
       call,
     );
     await Promise.all(containers.map((c) => this.stop(c.id, gracePeriodMs, call)));
+    for (const c of containers) await this.#closeConsole(c.id, c.annotations?.[CONSOLE_ANNOTATION], call);
     await this.#runtime("StopPodSandbox", { podSandboxId: groupId }, call, `stop group ${groupId}`);
     await this.#runtime("RemovePodSandbox", { podSandboxId: groupId }, call, `remove group ${groupId}`);
     const group = this.#groupConfigOf(sandbox);
@@ -264,6 +284,7 @@ export class ContainerdDriver implements ContainerDriver {
       call,
       `CreateContainer ${container.name} in ${group.name}`,
     );
+    if (container.terminal) this.#consoles.set(containerId, consoleName(container.labels));
     return containerInfo(await this.#status(containerId, call), groupId);
   }
 
@@ -289,6 +310,66 @@ export class ContainerdDriver implements ContainerDriver {
 
   async start(containerId: string, call: Call): Promise<void> {
     await this.#runtime("StartContainer", { containerId }, call, `start container ${containerId}`);
+    const session =
+      this.#consoles.get(containerId) ??
+      (await this.#status(containerId, call)).annotations?.[CONSOLE_ANNOTATION];
+    if (session === undefined) return;
+    const opened = await this.#transport.exec(
+      openConsoleCommand(this.#consoleSettings, session, containerId),
+      {},
+      subCall(call, 30_000),
+    );
+    if (opened.exitCode !== 0)
+      throw new CreationFailedError(
+        `open the console ${session} (tmux, crictl) on ${this.#transport.target}: ${opened.stderr.trim() || `exit code ${opened.exitCode}`}`,
+      );
+  }
+
+  get #consoleSettings(): ConsoleSettings {
+    return {
+      tmuxSocket: `${this.#settings.stateDir}/tmux.sock`,
+      crictl: this.#settings.crictl,
+      criSocket: this.#settings.socket,
+    };
+  }
+
+  /** Ends the container's console, when it has one that is still its own. */
+  async #closeConsole(containerId: string, session: string | undefined, call: Call): Promise<void> {
+    this.#consoles.delete(containerId);
+    if (session === undefined) return;
+    await this.#transport.exec(
+      closeConsoleCommand(this.#consoleSettings, session, containerId),
+      {},
+      subCall(call, 30_000),
+    );
+  }
+
+  async attach(containerId: string, terminal: TerminalSize, call: Call): Promise<CommandSession> {
+    const status = await this.#status(containerId, call);
+    const session = status.annotations?.[CONSOLE_ANNOTATION];
+    if (session === undefined)
+      throw new NotFoundError(`the console of container ${containerId} (it was started without a terminal)`);
+    return this.#transport.openSession(
+      attachConsoleCommand(this.#consoleSettings, session),
+      { terminal },
+      call,
+    );
+  }
+
+  async execSession(
+    containerId: string,
+    command: readonly string[],
+    options: SessionRequest,
+    call: Call,
+  ): Promise<CommandSession> {
+    return this.#transport.openSession(
+      execCommand(this.#consoleSettings, containerId, command, {
+        stdin: options.stdin,
+        tty: options.terminal !== undefined,
+      }),
+      options.terminal === undefined ? {} : { terminal: options.terminal },
+      call,
+    );
   }
 
   async stop(containerId: string, gracePeriodMs: number, call: Call): Promise<void> {
@@ -308,6 +389,8 @@ export class ContainerdDriver implements ContainerDriver {
 
   async remove(containerId: string, call: Call): Promise<void> {
     try {
+      const status = await this.#status(containerId, call);
+      await this.#closeConsole(containerId, status.annotations?.[CONSOLE_ANNOTATION], call);
       await this.#runtime("RemoveContainer", { containerId }, call, `remove container ${containerId}`);
     } catch (err) {
       if (isDriverError(err) && err.code === "NotFound") return;

@@ -83,7 +83,11 @@ export const kvmSettings = z
 export type KvmSettings = z.output<typeof kvmSettings>;
 
 /** The containerd inside every guest, as the guest image sets it up. */
-const GUEST_CONTAINERD = { socket: "/run/containerd/containerd.sock", stateDir: "/var/lib/agenttype" };
+const GUEST_CONTAINERD = {
+  socket: "/run/containerd/containerd.sock",
+  stateDir: "/var/lib/agenttype",
+  crictl: "/usr/local/bin/crictl",
+};
 const SHUTDOWN_MAX_MS = 30_000;
 /** Lifecycle events an owner hears of (a Warning Event) when the driver did not cause them. */
 const WARNING_EVENTS: Record<string, string> = {

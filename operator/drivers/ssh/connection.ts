@@ -3,17 +3,19 @@
 // notice a dead peer; a lost connection is re-opened on the next call, attempts spaced by
 // jittered backoff; channels are bounded below sshd's MaxSessions.
 import { randomBytes } from "node:crypto";
-import type { Duplex } from "node:stream";
+import { type Duplex, PassThrough } from "node:stream";
 import ssh2 from "ssh2";
 import type { BackoffPolicy } from "../backoff.ts";
 import { bounded, type Call, sleep, within } from "../call.ts";
 import { type DriverError, HostKeyMismatchError, NetworkError } from "../errors.ts";
 import type {
   CommandResult,
+  CommandSession,
   ExecOptions,
   FileToWrite,
   HostTransport,
   ReadFileOptions,
+  SessionOptions,
   WriteFileOptions,
 } from "../transport.ts";
 import { shellQuote } from "../transport.ts";
@@ -274,6 +276,71 @@ export class SshConnection implements HostTransport {
         this.exec(`kill -KILL -- -${pid.value} 2>/dev/null`, {}, within(10_000)).catch(() => {});
       throw err;
     }
+  }
+
+  async openSession(command: string, options: SessionOptions, call: Call): Promise<CommandSession> {
+    const what = `session ${JSON.stringify(command.length > 80 ? `${command.slice(0, 77)}...` : command)}`;
+    const terminal = options.terminal;
+    // Without a terminal, the pid report lets a close kill what the command started; with one,
+    // sshd hangs the terminal up on close (SIGHUP), and the report would land on its screen.
+    const { value: channel, release } = await this.#channel<ClientChannel>(
+      call,
+      what,
+      (c, cb) =>
+        terminal === undefined
+          ? c.exec(withPidReport(command), cb as never)
+          : c.exec(
+              command,
+              {
+                pty: {
+                  rows: terminal.rows,
+                  cols: terminal.cols,
+                  height: 0,
+                  width: 0,
+                  term: "xterm-256color",
+                },
+              },
+              cb as never,
+            ),
+      (late) => late.close(),
+    );
+    channel.once("close", release);
+    const pid = new PidReport();
+    const stderr = new PassThrough();
+    channel.stderr.on("data", (raw: Buffer) => {
+      const chunk = terminal === undefined ? pid.strip(raw) : raw;
+      if (chunk.length > 0) stderr.write(chunk);
+    });
+    let exit: { exitCode: number | null; signal?: string } | undefined;
+    channel.on("exit", (code: number | null, signalName?: string) => {
+      exit = signalName ? { exitCode: null, signal: signalName } : { exitCode: code };
+    });
+    const ended = new Promise<{ exitCode: number | null; signal?: string }>((resolve) =>
+      channel.once("close", () => {
+        stderr.end();
+        call.signal.removeEventListener("abort", close);
+        resolve(exit ?? { exitCode: null, signal: "HUP" });
+      }),
+    );
+    const close = () => {
+      if (exit === undefined && pid.value !== undefined)
+        this.exec(`kill -KILL -- -${pid.value} 2>/dev/null`, {}, within(10_000)).catch(() => {});
+      channel.close();
+      // The channel closes once its output has been read to the end: what nobody reads is dropped.
+      channel.resume();
+      stderr.resume();
+    };
+    call.signal.addEventListener("abort", close, { once: true });
+    return {
+      stdin: channel,
+      stdout: channel,
+      stderr,
+      resize: (size) => {
+        if (terminal !== undefined) channel.setWindow(size.rows, size.cols, 0, 0);
+      },
+      ended,
+      close,
+    };
   }
 
   async #sftp<T>(call: Call, what: string, work: (sftp: SFTPWrapper) => Promise<T>): Promise<T> {
