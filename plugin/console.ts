@@ -1,6 +1,6 @@
 // `logs`, `attach` and `exec` on an agent: in a pod through the API server's own pods/log,
-// pods/attach and pods/exec; on an AgentHost through the operator's agenttypes/log and
-// agenttypes/exec (group subresources.agenttype.dev). RBAC on those subresources decides who may.
+// pods/attach and pods/exec; on an AgentHost through the operator's agenttypes/log,
+// agenttypes/attach and agenttypes/exec (group subresources.agenttype.dev). RBAC on those subresources decides who may.
 import { pipeline } from "node:stream/promises";
 import type { V1Status } from "@kubernetes/client-node";
 import type { AgentType } from "../api/agenttype.ts";
@@ -86,10 +86,6 @@ export async function logs(kube: Kube, inv: Invocation, signal: AbortSignal): Pr
 
 export async function attach(kube: Kube, inv: Invocation, signal: AbortSignal): Promise<number> {
   const { agent, target, index, where } = await replicaTarget(kube, inv);
-  if (!("pod" in target))
-    throw new PluginError(
-      `AgentType "${agent.metadata.name}" replica ${index} runs on ${where} (runtime ${agent.spec.runtime?.type}): attach is served for agents in pods only so far; logs and exec work on hosts (docs/adr/0014-host-consoles.md)`,
-    );
   if (agent.spec.interactive !== true)
     throw new PluginError(
       `AgentType "${agent.metadata.name}" is not interactive: its agent has no terminal to attach to (set spec.interactive: true), or follow its output with kubectl agenttype logs ${agent.metadata.name} -f`,

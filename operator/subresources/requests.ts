@@ -11,6 +11,7 @@ const PREFIX = `/apis/${GROUP_VERSION}`;
 export const SUBRESOURCES = {
   log: { httpVerb: "get", verb: "get" },
   exec: { httpVerb: "get", verb: "create" },
+  attach: { httpVerb: "get", verb: "create" },
 } as const;
 
 export type Subresource = keyof typeof SUBRESOURCES;
@@ -33,7 +34,8 @@ export type SubresourceRequest =
       sinceSeconds?: number;
       timestamps: boolean;
     }
-  | { kind: "exec"; target: Target; command: string[] };
+  | { kind: "exec"; target: Target; command: string[]; stdin: boolean; tty: boolean }
+  | { kind: "attach"; target: Target };
 
 export interface Refusal {
   code: number;
@@ -97,7 +99,7 @@ export function parseRequest(method: string, url: URL): SubresourceRequest | Ref
       "NotFound",
       `agenttypes/${subresource} is not served: ${Object.keys(SUBRESOURCES)
         .map((s) => `agenttypes/${s}`)
-        .join(", ")} are (attach is not built yet, docs/adr/0014-host-consoles.md)`,
+        .join(", ")} are`,
     );
   if (method !== "GET")
     return refuse(405, "MethodNotAllowed", `${method} agenttypes/${subresource}: only GET`);
@@ -133,17 +135,19 @@ export function parseRequest(method: string, url: URL): SubresourceRequest | Ref
     };
   }
 
+  if (subresource === "attach") {
+    if (container !== ROLE_AGENT)
+      return badRequest(`container: only the agent has a console to attach to, not the ${container}`);
+    return { kind: "attach", target };
+  }
+
   const command = query.getAll("command");
   if (command.length === 0 || command[0] === "") return badRequest("command: at least one is required");
-  for (const interactive of ["stdin", "tty"]) {
-    const asked = flag(query, interactive);
-    if (isRefusal(asked)) return asked;
-    if (asked)
-      return badRequest(
-        `${interactive}: exec on an AgentHost runs without a terminal or standard input so far (docs/adr/0014-host-consoles.md)`,
-      );
-  }
-  return { kind: "exec", target, command };
+  const stdin = flag(query, "stdin");
+  if (isRefusal(stdin)) return stdin;
+  const tty = flag(query, "tty");
+  if (isRefusal(tty)) return tty;
+  return { kind: "exec", target, command, stdin, tty };
 }
 
 export { isRefusal };

@@ -1,4 +1,4 @@
-// The operator's aggregated API (docs/adr/0014-host-consoles.md): `log` and `exec` of agents on
+// The operator's aggregated API (docs/adr/0014-host-consoles.md): `log`, `exec` and `attach` of agents on
 // AgentHosts, as subresources of AgentType in the group subresources.agenttype.dev, served over
 // TLS to kube-apiserver's front proxy only. The aggregator authenticates the user and checks
 // RBAC for the HTTP verb; each request is checked again here with a SubjectAccessReview for
@@ -15,6 +15,7 @@ import { within } from "../drivers/call.ts";
 import type { ContainerDriver, ContainerInfo, LogLine } from "../drivers/driver.ts";
 import { isDriverError } from "../drivers/errors.ts";
 import { LABEL_ROLE, replicaLabels } from "../drivers/labels.ts";
+import type { CommandSession, TerminalSize } from "../drivers/transport.ts";
 import { hostDriver } from "../hosts/host-access.ts";
 import type { HostConnections } from "../hosts/host-connections.ts";
 import { isNotFound, type KubeClient, type KubeObject } from "../kube/client.ts";
@@ -209,9 +210,28 @@ export class SubresourceServer {
     this.#closing.signal.addEventListener("abort", abort, { once: true });
     try {
       const { user, request } = await this.#admit(req, gone.signal);
-      if (request.kind !== "exec")
+      if (request.kind !== "exec" && request.kind !== "attach")
         throw refused(400, "BadRequest", `${request.kind} is not served over WebSocket`);
       const located = await this.#locate(request.target, gone.signal);
+      if (request.kind === "attach") {
+        if (located.container.console === undefined)
+          throw refused(
+            400,
+            "BadRequest",
+            `AgentType "${request.target.name}" is not interactive: its agent on AgentHost ${located.host} has no terminal to attach to (set spec.interactive: true), or follow its output with kubectl agenttype logs ${request.target.name} -f`,
+          );
+        if (located.driver.attach === undefined)
+          throw refused(
+            400,
+            "BadRequest",
+            `AgentHost ${located.host} (driver ${located.driver.kind}) has no consoles to attach to`,
+          );
+      } else if ((request.stdin || request.tty) && located.driver.execSession === undefined)
+        throw refused(
+          400,
+          "BadRequest",
+          `${request.stdin ? "stdin" : "tty"}: AgentHost ${located.host} (driver ${located.driver.kind}) runs exec without a terminal or standard input`,
+        );
       const ws = await new Promise<WebSocket>((resolve) =>
         this.#sockets.handleUpgrade(req, socket, head, (ws) => resolve(ws)),
       );
@@ -220,7 +240,9 @@ export class SubresourceServer {
         return;
       }
       ws.on("close", abort);
-      await this.#exec(user, request.command, request.target, located, ws, gone.signal);
+      if (request.kind === "attach") await this.#attach(user, request.target, located, ws, gone.signal);
+      else if (request.stdin || request.tty) await this.#execSession(user, request, located, ws, gone.signal);
+      else await this.#exec(user, request.command, request.target, located, ws, gone.signal);
     } catch (error) {
       if (gone.signal.aborted) {
         socket.destroy();
@@ -379,20 +401,7 @@ export class SubresourceServer {
       bytesOut = Buffer.byteLength(result.stdout) + Buffer.byteLength(result.stderr);
       send(1, result.stdout);
       send(2, result.stderr);
-      send(
-        3,
-        JSON.stringify(
-          exitCode === 0
-            ? { metadata: {}, status: "Success" }
-            : {
-                metadata: {},
-                status: "Failure",
-                message: `command terminated with non-zero exit code: ${exitCode}`,
-                reason: "NonZeroExitCode",
-                details: { causes: [{ reason: "ExitCode", message: String(exitCode) }] },
-              },
-        ),
-      );
+      send(3, JSON.stringify(exitStatus(exitCode)));
     } catch (error) {
       failure = (error as Error).message;
       send(3, JSON.stringify({ metadata: {}, status: "Failure", message: failure, reason: "InternalError" }));
@@ -424,6 +433,217 @@ export class SubresourceServer {
       `${user.username} ran ${JSON.stringify(command.join(" "))} in replica ${target.replica} on AgentHost ${host}: ${failure === undefined ? `exit code ${exitCode}` : `failed: ${failure}`}`,
     );
   }
+
+  /** An interactive exec: the command's streams relayed both ways until it ends. */
+  async #execSession(
+    user: RemoteUser,
+    request: Extract<SubresourceRequest, { kind: "exec" }>,
+    located: Located,
+    ws: WebSocket,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const { driver, container, host, agent } = located;
+    const { target, command } = request;
+    const started = new Date();
+    const relayed = await relay(ws, signal, request.tty, (size) =>
+      (driver.execSession as NonNullable<ContainerDriver["execSession"]>).call(
+        driver,
+        container.id,
+        command,
+        { stdin: request.stdin, ...(request.tty ? { terminal: size } : {}) },
+        within(HOST_CALL_MS, signal),
+      ),
+    );
+    this.#audit(user, "exec", target, located, started, relayed, { command });
+    await this.#deps.events.record(
+      objectOf(agent),
+      "Normal",
+      "Exec",
+      `${user.username} ran ${JSON.stringify(command.join(" "))}${request.tty ? " on a terminal" : ""} in replica ${target.replica} on AgentHost ${host}: ${relayed.failure === undefined ? `exit code ${relayed.exitCode}` : `failed: ${relayed.failure}`}`,
+    );
+  }
+
+  /** A new watcher of the replica's console, until the user detaches or the console ends. */
+  async #attach(user: RemoteUser, target: Target, located: Located, ws: WebSocket, signal: AbortSignal) {
+    const { driver, container, host, agent } = located;
+    const started = new Date();
+    await this.#deps.events.record(
+      objectOf(agent),
+      "Normal",
+      "Attached",
+      `${user.username} attached to replica ${target.replica} on AgentHost ${host}`,
+    );
+    const relayed = await relay(ws, signal, true, (size) =>
+      (driver.attach as NonNullable<ContainerDriver["attach"]>).call(
+        driver,
+        container.id,
+        size,
+        within(HOST_CALL_MS, signal),
+      ),
+    );
+    this.#audit(user, "attach", target, located, started, relayed, {});
+  }
+
+  #audit(
+    user: RemoteUser,
+    subresource: "exec" | "attach",
+    target: Target,
+    located: Located,
+    started: Date,
+    relayed: Relayed,
+    extra: Record<string, unknown>,
+  ): void {
+    this.#deps.logger.info(
+      {
+        audit: true,
+        user: user.username,
+        groups: user.groups,
+        verb: "create",
+        subresource,
+        ...where(target, located),
+        ...extra,
+        start: started.toISOString(),
+        end: new Date().toISOString(),
+        bytesIn: relayed.bytesIn,
+        bytesOut: relayed.bytesOut,
+        ...(relayed.exitCode === undefined ? {} : { exitCode: relayed.exitCode }),
+        ...(relayed.failure === undefined ? {} : { failure: relayed.failure }),
+      },
+      subresource === "exec" ? "exec in an agent on a host" : "attach to an agent on a host",
+    );
+  }
+}
+
+const objectOf = (agent: AgentType) =>
+  ({ apiVersion: agent.apiVersion, kind: agent.kind, metadata: agent.metadata }) as KubeObject;
+
+/** What a relayed session came to, for the audit line. */
+interface Relayed {
+  bytesIn: number;
+  bytesOut: number;
+  exitCode?: number;
+  failure?: string;
+}
+
+/** The terminal a session starts on until the client says its size (channel 4). */
+const DEFAULT_TERMINAL: TerminalSize = { rows: 24, cols: 80 };
+/** How long a session waits for the client's first resize (client-node sends it at once). */
+const FIRST_RESIZE_WAIT_MS = 1_000;
+
+/**
+ * Relays a session's streams over the channel protocol: channel 0 to its stdin, 4 (resize) to
+ * its terminal, 255 (v5: close) ends its stdin; its stdout on 1, stderr on 2, and when it ends,
+ * its exit status on 3. A closed WebSocket closes the session, which leaves the agent running.
+ */
+async function relay(
+  ws: WebSocket,
+  signal: AbortSignal,
+  terminal: boolean,
+  open: (size: TerminalSize) => Promise<CommandSession>,
+): Promise<Relayed> {
+  const relayed: Relayed = { bytesIn: 0, bytesOut: 0 };
+  const send = (channel: number, data: Buffer | string) => {
+    const payload = Buffer.from(data);
+    if (ws.readyState !== ws.OPEN) return;
+    relayed.bytesOut += payload.length;
+    ws.send(Buffer.concat([Buffer.from([channel]), payload]));
+  };
+  // What the client sends before the session is open waits for it (its first resize, keys).
+  let session: CommandSession | undefined;
+  const early: Buffer[] = [];
+  let sized: (size: TerminalSize) => void = () => undefined;
+  const firstSize = new Promise<TerminalSize>((resolve) => {
+    sized = resolve;
+    setTimeout(() => resolve(DEFAULT_TERMINAL), terminal ? FIRST_RESIZE_WAIT_MS : 0).unref();
+  });
+  const receive = (frame: Buffer) => {
+    if (session === undefined) {
+      const size = frame[0] === 4 ? terminalSize(frame.subarray(1)) : undefined;
+      if (size !== undefined) sized(size);
+      return void early.push(frame);
+    }
+    const channel = frame[0];
+    const payload = frame.subarray(1);
+    if (channel === 0) {
+      relayed.bytesIn += payload.length;
+      session.stdin.write(payload);
+    } else if (channel === 4) {
+      const size = terminalSize(payload);
+      if (size !== undefined) session.resize(size);
+    } else if (channel === 255 && payload[0] === 0) session.stdin.end();
+  };
+  ws.on("message", (data: Buffer, isBinary: boolean) => {
+    if (isBinary || Buffer.isBuffer(data)) receive(Buffer.from(data));
+  });
+  try {
+    session = await open(await firstSize);
+  } catch (error) {
+    relayed.failure = (error as Error).message;
+    send(
+      3,
+      JSON.stringify({ metadata: {}, status: "Failure", message: relayed.failure, reason: "InternalError" }),
+    );
+    ws.close(1000);
+    return relayed;
+  }
+  const opened = session;
+  const closeSession = () => opened.close();
+  ws.on("close", closeSession);
+  signal.addEventListener("abort", closeSession, { once: true });
+  opened.stdin.on("error", () => undefined);
+  for (const frame of early.splice(0)) receive(frame);
+  opened.stdout.on("data", (chunk: Buffer) => send(1, chunk));
+  opened.stderr.on("data", (chunk: Buffer) => send(2, chunk));
+  const end = await opened.ended;
+  signal.removeEventListener("abort", closeSession);
+  if (!signal.aborted) {
+    if (end.exitCode !== null) relayed.exitCode = end.exitCode;
+    else relayed.failure = `ended by signal ${end.signal ?? "unknown"}`;
+    send(
+      3,
+      JSON.stringify(
+        end.exitCode !== null
+          ? exitStatus(end.exitCode)
+          : { metadata: {}, status: "Failure", message: relayed.failure, reason: "InternalError" },
+      ),
+    );
+    ws.close(1000);
+  }
+  return relayed;
+}
+
+/**
+ * A resize message's size: `{"Width":80,"Height":24}`, keys in any case (Go's JSON decoding,
+ * which kubelet's is, ignores case, and client-node sends `width` and `height`).
+ */
+function terminalSize(payload: Buffer): TerminalSize | undefined {
+  let message: unknown;
+  try {
+    message = JSON.parse(payload.toString("utf8"));
+  } catch {
+    return undefined;
+  }
+  if (typeof message !== "object" || message === null) return undefined;
+  const field = (name: string) =>
+    Object.entries(message).find(([key]) => key.toLowerCase() === name)?.[1] as unknown;
+  const cols = field("width");
+  const rows = field("height");
+  if (!Number.isInteger(cols) || !Number.isInteger(rows) || (cols as number) < 1 || (rows as number) < 1)
+    return undefined;
+  return { rows: Math.min(rows as number, 1000), cols: Math.min(cols as number, 1000) };
+}
+
+/** The Status the channel protocol ends an exec with: Success, or the exit code as kubelet words it. */
+function exitStatus(exitCode: number): Record<string, unknown> {
+  return exitCode === 0
+    ? { metadata: {}, status: "Success" }
+    : {
+        metadata: {},
+        status: "Failure",
+        message: `command terminated with non-zero exit code: ${exitCode}`,
+        reason: "NonZeroExitCode",
+        details: { causes: [{ reason: "ExitCode", message: String(exitCode) }] },
+      };
 }
 
 const where = (target: Target, located: Located) => ({

@@ -76,6 +76,7 @@ describe("requests to the aggregated API", () => {
       resources: [
         { name: "agenttypes/log", verbs: ["get"] },
         { name: "agenttypes/exec", verbs: ["get"] },
+        { name: "agenttypes/attach", verbs: ["get"] },
       ],
     });
   });
@@ -107,6 +108,20 @@ describe("requests to the aggregated API", () => {
       kind: "exec",
       target: { namespace: "ns", name: "a", replica: 0, container: "agent" },
       command: ["sh", "-c", "echo hi"],
+      stdin: false,
+      tty: false,
+    });
+    expect(
+      parseRequest("GET", url("/namespaces/ns/agenttypes/a/exec?command=sh&stdin=true&tty=true")),
+    ).toMatchObject({ kind: "exec", command: ["sh"], stdin: true, tty: true });
+    expect(
+      parseRequest(
+        "GET",
+        url("/namespaces/ns/agenttypes/a/attach?container=agent&stdin=true&stdout=true&tty=true&replica=1"),
+      ),
+    ).toEqual({
+      kind: "attach",
+      target: { namespace: "ns", name: "a", replica: 1, container: "agent" },
     });
   });
 
@@ -128,17 +143,18 @@ describe("requests to the aggregated API", () => {
     expect(refusal("/namespaces/ns/agenttypes/a/exec")).toMatchObject({
       message: expect.stringMatching(/^command:/),
     });
-    expect(refusal("/namespaces/ns/agenttypes/a/exec?command=cat&stdin=true")).toMatchObject({
+    expect(refusal("/namespaces/ns/agenttypes/a/exec?command=cat&stdin=maybe")).toMatchObject({
       code: 400,
       message: expect.stringMatching(/^stdin:/),
     });
-    expect(refusal("/namespaces/ns/agenttypes/a/exec?command=sh&tty=true")).toMatchObject({
+    expect(refusal("/namespaces/ns/agenttypes/a/exec?command=sh&tty=2")).toMatchObject({
       message: expect.stringMatching(/^tty:/),
     });
-    expect(refusal("/namespaces/ns/agenttypes/a/attach")).toMatchObject({
-      code: 404,
-      message: expect.stringContaining("attach is not built yet"),
+    expect(refusal("/namespaces/ns/agenttypes/a/attach?container=sidecar")).toMatchObject({
+      code: 400,
+      message: expect.stringMatching(/^container: only the agent has a console/),
     });
+    expect(refusal("/namespaces/ns/agenttypes/a/console")).toMatchObject({ code: 404 });
     expect(refusal("/namespaces/ns/agenttypes/a/log", "POST")).toMatchObject({ code: 405 });
     expect(refusal("/namespaces/ns/pods/a/log")).toMatchObject({ code: 404 });
   });

@@ -265,6 +265,7 @@ describe("an agent from an unmodified image, end to end", () => {
       expect(discovery.resources.map((r: { name: string }) => r.name)).toEqual([
         "agenttypes/log",
         "agenttypes/exec",
+        "agenttypes/attach",
       ]);
     },
     T,

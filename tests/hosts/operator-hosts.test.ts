@@ -28,7 +28,7 @@ const world = operatorOnHost({
 });
 const { host, namespace, stateDir, hostName: HOST } = world;
 const { getAgentType, getHost, events, readyAgentType, agentLogs, agentHost, agentType, kubectl } = world;
-const { plugin, spawnPlugin, serviceAccountKubeconfig } = pluginAs(world);
+const { plugin, spawnPlugin, pluginOnTerminal, serviceAccountKubeconfig } = pluginAs(world);
 /** A command and what it printed, for the README's transcripts. */
 const transcript = (args: string[], r: { stdout: string; stderr: string; code: number | null }) =>
   console.log(`$ kubectl agenttype ${args.join(" ")}\n${r.stdout}${r.stderr}(exit ${r.code})`);
@@ -254,11 +254,19 @@ describe("AgentType with runtime containerd", () => {
     expect(exec.code, exec.stderr).toBe(3);
     expect(exec.stdout).toBe("to stdout\n");
     expect(exec.stderr).toBe("to stderr\n");
-    const interactive = await plugin(["exec", "-i", "node-agent", "--", "cat"]);
-    expect(interactive.code).toBe(1);
-    expect(interactive.stderr).toContain(
-      "stdin: exec on an AgentHost runs without a terminal or standard input so far",
+    // -i: the command reads what the plugin's stdin gives it (crictl exec on an SSH channel).
+    const piped = await plugin(
+      ["exec", "-i", "node-agent", "--", "sh", "-c", "tr a-z A-Z; exit 4"],
+      world.kubeconfig,
+      60_000,
+      "through stdin\n",
     );
+    transcript(
+      ["exec", "-i", "node-agent", "--", "sh", "-c", "'tr a-z A-Z; exit 4'", "<<<'through stdin'"],
+      piped,
+    );
+    expect(piped.stdout).toBe("THROUGH STDIN\n");
+    expect(piped.code, piped.stderr).toBe(4);
 
     // The audit line names the user kube-apiserver authenticated; the Event says who ran what.
     const me = (await kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")).trim();
@@ -267,7 +275,7 @@ describe("AgentType with runtime containerd", () => {
       .split("\n")
       .filter((l) => l.includes('"audit":true'))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(audit.at(-1)).toMatchObject({
+    expect(audit.find((a) => a.exitCode === 3)).toMatchObject({
       user: me,
       verb: "create",
       subresource: "exec",
@@ -316,6 +324,137 @@ describe("AgentType with runtime containerd", () => {
     expect(strangerLogs.code).toBe(1);
     expect(strangerLogs.stderr).toContain(
       `error: not allowed: you cannot get agenttypes/log in namespace "${namespace}"`,
+    );
+  });
+
+  it("attach: an interactive agent's console is held by tmux on the host; keys typed, echo read back, resize, detach leaves it running, a re-attach replays the scrollback; exec -t", async () => {
+    const shell = agentType("shell-agent") as Obj & { spec: Record<string, unknown> };
+    shell.spec.command = ["/bin/sh"];
+    shell.spec.interactive = true;
+    await world.client.create(resources.agentType, namespace, shell as KubeObject);
+    await readyAgentType("shell-agent");
+
+    const first = pluginOnTerminal(["attach", "shell-agent"], { rows: 24, cols: 80, timeoutMs: 120_000 });
+    await first.waitFor(
+      /attached to replica 0 \(AgentHost \S+\) of AgentType shell-agent; detach with Ctrl-P Ctrl-Q/,
+      60_000,
+    );
+    first.type("echo typed-$((6*7))\r");
+    await first.waitFor(/typed-42/, 30_000);
+    // The console's terminal takes the size of ours, and follows a resize.
+    first.type("stty size\r");
+    await first.waitFor(/\r+\n24 80\r+\n/, 30_000);
+    const mark = first.output.length;
+    first.resize(40, 120);
+    await eventually(
+      "the console's terminal is 40x120",
+      async () => {
+        first.type("stty size\r");
+        await new Promise((r) => setTimeout(r, 500));
+        return first.output.slice(mark).includes("40 120") || undefined;
+      },
+      30_000,
+      200,
+    );
+    for (let i = 1; i <= 60; i++) first.type(`echo scroll-line-${i}\r`);
+    // tmux draws the screen with cursor moves, not line ends: the output, not the typed command.
+    await first.waitFor(/(?<!echo )scroll-line-60/, 30_000);
+    first.type("\x10\x11");
+    await first.waitFor(/detached: the agent keeps running/, 30_000);
+    expect(await first.exited).toBe(0);
+    console.log(`$ kubectl agenttype attach shell-agent\n${first.output}`);
+
+    // The agent ran on: same container, no restart. A new watcher first gets what was printed,
+    // the lines scrolled off the screen included, then types into the same shell.
+    const again = pluginOnTerminal(["attach", "shell-agent"], { rows: 24, cols: 80, timeoutMs: 120_000 });
+    await again.waitFor(/attached to replica 0/, 60_000);
+    await again.waitFor(/typed-42/, 30_000);
+    await again.waitFor(/scroll-line-1\r*\n[\s\S]*scroll-line-60/, 30_000);
+    again.type("echo still-$((40+2))\r");
+    await again.waitFor(/still-42/, 30_000);
+    again.type("\x10\x11");
+    expect(await again.exited).toBe(0);
+    const ready = await getAgentType("shell-agent");
+    expect(condition(ready, "Ready")?.status).toBe("True");
+
+    // One tmux session on the host per replica, named after it, held in the driver's state directory.
+    const sessions = await run("tmux", [
+      "-S",
+      `${stateDir}/tmux.sock`,
+      "list-sessions",
+      "-F",
+      "#{session_name}",
+    ]);
+    expect(sessions.stdout.split("\n")).toContain(`agenttype-${namespace}-shell-agent-0`);
+
+    // exec -t: a command on a terminal of its own, in the same container. The terminal's size
+    // reaches it just after it starts (as in a pod), so it asks a moment later.
+    const tty = pluginOnTerminal(
+      ["exec", "-i", "-t", "shell-agent", "--", "sh", "-c", "sleep 1; stty size; tty; exit 5"],
+      {
+        rows: 30,
+        cols: 100,
+        timeoutMs: 60_000,
+      },
+    );
+    expect(await tty.exited).toBe(5);
+    expect(tty.output).toMatch(/30 100\r+\n\/dev\/pts\/\d+/);
+
+    // Each attach is audited and leaves an Event naming the user.
+    const me = (await kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")).trim();
+    const audit = world.operator
+      .logs()
+      .split("\n")
+      .filter((l) => l.includes('"audit":true') && l.includes('"subresource":"attach"'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(audit).toHaveLength(2);
+    expect(audit[0]).toMatchObject({
+      user: me,
+      verb: "create",
+      agentType: "shell-agent",
+      replica: 0,
+      host: HOST,
+    });
+    expect(audit[0]?.bytesIn).toBeGreaterThan(0);
+    const attached = await eventually(
+      "Attached Event",
+      async () => (await events("shell-agent")).find((e) => e.reason === "Attached"),
+      30_000,
+      500,
+    );
+    expect(attached.message).toBe(`${me} attached to replica 0 on AgentHost ${HOST}`);
+
+    // A non-interactive agent has no console: the operator says so.
+    const refused = await plugin(["attach", "node-agent"]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('AgentType "node-agent" is not interactive');
+
+    // Deleting the AgentType ends its console on the host.
+    await world.client.delete(resources.agentType, namespace, "shell-agent");
+    await eventually(
+      "the console's tmux session gone",
+      async () => {
+        const left = await run("tmux", [
+          "-S",
+          `${stateDir}/tmux.sock`,
+          "list-sessions",
+          "-F",
+          "#{session_name}",
+        ]).catch(() => ({ stdout: "" }));
+        return !left.stdout.includes("shell-agent") || undefined;
+      },
+      120_000,
+      1000,
+    );
+    await eventually(
+      "AgentType shell-agent gone",
+      async () =>
+        (await world.client.get(resources.agentType, namespace, "shell-agent").then(
+          () => false,
+          () => true,
+        )) || undefined,
+      60_000,
+      500,
     );
   });
 

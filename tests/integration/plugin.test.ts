@@ -307,7 +307,7 @@ describe("agents on AgentHosts", () => {
       const attach = await plugin(["attach", "edge", "-n", namespace]);
       expect(attach.code).toBe(1);
       expect(attach.stderr).toContain(
-        `error: AgentType "edge" replica 0 runs on AgentHost ${host.metadata.name} (runtime containerd): attach is served for agents in pods only so far`,
+        'error: AgentType "edge" is not interactive: its agent has no terminal to attach to (set spec.interactive: true)',
       );
     } finally {
       await kubectlIn("", "delete", "agenthost", host.metadata.name, "--wait=false");

@@ -54,7 +54,14 @@ export function openConsoleCommand(settings: ConsoleSettings, name: string, cont
   // `=name` matches the session's name exactly; commands whose target is a pane (set-option,
   // show-options, capture-pane) take `=name:`, the session's current window and pane.
   const session = `=${name}`;
+  const need = (command: string, what: string) =>
+    `command -v ${shellQuote(command)} >/dev/null || { echo ${shellQuote(`${command} not found on the host: ${what}`)} >&2; exit 127; };`;
   return [
+    need("tmux", "interactive agents need it (Debian: apt install tmux)"),
+    need(
+      settings.crictl,
+      "interactive agents need crictl (cri-tools); set the AgentHost's spec.containerd.crictl",
+    ),
     `${shellCommand([...tmux(settings), "kill-session", "-t", session])} 2>/dev/null;`,
     shellCommand([
       ...tmux(settings),
