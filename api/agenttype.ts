@@ -584,73 +584,63 @@ function withSecurityRules<S extends z.ZodType<SecuritySpec>>(schema: S): S {
   );
 }
 
-const agentTypeSpecWithoutSuspend = withRule(
-  withSecurityRules(
-    z
-      .strictObject({
-        image: image.describe("The agent's container image, run unmodified."),
-        imagePullPolicy: z
-          .enum(["Always", "IfNotPresent", "Never"])
-          .optional()
-          .describe("Image pull policy of the agent container."),
-        command: z
-          .array(z.string())
-          .max(64)
-          .optional()
-          .describe("Entrypoint override; the image's ENTRYPOINT when unset."),
-        args: z.array(z.string()).max(256).optional().describe("Arguments; the image's CMD when unset."),
-        env: keyedList(envVar, "name", 128).optional().describe("Environment of the agent container."),
-        resources: resources.optional().describe("Compute resources of the agent container."),
-        suspend: z
-          .boolean()
-          .optional()
-          .describe(
-            "Runtime kvm: true saves each guest's memory and state to disk (libvirt managed save) and frees its CPU and memory; false or unset resumes them where they were. Status: Suspended=True, Ready=False with reason Suspended.",
-          ),
-        interactive: z
-          .boolean()
-          .optional()
-          .describe(
-            "Give the agent container a stdin and a TTY, for agents that want a terminal (kubectl agenttype attach). Runtime kubernetes and containerd (where a tmux session on the host holds the console); not kvm yet.",
-          ),
-        language: z
-          .enum(["node", "python", "generic"])
-          .default("generic")
-          .describe(
-            "Runtime hint for the wrapper's preload: node (NODE_OPTIONS --require) or python (sitecustomize), whose preload holds the agent until the sidecar answers; or generic (environment only), where a startup probe on the sidecar makes the kubelet hold it.",
-          ),
-        replicas: z.int().min(0).max(1000).default(1).describe("Number of agent pods (scale subresource)."),
-        llm: llm.optional().describe("LLM providers and routing; without it the agent gets no LLM proxy."),
-        tools: keyedList(toolRequest, "name", 64)
-          .optional()
-          .describe("Tools the agent asks for, resolved against AgentTools."),
-        memory: memory.prefault({}).describe("The agent's memory store."),
-        runtime: runtime.prefault({}).describe("Where the agent runs."),
-        sidecar: sidecar.prefault({}).describe("Sidecar settings."),
-        nodeSelector: nodeSelector
-          .optional()
-          .describe("Node labels the agent pods must match (kubernetes runtime)."),
-        tolerations: z
-          .array(toleration)
-          .max(64)
-          .optional()
-          .describe("Tolerations of the agent pods (kubernetes runtime)."),
-        affinity: affinity.optional(),
-        network: network.prefault({}),
-        security: security.prefault({}),
-        securityContext: containerSecurityContext.optional(),
-        podSecurityContext: podSecurityContext.optional(),
-      })
-      .describe("Desired state of an AgentType."),
-  ),
-  {
-    cel: "self.runtime.type != 'kvm' || !has(self.interactive) || !self.interactive",
-    message:
-      "interactive applies to runtime kubernetes and containerd: a KVM guest cannot give the agent a terminal yet",
-    field: "interactive",
-    reason: "FieldValueForbidden",
-    holds: (s) => s.runtime.type !== "kvm" || s.interactive !== true,
-  },
+const agentTypeSpecWithoutSuspend = withSecurityRules(
+  z
+    .strictObject({
+      image: image.describe("The agent's container image, run unmodified."),
+      imagePullPolicy: z
+        .enum(["Always", "IfNotPresent", "Never"])
+        .optional()
+        .describe("Image pull policy of the agent container."),
+      command: z
+        .array(z.string())
+        .max(64)
+        .optional()
+        .describe("Entrypoint override; the image's ENTRYPOINT when unset."),
+      args: z.array(z.string()).max(256).optional().describe("Arguments; the image's CMD when unset."),
+      env: keyedList(envVar, "name", 128).optional().describe("Environment of the agent container."),
+      resources: resources.optional().describe("Compute resources of the agent container."),
+      suspend: z
+        .boolean()
+        .optional()
+        .describe(
+          "Runtime kvm: true saves each guest's memory and state to disk (libvirt managed save) and frees its CPU and memory; false or unset resumes them where they were. Status: Suspended=True, Ready=False with reason Suspended.",
+        ),
+      interactive: z
+        .boolean()
+        .optional()
+        .describe(
+          "Give the agent container a stdin and a TTY, for agents that want a terminal (kubectl agenttype attach). On runtime containerd and kvm a tmux session on the host (in the guest) holds the console.",
+        ),
+      language: z
+        .enum(["node", "python", "generic"])
+        .default("generic")
+        .describe(
+          "Runtime hint for the wrapper's preload: node (NODE_OPTIONS --require) or python (sitecustomize), whose preload holds the agent until the sidecar answers; or generic (environment only), where a startup probe on the sidecar makes the kubelet hold it.",
+        ),
+      replicas: z.int().min(0).max(1000).default(1).describe("Number of agent pods (scale subresource)."),
+      llm: llm.optional().describe("LLM providers and routing; without it the agent gets no LLM proxy."),
+      tools: keyedList(toolRequest, "name", 64)
+        .optional()
+        .describe("Tools the agent asks for, resolved against AgentTools."),
+      memory: memory.prefault({}).describe("The agent's memory store."),
+      runtime: runtime.prefault({}).describe("Where the agent runs."),
+      sidecar: sidecar.prefault({}).describe("Sidecar settings."),
+      nodeSelector: nodeSelector
+        .optional()
+        .describe("Node labels the agent pods must match (kubernetes runtime)."),
+      tolerations: z
+        .array(toleration)
+        .max(64)
+        .optional()
+        .describe("Tolerations of the agent pods (kubernetes runtime)."),
+      affinity: affinity.optional(),
+      network: network.prefault({}),
+      security: security.prefault({}),
+      securityContext: containerSecurityContext.optional(),
+      podSecurityContext: podSecurityContext.optional(),
+    })
+    .describe("Desired state of an AgentType."),
 );
 
 /**

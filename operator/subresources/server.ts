@@ -590,6 +590,8 @@ async function relay(
   const closeSession = () => opened.close();
   ws.on("close", closeSession);
   signal.addEventListener("abort", closeSession, { once: true });
+  // The client left while the session opened: nobody will close it but us.
+  if (signal.aborted || ws.readyState !== ws.OPEN) closeSession();
   opened.stdin.on("error", () => undefined);
   for (const frame of early.splice(0)) receive(frame);
   opened.stdout.on("data", (chunk: Buffer) => send(1, chunk));

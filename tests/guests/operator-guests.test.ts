@@ -218,6 +218,55 @@ describe("runtime kvm through the operator", () => {
     expect(audit.at(-1)).toMatchObject({ agentType: NAME, replica: 0, exitCode: 4, host: world.hostName });
   }, 600_000);
 
+  it("attach: an interactive agent's console is held by tmux in its guest; keys typed, echo read back, detach, a re-attach replays the scrollback; exec -i -t", async () => {
+    const SHELL = "kvm-shell";
+    await world.client.create(
+      resources.agentType,
+      namespace,
+      world.agentType(SHELL, { command: ["/bin/sh"], interactive: true }),
+    );
+    try {
+      await world.readyAgentType(SHELL);
+      const { pluginOnTerminal } = pluginAs(world);
+      const first = pluginOnTerminal(["attach", SHELL], { rows: 24, cols: 80, timeoutMs: 300_000 });
+      await first.waitFor(/attached to replica 0 \(AgentHost \S+\) of AgentType kvm-shell/, 120_000);
+      // Under software emulation the guest answers slowly: type once the shell is there.
+      first.type("echo in-guest-$((6*7))\r");
+      await first.waitFor(/(?<!echo )in-guest-42/, 120_000);
+      first.type("\x10\x11");
+      await first.waitFor(/detached: the agent keeps running/, 60_000);
+      expect(await first.exited).toBe(0);
+      console.log(`$ kubectl agenttype attach ${SHELL}\n${first.output}`);
+
+      const again = pluginOnTerminal(["attach", SHELL], { rows: 24, cols: 80, timeoutMs: 300_000 });
+      await again.waitFor(/attached to replica 0/, 120_000);
+      await again.waitFor(/in-guest-42[\s\S]*in-guest-42/, 120_000);
+      again.type("\x10\x11");
+      expect(await again.exited).toBe(0);
+
+      const tty = pluginOnTerminal(
+        ["exec", "-i", "-t", SHELL, "--", "sh", "-c", "sleep 2; stty size; exit 6"],
+        {
+          rows: 30,
+          cols: 100,
+          timeoutMs: 300_000,
+        },
+      );
+      expect(await tty.exited).toBe(6);
+      expect(tty.output).toContain("30 100");
+      const audit = world.operator
+        .logs()
+        .split("\n")
+        .filter((l) => l.includes('"audit":true') && l.includes('"subresource":"attach"'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(audit).toHaveLength(2);
+      expect(audit[0]).toMatchObject({ agentType: SHELL, replica: 0, host: world.hostName });
+    } finally {
+      await world.client.delete(resources.agentType, namespace, SHELL);
+      await world.gone(SHELL);
+    }
+  }, 900_000);
+
   it("keeps the guest's keys in a Secret the AgentType owns, and an operator restart adopts the guest with them", async () => {
     const at = await world.getAgentType(NAME);
     const [guest] = await guestNames(at);

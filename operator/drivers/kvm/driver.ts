@@ -31,6 +31,7 @@ import type {
   GroupMachine,
   LogLine,
   LogOptions,
+  SessionRequest,
   VolumeInfo,
   VolumeOperations,
 } from "../driver.ts";
@@ -52,7 +53,7 @@ import {
 } from "../labels.ts";
 import type { DriverFactory } from "../registry.ts";
 import { SshConnection } from "../ssh/connection.ts";
-import { shellCommand } from "../transport.ts";
+import { type CommandSession, shellCommand, type TerminalSize } from "../transport.ts";
 import { type AccelProbe, probeAccel } from "./accel.ts";
 import { DATA_DISK_SERIAL, type DomainSpec, domainXml, guestMac } from "./domain-xml.ts";
 import { type GuestKeyStore, type GuestKeys, type GuestRef, generateGuestKeys } from "./guest-keys.ts";
@@ -788,6 +789,22 @@ export class KvmDriver implements ContainerDriver {
   async exec(containerId: string, command: readonly string[], call: Call): Promise<ExecResult> {
     const { guest, inner } = await this.#guestOf(containerId, call);
     return guest.driver.exec(inner, command, call);
+  }
+
+  /** In the guest, as on a containerd host: the guest image has tmux and crictl. */
+  async execSession(
+    containerId: string,
+    command: readonly string[],
+    options: SessionRequest,
+    call: Call,
+  ): Promise<CommandSession> {
+    const { guest, inner } = await this.#guestOf(containerId, call);
+    return guest.driver.execSession(inner, command, options, call);
+  }
+
+  async attach(containerId: string, terminal: TerminalSize, call: Call): Promise<CommandSession> {
+    const { guest, inner } = await this.#guestOf(containerId, call);
+    return guest.driver.attach(inner, terminal, call);
   }
 
   // ------------------------------------------------------------------ volumes (in the guests)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the KVM driver's guest image from Debian packages only: a root filesystem with
-# systemd, sshd, containerd, runc and the CNI plugins (debootstrap), the Debian cloud kernel
+# Builds the KVM driver's guest image from Debian packages: a root filesystem with systemd,
+# sshd, containerd, runc, the CNI plugins and tmux (debootstrap), crictl (AGENTTYPE_GUEST_CRICTL,
+# else built from the Go module proxy with the test cluster's components), the Debian cloud kernel
 # and a small initrd for direct kernel boot, the project's images already in the guest's
 # containerd, packed as a qcow2 base that every guest boots from through an overlay.
 #
@@ -10,7 +11,7 @@
 #                                                      images): `make test` makes it ahead
 #
 # The output directory $AGENTTYPE_CACHE/guest/<key>/ holds disk.qcow2, vmlinuz, initrd.img and
-# inputs.txt; <key> is a hash of every input (suite, packages, the files under rootfs/, the
+# inputs.txt; <key> is a hash of every input (suite, packages, the files under rootfs/, crictl, the
 # images' ids), so an unchanged image is reused and a changed input builds a new one. The root
 # filesystem alone is cached as well (rootfs-<hash>.tar), keyed without the images: a new
 # sidecar image re-packs the disk without a new debootstrap. Needs root (debootstrap, mounts).
@@ -24,8 +25,9 @@ REPO=$(cd "$HERE/../../../.." && pwd)
 SUITE=${AGENTTYPE_GUEST_SUITE:-bookworm}
 DEBIAN_MIRROR=${AGENTTYPE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 DISK_SIZE=${AGENTTYPE_GUEST_DISK_SIZE:-4G}
+# tmux holds the consoles of interactive agents (docs/adr/0014-host-consoles.md).
 PACKAGES=(systemd-sysv udev dbus kmod linux-image-cloud-amd64 initramfs-tools busybox-static openssh-server
-  containerd runc containernetworking-plugins iproute2 iptables)
+  containerd runc containernetworking-plugins iproute2 iptables tmux)
 # The images every guest runs without pulling: the sandbox's, the sidecar's and wrapper's, and
 # the sample agents of the tests (AGENTTYPE_GUEST_IMAGES replaces the list).
 read -r -a IMAGES <<<"${AGENTTYPE_GUEST_IMAGES:-localhost/agenttype/pause:1.0 localhost/agenttype/sidecar:dev localhost/agenttype/wrapper:dev localhost/agenttype/e2e-agent-node:dev}"
@@ -67,6 +69,7 @@ image_key() {
     (cd "$HERE/rootfs" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
     (cd "$HERE/rootfs" && find . -printf '%p %m\n' | sort)
     sha256sum <"$HERE/initrd/init"
+    sha256sum <"$CRICTL"
     declare -f configure build_image import_images build_initrd
     declare -p INITRD_MODULES
     declare -p UNNEEDED_UNITS UNNEEDED_GENERATORS
@@ -132,9 +135,21 @@ UNNEEDED_GENERATORS=(systemd-debug-generator systemd-gpt-auto-generator systemd-
   systemd-cryptsetup-generator systemd-hibernate-resume-generator systemd-sysv-generator
   systemd-veritysetup-generator systemd-integritysetup-generator systemd-run-generator
   systemd-system-update-generator systemd-getty-generator)
+# crictl (cri-tools, not packaged by Debian): the consoles of interactive agents attach with it,
+# and exec -i/-t runs with it. AGENTTYPE_GUEST_CRICTL names one; else the harness builds it
+# from the Go module proxy with the cluster's components (tests/cluster/build-components.sh).
+crictl_path() {
+  if [ -n "${AGENTTYPE_GUEST_CRICTL:-}" ]; then
+    echo "$AGENTTYPE_GUEST_CRICTL"
+  else
+    echo "$("$REPO/tests/cluster/build-components.sh" | tail -n 1)/crictl"
+  fi
+}
+
 configure() {
   local dir=$1
   cp -a "$HERE/rootfs/." "$dir/"
+  install -m 0755 "$CRICTL" "$dir/usr/local/bin/crictl"
   # Debian's ssh.service and networkd wait for udev's coldplug; the image's own units do not.
   chroot "$dir" systemctl disable ssh.service >&2
   chroot "$dir" systemctl enable agenttype-seed.service agenttype-sshd.service agenttype-dhcp.service \
@@ -256,6 +271,7 @@ lock_cache() {
 
 main() {
   mkdir -p "$CACHE"
+  case ${1:-build} in key | build) CRICTL=$(crictl_path); [ -x "$CRICTL" ] || die "no crictl at $CRICTL" ;; esac
   case ${1:-build} in
     key) image_key ;;
     rootfs)
