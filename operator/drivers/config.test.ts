@@ -110,6 +110,9 @@ describe("shell quoting", () => {
   it("leaves plain words alone and quotes the rest so the shell reads them back unchanged", () => {
     expect(shellQuote("/var/lib/agenttype")).toBe("/var/lib/agenttype");
     expect(shellQuote("")).toBe("''");
+    // zsh would expand =tmux to tmux's path.
+    expect(shellQuote("=agenttype_ns_a_0")).toBe("'=agenttype_ns_a_0'");
+    expect(shellQuote("a=b")).toBe("a=b");
     expect(shellQuote("it's $HOME")).toBe(`'it'\\''s $HOME'`);
     expect(shellCommand(["rm", "-rf", "a b"])).toBe("rm -rf 'a b'");
   });

@@ -91,7 +91,8 @@ export interface HostTransport {
 
 /** Quotes one argument for a POSIX shell. */
 export function shellQuote(arg: string): string {
-  if (arg !== "" && /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg)) return arg;
+  // Not a leading '=': zsh expands `=word` to the path of the command `word`.
+  if (arg !== "" && /^[A-Za-z0-9_@%+:,./-][A-Za-z0-9_@%+=:,./-]*$/.test(arg)) return arg;
   return `'${arg.replaceAll("'", `'\\''`)}'`;
 }
 

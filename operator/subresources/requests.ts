@@ -147,6 +147,8 @@ export function parseRequest(method: string, url: URL): SubresourceRequest | Ref
   if (isRefusal(stdin)) return stdin;
   const tty = flag(query, "tty");
   if (isRefusal(tty)) return tty;
+  if (tty && !stdin)
+    return badRequest("tty: a terminal needs stdin on an AgentHost (kubectl agenttype exec -i -t)");
   return { kind: "exec", target, command, stdin, tty };
 }
 

@@ -445,7 +445,7 @@ export class SubresourceServer {
     const { driver, container, host, agent } = located;
     const { target, command } = request;
     const started = new Date();
-    const relayed = await relay(ws, signal, request.tty, (size) =>
+    const relayed = await relay(ws, signal, { terminal: request.tty, attach: false }, (size) =>
       (driver.execSession as NonNullable<ContainerDriver["execSession"]>).call(
         driver,
         container.id,
@@ -459,7 +459,7 @@ export class SubresourceServer {
       objectOf(agent),
       "Normal",
       "Exec",
-      `${user.username} ran ${JSON.stringify(command.join(" "))}${request.tty ? " on a terminal" : ""} in replica ${target.replica} on AgentHost ${host}: ${relayed.failure === undefined ? `exit code ${relayed.exitCode}` : `failed: ${relayed.failure}`}`,
+      `${user.username} ran ${JSON.stringify(command.join(" "))}${request.tty ? " on a terminal" : ""} in replica ${target.replica} on AgentHost ${host}: ${relayed.failure !== undefined ? `failed: ${relayed.failure}` : relayed.exitCode !== undefined ? `exit code ${relayed.exitCode}` : "ended when the client left"}`,
     );
   }
 
@@ -467,13 +467,8 @@ export class SubresourceServer {
   async #attach(user: RemoteUser, target: Target, located: Located, ws: WebSocket, signal: AbortSignal) {
     const { driver, container, host, agent } = located;
     const started = new Date();
-    await this.#deps.events.record(
-      objectOf(agent),
-      "Normal",
-      "Attached",
-      `${user.username} attached to replica ${target.replica} on AgentHost ${host}`,
-    );
-    const relayed = await relay(ws, signal, true, (size) =>
+    // The relay first: it listens for the client's first frames (its terminal's size) at once.
+    const relaying = relay(ws, signal, { terminal: true, attach: true }, (size) =>
       (driver.attach as NonNullable<ContainerDriver["attach"]>).call(
         driver,
         container.id,
@@ -481,7 +476,13 @@ export class SubresourceServer {
         within(HOST_CALL_MS, signal),
       ),
     );
-    this.#audit(user, "attach", target, located, started, relayed, {});
+    await this.#deps.events.record(
+      objectOf(agent),
+      "Normal",
+      "Attached",
+      `${user.username} attached to replica ${target.replica} on AgentHost ${host}`,
+    );
+    this.#audit(user, "attach", target, located, started, await relaying, {});
   }
 
   #audit(
@@ -538,9 +539,10 @@ const FIRST_RESIZE_WAIT_MS = 1_000;
 async function relay(
   ws: WebSocket,
   signal: AbortSignal,
-  terminal: boolean,
+  options: { terminal: boolean; attach: boolean },
   open: (size: TerminalSize) => Promise<CommandSession>,
 ): Promise<Relayed> {
+  const { terminal } = options;
   const relayed: Relayed = { bytesIn: 0, bytesOut: 0 };
   const send = (channel: number, data: Buffer | string) => {
     const payload = Buffer.from(data);
@@ -579,6 +581,8 @@ async function relay(
     session = await open(await firstSize);
   } catch (error) {
     relayed.failure = (error as Error).message;
+    // An attach's client shows only the terminal (client-node's Attach reads no status): say it there too.
+    if (options.attach) send(1, `\r\nerror: ${relayed.failure}\r\n`);
     send(
       3,
       JSON.stringify({ metadata: {}, status: "Failure", message: relayed.failure, reason: "InternalError" }),

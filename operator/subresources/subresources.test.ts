@@ -150,6 +150,10 @@ describe("requests to the aggregated API", () => {
     expect(refusal("/namespaces/ns/agenttypes/a/exec?command=sh&tty=2")).toMatchObject({
       message: expect.stringMatching(/^tty:/),
     });
+    expect(refusal("/namespaces/ns/agenttypes/a/exec?command=sh&tty=true&stdin=false")).toMatchObject({
+      code: 400,
+      message: expect.stringMatching(/^tty: a terminal needs stdin/),
+    });
     expect(refusal("/namespaces/ns/agenttypes/a/attach?container=sidecar")).toMatchObject({
       code: 400,
       message: expect.stringMatching(/^container: only the agent has a console/),

@@ -334,28 +334,31 @@ describe("AgentType with runtime containerd", () => {
     await world.client.create(resources.agentType, namespace, shell as KubeObject);
     await readyAgentType("shell-agent");
 
-    const first = pluginOnTerminal(["attach", "shell-agent"], { rows: 24, cols: 80, timeoutMs: 120_000 });
+    const first = pluginOnTerminal(["attach", "shell-agent"], { rows: 30, cols: 100, timeoutMs: 120_000 });
     await first.waitFor(
       /attached to replica 0 \(AgentHost \S+\) of AgentType shell-agent; detach with Ctrl-P Ctrl-Q/,
       60_000,
     );
     first.type("echo typed-$((6*7))\r");
     await first.waitFor(/typed-42/, 30_000);
-    // The console's terminal takes the size of ours, and follows a resize.
-    first.type("stty size\r");
-    await first.waitFor(/\r+\n24 80\r+\n/, 30_000);
-    const mark = first.output.length;
-    first.resize(40, 120);
-    await eventually(
-      "the console's terminal is 40x120",
-      async () => {
-        first.type("stty size\r");
-        await new Promise((r) => setTimeout(r, 500));
-        return first.output.slice(mark).includes("40 120") || undefined;
-      },
-      30_000,
-      200,
-    );
+    // The console's terminal takes the size of ours from the start, and follows a resize (each
+    // reaches the agent's terminal asynchronously: ask until it has).
+    const sized = (rows: number, cols: number) => {
+      const mark = first.output.length;
+      return eventually(
+        `the console's terminal is ${rows}x${cols}`,
+        async () => {
+          first.type("stty size\r");
+          await new Promise((r) => setTimeout(r, 500));
+          return first.output.slice(mark).includes(`${rows} ${cols}`) || undefined;
+        },
+        30_000,
+        200,
+      );
+    };
+    await sized(30, 100);
+    first.resize(40, 132);
+    await sized(40, 132);
     for (let i = 1; i <= 60; i++) first.type(`echo scroll-line-${i}\r`);
     // tmux draws the screen with cursor moves, not line ends: the output, not the typed command.
     await first.waitFor(/(?<!echo )scroll-line-60/, 30_000);
@@ -385,7 +388,7 @@ describe("AgentType with runtime containerd", () => {
       "-F",
       "#{session_name}",
     ]);
-    expect(sessions.stdout.split("\n")).toContain(`agenttype-${namespace}-shell-agent-0`);
+    expect(sessions.stdout.split("\n")).toContain(`agenttype_${namespace}_shell-agent_0`);
 
     // exec -t: a command on a terminal of its own, in the same container. The terminal's size
     // reaches it just after it starts (as in a pod), so it asks a moment later.
@@ -400,6 +403,22 @@ describe("AgentType with runtime containerd", () => {
     expect(await tty.exited).toBe(5);
     expect(tty.output).toMatch(/30 100\r+\n\/dev\/pts\/\d+/);
 
+    // A console lost while the agent runs (its tmux session killed on the host) is opened
+    // again by the next attach.
+    await run("tmux", [
+      "-S",
+      `${stateDir}/tmux.sock`,
+      "kill-session",
+      "-t",
+      `=agenttype_${namespace}_shell-agent_0`,
+    ]);
+    const reopened = pluginOnTerminal(["attach", "shell-agent"], { rows: 24, cols: 80, timeoutMs: 120_000 });
+    await reopened.waitFor(/attached to replica 0/, 60_000);
+    reopened.type("echo reopened-$((40+2))\r");
+    await reopened.waitFor(/reopened-42/, 30_000);
+    reopened.type("\x10\x11");
+    expect(await reopened.exited).toBe(0);
+
     // Each attach is audited and leaves an Event naming the user.
     const me = (await kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")).trim();
     const audit = world.operator
@@ -407,7 +426,7 @@ describe("AgentType with runtime containerd", () => {
       .split("\n")
       .filter((l) => l.includes('"audit":true') && l.includes('"subresource":"attach"'))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(audit).toHaveLength(2);
+    expect(audit).toHaveLength(3);
     expect(audit[0]).toMatchObject({
       user: me,
       verb: "create",

@@ -23,13 +23,21 @@ export interface ConsoleSettings {
   criSocket: string;
 }
 
-/** `agenttype-<namespace>-<name>-<replica>`; tmux takes neither '.' nor ':' in a name. */
+/**
+ * `agenttype_<namespace>_<name>_<replica>`: '_' is in no Kubernetes name, so two agents never
+ * share a console (with '-', namespace a-b's agent c and namespace a's agent b-c would); tmux
+ * takes no '.' in a name, which becomes '+', in no Kubernetes name either.
+ */
 export function consoleName(labels: Labels): string {
-  const part = (key: string) => (labels[key] ?? "unknown").replace(/[.:]/g, "_");
-  return `agenttype-${part(LABEL_NAMESPACE)}-${part(LABEL_NAME)}-${part(LABEL_REPLICA)}`;
+  const part = (key: string) => (labels[key] ?? "unknown").replace(/[.:]/g, "+");
+  return `agenttype_${part(LABEL_NAMESPACE)}_${part(LABEL_NAME)}_${part(LABEL_REPLICA)}`;
 }
 
 const tmux = (settings: ConsoleSettings) => ["tmux", "-S", settings.tmuxSocket];
+
+/** Stops with a message naming `command` (exit 127, as a shell's) when the host lacks it. */
+const need = (command: string, what: string) =>
+  `command -v ${shellQuote(command)} >/dev/null || { echo ${shellQuote(`${command} not found on the host: ${what}`)} >&2; exit 127; };`;
 const crictl = (settings: ConsoleSettings) => [
   settings.crictl,
   // No crictl.yaml: everything it needs is on its command line (and it warns of a missing one).
@@ -54,8 +62,6 @@ export function openConsoleCommand(settings: ConsoleSettings, name: string, cont
   // `=name` matches the session's name exactly; commands whose target is a pane (set-option,
   // show-options, capture-pane) take `=name:`, the session's current window and pane.
   const session = `=${name}`;
-  const need = (command: string, what: string) =>
-    `command -v ${shellQuote(command)} >/dev/null || { echo ${shellQuote(`${command} not found on the host: ${what}`)} >&2; exit 127; };`;
   return [
     need("tmux", "interactive agents need it (Debian: apt install tmux)"),
     need(
@@ -104,6 +110,11 @@ export function openConsoleCommand(settings: ConsoleSettings, name: string, cont
   ].join(" ");
 }
 
+/** Opens the session again when it is gone (tmux was killed, its opening failed); else nothing. */
+export function reopenConsoleCommand(settings: ConsoleSettings, name: string, containerId: string): string {
+  return `${shellCommand([...tmux(settings), "has-session", "-t", `=${name}`])} 2>/dev/null || { ${openConsoleCommand(settings, name, containerId)}; }`;
+}
+
 /** Kills the session when it is still the container's (a newer container's session stays). */
 export function closeConsoleCommand(settings: ConsoleSettings, name: string, containerId: string): string {
   const t = shellCommand(tmux(settings));
@@ -121,7 +132,8 @@ export function attachConsoleCommand(settings: ConsoleSettings, name: string): s
   // The pane's empty rows below its last line are left out: they would scroll the watcher's
   // terminal by a screenful of nothing.
   const trimEnd = `$0 == "" { blank++; next } { for (; blank > 0; blank--) print ""; print }`;
-  return `${t} has-session -t ${session} || exit 3; ${t} capture-pane -p -e -J -S - -t ${shellQuote(`=${name}:`)} | awk ${shellQuote(trimEnd)}; exec ${t} attach-session -t ${session}`;
+  const gone = `the console ${name} is gone: the agent's container has ended or is being replaced (kubectl agenttype logs shows its output)`;
+  return `${t} has-session -t ${session} 2>/dev/null || { echo ${shellQuote(gone)} >&2; exit 3; }; ${t} capture-pane -p -e -J -S - -t ${shellQuote(`=${name}:`)} | awk ${shellQuote(trimEnd)}; exec ${t} attach-session -t ${session}`;
 }
 
 /**
@@ -146,9 +158,16 @@ export function execCommand(
     ...command,
   ]);
   const said = `execing command in container ${containerId}: command terminated with exit code `;
-  const filter = `index($0, p) == 1 { print "code " substr($0, length(p) + 1) >> f; next } { print; fflush() }`;
+  // crictl says it plainly, or as a logrus line (time="…" level=fatal msg="…code N"): anywhere.
+  const filter = `(i = index($0, p)) > 0 { code = substr($0, i + length(p)); sub(/[^0-9].*$/, "", code); print "code " code >> f; next } { print; fflush() }`;
   return [
+    need(
+      settings.crictl,
+      "exec -i and -t need crictl (cri-tools); set the AgentHost's spec.containerd.crictl",
+    ),
     `f=$(mktemp) || exit 1`,
+    // A session closed early (SIGHUP, SIGTERM) leaves no file behind.
+    `trap 'rm -f "$f"' EXIT; trap 'exit 129' HUP; trap 'exit 143' TERM`,
     `exec 3>&1`,
     `{ ${exec} 2>&1 1>&3 3>&-; echo "rc $?" >>"$f"; } | awk -v p=${shellQuote(said)} -v f="$f" ${shellQuote(filter)} >&2 3>&-`,
     `code=$(sed -n 's/^code //p' "$f"); rc=$(sed -n 's/^rc //p' "$f"); rm -f "$f"`,

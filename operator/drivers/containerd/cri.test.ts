@@ -111,8 +111,8 @@ describe("CRI messages", () => {
         image: "agent:1",
         terminal: true,
         labels: {
-          "agenttype.dev/namespace": "team.a",
-          "agenttype.dev/name": "shell",
+          "agenttype.dev/namespace": "team-a",
+          "agenttype.dev/name": "shell.v2",
           "agenttype.dev/replica": "2",
         },
       }),
@@ -122,12 +122,12 @@ describe("CRI messages", () => {
       tty: true,
       stdin: true,
       stdinOnce: false,
-      annotations: { [CONSOLE_ANNOTATION]: "agenttype-team_a-shell-2" },
+      annotations: { [CONSOLE_ANNOTATION]: "agenttype_team-a_shell+v2_2" },
     });
     expect(
       containerInfo({ id: "c1", state: "CONTAINER_RUNNING", annotations: terminal.annotations }, "g1")
         .console,
-    ).toBe("agenttype-team_a-shell-2");
+    ).toBe("agenttype_team-a_shell+v2_2");
     // No request is the least weight, as a kubelet gives it; no limit, no cap.
     expect(linuxResources({})).toEqual({ cpuShares: "2" });
     expect(linuxResources({ cpuRequestMillis: 1 }).cpuShares).toBe("2");

@@ -39,6 +39,7 @@ import {
   consoleName,
   execCommand,
   openConsoleCommand,
+  reopenConsoleCommand,
 } from "./console.ts";
 import { CriClient } from "./cri-client.ts";
 import { parseCriLog, selectLogLines } from "./cri-log.ts";
@@ -48,6 +49,7 @@ import {
   type CriSandbox,
   type CriSettings,
   containerInfo,
+  containerState,
   criContainerConfig,
   GROUP_ANNOTATION,
   groupInfo,
@@ -314,11 +316,12 @@ export class ContainerdDriver implements ContainerDriver {
       this.#consoles.get(containerId) ??
       (await this.#status(containerId, call)).annotations?.[CONSOLE_ANNOTATION];
     if (session === undefined) return;
-    const opened = await this.#transport.exec(
-      openConsoleCommand(this.#consoleSettings, session, containerId),
-      {},
-      subCall(call, 30_000),
-    );
+    await this.#openConsole(openConsoleCommand(this.#consoleSettings, session, containerId), session, call);
+  }
+
+  /** Runs a command that opens a console; its failure says what the host lacked. */
+  async #openConsole(command: string, session: string, call: Call): Promise<void> {
+    const opened = await this.#transport.exec(command, {}, subCall(call, 30_000));
     if (opened.exitCode !== 0)
       throw new CreationFailedError(
         `open the console ${session} (tmux, crictl) on ${this.#transport.target}: ${opened.stderr.trim() || `exit code ${opened.exitCode}`}`,
@@ -349,6 +352,14 @@ export class ContainerdDriver implements ContainerDriver {
     const session = status.annotations?.[CONSOLE_ANNOTATION];
     if (session === undefined)
       throw new NotFoundError(`the console of container ${containerId} (it was started without a terminal)`);
+    if (containerState(status.state) === "running") {
+      // A console lost while the agent runs on (tmux killed, its opening failed) is opened again.
+      await this.#openConsole(
+        reopenConsoleCommand(this.#consoleSettings, session, containerId),
+        session,
+        call,
+      );
+    }
     return this.#transport.openSession(
       attachConsoleCommand(this.#consoleSettings, session),
       { terminal },

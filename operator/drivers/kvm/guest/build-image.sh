@@ -141,9 +141,11 @@ UNNEEDED_GENERATORS=(systemd-debug-generator systemd-gpt-auto-generator systemd-
 crictl_path() {
   if [ -n "${AGENTTYPE_GUEST_CRICTL:-}" ]; then
     echo "$AGENTTYPE_GUEST_CRICTL"
-  else
-    echo "$("$REPO/tests/cluster/build-components.sh" | tail -n 1)/crictl"
+    return
   fi
+  local bin
+  bin=$("$REPO/tests/cluster/build-components.sh" | tail -n 1) || die "building crictl failed (tests/cluster/build-components.sh)"
+  echo "$bin/crictl"
 }
 
 configure() {
