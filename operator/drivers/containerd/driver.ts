@@ -36,7 +36,6 @@ import {
   CONSOLE_ANNOTATION,
   type ConsoleSettings,
   closeConsoleCommand,
-  consoleName,
   execCommand,
   openConsoleCommand,
   reopenConsoleCommand,
@@ -103,8 +102,6 @@ export class ContainerdDriver implements ContainerDriver {
    * needs its config, which otherwise costs a round trip to the host for the sandbox's annotation.
    */
   readonly #createdGroups = new Map<string, GroupConfig>();
-  /** The consoles of the terminal containers this driver created and has not removed, by container id. */
-  readonly #consoles = new Map<string, string>();
 
   constructor(settings: ContainerdSettings, transport: HostTransport) {
     this.#settings = settings;
@@ -286,7 +283,6 @@ export class ContainerdDriver implements ContainerDriver {
       call,
       `CreateContainer ${container.name} in ${group.name}`,
     );
-    if (container.terminal) this.#consoles.set(containerId, consoleName(container.labels));
     return containerInfo(await this.#status(containerId, call), groupId);
   }
 
@@ -312,9 +308,8 @@ export class ContainerdDriver implements ContainerDriver {
 
   async start(containerId: string, call: Call): Promise<void> {
     await this.#runtime("StartContainer", { containerId }, call, `start container ${containerId}`);
-    const session =
-      this.#consoles.get(containerId) ??
-      (await this.#status(containerId, call)).annotations?.[CONSOLE_ANNOTATION];
+    // The container says whether it has a console (criContainerConfig's annotation).
+    const session = (await this.#status(containerId, call)).annotations?.[CONSOLE_ANNOTATION];
     if (session === undefined) return;
     await this.#openConsole(openConsoleCommand(this.#consoleSettings, session, containerId), session, call);
   }
@@ -338,7 +333,6 @@ export class ContainerdDriver implements ContainerDriver {
 
   /** Ends the container's console, when it has one that is still its own. */
   async #closeConsole(containerId: string, session: string | undefined, call: Call): Promise<void> {
-    this.#consoles.delete(containerId);
     if (session === undefined) return;
     await this.#transport.exec(
       closeConsoleCommand(this.#consoleSettings, session, containerId),
