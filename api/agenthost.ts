@@ -132,6 +132,32 @@ const capacity = z
   })
   .describe("What the operator may place on the host.");
 
+export const containerLogs = z
+  .strictObject({
+    maxSize: boundedQuantity({
+      min: "4Ki",
+      max: "1Gi",
+      message: "must be a size from 4Ki to 1Gi, such as 10Mi",
+    })
+      .default("10Mi")
+      .describe(
+        "Size past which a container's log file is rotated, as the kubelet's containerLogMaxSize. Files are checked at each probe of the host (every 20 s), so one may grow past it until then.",
+      ),
+    maxFiles: z
+      .int()
+      .min(2)
+      .max(10)
+      .default(3)
+      .describe(
+        "Log files kept of each container, the one being written included, as the kubelet's containerLogMaxFiles; the oldest goes first.",
+      ),
+  })
+  .describe(
+    "Rotation of the agents' log files on the host (in its guests, with driver kvm): what kubectl agenttype logs reads.",
+  );
+
+export type ContainerLogs = z.output<typeof containerLogs>;
+
 export const agentHostSpec = withRule(
   withRule(
     z
@@ -141,6 +167,7 @@ export const agentHostSpec = withRule(
         containerd: containerd.optional(),
         kvm: kvm.optional(),
         capacity: capacity.optional(),
+        containerLogs: containerLogs.optional(),
       })
       .describe("Desired state of an AgentHost."),
     {

@@ -90,6 +90,13 @@ export interface LogOptions {
   since?: Date;
 }
 
+export interface LogRotation {
+  /** Size past which a log file is rotated. */
+  maxBytes: number;
+  /** Files kept of each container, the one being written included (2 or more). */
+  maxFiles: number;
+}
+
 export interface SessionRequest {
   stdin: boolean;
   /** A terminal of this size for the command; none when absent. */
@@ -167,7 +174,13 @@ export interface ContainerDriver {
   /** Throws NotFoundError for an unknown id. */
   get(containerId: string, call: Call): Promise<ContainerInfo>;
   list(filter: LabelFilter, call: Call): Promise<ContainerInfo[]>;
+  /** The container's log lines, those in its rotated files included. */
   logs(containerId: string, options: LogOptions, call: Call): Promise<LogLine[]>;
+  /**
+   * Rotates the log files grown past `rotation.maxBytes` of the running containers matching
+   * `filter`; resolves with the files rotated.
+   */
+  rotateLogs(filter: LabelFilter, rotation: LogRotation, call: Call): Promise<string[]>;
   containerHealth(containerId: string, call: Call): Promise<ContainerHealth>;
   /** Runs a command in a running container and waits for it. */
   exec(containerId: string, command: readonly string[], call: Call): Promise<ExecResult>;

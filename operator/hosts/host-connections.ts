@@ -4,8 +4,9 @@
 // replaces the connection; a deleted host's is closed. What drivers see happen to groups on a
 // host (a guest stopped) goes to the listeners, with the host's name.
 import { createHash } from "node:crypto";
-import type { AgentHost } from "../../api/agenthost.ts";
-import type { ContainerDriver, GroupEvent } from "../drivers/driver.ts";
+import { type AgentHost, containerLogs } from "../../api/agenthost.ts";
+import { parseQuantity } from "../build/quantity.ts";
+import type { ContainerDriver, GroupEvent, LogRotation } from "../drivers/driver.ts";
 import { drivers } from "../drivers/drivers.ts";
 import type { DriverServices } from "../drivers/registry.ts";
 import { SshConnection, type SshOptions } from "../drivers/ssh/connection.ts";
@@ -33,6 +34,12 @@ export function driverSettings(host: AgentHost): Record<string, unknown> {
     ...(c?.cgroupParent === undefined ? {} : { cgroupParent: c.cgroupParent }),
     ...(c?.crictl === undefined ? {} : { crictl: c.crictl }),
   };
+}
+
+/** How the host's agents' log files rotate, from its spec (the kubelet's defaults when unset). Pure. */
+export function logRotation(host: AgentHost): LogRotation {
+  const { maxSize, maxFiles } = containerLogs.parse(host.spec.containerLogs ?? {});
+  return { maxBytes: parseQuantity(maxSize), maxFiles };
 }
 
 /** What a connection depends on: when it changes, the connection is made anew. Pure. */

@@ -17,7 +17,7 @@ import { removeReplicas } from "../../drivers/replica.ts";
 import type { ReconcileResult } from "../../engine/controller.ts";
 import type { ObjectCache } from "../../engine/informer.ts";
 import { clientKey, MissingKeyError } from "../../hosts/client-key.ts";
-import type { HostConnections } from "../../hosts/host-connections.ts";
+import { type HostConnections, logRotation } from "../../hosts/host-connections.ts";
 import type { KubeClient, KubeObject } from "../../kube/client.ts";
 import type { EventRecorder } from "../../kube/events.ts";
 import { resources } from "../../kube/resources.ts";
@@ -105,6 +105,31 @@ export function createAgentHostReconciler(deps: AgentHostReconcilerDeps) {
     };
   }
 
+  /**
+   * Rotates the agents' log files grown past the host's limit (spec.containerLogs). A failure is
+   * a Warning Event; the host stays Reachable, as its agents run on.
+   */
+  async function rotateLogs(
+    raw: KubeObject,
+    host: AgentHost,
+    privateKey: string,
+    log: Logger,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const { driver } = hosts.access(host, privateKey);
+    try {
+      const rotated = await driver.rotateLogs(
+        managedFilter(),
+        logRotation(host),
+        within(PROBE_DEADLINE_MS, signal),
+      );
+      if (rotated.length > 0) log.info({ rotated }, "rotated agents' log files");
+    } catch (error) {
+      if (signal.aborted) throw error;
+      await events.record(raw, "Warning", "LogRotationFailed", (error as Error).message, signal);
+    }
+  }
+
   return async function reconcile(
     key: string,
     log: Logger,
@@ -140,6 +165,7 @@ export function createAgentHostReconciler(deps: AgentHostReconcilerDeps) {
             signal,
           );
         result = await probe(host, key.privateKey, signal);
+        if (result.reachable) await rotateLogs(raw, host, key.privateKey, log, signal);
       } catch (error) {
         if (signal.aborted) throw error;
         if (error instanceof MissingKeyError) {

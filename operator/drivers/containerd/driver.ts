@@ -21,6 +21,7 @@ import type {
   GroupInfo,
   LogLine,
   LogOptions,
+  LogRotation,
   SessionRequest,
 } from "../driver.ts";
 import {
@@ -57,6 +58,12 @@ import {
   MIN_CONTAINERD,
   sandboxConfig,
 } from "./cri-spec.ts";
+import {
+  oversizedLogsCommand,
+  parseOversizedLogs,
+  rotatedLogPaths,
+  rotateLogCommand,
+} from "./log-rotation.ts";
 import { HostVolumes } from "./volumes.ts";
 
 const absolutePath = z.string().regex(/^\/[^\0]*[^/\0]$/, { error: "must be an absolute path" });
@@ -437,17 +444,69 @@ export class ContainerdDriver implements ContainerDriver {
   async logs(containerId: string, options: LogOptions, call: Call): Promise<LogLine[]> {
     const status = await this.#status(containerId, call);
     if (!status.logPath) return [];
-    let text: string;
-    try {
-      text = (await this.#transport.readFile(status.logPath, { tailBytes: MAX_LOG_BYTES }, call)).toString(
-        "utf8",
-      );
-    } catch (err) {
-      // No line written yet: containerd creates the file on the first one.
-      if (isDriverError(err) && err.code === "NotFound") return [];
-      throw err;
+    // The live file, then its rotated ones newest first, until the budget is read or one is missing.
+    const chunks: Buffer[] = [];
+    let budget = MAX_LOG_BYTES;
+    for (const [i, path] of [status.logPath, ...rotatedLogPaths(status.logPath)].entries()) {
+      let chunk: Buffer;
+      try {
+        chunk = await this.#transport.readFile(path, { tailBytes: budget }, call);
+      } catch (err) {
+        if (!isDriverError(err) || err.code !== "NotFound") throw err;
+        // No line written yet (containerd creates the file on the first one), or just rotated.
+        if (i === 0) continue;
+        break;
+      }
+      chunks.unshift(chunk);
+      budget -= chunk.length;
+      if (budget <= 0) break;
     }
-    return selectLogLines(parseCriLog(text), options);
+    return selectLogLines(parseCriLog(Buffer.concat(chunks).toString("utf8")), options);
+  }
+
+  async rotateLogs(filter: LabelFilter, rotation: LogRotation, call: Call): Promise<string[]> {
+    const found = await this.#transport.exec(
+      oversizedLogsCommand(`${this.#settings.stateDir}/logs`, rotation.maxBytes),
+      {},
+      call,
+    );
+    if (found.exitCode !== 0)
+      throw new CreationFailedError(
+        `find the log files to rotate on ${this.#transport.target}: ${found.stderr.trim() || `exit code ${found.exitCode}`}`,
+      );
+    const oversized = new Set(parseOversizedLogs(found.stdout));
+    if (oversized.size === 0) return [];
+    const { containers } = await this.#runtime<{ containers: CriContainer[] }>(
+      "ListContainers",
+      { filter: { labelSelector: filter, state: { state: "CONTAINER_RUNNING" } } },
+      call,
+    );
+    const rotated: string[] = [];
+    for (const container of containers) {
+      const status = await this.#status(container.id, call).catch((err: unknown) => {
+        if (isDriverError(err) && err.code === "NotFound") return undefined;
+        throw err;
+      });
+      if (status?.logPath === undefined || !oversized.has(status.logPath)) continue;
+      const moved = await this.#transport.exec(rotateLogCommand(status.logPath, rotation.maxFiles), {}, call);
+      if (moved.exitCode !== 0)
+        throw new CreationFailedError(
+          `rotate ${status.logPath} on ${this.#transport.target}: ${moved.stderr.trim() || `exit code ${moved.exitCode}`}`,
+        );
+      try {
+        await this.#runtime(
+          "ReopenContainerLog",
+          { containerId: container.id },
+          call,
+          `reopen the log of ${container.id}`,
+        );
+      } catch (err) {
+        // A container that ended meanwhile writes no more: its last lines stay in <file>.1.
+        if ((await this.get(container.id, call).catch(() => undefined))?.state === "running") throw err;
+      }
+      rotated.push(status.logPath);
+    }
+    return rotated;
   }
 
   async containerHealth(containerId: string, call: Call): Promise<ContainerHealth> {

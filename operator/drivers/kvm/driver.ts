@@ -31,6 +31,7 @@ import type {
   GroupMachine,
   LogLine,
   LogOptions,
+  LogRotation,
   SessionRequest,
   VolumeInfo,
   VolumeOperations,
@@ -779,6 +780,26 @@ export class KvmDriver implements ContainerDriver {
   async logs(containerId: string, options: LogOptions, call: Call): Promise<LogLine[]> {
     const { guest, inner } = await this.#guestOf(containerId, call);
     return guest.driver.logs(inner, options, call);
+  }
+
+  /** Rotates in every running guest; one guest failing does not keep the others' from rotating. */
+  async rotateLogs(filter: LabelFilter, rotation: LogRotation, call: Call): Promise<string[]> {
+    const rotated: string[] = [];
+    const failures: string[] = [];
+    for (const guest of await this.#running(filter, call)) {
+      try {
+        for (const path of await guest.driver.rotateLogs(filter, rotation, call))
+          rotated.push(`${guest.name}:${path}`);
+      } catch (err) {
+        if (call.signal.aborted) throw err;
+        failures.push(`guest ${guest.name}: ${(err as Error).message}`);
+      }
+    }
+    if (failures.length > 0)
+      throw new CreationFailedError(
+        `rotate the agents' logs (${rotated.length} rotated): ${failures.join("; ")}`,
+      );
+    return rotated;
   }
 
   async containerHealth(containerId: string, call: Call): Promise<ContainerHealth> {
