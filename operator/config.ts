@@ -60,6 +60,9 @@ export const operatorConfig = z.object({
   metricsFromNamespaces: csv.describe("Namespaces allowed to reach agent pods' metrics port."),
   subresourcesPort: intFrom(0, 65535).describe("Port of the aggregated API; 0: not served."),
   subresourcesService: dnsLabel.describe("The Service kube-apiserver reaches the aggregated API through."),
+  subresourcesMaxSessions: intFrom(1, 7).describe(
+    "Most attach and exec -i/-t sessions open at once to one AgentHost through the aggregated API.",
+  ),
   metricsFromPods: labelSelector.describe(
     "Labels of pods, in any namespace, allowed to reach agent pods' metrics port.",
   ),
@@ -137,6 +140,11 @@ const FLAGS: Record<keyof OperatorConfig, { env: string; default: string; help: 
     env: "SUBRESOURCES_PORT",
     default: "0",
     help: "port of the aggregated API that serves logs and exec of agents on AgentHosts (TLS, to kube-apiserver's front proxy only); 0: not served",
+  },
+  subresourcesMaxSessions: {
+    env: "SUBRESOURCES_MAX_SESSIONS",
+    default: "6",
+    help: "most attach and exec -i/-t sessions open at once to one AgentHost through the aggregated API (1-7): each holds one of the 8 SSH channels of the API's connection to the host, and two stay for logs and exec",
   },
   subresourcesService: {
     env: "SUBRESOURCES_SERVICE",

@@ -112,6 +112,7 @@ export class Manager {
           service: this.config.subresourcesService,
           bindAddress,
           port: this.config.subresourcesPort,
+          maxSessionsPerHost: this.config.subresourcesMaxSessions,
         },
         this.serving.signal,
       );

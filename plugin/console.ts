@@ -93,6 +93,7 @@ export async function attach(kube: Kube, inv: Invocation, signal: AbortSignal): 
   const stdin = process.stdin;
   const filter = new DetachFilter(() => session?.close());
   let session: Awaited<ReturnType<Kube["connect"]>> | undefined;
+  let status: V1Status | undefined;
   const raw = stdin.isTTY === true;
   if (raw) stdin.setRawMode(true);
   stdin.pipe(filter);
@@ -110,15 +111,21 @@ export async function attach(kube: Kube, inv: Invocation, signal: AbortSignal): 
     process.stderr.write(
       `attached to replica ${index} (${where}) of AgentType ${agent.metadata.name}; detach with ${DETACH_KEYS}. If you don't see a prompt, press Enter.\r\n`,
     );
-    await session.ended;
+    status = (await session.ended).status;
   } finally {
     stdin.unpipe(filter);
     if (raw) stdin.setRawMode(false);
     stdin.pause();
   }
-  process.stderr.write(
-    filter.detached ? "\r\ndetached: the agent keeps running\r\n" : "\r\nthe agent's terminal closed\r\n",
-  );
+  if (filter.detached) {
+    process.stderr.write("\r\ndetached: the agent keeps running\r\n");
+    return 0;
+  }
+  if (status?.status === "Failure")
+    throw new PluginError(
+      `attach to replica ${index} (${where}) failed: ${status.message ?? status.reason ?? "unknown error"}`,
+    );
+  process.stderr.write("\r\nthe agent's terminal closed\r\n");
   return 0;
 }
 

@@ -199,12 +199,19 @@ async function connectStream(
     });
     return socket;
   });
+  let status: V1Status | undefined;
   // An agent on a host: the same protocol, at the operator's aggregated API instead of the pod's.
-  const connector =
+  const located =
     "agentType" in request.target
       ? hostConnector(handler, namespace, request.target.agentType, request.target.replica)
       : handler;
-  let status: V1Status | undefined;
+  // client-node's Attach reads no status (channel 3): read it here, so a failed attach says why.
+  const connector =
+    request.kind === "attach"
+      ? statusReader(located, (s) => {
+          status = s;
+        })
+      : located;
   const clock = deadline(timeoutMs, request.signal);
   const abort = () => socket?.terminate();
   clock.signal.addEventListener("abort", abort, { once: true });
@@ -255,6 +262,25 @@ async function connectStream(
   const close = () => opened.close();
   request.signal.addEventListener("abort", close, { once: true });
   return { ended, close };
+}
+
+/** A connector that hands each Status the server sends on channel 3 to `onStatus`. */
+function statusReader(inner: WebSocketHandler, onStatus: (status: V1Status) => void) {
+  return {
+    connect: (
+      path: string,
+      text: Parameters<WebSocketHandler["connect"]>[1],
+      binary: Parameters<WebSocketHandler["connect"]>[2],
+    ) =>
+      inner.connect(path, text, (stream: number, buff: Buffer) => {
+        if (stream === WebSocketHandler.StatusStream && buff.length > 0) {
+          try {
+            onStatus(JSON.parse(buff.toString("utf8")) as V1Status);
+          } catch {}
+        }
+        return binary === null ? true : binary(stream, buff);
+      }),
+  } as unknown as WebSocketHandler;
 }
 
 /** Where the operator serves agenttypes/exec and agenttypes/log (docs/adr/0014-host-consoles.md). */

@@ -96,8 +96,10 @@ export const permissions: {
   subresourcesCa: Permission[];
 } = {
   watched: [
-    // patch: the finalizer of an AgentType running on a host (runtime containerd).
-    { resource: resources.agentType, verbs: [...informed, "patch"] },
+    // patch: the finalizer of an AgentType running on a host (runtime containerd). get: the
+    // aggregated API reads the AgentType a user's request names (on standbys too, which have
+    // no informer).
+    { resource: resources.agentType, verbs: ["get", ...informed, "patch"] },
     { resource: resources.agentType, subresource: "status", verbs: ["patch"] },
     { resource: resources.agentTool, verbs: informed },
     // The prober writes each AgentTool's Available condition.
@@ -123,7 +125,8 @@ export const permissions: {
   // written by server-side apply). README "Narrowing the operator's Secret access" binds the
   // Secret rule in one namespace only instead.
   hosts: [
-    { resource: resources.agentHost, verbs: informed },
+    // get: the aggregated API reads the AgentHost of the agent a user's request names.
+    { resource: resources.agentHost, verbs: ["get", ...informed] },
     { resource: resources.agentHost, subresource: "status", verbs: ["patch"] },
     { resource: resources.secret, verbs: ["get", "create", "patch"] },
     // The API server keeps an AgentHost's Events in "default" only, whatever the operator

@@ -15,7 +15,6 @@ import { within } from "../drivers/call.ts";
 import type { ContainerDriver, ContainerInfo, LogLine } from "../drivers/driver.ts";
 import { isDriverError } from "../drivers/errors.ts";
 import { LABEL_ROLE, replicaLabels } from "../drivers/labels.ts";
-import type { CommandSession, TerminalSize } from "../drivers/transport.ts";
 import { hostDriver } from "../hosts/host-access.ts";
 import type { HostConnections } from "../hosts/host-connections.ts";
 import { isNotFound, type KubeClient, type KubeObject } from "../kube/client.ts";
@@ -25,6 +24,7 @@ import { reviewAccess, SUBRESOURCE_GROUP } from "./access-review.ts";
 import type { FrontProxyConfig, RemoteUser } from "./front-proxy.ts";
 import { remoteUser } from "./front-proxy.ts";
 import { advance, START } from "./log-follow.ts";
+import { exitStatus, type Relayed, relay } from "./relay.ts";
 import {
   discovery,
   isRefusal,
@@ -34,6 +34,7 @@ import {
   type SubresourceRequest,
   type Target,
 } from "./requests.ts";
+import type { SessionLimit } from "./session-limit.ts";
 
 /** Each host call's deadline (a log read, a listing). */
 const HOST_CALL_MS = 30_000;
@@ -51,6 +52,8 @@ export interface SubresourceServerDeps {
   logger: Logger;
   frontProxy: FrontProxyConfig;
   tls: { key: string; certificate: string };
+  /** The sessions (attach, exec -i/-t) open to each host, bounded. */
+  sessions: SessionLimit;
 }
 
 /** A refusal as the API server words one: a Status object. */
@@ -208,6 +211,7 @@ export class SubresourceServer {
     const abort = () => gone.abort();
     socket.on("close", abort);
     this.#closing.signal.addEventListener("abort", abort, { once: true });
+    let release: (() => void) | undefined;
     try {
       const { user, request } = await this.#admit(req, gone.signal);
       if (request.kind !== "exec" && request.kind !== "attach")
@@ -232,6 +236,16 @@ export class SubresourceServer {
           "BadRequest",
           `${request.stdin ? "stdin" : "tty"}: AgentHost ${located.host} (driver ${located.driver.kind}) runs exec without a terminal or standard input`,
         );
+      if (request.kind === "attach" || request.stdin || request.tty) {
+        const { sessions } = this.#deps;
+        release = sessions.take(located.host);
+        if (release === undefined)
+          throw refused(
+            429,
+            "TooManyRequests",
+            `AgentHost ${located.host} has ${sessions.open(located.host)} sessions open through the operator (attach, exec -i/-t), the most the operator allows at once; one must end first`,
+          );
+      }
       const ws = await new Promise<WebSocket>((resolve) =>
         this.#sockets.handleUpgrade(req, socket, head, (ws) => resolve(ws)),
       );
@@ -256,6 +270,7 @@ export class SubresourceServer {
         );
       }
     } finally {
+      release?.();
       this.#closing.signal.removeEventListener("abort", abort);
     }
   }
@@ -445,7 +460,7 @@ export class SubresourceServer {
     const { driver, container, host, agent } = located;
     const { target, command } = request;
     const started = new Date();
-    const relayed = await relay(ws, signal, { terminal: request.tty, attach: false }, (size) =>
+    const relayed = await relay(ws, signal, { terminal: request.tty }, (size) =>
       (driver.execSession as NonNullable<ContainerDriver["execSession"]>).call(
         driver,
         container.id,
@@ -468,7 +483,7 @@ export class SubresourceServer {
     const { driver, container, host, agent } = located;
     const started = new Date();
     // The relay first: it listens for the client's first frames (its terminal's size) at once.
-    const relaying = relay(ws, signal, { terminal: true, attach: true }, (size) =>
+    const relaying = relay(ws, signal, { terminal: true }, (size) =>
       (driver.attach as NonNullable<ContainerDriver["attach"]>).call(
         driver,
         container.id,
@@ -517,140 +532,6 @@ export class SubresourceServer {
 
 const objectOf = (agent: AgentType) =>
   ({ apiVersion: agent.apiVersion, kind: agent.kind, metadata: agent.metadata }) as KubeObject;
-
-/** What a relayed session came to, for the audit line. */
-interface Relayed {
-  bytesIn: number;
-  bytesOut: number;
-  exitCode?: number;
-  failure?: string;
-}
-
-/** The terminal a session starts on until the client says its size (channel 4). */
-const DEFAULT_TERMINAL: TerminalSize = { rows: 24, cols: 80 };
-/** How long a session waits for the client's first resize (client-node sends it at once). */
-const FIRST_RESIZE_WAIT_MS = 1_000;
-
-/**
- * Relays a session's streams over the channel protocol: channel 0 to its stdin, 4 (resize) to
- * its terminal, 255 (v5: close) ends its stdin; its stdout on 1, stderr on 2, and when it ends,
- * its exit status on 3. A closed WebSocket closes the session, which leaves the agent running.
- */
-async function relay(
-  ws: WebSocket,
-  signal: AbortSignal,
-  options: { terminal: boolean; attach: boolean },
-  open: (size: TerminalSize) => Promise<CommandSession>,
-): Promise<Relayed> {
-  const { terminal } = options;
-  const relayed: Relayed = { bytesIn: 0, bytesOut: 0 };
-  const send = (channel: number, data: Buffer | string) => {
-    const payload = Buffer.from(data);
-    if (ws.readyState !== ws.OPEN) return;
-    relayed.bytesOut += payload.length;
-    ws.send(Buffer.concat([Buffer.from([channel]), payload]));
-  };
-  // What the client sends before the session is open waits for it (its first resize, keys).
-  let session: CommandSession | undefined;
-  const early: Buffer[] = [];
-  let sized: (size: TerminalSize) => void = () => undefined;
-  const firstSize = new Promise<TerminalSize>((resolve) => {
-    sized = resolve;
-    setTimeout(() => resolve(DEFAULT_TERMINAL), terminal ? FIRST_RESIZE_WAIT_MS : 0).unref();
-  });
-  const receive = (frame: Buffer) => {
-    if (session === undefined) {
-      const size = frame[0] === 4 ? terminalSize(frame.subarray(1)) : undefined;
-      if (size !== undefined) sized(size);
-      return void early.push(frame);
-    }
-    const channel = frame[0];
-    const payload = frame.subarray(1);
-    if (channel === 0) {
-      relayed.bytesIn += payload.length;
-      session.stdin.write(payload);
-    } else if (channel === 4) {
-      const size = terminalSize(payload);
-      if (size !== undefined) session.resize(size);
-    } else if (channel === 255 && payload[0] === 0) session.stdin.end();
-  };
-  ws.on("message", (data: Buffer, isBinary: boolean) => {
-    if (isBinary || Buffer.isBuffer(data)) receive(Buffer.from(data));
-  });
-  try {
-    session = await open(await firstSize);
-  } catch (error) {
-    relayed.failure = (error as Error).message;
-    // An attach's client shows only the terminal (client-node's Attach reads no status): say it there too.
-    if (options.attach) send(1, `\r\nerror: ${relayed.failure}\r\n`);
-    send(
-      3,
-      JSON.stringify({ metadata: {}, status: "Failure", message: relayed.failure, reason: "InternalError" }),
-    );
-    ws.close(1000);
-    return relayed;
-  }
-  const opened = session;
-  const closeSession = () => opened.close();
-  ws.on("close", closeSession);
-  signal.addEventListener("abort", closeSession, { once: true });
-  // The client left while the session opened: nobody will close it but us.
-  if (signal.aborted || ws.readyState !== ws.OPEN) closeSession();
-  opened.stdin.on("error", () => undefined);
-  for (const frame of early.splice(0)) receive(frame);
-  opened.stdout.on("data", (chunk: Buffer) => send(1, chunk));
-  opened.stderr.on("data", (chunk: Buffer) => send(2, chunk));
-  const end = await opened.ended;
-  signal.removeEventListener("abort", closeSession);
-  if (!signal.aborted) {
-    if (end.exitCode !== null) relayed.exitCode = end.exitCode;
-    else relayed.failure = `ended by signal ${end.signal ?? "unknown"}`;
-    send(
-      3,
-      JSON.stringify(
-        end.exitCode !== null
-          ? exitStatus(end.exitCode)
-          : { metadata: {}, status: "Failure", message: relayed.failure, reason: "InternalError" },
-      ),
-    );
-    ws.close(1000);
-  }
-  return relayed;
-}
-
-/**
- * A resize message's size: `{"Width":80,"Height":24}`, keys in any case (Go's JSON decoding,
- * which kubelet's is, ignores case, and client-node sends `width` and `height`).
- */
-function terminalSize(payload: Buffer): TerminalSize | undefined {
-  let message: unknown;
-  try {
-    message = JSON.parse(payload.toString("utf8"));
-  } catch {
-    return undefined;
-  }
-  if (typeof message !== "object" || message === null) return undefined;
-  const field = (name: string) =>
-    Object.entries(message).find(([key]) => key.toLowerCase() === name)?.[1] as unknown;
-  const cols = field("width");
-  const rows = field("height");
-  if (!Number.isInteger(cols) || !Number.isInteger(rows) || (cols as number) < 1 || (rows as number) < 1)
-    return undefined;
-  return { rows: Math.min(rows as number, 1000), cols: Math.min(cols as number, 1000) };
-}
-
-/** The Status the channel protocol ends an exec with: Success, or the exit code as kubelet words it. */
-function exitStatus(exitCode: number): Record<string, unknown> {
-  return exitCode === 0
-    ? { metadata: {}, status: "Success" }
-    : {
-        metadata: {},
-        status: "Failure",
-        message: `command terminated with non-zero exit code: ${exitCode}`,
-        reason: "NonZeroExitCode",
-        details: { causes: [{ reason: "ExitCode", message: String(exitCode) }] },
-      };
-}
 
 const where = (target: Target, located: Located) => ({
   namespace: target.namespace,

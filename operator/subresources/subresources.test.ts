@@ -5,6 +5,7 @@ import { issueCa, issueServingCertificate, serviceDnsNames } from "./certificate
 import { frontProxyConfig, remoteUser } from "./front-proxy.ts";
 import { advance, START } from "./log-follow.ts";
 import { discovery, parseRequest } from "./requests.ts";
+import { SessionLimit } from "./session-limit.ts";
 
 const now = new Date("2026-11-27T09:00:00Z");
 
@@ -179,5 +180,22 @@ describe("following a log by reading it again", () => {
     expect(step.fresh.map((l) => l.text)).toEqual(["f"]);
     step = advance(step.cursor, [line(3, "e"), line(3, "f"), line(3, "g")]);
     expect(step.fresh.map((l) => l.text)).toEqual(["g"]);
+  });
+});
+
+describe("sessions to a host, bounded", () => {
+  it("takes places up to the bound per host, frees each once, and counts hosts apart", () => {
+    const limit = new SessionLimit(2);
+    const a1 = limit.take("a");
+    const a2 = limit.take("a");
+    expect(a1 && a2).toBeDefined();
+    expect(limit.take("a")).toBeUndefined();
+    expect(limit.take("b")).toBeDefined();
+    a1?.();
+    a1?.();
+    expect(limit.open("a")).toBe(1);
+    expect(limit.take("a")).toBeDefined();
+    expect(limit.take("a")).toBeUndefined();
+    expect(() => new SessionLimit(0)).toThrow(/positive integer/);
   });
 });

@@ -4,14 +4,17 @@
 // (resource, verb) pairs it used must be the permissions table, no more and no less.
 import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { AppsV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { dump, load } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, inject } from "vitest";
 import { loadAccess } from "../../operator/kube/access.ts";
+import { KubeClient } from "../../operator/kube/client.ts";
 import { ruleResource } from "../../operator/kube/rbac.ts";
-import { type Permission, permissions } from "../../operator/kube/resources.ts";
+import { AGGREGATED_API_SERVICE, type Permission, permissions } from "../../operator/kube/resources.ts";
+import { freePort } from "../fixtures/ports.ts";
+import { removeSubresourcesRoute, subresourcesRoute } from "../fixtures/subresources-route.ts";
 import { eventually, kubeconfigPath, simpleAgent, test } from "./cluster.ts";
 import { installCrds } from "./crds.ts";
 import { startOperator } from "./operator-process.ts";
@@ -48,6 +51,15 @@ interface Manifest {
 
 const generated = (path: string) => load(readFileSync(join(repo, path), "utf8")) as Manifest;
 
+/** An address of this machine that kube-apiserver reaches and an EndpointSlice may hold (not loopback). */
+function machineAddress(): string {
+  const address = Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a !== undefined && a.family === "IPv4" && !a.internal)?.address;
+  if (address === undefined) throw new Error("this machine has no IPv4 address but loopback");
+  return address;
+}
+
 /** "group/resource:verb" for each verb, the way both sides are compared. */
 const pairs = (group: string, resource: string, verbs: readonly string[]) =>
   verbs.map((verb) => `${group}/${resource}:${verb}`);
@@ -59,9 +71,14 @@ const used = (attributes: RbacAttributes[]) =>
 /**
  * The generated RBAC bound to a new ServiceAccount in `namespace`, as the chart's namespaced mode
  * binds it: the watched rules by a RoleBinding to the ClusterRole, the Lease rules by a Role
- * there, the hosts rules (cluster-scoped AgentHosts) by a ClusterRoleBinding. Returns the
- * cluster-scoped objects' kind/name, to delete afterwards (they outlive the namespace).
+ * there, the hosts rules (cluster-scoped AgentHosts) by a ClusterRoleBinding, the aggregated
+ * API's as the chart binds them. Returns the cluster-scoped objects' kind/name, to delete
+ * afterwards (they outlive the namespace), but for the RoleBinding in kube-system, which
+ * `authenticationReaderBinding` names.
  */
+const authenticationReaderBinding = (namespace: string) =>
+  `agenttype-operator-authentication-reader-${namespace}`;
+
 async function bindGeneratedRbac(namespace: string, serviceAccount: string): Promise<string[]> {
   const clusterRole = generated("config/rbac/role.yaml");
   clusterRole.metadata.name = `agenttype-operator-${namespace}`;
@@ -77,8 +94,27 @@ async function bindGeneratedRbac(namespace: string, serviceAccount: string): Pro
     roleRef: { apiGroup: "rbac.authorization.k8s.io", kind, name: roleName },
     subjects,
   });
+  // The aggregated API's: its ClusterRole, its CA's Role in the operator's namespace, and the
+  // front proxy's settings read in kube-system.
+  const subresourcesRole = generated("config/rbac/subresources_role.yaml");
+  subresourcesRole.metadata.name = `agenttype-operator-subresources-${namespace}`;
+  const caRole = generated("config/rbac/subresources_ca_role.yaml");
+  caRole.metadata.namespace = namespace;
+  const authenticationReader = {
+    ...binding(authenticationReaderBinding(namespace), "Role", "extension-apiserver-authentication-reader"),
+    metadata: { name: authenticationReaderBinding(namespace), namespace: "kube-system" },
+  };
   const items = [
     { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: serviceAccount, namespace } },
+    subresourcesRole,
+    {
+      ...binding(subresourcesRole.metadata.name, "ClusterRole", subresourcesRole.metadata.name),
+      kind: "ClusterRoleBinding",
+      metadata: { name: subresourcesRole.metadata.name },
+    },
+    caRole,
+    binding("agenttype-operator-subresources-ca", "Role", caRole.metadata.name),
+    authenticationReader,
     clusterRole,
     binding("agenttype-operator", "ClusterRole", clusterRole.metadata.name),
     leaderRole,
@@ -95,6 +131,8 @@ async function bindGeneratedRbac(namespace: string, serviceAccount: string): Pro
     `clusterrole/${clusterRole.metadata.name}`,
     `clusterrole/${hostsRole.metadata.name}`,
     `clusterrolebinding/${hostsRole.metadata.name}`,
+    `clusterrole/${subresourcesRole.metadata.name}`,
+    `clusterrolebinding/${subresourcesRole.metadata.name}`,
   ];
 }
 
@@ -145,7 +183,17 @@ describe("RBAC", () => {
     );
     const custom = kc.makeApiClient(CustomObjectsApi);
     const apps = kc.makeApiClient(AppsV1Api);
-    const operator = await startOperator({ kubeconfig: operatorKubeconfig, namespace, identity: "op-rbac" });
+    // The aggregated API as the chart installs it (Service, endpoint, APIService), its endpoint
+    // this machine, where the operator serves it.
+    const admin = new KubeClient(loadAccess({ KUBECONFIG: kubeconfigPath() }));
+    const subresourcesPort = await freePort();
+    await subresourcesRoute(admin, namespace, machineAddress(), subresourcesPort);
+    const operator = await startOperator({
+      kubeconfig: operatorKubeconfig,
+      namespace,
+      identity: "op-rbac",
+      extraEnv: { SUBRESOURCES_PORT: String(subresourcesPort), BIND_ADDRESS: "0.0.0.0" },
+    });
     try {
       // Every path of the reconciler that calls the API server: create the owned objects and
       // the status, record an Event, record it again (a deleted Deployment is recreated), switch
@@ -262,6 +310,30 @@ describe("RBAC", () => {
           ])
         ).includes("host-cleanup"),
       );
+      // The aggregated API's rules: a user's request reaches the operator through
+      // kube-apiserver; the operator reviews it (a SubjectAccessReview), reads the AgentType and
+      // its AgentHost, and answers that the host cannot be reached.
+      await eventually(
+        "the APIService Available",
+        async () =>
+          (await kubectl([
+            "get",
+            "apiservice",
+            AGGREGATED_API_SERVICE,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type=='Available')].status}",
+          ])) === "True",
+      );
+      const answer = await kubectl([
+        "get",
+        "--raw",
+        `/apis/subresources.agenttype.dev/v1alpha1/namespaces/${namespace}/agenttypes/rbac-host/log`,
+      ]).then(
+        (out) => out,
+        (error: Error) => error.message,
+      );
+      expect(answer).toMatch(/ServiceUnavailable/);
+      expect(answer).toContain(hostName);
       await kubectl([
         "annotate",
         "agenttype",
@@ -285,6 +357,15 @@ describe("RBAC", () => {
       await proxy.close();
       await kubectl(["delete", "agenthost", hostName, "--ignore-not-found", "--wait=false"]);
       await kubectl(["delete", "--ignore-not-found", ...clusterScoped]);
+      await kubectl([
+        "delete",
+        "rolebinding",
+        authenticationReaderBinding(namespace),
+        "-n",
+        "kube-system",
+        "--ignore-not-found",
+      ]);
+      await removeSubresourcesRoute(admin);
     }
 
     const forbidden = proxy.requests.filter((r) => r.status === 403);
@@ -292,13 +373,24 @@ describe("RBAC", () => {
     const attributes = proxy.requests.map(rbacAttributes);
     // Namespaced mode: nothing outside the watched namespace, which is also the Lease's and the
     // key Secret's here, but the cluster-scoped AgentHosts (no namespace).
-    expect(new Set(attributes.map((a) => a.namespace))).toEqual(new Set([namespace, "default", undefined]));
+    expect(new Set(attributes.map((a) => a.namespace))).toEqual(
+      new Set([namespace, "default", "kube-system", undefined]),
+    );
     const leases = attributes.filter((a) => a.group === "coordination.k8s.io");
     // The hosts rules: AgentHosts, their key Secrets, and the AgentHosts' Events, which the API
     // server keeps in "default".
     const forHosts = attributes.filter(
       (a) => a.resource.startsWith("agenthosts") || a.resource === "secrets" || a.namespace === "default",
     );
+    // The aggregated API's: its reviews, its APIService, and the front proxy's ConfigMap in
+    // kube-system (the CA Secret is among the Secrets above).
+    const forSubresources = attributes.filter(
+      (a) =>
+        a.group === "authorization.k8s.io" ||
+        a.group === "apiregistration.k8s.io" ||
+        a.namespace === "kube-system",
+    );
+    expect(used(forSubresources)).toEqual([...granted(permissions.subresources), "/configmaps:get"].sort());
     expect(used(leases)).toEqual(granted(permissions.leaderElection));
     // Every hosts rule but two this test has no way to reach: the patch of a repeated AgentHost
     // Event (an unreachable host is reported once; the host tier repeats HostKeyMismatch on every
@@ -307,8 +399,12 @@ describe("RBAC", () => {
     expect(used(forHosts)).toEqual(
       granted(permissions.hosts).filter((p) => p !== "/events:patch" && p !== "/secrets:patch"),
     );
-    expect(used(attributes.filter((a) => !leases.includes(a) && !forHosts.includes(a)))).toEqual(
-      granted(permissions.watched),
-    );
+    expect(
+      used(
+        attributes.filter(
+          (a) => !leases.includes(a) && !forHosts.includes(a) && !forSubresources.includes(a),
+        ),
+      ),
+    ).toEqual(granted(permissions.watched));
   });
 });
