@@ -295,7 +295,7 @@ export function kvmWorld(host: KvmHost, options: WorldOptions): OperatorOnKvmHos
 /**
  * What a reader of a failed run needs when an AgentType did not become Ready, before the
  * teardown removes it: its status, its Events, its guests on the host and their consoles' last
- * lines.
+ * lines, and what the operator logged of it.
  */
 async function notReadyReport(world: OperatorOnKvmHost, name: string): Promise<string> {
   const lines = [`--- AgentType ${name} not Ready: what it and the host show`];
@@ -316,5 +316,12 @@ async function notReadyReport(world: OperatorOnKvmHost, name: string): Promise<s
     );
     return r.stdout;
   });
+  await part("the operator's last lines naming it", async () =>
+    (world.operator?.logs() ?? "")
+      .split("\n")
+      .filter((l) => l.includes(name))
+      .slice(-60)
+      .join("\n"),
+  );
   return lines.join("\n");
 }

@@ -210,15 +210,11 @@ describe("runtime kvm through the operator", () => {
     expect(exec.code, exec.stderr).toBe(4);
     // The agent's hostname is its replica's (the pod contract), whatever the guest's is.
     expect(exec.stdout).toMatch(/^\S+\n$/);
-    const audit = world.operator
-      .logs()
-      .split("\n")
-      .filter((l) => l.includes('"audit":true'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const audit = world.operator.auditLines();
     expect(audit.at(-1)).toMatchObject({ agentType: NAME, replica: 0, exitCode: 4, host: world.hostName });
   }, 600_000);
 
-  it("attach: an interactive agent's console is held by tmux in its guest; keys typed, echo read back, detach, a re-attach replays the scrollback; exec -i -t", async () => {
+  it("attach: an interactive agent's console is held by tmux in its guest; keys typed, echo read back, detach, a re-attach replays the scrollback; exec -i -t; its log rotated in the guest", async () => {
     const SHELL = "kvm-shell";
     await world.client.create(
       resources.agentType,
@@ -254,11 +250,64 @@ describe("runtime kvm through the operator", () => {
       );
       expect(await tty.exited).toBe(6);
       expect(tty.output).toContain("30 100");
-      const audit = world.operator
-        .logs()
-        .split("\n")
-        .filter((l) => l.includes('"audit":true') && l.includes('"subresource":"attach"'))
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+      // The AgentHost's log rotation reaches into the guest: the shell's output past 16Ki is
+      // rotated at a probe, and logs reads the rotated file.
+      await world.kubectl(
+        "patch",
+        "agenthost",
+        world.hostName,
+        "--type",
+        "merge",
+        "-p",
+        JSON.stringify({ spec: { containerLogs: { maxSize: "16Ki", maxFiles: 2 } } }),
+      );
+      try {
+        const { plugin } = pluginAs(world);
+        const wrote = await plugin(
+          [
+            "exec",
+            SHELL,
+            "--",
+            "sh",
+            "-c",
+            `i=0; while [ $i -lt 400 ]; do i=$((i+1)); echo "line $i ${"x".repeat(80)}"; done > /proc/1/fd/1`,
+          ],
+          world.kubeconfig,
+          300_000,
+        );
+        expect(wrote.code, wrote.stderr).toBe(0);
+        const rotated = await eventually(
+          "the operator rotated the shell's log in its guest",
+          async () =>
+            world.operator
+              .logs()
+              .split("\n")
+              .find((l) => l.includes("rotated agents' log files") && l.includes(`_${SHELL}_0_`)),
+          120_000,
+          1000,
+        );
+        console.log(rotated);
+        const logs = await plugin(["logs", SHELL], world.kubeconfig, 300_000);
+        expect(logs.code, logs.stderr).toBe(0);
+        const numbers = logs.stdout
+          .split("\n")
+          // The first line follows the shell's prompt on its line.
+          .flatMap((l) => /\bline (\d+) x{80}/.exec(l)?.[1] ?? [])
+          .map(Number);
+        expect(numbers).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
+      } finally {
+        await world.kubectl(
+          "patch",
+          "agenthost",
+          world.hostName,
+          "--type",
+          "json",
+          "-p",
+          '[{"op":"remove","path":"/spec/containerLogs"}]',
+        );
+      }
+      const audit = world.operator.auditLines("attach");
       expect(audit).toHaveLength(2);
       expect(audit[0]).toMatchObject({ agentType: SHELL, replica: 0, host: world.hostName });
     } finally {

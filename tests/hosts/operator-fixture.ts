@@ -226,6 +226,8 @@ export function operatorOnHost(options: {
           ? {}
           : {
               SUBRESOURCES_PORT: String(subresourcesPort),
+              // Two sessions to the host at once: the attach test opens a third.
+              SUBRESOURCES_MAX_SESSIONS: "2",
               // Its CA Secret goes into the file's namespace, and kube-apiserver reaches it on
               // this machine's address on the host's bridge (subresourcesRoute).
               POD_NAMESPACE: namespace,

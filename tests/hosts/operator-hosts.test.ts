@@ -7,7 +7,8 @@
 // capacity, restarts a crashed agent with an Event, and leaves nothing on the host when deleted.
 // The world (control plane, host, LLM, tool, operator) is operator-fixture.ts's.
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { within } from "../../operator/drivers/call.ts";
@@ -17,6 +18,8 @@ import type { KubeObject } from "../../operator/kube/client.ts";
 import { AGGREGATED_API_SERVICE, resources } from "../../operator/kube/resources.ts";
 import { eventually } from "../fixtures/eventually.ts";
 import { pluginAs } from "../fixtures/kubectl-agenttype.ts";
+import { freePort } from "../fixtures/ports.ts";
+import { startOperator } from "../integration/operator-process.ts";
 import { condition, type Obj, operatorOnHost } from "./operator-fixture.ts";
 
 const run = promisify(execFile);
@@ -29,6 +32,9 @@ const world = operatorOnHost({
 const { host, namespace, stateDir, hostName: HOST } = world;
 const { getAgentType, getHost, events, readyAgentType, agentLogs, agentHost, agentType, kubectl } = world;
 const { plugin, spawnPlugin, pluginOnTerminal, serviceAccountKubeconfig } = pluginAs(world);
+/** A merge patch of the test host's AgentHost spec. */
+const patchHost = (spec: Record<string, unknown>) =>
+  kubectl("patch", "agenthost", HOST, "--type", "merge", "-p", JSON.stringify({ spec }));
 /** A command and what it printed, for the README's transcripts. */
 const transcript = (args: string[], r: { stdout: string; stderr: string; code: number | null }) =>
   console.log(`$ kubectl agenttype ${args.join(" ")}\n${r.stdout}${r.stderr}(exit ${r.code})`);
@@ -270,11 +276,7 @@ describe("AgentType with runtime containerd", () => {
 
     // The audit line names the user kube-apiserver authenticated; the Event says who ran what.
     const me = (await kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")).trim();
-    const audit = world.operator
-      .logs()
-      .split("\n")
-      .filter((l) => l.includes('"audit":true'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const audit = world.operator.auditLines();
     expect(audit.find((a) => a.exitCode === 3)).toMatchObject({
       user: me,
       verb: "create",
@@ -327,6 +329,41 @@ describe("AgentType with runtime containerd", () => {
     );
   });
 
+  it("an aggregated API that cannot start says why in a Warning Event on the APIService, and Serving once it does", async () => {
+    // A second operator, watching only "default" (it reconciles nothing of this file's), whose
+    // aggregated API port is taken.
+    const blocker = createServer();
+    const port = await freePort();
+    await new Promise<void>((resolve) => blocker.listen(port, "0.0.0.0", resolve));
+    const second = await startOperator({
+      kubeconfig: world.kubeconfig,
+      namespace: "default",
+      identity: "operator-hosts-second",
+      leaderElection: false,
+      extraEnv: { SUBRESOURCES_PORT: String(port), POD_NAMESPACE: namespace, BIND_ADDRESS: "0.0.0.0" },
+    });
+    // The API server keeps the Events of a cluster-scoped object in "default".
+    const apiServiceEvent = (reason: string) =>
+      eventually(
+        `${reason} Event`,
+        async () => (await events(AGGREGATED_API_SERVICE, "default")).find((e) => e.reason === reason),
+        60_000,
+        500,
+      );
+    try {
+      const failed = await apiServiceEvent("ServeFailed");
+      expect(failed.type).toBe("Warning");
+      expect(failed.message).toMatch(/could not start, trying again every 15 s: .*EADDRINUSE/);
+      await new Promise((resolve) => blocker.close(resolve));
+      const serving = await apiServiceEvent("Serving");
+      expect(serving.type).toBe("Normal");
+      expect(serving.message).toBe(`the operator serves subresources.agenttype.dev/v1alpha1 on port ${port}`);
+    } finally {
+      blocker.close();
+      await second.stop();
+    }
+  });
+
   it("attach: an interactive agent's console is held by tmux on the host; keys typed, echo read back, resize, detach leaves it running, a re-attach replays the scrollback; exec -t", async () => {
     const shell = agentType("shell-agent") as Obj & { spec: Record<string, unknown> };
     shell.spec.command = ["/bin/sh"];
@@ -362,6 +399,26 @@ describe("AgentType with runtime containerd", () => {
     for (let i = 1; i <= 60; i++) first.type(`echo scroll-line-${i}\r`);
     // tmux draws the screen with cursor moves, not line ends: the output, not the typed command.
     await first.waitFor(/(?<!echo )scroll-line-60/, 30_000);
+    // A second user watches at once: each sees what the other types, in the one shell.
+    const second = pluginOnTerminal(["attach", "shell-agent"], { rows: 30, cols: 100, timeoutMs: 120_000 });
+    await second.waitFor(/attached to replica 0/, 60_000);
+    await second.waitFor(/(?<!echo )scroll-line-60/, 30_000);
+    // A third is one more than this operator allows at once (SUBRESOURCES_MAX_SESSIONS=2).
+    const third = pluginOnTerminal(["attach", "shell-agent"], { rows: 24, cols: 80, timeoutMs: 60_000 });
+    expect(await third.exited).toBe(1);
+    console.log(`$ kubectl agenttype attach shell-agent\n${third.output}`);
+    expect(third.output).toContain(
+      `error: agenttypes/attach of AgentType "shell-agent": AgentHost ${HOST} has 2 sessions open through the operator (attach, exec -i/-t), the most the operator allows at once; one must end first (transient: try again)`,
+    );
+    first.type("echo from-first-$((40+2))\r");
+    await second.waitFor(/from-first-42/, 30_000);
+    second.type("echo from-second-$((40+2))\r");
+    await first.waitFor(/from-second-42/, 30_000);
+    // One leaving leaves the other attached.
+    second.type("\x10\x11");
+    expect(await second.exited).toBe(0);
+    first.type("echo after-second-left-$((40+2))\r");
+    await first.waitFor(/after-second-left-42/, 30_000);
     first.type("\x10\x11");
     await first.waitFor(/detached: the agent keeps running/, 30_000);
     expect(await first.exited).toBe(0);
@@ -412,6 +469,28 @@ describe("AgentType with runtime containerd", () => {
       "-t",
       `=agenttype_${namespace}_shell-agent_0`,
     ]);
+    // Without crictl on the host the console cannot open again: the attach says why, exit 1.
+    const patchCrictl = async (crictl: string) => {
+      await patchHost({ containerd: { crictl } });
+      // The operator has read the change once the probe has.
+      await eventually(
+        "the AgentHost observed",
+        async () => {
+          const h = await getHost(HOST);
+          return h.status?.observedGeneration === h.metadata.generation || undefined;
+        },
+        60_000,
+        500,
+      );
+    };
+    await patchCrictl("/nonexistent/crictl");
+    const failed = pluginOnTerminal(["attach", "shell-agent"], { rows: 24, cols: 80, timeoutMs: 120_000 });
+    expect(await failed.exited).toBe(1);
+    console.log(`$ kubectl agenttype attach shell-agent\n${failed.output}`);
+    expect(failed.output).toMatch(
+      /error: attach to replica 0 \(AgentHost \S+\) failed: open the console \S+ \(tmux, crictl\) on \S+: \/nonexistent\/crictl not found on the host/,
+    );
+    await patchCrictl(world.crictl);
     const reopened = pluginOnTerminal(["attach", "shell-agent"], { rows: 24, cols: 80, timeoutMs: 120_000 });
     await reopened.waitFor(/attached to replica 0/, 60_000);
     reopened.type("echo reopened-$((40+2))\r");
@@ -421,12 +500,9 @@ describe("AgentType with runtime containerd", () => {
 
     // Each attach is audited and leaves an Event naming the user.
     const me = (await kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")).trim();
-    const audit = world.operator
-      .logs()
-      .split("\n")
-      .filter((l) => l.includes('"audit":true') && l.includes('"subresource":"attach"'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(audit).toHaveLength(3);
+    const audit = world.operator.auditLines("attach");
+    // first, second, again, failed, reopened.
+    expect(audit).toHaveLength(5);
     expect(audit[0]).toMatchObject({
       user: me,
       verb: "create",
@@ -465,16 +541,77 @@ describe("AgentType with runtime containerd", () => {
       120_000,
       1000,
     );
-    await eventually(
-      "AgentType shell-agent gone",
-      async () =>
-        (await world.client.get(resources.agentType, namespace, "shell-agent").then(
-          () => false,
-          () => true,
-        )) || undefined,
-      60_000,
-      500,
-    );
+    await world.gone("shell-agent");
+  });
+
+  it("rotates an agent's log past the AgentHost's spec.containerLogs.maxSize, keeping maxFiles; logs reads across the rotation, no line lost", async () => {
+    await patchHost({ containerLogs: { maxSize: "16Ki", maxFiles: 2 } });
+    try {
+      const chatty = agentType("chatty") as Obj & { spec: Record<string, unknown> };
+      // Numbered lines of 100 bytes, about 5 KB a second.
+      chatty.spec.command = [
+        "/bin/sh",
+        "-c",
+        `i=0; while :; do i=$((i+1)); echo "line $i ${"x".repeat(80)}"; sleep 0.02; done`,
+      ];
+      await world.client.create(resources.agentType, namespace, chatty as KubeObject);
+      await readyAgentType("chatty");
+      const directory = await eventually(
+        "the agent's log directory",
+        async () => (await readdir(`${stateDir}/logs`)).find((d) => d.startsWith(`${namespace}_chatty_0_`)),
+        60_000,
+        500,
+      ).catch(async (e) => {
+        throw new Error(`${(e as Error).message}: ${(await readdir(`${stateDir}/logs`)).join(", ")}`);
+      });
+      const live = `${stateDir}/logs/${directory}/agent_0.log`;
+      const firstNumber = async (path: string) =>
+        Number(/ stdout F line (\d+) /.exec(await readFile(path, "utf8"))?.[1]);
+      // Rotated at a probe of the host (every 20 s); the next rotation replaces <file>.1.
+      const rotatedFirst = await eventually(
+        "agent_0.log.1",
+        async () => (await firstNumber(`${live}.1`).catch(() => undefined)) || undefined,
+        90_000,
+        1000,
+      );
+      await eventually(
+        "a second rotation",
+        async () => ((await firstNumber(`${live}.1`).catch(() => 0)) > rotatedFirst ? true : undefined),
+        90_000,
+        1000,
+      );
+      // Two files in all: the live one and one rotated.
+      expect(
+        (await readdir(`${stateDir}/logs/${directory}`)).filter((f) => f.startsWith("agent_0.log")).sort(),
+      ).toEqual(["agent_0.log", "agent_0.log.1"]);
+      const liveFirst = await firstNumber(live);
+      const logs = await plugin(["logs", "chatty"]);
+      expect(logs.code, logs.stderr).toBe(0);
+      const numbers = logs.stdout
+        .split("\n")
+        .flatMap((l) => /^line (\d+) /.exec(l)?.[1] ?? [])
+        .map(Number);
+      // The lines of both files, in order, none missing where one file ends and the next begins.
+      expect(numbers[0]).toBeLessThan(liveFirst);
+      expect(numbers).toContain(liveFirst - 1);
+      expect(numbers).toContain(liveFirst);
+      expect(numbers).toEqual(numbers.map((_, i) => (numbers[0] as number) + i));
+      console.log(
+        `log rotation at 16Ki, 2 files: logs read lines ${numbers[0]}..${numbers.at(-1)}, the live file begins at ${liveFirst}`,
+      );
+    } finally {
+      await kubectl(
+        "patch",
+        "agenthost",
+        HOST,
+        "--type",
+        "json",
+        "-p",
+        '[{"op":"remove","path":"/spec/containerLogs"}]',
+      );
+      await world.client.delete(resources.agentType, namespace, "chatty").catch(() => {});
+      await world.gone("chatty");
+    }
   });
 
   it("scales with kubectl scale 1 → 2 → 3 (beyond the host's capacity: HostFull) → 1", async () => {

@@ -11,6 +11,8 @@ export interface OperatorProcess {
   port: number;
   identity: string;
   logs: () => string;
+  /** The audit lines the operator wrote (a subresource's only, when named), parsed. */
+  auditLines: (subresource?: string) => Record<string, unknown>[];
   metrics: () => Promise<string>;
   /** Value of one metric line (name with labels, as printed), or undefined. */
   metric: (name: string) => Promise<number | undefined>;
@@ -64,6 +66,12 @@ export async function startOperator(options: {
     port,
     identity: options.identity,
     logs: () => output,
+    auditLines: (subresource) =>
+      output
+        .split("\n")
+        .filter((l) => l.includes('"audit":true'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((a) => subresource === undefined || a.subresource === subresource),
     metrics,
     metric: async (name) => {
       const line = (await metrics()).split("\n").find((l) => l.startsWith(`${name} `));

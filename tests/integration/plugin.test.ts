@@ -7,9 +7,12 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
+import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect } from "vitest";
+import { loadAccess } from "../../operator/kube/access.ts";
+import { KubeClient } from "../../operator/kube/client.ts";
 import { exec, execOk } from "../fixtures/exec.ts";
+import { pluginAs } from "../fixtures/kubectl-agenttype.ts";
 import { loadSample } from "../fixtures/manifests.ts";
 import { PLUGIN_BUILD_MS } from "../fixtures/plugin-build.ts";
 import { kubeconfigPath, loadKubeConfig, test } from "./cluster.ts";
@@ -437,45 +440,18 @@ describe("completion", () => {
 
 describe("RBAC decides", () => {
   test("a ServiceAccount that may read AgentTypes and pods but not logs, attach or exec is refused, the verb and subresource named", async ({
-    kc,
     namespace,
   }) => {
     await apply(agentType(namespace, "coder", { interactive: true }));
     await apply(agentPod(namespace, "coder", "coder-a"));
-    await apply({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "viewer", namespace } });
-    await apply({
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "Role",
-      metadata: { name: "viewer", namespace },
-      rules: [
+    const client = new KubeClient(loadAccess({ KUBECONFIG: kubeconfigPath() }));
+    const file = await pluginAs({ namespace, kubeconfig: kubeconfigPath(), client }).serviceAccountKubeconfig(
+      "viewer",
+      [
         { apiGroups: ["agenttype.dev"], resources: ["agenttypes", "agenttools"], verbs: ["get", "list"] },
         { apiGroups: [""], resources: ["pods", "events"], verbs: ["get", "list"] },
       ],
-    });
-    await apply({
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "RoleBinding",
-      metadata: { name: "viewer", namespace },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "viewer" },
-      subjects: [{ kind: "ServiceAccount", name: "viewer", namespace }],
-    });
-    const token = await kc.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
-      name: "viewer",
-      namespace,
-      body: { spec: { expirationSeconds: 600 } },
-    });
-    const cluster = kc.getCurrentCluster();
-    const viewer = new KubeConfig();
-    viewer.loadFromOptions({
-      clusters: [
-        { name: "c", server: cluster?.server as string, caData: cluster?.caData, caFile: cluster?.caFile },
-      ],
-      users: [{ name: "viewer", token: token.status?.token }],
-      contexts: [{ name: "viewer", cluster: "c", user: "viewer", namespace }],
-      currentContext: "viewer",
-    });
-    const file = join(tmpdir(), `${namespace}-viewer.yaml`);
-    writeFileSync(file, viewer.exportConfig());
+    );
 
     const list = await plugin(["list"], file);
     expect(list.code).toBe(0);
