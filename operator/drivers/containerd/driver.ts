@@ -323,11 +323,17 @@ export class ContainerdDriver implements ContainerDriver {
 
   /** Runs a command that opens a console; its failure says what the host lacked. */
   async #openConsole(command: string, session: string, call: Call): Promise<void> {
-    const opened = await this.#transport.exec(command, {}, subCall(call, 30_000));
-    if (opened.exitCode !== 0)
+    await this.#run(command, `open the console ${session} (tmux, crictl)`, subCall(call, 30_000));
+  }
+
+  /** Runs a command line on the host; one that fails is a CreationFailedError saying `what` and why. */
+  async #run(command: string, what: string, call: Call): Promise<string> {
+    const result = await this.#transport.exec(command, {}, call);
+    if (result.exitCode !== 0)
       throw new CreationFailedError(
-        `open the console ${session} (tmux, crictl) on ${this.#transport.target}: ${opened.stderr.trim() || `exit code ${opened.exitCode}`}`,
+        `${what} on ${this.#transport.target}: ${result.stderr.trim() || `exit code ${result.exitCode}`}`,
       );
+    return result.stdout;
   }
 
   get #consoleSettings(): ConsoleSettings {
@@ -465,16 +471,12 @@ export class ContainerdDriver implements ContainerDriver {
   }
 
   async rotateLogs(filter: LabelFilter, rotation: LogRotation, call: Call): Promise<string[]> {
-    const found = await this.#transport.exec(
+    const found = await this.#run(
       oversizedLogsCommand(`${this.#settings.stateDir}/logs`, rotation.maxBytes),
-      {},
+      "find the log files to rotate",
       call,
     );
-    if (found.exitCode !== 0)
-      throw new CreationFailedError(
-        `find the log files to rotate on ${this.#transport.target}: ${found.stderr.trim() || `exit code ${found.exitCode}`}`,
-      );
-    const oversized = new Set(parseOversizedLogs(found.stdout));
+    const oversized = new Set(parseOversizedLogs(found));
     if (oversized.size === 0) return [];
     const { containers } = await this.#runtime<{ containers: CriContainer[] }>(
       "ListContainers",
@@ -488,11 +490,7 @@ export class ContainerdDriver implements ContainerDriver {
         throw err;
       });
       if (status?.logPath === undefined || !oversized.has(status.logPath)) continue;
-      const moved = await this.#transport.exec(rotateLogCommand(status.logPath, rotation.maxFiles), {}, call);
-      if (moved.exitCode !== 0)
-        throw new CreationFailedError(
-          `rotate ${status.logPath} on ${this.#transport.target}: ${moved.stderr.trim() || `exit code ${moved.exitCode}`}`,
-        );
+      await this.#run(rotateLogCommand(status.logPath, rotation.maxFiles), `rotate ${status.logPath}`, call);
       try {
         await this.#runtime(
           "ReopenContainerLog",
@@ -502,7 +500,8 @@ export class ContainerdDriver implements ContainerDriver {
         );
       } catch (err) {
         // A container that ended meanwhile writes no more: its last lines stay in <file>.1.
-        if ((await this.get(container.id, call).catch(() => undefined))?.state === "running") throw err;
+        const now = await this.#status(container.id, call).catch(() => undefined);
+        if (now !== undefined && containerState(now.state) === "running") throw err;
       }
       rotated.push(status.logPath);
     }
