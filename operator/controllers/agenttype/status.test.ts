@@ -68,6 +68,21 @@ describe("computeStatus", () => {
     expect(status.missingTools).toEqual(["search"]);
   });
 
+  it("makes a new Event of a missing tool's reason changing, not of a repeated one", () => {
+    const missing = (reason: string) => ({
+      ...base,
+      resolution: { resolved: [], missing: [{ name: "search", range: "^2", required: true, reason }] },
+    });
+    const unknown = computeStatus(undefined, missing("no AgentTool offers it"), t0);
+    const offered = computeStatus(unknown, missing("no version matches (offered: 1.3.0)"), t1);
+    expect(transitions(unknown, offered).map((c) => [c.type, c.reason, c.message])).toEqual([
+      ["ToolsResolved", "RequiredToolsMissing", "search@^2: no version matches (offered: 1.3.0)"],
+    ]);
+    expect(
+      transitions(offered, computeStatus(offered, missing("no version matches (offered: 1.3.0)"), t1)),
+    ).toEqual([]);
+  });
+
   it("stays Ready with a missing optional tool, and says so", () => {
     const missing = [{ name: "maps", range: "*", required: false, reason: "no AgentTool offers it" }];
     const status = computeStatus(

@@ -272,13 +272,23 @@ function describeUnavailable(tools: readonly ResolvedTool[]): string {
     .join("; ");
 }
 
-/** Conditions whose status differs from before: the transitions worth an Event. */
+/**
+ * Conditions whose status or reason differs from before: the transitions worth an Event. A
+ * ToolsResolved that stays False under the same reason counts too when its message changes
+ * ("no AgentTool offers it" becoming "no version matches (offered: 1.3.0)"): the message is
+ * what the user acts on, and it changes only when the tools on offer do. Other messages carry
+ * counts and progress, which would make an Event of every step.
+ */
 export function transitions(previous: AgentTypeStatus | undefined, next: AgentTypeStatus): Condition[] {
   return (next.conditions ?? []).filter((condition) => {
     const before = previous?.conditions?.find((c) => c.type === condition.type);
-    return before === undefined
-      ? condition.status !== "Unknown"
-      : before.status !== condition.status || before.reason !== condition.reason;
+    if (before === undefined) return condition.status !== "Unknown";
+    if (before.status !== condition.status || before.reason !== condition.reason) return true;
+    return (
+      condition.type === "ToolsResolved" &&
+      condition.status === "False" &&
+      before.message !== condition.message
+    );
   });
 }
 
