@@ -7,7 +7,7 @@
 import { posix } from "node:path";
 import * as z from "zod";
 import { jitteredBackoff } from "../backoff.ts";
-import { bounded, type Call, sleep, subCall, within } from "../call.ts";
+import { type Call, sleep, subCall, within } from "../call.ts";
 import {
   type ContainerConfigInput,
   type GroupConfigInput,
@@ -219,12 +219,7 @@ export class KvmDriver implements ContainerDriver {
   readonly #keys: GuestKeyStore;
   readonly #guests = new Map<string, Guest>();
   /** One boot or adoption at a time per guest. */
-  readonly #pending = new Map<string, { mode: "boot" | "adopt"; guest: Promise<Guest> }>();
-  /**
-   * How many times each guest was forgotten (stopped, removed): a connection that was opening
-   * when its guest was forgotten is to a guest that is gone or going, and is not kept.
-   */
-  readonly #forgotten = new Map<string, number>();
+  readonly #pending = new Map<string, Promise<Guest>>();
   /** Guests this driver is booting now. */
   readonly #booting = new Set<string>();
   #accel: Promise<AccelProbe> | undefined;
@@ -310,8 +305,6 @@ export class KvmDriver implements ContainerDriver {
     const listing = await this.#virsh.listGuests(call);
     for (const name of this.#known.keys())
       if (!this.#booting.has(name) && !listing.some((g) => g.name === name)) this.#known.delete(name);
-    for (const name of this.#forgotten.keys())
-      if (!this.#pending.has(name) && !listing.some((g) => g.name === name)) this.#forgotten.delete(name);
     for (const g of listing) this.#known.set(g.name, g.labels);
     return listing;
   }
@@ -382,21 +375,12 @@ export class KvmDriver implements ContainerDriver {
     const name = guestName(labels);
     const known = this.#guests.get(name);
     if (known !== undefined) return Promise.resolve(known);
-    const pending = this.#pending.get(name);
+    let pending = this.#pending.get(name);
     if (pending === undefined) {
-      const guest = this.#bootOrAdopt(name, labels, mode, call).finally(() => this.#pending.delete(name));
-      this.#pending.set(name, { mode, guest });
-      return guest;
+      pending = this.#bootOrAdopt(name, labels, mode, call).finally(() => this.#pending.delete(name));
+      this.#pending.set(name, pending);
     }
-    // Joining another caller's boot or adoption: bounded by this caller's own deadline, not
-    // the other's. A boot that joined an adoption boots once the guest proves not to run.
-    return bounded(call, `waiting for guest ${name} to ${pending.mode}`, () => pending.guest).catch(
-      (err: unknown) => {
-        if (mode === "boot" && pending.mode === "adopt" && isDriverError(err) && err.code === "NotFound")
-          return this.#ensureGuest(labels, mode, call);
-        throw err;
-      },
-    );
+    return pending;
   }
 
   /**
@@ -405,8 +389,7 @@ export class KvmDriver implements ContainerDriver {
    */
   #adoptIfRunning(labels: Labels, call: Call): Promise<Guest | undefined> {
     const name = guestName(labels);
-    const booting = this.#booting.has(name) || this.#pending.get(name)?.mode === "boot";
-    if (!this.#guests.has(name) && booting) return Promise.resolve(undefined);
+    if (!this.#guests.has(name) && this.#booting.has(name)) return Promise.resolve(undefined);
     return this.#ensureGuest(labels, "adopt", call).catch((err: unknown) => {
       if (isDriverError(err) && err.code === "NotFound") return undefined;
       throw err;
@@ -532,7 +515,6 @@ export class KvmDriver implements ContainerDriver {
     call: Call,
     since: number,
   ): Promise<{ guest: Guest; times: Omit<BootTimes, "start"> }> {
-    const forgotten = this.#forgotten.get(name) ?? 0;
     let address: string | undefined;
     for (let delay = 200; address === undefined; delay = Math.min(delay * 2, 1000)) {
       address = await this.#virsh.address(this.#settings.network, guestMac(name), subCall(call, 30_000));
@@ -580,13 +562,6 @@ export class KvmDriver implements ContainerDriver {
           throw new TimeoutError(`containerd in guest ${name} getting ready (${health.message})`, 0);
         await sleep(250, call.signal);
       }
-      if ((this.#forgotten.get(name) ?? 0) !== forgotten)
-        throw new CreationFailedError(
-          `guest ${name} stopped or was removed while the operator connected to it`,
-          {
-            retryable: true,
-          },
-        );
       const guest = { name, labels, address: guestAddress, connection, driver };
       this.#guests.set(name, guest);
       return {
@@ -600,7 +575,6 @@ export class KvmDriver implements ContainerDriver {
   }
 
   #forget(name: string): void {
-    this.#forgotten.set(name, (this.#forgotten.get(name) ?? 0) + 1);
     const guest = this.#guests.get(name);
     if (guest === undefined) return;
     this.#guests.delete(name);
