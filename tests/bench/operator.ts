@@ -99,6 +99,31 @@ async function countObjects(type: ResourceType, ns: string): Promise<number> {
   return items;
 }
 
+type WithConditions = KubeObject & {
+  status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] };
+};
+
+/** The AgentTypes in `ns` whose Ready condition is not True, each with what its condition says. */
+async function notReady(ns: string): Promise<string[]> {
+  const behind: string[] = [];
+  let continueToken: string | undefined;
+  do {
+    const page = await client.list<WithConditions>(resources.agentType, ns, {
+      limit: 500,
+      continue: continueToken,
+    });
+    for (const item of page.items) {
+      const ready = item.status?.conditions?.find((c) => c.type === "Ready");
+      if (ready?.status !== "True")
+        behind.push(
+          `${item.metadata.name}: ${ready?.reason ?? "no Ready condition"} (${ready?.message ?? ""})`,
+        );
+    }
+    continueToken = page.metadata.continue || undefined;
+  } while (continueToken !== undefined);
+  return behind;
+}
+
 /** Namespaces this run made and has not deleted yet: removed on the way out, whatever happens. */
 const ours = new Set<string>();
 
@@ -256,7 +281,40 @@ async function operatorRun(): Promise<OperatorFigures> {
     if (deployments !== n) throw new Error(`expected ${n} Deployments, found ${deployments}`);
 
     // A restart at steady state: the new process knows nothing of what the old one applied.
-    const steady = await quiet();
+    // At steady state every AgentType (replicas 0) is Ready. One that is not is still being
+    // worked on (a retry after a failed reconcile waits out its backoff) or was left behind;
+    // either way a restart now would count what the first process had not written yet.
+    let steady = await quiet();
+    const settling = performance.now();
+    let behind = await notReady(ns);
+    if (behind.length > 0) {
+      const failed = await operator.metric(
+        'controller_runtime_reconcile_total{controller="agenttype",result="error"}',
+      );
+      console.log(
+        `  after the clock: ${behind.length} of ${n} AgentTypes not Ready yet (failed reconciles so far: ${failed ?? 0}), e.g. ${behind.slice(0, 3).join("; ")}`,
+      );
+      const warnings = operator
+        .logs()
+        .split("\n")
+        .filter((line) => /"level":(40|50)/.test(line));
+      console.log(
+        `  the operator's warnings and errors so far (${warnings.length}, the first 10):\n${warnings.slice(0, 10).join("\n")}`,
+      );
+    }
+    while (behind.length > 0 && performance.now() - settling < 15 * 60_000) {
+      await sleep(10_000);
+      behind = await notReady(ns);
+    }
+    if (behind.length > 0)
+      console.log(
+        `  ${behind.length} AgentTypes still not Ready after 15 minutes, e.g. ${behind.slice(0, 3).join("; ")}`,
+      );
+    else
+      console.log(
+        `  every AgentType Ready ${((performance.now() - settling) / 1000).toFixed(0)} s after the clock stopped`,
+      );
+    steady = await quiet();
     await operator.stop("SIGTERM");
     operator = await start("bench-restarted", resyncSeconds);
     rss.watch(operator);
