@@ -42,6 +42,7 @@ const client = new KubeClient(loadAccess({ KUBECONFIG: kubeconfig }));
 const apiserver = new ApiServerMetrics(kubeconfig);
 const suffix = Date.now().toString(36);
 const RECONCILED = 'controller_runtime_reconcile_total{controller="agenttype",result="success"}';
+const FAILED = 'controller_runtime_reconcile_total{controller="agenttype",result="error"}';
 const QUEUE_DEPTH = 'workqueue_depth{name="agenttype"}';
 const CRD: ResourceType = {
   group: "apiextensions.k8s.io",
@@ -87,15 +88,20 @@ async function deleteNamespace(name: string): Promise<void> {
   throw new Error(`namespace ${name} was not deleted within ${Math.round(timeoutMs / 60_000)} minutes`);
 }
 
-/** How many objects of a kind a namespace holds, listed a page at a time. */
-async function countObjects(type: ResourceType, ns: string): Promise<number> {
-  let items = 0;
+/** The objects of a kind a namespace holds, listed a page at a time. */
+async function* listed<T extends KubeObject>(type: ResourceType, ns: string): AsyncGenerator<T> {
   let continueToken: string | undefined;
   do {
-    const page = await client.list(type, ns, { limit: 500, continue: continueToken });
-    items += page.items.length;
+    const page = await client.list<T>(type, ns, { limit: 500, continue: continueToken });
+    yield* page.items;
     continueToken = page.metadata.continue || undefined;
   } while (continueToken !== undefined);
+}
+
+/** How many objects of a kind a namespace holds. */
+async function countObjects(type: ResourceType, ns: string): Promise<number> {
+  let items = 0;
+  for await (const _ of listed(type, ns)) items++;
   return items;
 }
 
@@ -106,21 +112,13 @@ type WithConditions = KubeObject & {
 /** The AgentTypes in `ns` whose Ready condition is not True, each with what its condition says. */
 async function notReady(ns: string): Promise<string[]> {
   const behind: string[] = [];
-  let continueToken: string | undefined;
-  do {
-    const page = await client.list<WithConditions>(resources.agentType, ns, {
-      limit: 500,
-      continue: continueToken,
-    });
-    for (const item of page.items) {
-      const ready = item.status?.conditions?.find((c) => c.type === "Ready");
-      if (ready?.status !== "True")
-        behind.push(
-          `${item.metadata.name}: ${ready?.reason ?? "no Ready condition"} (${ready?.message ?? ""})`,
-        );
-    }
-    continueToken = page.metadata.continue || undefined;
-  } while (continueToken !== undefined);
+  for await (const item of listed<WithConditions>(resources.agentType, ns)) {
+    const ready = item.status?.conditions?.find((c) => c.type === "Ready");
+    if (ready?.status !== "True")
+      behind.push(
+        `${item.metadata.name}: ${ready?.reason ?? "no Ready condition"} (${ready?.message ?? ""})`,
+      );
+  }
   return behind;
 }
 
@@ -288,9 +286,7 @@ async function operatorRun(): Promise<OperatorFigures> {
     const settling = performance.now();
     let behind = await notReady(ns);
     if (behind.length > 0) {
-      const failed = await operator.metric(
-        'controller_runtime_reconcile_total{controller="agenttype",result="error"}',
-      );
+      const failed = await operator.metric(FAILED);
       console.log(
         `  after the clock: ${behind.length} of ${n} AgentTypes not Ready yet (failed reconciles so far: ${failed ?? 0}), e.g. ${behind.slice(0, 3).join("; ")}`,
       );
