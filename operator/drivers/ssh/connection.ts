@@ -79,6 +79,8 @@ export class SshConnection implements HostTransport {
   #nextAttemptAt = 0;
   #lastError: DriverError | undefined;
   #closed = false;
+  /** Aborted by close(): ends a handshake or a stream being opened for one. */
+  readonly #closing = new AbortController();
   /** Connections opened so far (1 after the first connect); tests and metrics read it. */
   connects = 0;
 
@@ -131,6 +133,7 @@ export class SshConnection implements HostTransport {
       const fail = (err: unknown) => {
         if (settled) return;
         settled = true;
+        this.#closing.signal.removeEventListener("abort", onClose);
         const error =
           presented !== undefined && !presented.equals(this.#pinned.blob)
             ? new HostKeyMismatchError(this.target, this.hostKeyFingerprint, fingerprint(presented))
@@ -146,9 +149,17 @@ export class SshConnection implements HostTransport {
         client.end();
         reject(error);
       };
+      // Closed while connecting (its caller gave up): the handshake ends now, not at its timeout.
+      const onClose = () => {
+        // end() alone leaves open a socket that has not finished its handshake.
+        client.destroy();
+        fail(new NetworkError(`connection to ${this.target} is closed`));
+      };
+      this.#closing.signal.addEventListener("abort", onClose, { once: true });
       client.on("ready", () => {
         if (settled) return client.end();
         settled = true;
+        this.#closing.signal.removeEventListener("abort", onClose);
         this.#failures = 0;
         this.#nextAttemptAt = 0;
         this.#lastError = undefined;
@@ -180,7 +191,7 @@ export class SshConnection implements HostTransport {
         });
       const open = this.#config.connectStream;
       if (open === undefined) handshake(undefined);
-      else open(within(this.#options.readyTimeoutMs)).then(handshake, fail);
+      else open(within(this.#options.readyTimeoutMs, this.#closing.signal)).then(handshake, fail);
     });
   }
 
@@ -441,6 +452,7 @@ export class SshConnection implements HostTransport {
   /** Closes the connection and refuses further calls. */
   close(): void {
     this.#closed = true;
+    this.#closing.abort(new NetworkError(`connection to ${this.target} is closed`));
     this.#client?.end();
     this.#client = undefined;
   }

@@ -1,3 +1,5 @@
+import { once } from "node:events";
+import { createServer, type Socket } from "node:net";
 import ssh2 from "ssh2";
 import { describe, expect, it } from "vitest";
 import { within } from "../call.ts";
@@ -11,7 +13,7 @@ import {
   TimeoutError,
 } from "../errors.ts";
 import { ChannelLimit } from "./channel-limit.ts";
-import { PidReport, withPidReport } from "./connection.ts";
+import { PidReport, SshConnection, withPidReport } from "./connection.ts";
 import { fingerprint, formatPublicKey, hostKeyAlgorithms, parsePublicKey } from "./host-key.ts";
 import { generateClientKeypair } from "./keypair.ts";
 import { nextAttemptAt, reconnectStep } from "./reconnect.ts";
@@ -188,5 +190,43 @@ describe("reconnecting", () => {
     expect(nextAttemptAt(10_000, 1, policy, 1)).toBe(10_500);
     expect(nextAttemptAt(10_000, 4, policy, 0.5)).toBe(13_000);
     expect(nextAttemptAt(10_000, 20, policy, 1)).toBe(40_000);
+  });
+});
+
+describe("closing a connection", () => {
+  it("ends a handshake in flight at once, not at its timeout: the host sees the socket closed", async () => {
+    // A host that accepts and never says a word: the handshake would wait its full minute.
+    const accepted: Socket[] = [];
+    const server = createServer((socket) => {
+      accepted.push(socket);
+      socket.resume(); // read on, so that the client's end is seen
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    try {
+      const port = (server.address() as { port: number }).port;
+      const connection = new SshConnection(
+        {
+          host: "127.0.0.1",
+          port,
+          username: "agent",
+          privateKey: generateClientKeypair("client").privateKey,
+          hostKey: generateClientKeypair("host").publicKey,
+        },
+        { readyTimeoutMs: 60_000 },
+      );
+      const attempt = connection.connection(within(60_000));
+      attempt.catch(() => {});
+      while (accepted.length === 0) await new Promise((r) => setTimeout(r, 10));
+      const socketClosed = once(accepted[0] as Socket, "close");
+      const started = Date.now();
+      connection.close();
+      await expect(attempt).rejects.toThrow(/is closed/);
+      await socketClosed;
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      for (const s of accepted) s.destroy();
+      server.close();
+    }
   });
 });
