@@ -7,7 +7,7 @@
 import { posix } from "node:path";
 import * as z from "zod";
 import { jitteredBackoff } from "../backoff.ts";
-import { type Call, sleep, subCall, within } from "../call.ts";
+import { bounded, type Call, remainingMs, sleep, subCall, within } from "../call.ts";
 import {
   type ContainerConfigInput,
   type GroupConfigInput,
@@ -100,6 +100,11 @@ const WARNING_EVENTS: Record<string, string> = {
 };
 /** How long after the driver acted on a guest the guest's events are still its doing. */
 const OWN_EVENTS_WINDOW_MS = 30_000;
+/**
+ * How long connecting to a running guest (an adoption) may take, whoever asked for it first:
+ * the guest's address, its sshd's handshake under emulation, its containerd.
+ */
+const ADOPT_DEADLINE_MS = 150_000;
 /** The event channel is opened anew at least this often (a deadline, like every call). */
 const EVENT_CHANNEL_MAX_MS = 3_600_000;
 const EVENT_CHANNEL_BACKOFF = { initialMs: 1_000, maxMs: 30_000 };
@@ -206,6 +211,18 @@ export function guestMayMatch(guestLabels: Labels, filter: LabelFilter): boolean
   return Object.entries(filter).every(([k, v]) => guestLabels[k] === undefined || guestLabels[k] === v);
 }
 
+/** A running guest the driver cannot connect to, in a listing across owners. */
+class UnreachableGuest extends Error {
+  constructor(guest: string, cause: unknown) {
+    super(
+      `its guest ${guest} runs but cannot be reached: ${cause instanceof Error ? cause.message : String(cause)}`,
+      {
+        cause,
+      },
+    );
+  }
+}
+
 export class KvmDriver implements ContainerDriver {
   readonly kind = "kvm";
   /** A roll boots the new guest beside the old one, then removes the old. */
@@ -219,7 +236,12 @@ export class KvmDriver implements ContainerDriver {
   readonly #keys: GuestKeyStore;
   readonly #guests = new Map<string, Guest>();
   /** One boot or adoption at a time per guest. */
-  readonly #pending = new Map<string, Promise<Guest>>();
+  readonly #pending = new Map<string, { mode: "boot" | "adopt"; guest: Promise<Guest> }>();
+  /**
+   * How many times each guest was forgotten (stopped, removed): a connection that was opening
+   * when its guest was forgotten is to a guest that is gone or going, and is not kept.
+   */
+  readonly #forgotten = new Map<string, number>();
   /** Guests this driver is booting now. */
   readonly #booting = new Set<string>();
   #accel: Promise<AccelProbe> | undefined;
@@ -305,6 +327,8 @@ export class KvmDriver implements ContainerDriver {
     const listing = await this.#virsh.listGuests(call);
     for (const name of this.#known.keys())
       if (!this.#booting.has(name) && !listing.some((g) => g.name === name)) this.#known.delete(name);
+    for (const name of this.#forgotten.keys())
+      if (!this.#pending.has(name) && !listing.some((g) => g.name === name)) this.#forgotten.delete(name);
     for (const g of listing) this.#known.set(g.name, g.labels);
     return listing;
   }
@@ -370,6 +394,10 @@ export class KvmDriver implements ContainerDriver {
    * The running guest of these labels. `boot`: booted when there is none, a dead one replaced
    * (creating a replica's volumes or group). `adopt`: a running guest only (reading what runs),
    * else NotFound: a guest that stopped is its owner's to replace, not the reader's.
+   *
+   * Callers asking at once share one boot or adoption, and each waits within its own deadline.
+   * An adoption runs to a deadline of its own, not to the first caller's: a host probe with
+   * seconds left would otherwise fail it, as a Timeout, for the placement that joined it.
    */
   #ensureGuest(labels: Labels, mode: "boot" | "adopt", call: Call): Promise<Guest> {
     const name = guestName(labels);
@@ -377,10 +405,20 @@ export class KvmDriver implements ContainerDriver {
     if (known !== undefined) return Promise.resolve(known);
     let pending = this.#pending.get(name);
     if (pending === undefined) {
-      pending = this.#bootOrAdopt(name, labels, mode, call).finally(() => this.#pending.delete(name));
+      const own = mode === "adopt" ? within(ADOPT_DEADLINE_MS, this.#closing.signal) : call;
+      const guest = this.#bootOrAdopt(name, labels, mode, own).finally(() => this.#pending.delete(name));
+      // Every caller may have given up before it ends: its failure is theirs, not unhandled.
+      guest.catch(() => {});
+      pending = { mode, guest };
       this.#pending.set(name, pending);
     }
-    return pending;
+    const joined = pending;
+    return bounded(call, `guest ${name} to ${joined.mode}`, () => joined.guest).catch((err: unknown) => {
+      // A boot that joined an adoption boots once the adoption proves the guest does not run.
+      if (mode === "boot" && joined.mode === "adopt" && isDriverError(err) && err.code === "NotFound")
+        return this.#ensureGuest(labels, mode, call);
+      throw err;
+    });
   }
 
   /**
@@ -515,6 +553,7 @@ export class KvmDriver implements ContainerDriver {
     call: Call,
     since: number,
   ): Promise<{ guest: Guest; times: Omit<BootTimes, "start"> }> {
+    const forgotten = this.#forgotten.get(name) ?? 0;
     let address: string | undefined;
     for (let delay = 200; address === undefined; delay = Math.min(delay * 2, 1000)) {
       address = await this.#virsh.address(this.#settings.network, guestMac(name), subCall(call, 30_000));
@@ -562,6 +601,13 @@ export class KvmDriver implements ContainerDriver {
           throw new TimeoutError(`containerd in guest ${name} getting ready (${health.message})`, 0);
         await sleep(250, call.signal);
       }
+      if ((this.#forgotten.get(name) ?? 0) !== forgotten)
+        throw new CreationFailedError(
+          `guest ${name} stopped or was removed while the operator connected to it`,
+          {
+            retryable: true,
+          },
+        );
       const guest = { name, labels, address: guestAddress, connection, driver };
       this.#guests.set(name, guest);
       return {
@@ -575,6 +621,7 @@ export class KvmDriver implements ContainerDriver {
   }
 
   #forget(name: string): void {
+    this.#forgotten.set(name, (this.#forgotten.get(name) ?? 0) + 1);
     const guest = this.#guests.get(name);
     if (guest === undefined) return;
     this.#guests.delete(name);
@@ -639,14 +686,46 @@ export class KvmDriver implements ContainerDriver {
     );
   }
 
-  async #running(filter: LabelFilter, call: Call): Promise<Guest[]> {
+  /**
+   * The running guests that may hold objects matching `filter`, connected to. A guest that cannot
+   * be reached (a wrong host key, a hung sshd) fails a listing of its own owner's objects, who
+   * sees why; in a listing across owners it goes to `unreachable`, not failing the others.
+   */
+  async #running(
+    filter: LabelFilter,
+    call: Call,
+    unreachable: (listing: GuestListing, err: unknown) => void = (_listing, err) => {
+      throw err;
+    },
+  ): Promise<Guest[]> {
     const result: Guest[] = [];
     for (const g of await this.guests(filter, call)) {
       if (g.state !== "running") continue;
-      const guest = await this.#adoptIfRunning(g.labels, call);
+      const guest = await this.#reach(g, filter, call).catch((err: unknown) => {
+        if (call.signal.aborted) throw err;
+        unreachable(g, err);
+        return undefined;
+      });
       if (guest !== undefined) result.push(guest);
     }
     return result;
+  }
+
+  /**
+   * The running guest of a listing, connected to; undefined while it boots. A failure to reach
+   * it is thrown to the guest's owner only: a listing that does not name the owner (a host's
+   * probe, another AgentType's capacity) gets an UnreachableGuest in its place.
+   */
+  async #reach(g: GuestListing, filter: LabelFilter, call: Call): Promise<Guest | undefined> {
+    const acrossOwners = filter[LABEL_UID] === undefined;
+    try {
+      // Across owners, a guest slow to answer gets half of what is left, not all of it: the
+      // listing goes on to the others (its adoption goes on too, for whoever asks next).
+      return await this.#adoptIfRunning(g.labels, acrossOwners ? subCall(call, remainingMs(call) / 2) : call);
+    } catch (err) {
+      if (call.signal.aborted || !acrossOwners) throw err;
+      throw new UnreachableGuest(g.name, err);
+    }
   }
 
   async #guestOf(id: string, call: Call): Promise<{ guest: Guest; inner: string }> {
@@ -704,10 +783,20 @@ export class KvmDriver implements ContainerDriver {
   async listGroups(filter: LabelFilter, call: Call): Promise<GroupInfo[]> {
     const groups: GroupInfo[] = [];
     for (const g of await this.guests(filter, call)) {
-      const guest = g.state === "running" ? await this.#adoptIfRunning(g.labels, call) : undefined;
+      let unreachable: UnreachableGuest | undefined;
+      const guest =
+        g.state === "running"
+          ? await this.#reach(g, filter, call).catch((err: unknown) => {
+              if (!(err instanceof UnreachableGuest)) throw err;
+              unreachable = err;
+              return undefined;
+            })
+          : undefined;
       const machine = guestMachine(g);
       if (guest === undefined) {
-        // A guest that is not running holds a group that is not ready: its owner sees and replaces it.
+        // A guest that is not running holds a group that is not ready: its owner sees and replaces
+        // it. One that runs but cannot be reached is listed by its labels (what a capacity or a
+        // probe counts); only its owner's own listing fails, with the reason.
         if (matchesLabels(g.labels, filter))
           groups.push({
             id: `${g.name}/`,
@@ -715,7 +804,10 @@ export class KvmDriver implements ContainerDriver {
             attempt: 0,
             labels: g.labels,
             state: "not-ready",
-            message: `its guest ${g.name} is ${g.saved ? "saved to disk (suspended)" : g.state}`,
+            message:
+              unreachable !== undefined
+                ? unreachable.message
+                : `its guest ${g.name} is ${g.saved ? "saved to disk (suspended)" : g.state}`,
             machine,
           });
         continue;
@@ -786,7 +878,11 @@ export class KvmDriver implements ContainerDriver {
   async rotateLogs(filter: LabelFilter, rotation: LogRotation, call: Call): Promise<string[]> {
     const rotated: string[] = [];
     const failures: string[] = [];
-    for (const guest of await this.#running(filter, call)) {
+    const unreachable = (g: GuestListing, err: unknown) =>
+      failures.push(
+        `guest ${g.name}: ${err instanceof UnreachableGuest ? (err.cause as Error).message : String(err)}`,
+      );
+    for (const guest of await this.#running(filter, call, unreachable)) {
       try {
         for (const path of await guest.driver.rotateLogs(filter, rotation, call))
           rotated.push(`${guest.name}:${path}`);
