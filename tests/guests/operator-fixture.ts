@@ -47,6 +47,18 @@ export interface OperatorOnKvmHost {
   getAgentType: (name: string) => Promise<Obj>;
   events: (name: string) => Promise<EventObject[]>;
   readyAgentType: (name: string, timeoutMs?: number) => Promise<Obj>;
+  /** What AgentType `name` and the host show, for a reader of a failed run: see agentTypeReport. */
+  report: (name: string, what: string) => Promise<string>;
+  /**
+   * `eventually`, and on a timeout the AgentType's report (status, Events, guests, consoles,
+   * the operator's lines) printed before the error goes on: a failed wait says why.
+   */
+  waitFor: <T>(
+    name: string,
+    what: string,
+    fn: () => Promise<T | undefined | false>,
+    timeoutMs: number,
+  ) => Promise<T>;
   agentType: (name: string, spec?: Record<string, unknown>) => KubeObject & { spec: Record<string, unknown> };
   gone: (name: string, timeoutMs?: number) => Promise<void>;
   start: () => Promise<void>;
@@ -98,8 +110,15 @@ export function kvmWorld(host: KvmHost, options: WorldOptions): OperatorOnKvmHos
     (await world.client.list<EventObject>(resources.event, namespace)).items.filter(
       (e) => e.involvedObject.name === name,
     );
+  world.report = (name, what) => agentTypeReport(world, name, what);
+  world.waitFor = (name, what, fn, timeoutMs) =>
+    eventually(what, fn, timeoutMs, 1000).catch(async (err) => {
+      console.log(await world.report(name, what));
+      throw err;
+    });
   world.readyAgentType = (name, timeoutMs = 600_000) =>
-    eventually(
+    world.waitFor(
+      name,
       `AgentType ${name} Ready`,
       async () => {
         const at = await world.getAgentType(name);
@@ -109,22 +128,20 @@ export function kvmWorld(host: KvmHost, options: WorldOptions): OperatorOnKvmHos
           : undefined;
       },
       timeoutMs,
-      1000,
-    ).catch(async (err) => {
-      console.log(await notReadyReport(world, name));
-      throw err;
-    });
+    );
   world.gone = (name, timeoutMs = 300_000) =>
-    eventually(
-      `AgentType ${name} gone`,
-      async () =>
-        world.getAgentType(name).then(
-          () => false,
-          () => true,
-        ),
-      timeoutMs,
-      1000,
-    ).then(() => undefined);
+    world
+      .waitFor(
+        name,
+        `AgentType ${name} gone`,
+        async () =>
+          world.getAgentType(name).then(
+            () => false,
+            () => true,
+          ),
+        timeoutMs,
+      )
+      .then(() => undefined);
   world.agentType = (name, spec = {}) => ({
     apiVersion: "agenttype.dev/v1alpha1",
     kind: "AgentType",
@@ -293,12 +310,12 @@ export function kvmWorld(host: KvmHost, options: WorldOptions): OperatorOnKvmHos
 }
 
 /**
- * What a reader of a failed run needs when an AgentType did not become Ready, before the
+ * What a reader of a failed run needs when a wait on an AgentType failed, before the
  * teardown removes it: its status, its Events, its guests on the host and their consoles' last
  * lines, and what the operator logged of it.
  */
-async function notReadyReport(world: OperatorOnKvmHost, name: string): Promise<string> {
-  const lines = [`--- AgentType ${name} not Ready: what it and the host show`];
+async function agentTypeReport(world: OperatorOnKvmHost, name: string, what: string): Promise<string> {
+  const lines = [`--- no ${what}: what AgentType ${name} and the host show`];
   const part = async (title: string, fn: () => Promise<string>) => {
     const text = await fn().catch((err: Error) => `(could not read: ${err.message})`);
     lines.push(`${title}:`, text.trimEnd());
@@ -322,6 +339,17 @@ async function notReadyReport(world: OperatorOnKvmHost, name: string): Promise<s
       .filter((l) => l.includes(name))
       .slice(-60)
       .join("\n"),
+  );
+  // A stall of the whole operator names no AgentType: its last lines of any kind show it.
+  await part("the operator's last lines", async () =>
+    (world.operator?.logs() ?? "").split("\n").slice(-30).join("\n"),
+  );
+  await part("the AgentHost's status", async () =>
+    JSON.stringify(
+      (await world.client.get<Obj>(resources.agentHost, undefined, world.hostName)).status ?? {},
+      null,
+      1,
+    ),
   );
   return lines.join("\n");
 }
