@@ -396,8 +396,9 @@ export class KvmDriver implements ContainerDriver {
    * else NotFound: a guest that stopped is its owner's to replace, not the reader's.
    *
    * Callers asking at once share one boot or adoption, and each waits within its own deadline.
-   * An adoption runs to a deadline of its own, not to the first caller's: a host probe with
-   * seconds left would otherwise fail it, as a Timeout, for the placement that joined it.
+   * An adoption runs to a deadline of its own, at least ADOPT_DEADLINE_MS, not to the first
+   * caller's: a host probe with seconds left would otherwise fail it, as a Timeout, for the
+   * placement that joined it.
    */
   #ensureGuest(labels: Labels, mode: "boot" | "adopt", call: Call): Promise<Guest> {
     const name = guestName(labels);
@@ -405,7 +406,10 @@ export class KvmDriver implements ContainerDriver {
     if (known !== undefined) return Promise.resolve(known);
     let pending = this.#pending.get(name);
     if (pending === undefined) {
-      const own = mode === "adopt" ? within(ADOPT_DEADLINE_MS, this.#closing.signal) : call;
+      const own =
+        mode === "adopt"
+          ? within(Math.max(ADOPT_DEADLINE_MS, remainingMs(call)), this.#closing.signal)
+          : call;
       const guest = this.#bootOrAdopt(name, labels, mode, own).finally(() => this.#pending.delete(name));
       // Every caller may have given up before it ends: its failure is theirs, not unhandled.
       guest.catch(() => {});
