@@ -252,6 +252,8 @@ export class KvmDriver implements ContainerDriver {
   /** Labels of the guests last listed or booted, by name: whose a lifecycle event is. */
   readonly #known = new Map<string, Labels>();
   readonly #closing = new AbortController();
+  /** Aborted by close(), and made anew: the adoptions in flight end, later ones run. */
+  #adoptions = new AbortController();
   /** Why the event channel ended at once, the last time it did. */
   #eventChannelProblem: string | undefined;
 
@@ -398,7 +400,7 @@ export class KvmDriver implements ContainerDriver {
    * Callers asking at once share one boot or adoption, and each waits within its own deadline.
    * An adoption runs to a deadline of its own, at least ADOPT_DEADLINE_MS, not to the first
    * caller's: a host probe with seconds left would otherwise fail it, as a Timeout, for the
-   * placement that joined it.
+   * placement that joined it. close() cancels it.
    */
   #ensureGuest(labels: Labels, mode: "boot" | "adopt", call: Call): Promise<Guest> {
     const name = guestName(labels);
@@ -408,7 +410,7 @@ export class KvmDriver implements ContainerDriver {
     if (pending === undefined) {
       const own =
         mode === "adopt"
-          ? within(Math.max(ADOPT_DEADLINE_MS, remainingMs(call)), this.#closing.signal)
+          ? within(Math.max(ADOPT_DEADLINE_MS, remainingMs(call)), this.#adoptions.signal)
           : call;
       const guest = this.#bootOrAdopt(name, labels, mode, own).finally(() => this.#pending.delete(name));
       // Every caller may have given up before it ends: its failure is theirs, not unhandled.
@@ -1048,8 +1050,14 @@ export class KvmDriver implements ContainerDriver {
     }
   }
 
+  /**
+   * Ends the event channel, the adoptions in flight and the connections to guests. A call after
+   * it connects anew (a test's own driver drops its connections this way and goes on).
+   */
   async close(): Promise<void> {
     this.#closing.abort(new Error("the kvm driver is closed"));
+    this.#adoptions.abort(new Error("the kvm driver is closed"));
+    this.#adoptions = new AbortController();
     for (const name of [...this.#guests.keys()]) this.#forget(name);
   }
 }
