@@ -27,9 +27,19 @@ try {
 }
 const manager = new Manager(config, access, logger);
 
+// Within a Deployment's default grace period (30 s): a reconcile that does not return once
+// cancelled must not keep the process until the kubelet kills it without a word.
+const SHUTDOWN_DEADLINE_MS = 25_000;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.once(signal, () => {
     logger.info({ signal }, "shutting down: cancelling and finishing reconciles in flight");
+    setTimeout(() => {
+      logger.error(
+        { deadlineMs: SHUTDOWN_DEADLINE_MS },
+        "shutdown did not finish in time: exiting with work still in flight",
+      );
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS).unref();
     void manager.stop().then(() => process.exit(0));
   });
 }
