@@ -5,6 +5,8 @@ import { join } from "node:path";
 import { freePort } from "../fixtures/ports.ts";
 
 const MAIN = join(import.meta.dirname, "..", "..", "operator", "main.ts");
+/** How long an operator may take to exit once signalled (a Deployment's default grace is 30 s). */
+const STOP_DEADLINE_MS = 30_000;
 
 export interface OperatorProcess {
   child: ChildProcess;
@@ -50,7 +52,8 @@ export async function startOperator(options: {
   child.stdout?.on("data", (chunk) => (output += chunk));
   child.stderr?.on("data", (chunk) => (output += chunk));
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const metrics = async () => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const metrics = async () =>
+    (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(30_000) })).text();
   // Wait until it serves its endpoints.
   const deadline = Date.now() + 30_000;
   for (;;) {
@@ -80,7 +83,18 @@ export async function startOperator(options: {
     exited,
     stop: async (signal = "SIGTERM") => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
+      // An operator that does not exit is a failure that says so, not a test hanging to its timeout.
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<"late">((resolve) => {
+        timer = setTimeout(() => resolve("late"), STOP_DEADLINE_MS);
+      });
+      const code = await Promise.race([exited, late]).finally(() => clearTimeout(timer));
+      if (code !== "late") return code;
+      child.kill("SIGKILL");
+      await exited;
+      throw new Error(
+        `the operator did not exit within ${STOP_DEADLINE_MS / 1000} s of ${signal}; killed. Its last lines:\n${output.split("\n").slice(-30).join("\n")}`,
+      );
     },
   };
 }
