@@ -87,12 +87,23 @@ export function buildahLeftovers(): string[] {
 
 /**
  * The working containers and mounts `buildahLeftovers` lists now that it did not list in
- * `before`: what the command run in between left. A tier before this one may have left its own
- * (the e2e tier's Tilt, stopped in the middle of a rebuild, did: four working containers, seen
- * by a warm clean-clone run on 2026-11-27); they are not the command's.
+ * `before` and that stay: what the command run in between left. A tier before this one may
+ * have left its own (the e2e tier's Tilt, stopped in the middle of a rebuild, did: four working
+ * containers, seen by a warm clean-clone run on 2026-11-27); they are not the command's.
  */
-export function newBuildahLeftovers(before: readonly string[]): string[] {
-  return buildahLeftovers().filter((leftover) => !before.includes(leftover));
+export async function newBuildahLeftovers(before: readonly string[]): Promise<string[]> {
+  const fresh = () => buildahLeftovers().filter((leftover) => !before.includes(leftover));
+  // A build another tier runs meanwhile (bench-kvm's smoke beside this one builds images) holds
+  // working containers until it ends: seen once, 15 of a multi-stage build at the moment of the
+  // look (clean-clone run of 2026-11-28). What the command left stays; what a build in flight
+  // holds goes within minutes. So the answer is what is still there after up to 3 minutes.
+  const until = Date.now() + 180_000;
+  let left = fresh();
+  while (left.length > 0 && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 5_000));
+    left = fresh();
+  }
+  return left;
 }
 
 /** The end of a command's output, for a failed expectation's message. */

@@ -125,7 +125,7 @@ describe("the README's make targets, from a stopped cluster", () => {
       const second = await make("up", {}, { KUBECONFIG: otherKubeconfig }, T);
       expectDemoUp(second);
       // make up leaves no buildah working container (nor its overlay mount) behind.
-      expect(newBuildahLeftovers(before)).toEqual([]);
+      expect(await newBuildahLeftovers(before)).toEqual([]);
     },
     T,
   );
@@ -204,7 +204,7 @@ describe("the README's make targets, from a stopped cluster", () => {
       const before = buildahLeftovers();
       const run = await make("images");
       expect(run.code, tail(run)).toBe(0);
-      expect(newBuildahLeftovers(before)).toEqual([]);
+      expect(await newBuildahLeftovers(before)).toEqual([]);
     },
     T,
   );
