@@ -4,8 +4,9 @@
 #   buildah bud --target wrapper  -t agenttype/wrapper:dev .
 # (docker build works the same.) Base images are build arguments: public images by default;
 # tests/cluster/images.sh passes the ones it makes locally from a Debian minbase, because our
-# machines pull from no registry. NODE_IMAGE needs node >= 22.18 (the operator's TypeScript runs
-# as is, types stripped by Node; the sidecar is bundled) and npm; WRAPPER_BASE_IMAGE needs `cp`.
+# machines pull from no registry. NODE_IMAGE needs node >= 22.18 (operator-dev's TypeScript runs
+# as is, types stripped by Node; the operator and the sidecar are bundled) and npm;
+# WRAPPER_BASE_IMAGE needs `cp`.
 ARG NODE_IMAGE=docker.io/library/node:24-bookworm-slim
 ARG WRAPPER_BASE_IMAGE=docker.io/library/busybox:1.37-musl
 
@@ -24,8 +25,9 @@ RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
 FROM deps AS deps-operator
 RUN rm -rf node_modules/@aws-sdk node_modules/@aws-crypto node_modules/@smithy node_modules/@modelcontextprotocol
 
-# ---- the sidecar, bundled by sidecar/build.ts (esbuild, the version package-lock.json pins) --
-FROM deps AS sidecar-build
+# ---- the sidecar and the operator, bundled by sidecar/build.ts and operator/bundle.ts (esbuild,
+# the version package-lock.json pins); the sidecar first, so an operator change rebuilds only its own
+FROM deps AS bundles
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     NODE_EXTRA_CA_CERTS=/run/secrets/ca.crt npm install --no-save --ignore-scripts --no-audit --no-fund \
       --loglevel=error "esbuild@$(node -p "require('./package-lock.json').packages['node_modules/esbuild'].version")" \
@@ -33,6 +35,8 @@ RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
 COPY api/ api/
 COPY sidecar/ sidecar/
 RUN node sidecar/build.ts /dist/sidecar && chmod -R a+rX /dist
+COPY operator/ operator/
+RUN node operator/bundle.ts /dist/operator && chmod -R a+rX /dist/operator
 
 # ---- the wrapper's payload: node preload (types stripped), python shim, env.sh --------------
 FROM ${NODE_IMAGE} AS wrapper-build
@@ -46,7 +50,7 @@ RUN node wrapper/build.ts /agenttype && chmod -R a+rX /agenttype
 FROM ${NODE_IMAGE} AS cri-proto
 ARG GOPROXY
 WORKDIR /src
-COPY operator/drivers/containerd/cri-proto-fetch.ts ./
+COPY operator/drivers/containerd/cri-proto-fetch.ts operator/drivers/containerd/cri-api-pin.ts ./
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     NODE_EXTRA_CA_CERTS=/run/secrets/ca.crt node cri-proto-fetch.ts /proto/api.proto
 
@@ -61,7 +65,7 @@ USER 65532:65532
 # One bundle and its on-demand chunks, no node_modules. (A compile cache does not speed up the
 # bundle's start: measured 0.25 s to ready with and without.) Flags: sidecar/build.ts.
 FROM runtime AS sidecar
-COPY --from=sidecar-build /dist/sidecar/ sidecar/
+COPY --from=bundles /dist/sidecar/ sidecar/
 EXPOSE 4000 9090
 ENTRYPOINT ["node", "--max-semi-space-size=2", "sidecar/main.mjs"]
 
@@ -72,33 +76,34 @@ USER 65532:65532
 ENTRYPOINT ["cp", "-R", "/agenttype/."]
 CMD ["/opt/agenttype"]
 
-# ---- operator: `node operator/main.ts`; metrics and health on 8080 ------------------------------
+# ---- what both operator images hold: the packages the operator imports and the CRI definition
 FROM runtime AS operator-base
 COPY --from=deps-operator /app/node_modules/ node_modules/
-COPY api/ api/
-COPY operator/ operator/
 COPY --from=cri-proto /proto/api.proto proto/cri-api/api.proto
 ENV AGENTTYPE_CRI_PROTO=/app/proto/cri-api/api.proto
-# Node's compile cache, filled at build time, so a standby replica takes over sooner; read-only
-# at run time. It is kept per uid: written as 65532, the uid the pod runs it as, then made root's.
+EXPOSE 8080
+
+# ---- operator-dev: `node operator/main.ts`, the sources with types stripped by Node, for Tilt,
+# whose live update syncs code into /app/operator and /app/api as the pod's uid 65532 ----------
+FROM operator-base AS operator-dev
+COPY --chown=65532:65532 api/ api/
+COPY --chown=65532:65532 operator/ operator/
+ENTRYPOINT ["node", "--max-semi-space-size=1", "--max-old-space-size=128", "operator/main.ts"]
+
+# ---- operator (last: the default target): `node operator/main.mjs`, bundled by operator/bundle.ts;
+# metrics and health on 8080. Node's compile cache, filled at build time, so the process starts
+# sooner; read-only at run time. It is kept per uid: written as 65532, the uid the pod runs it as,
+# then made root's (`--help` loads and compiles the whole bundle, then exits).
+FROM operator-base AS operator
+COPY --from=bundles /dist/operator/main.mjs operator/main.mjs
 ENV NODE_COMPILE_CACHE=/app/.compile-cache
 USER root
 RUN install -d -o 65532 /app/.compile-cache
 USER 65532:65532
-RUN node --input-type=module -e "await import('/app/operator/manager.ts')"
+RUN node operator/main.mjs --help > /dev/null
 USER root
 RUN chown -R root:root /app/.compile-cache && chmod -R a+rX,go-w /app/.compile-cache
 USER 65532:65532
-EXPOSE 8080
 # A small young generation keeps the resident set near the live heap: 144 MiB at 1,000
-# AgentTypes instead of 340 (tests/integration/operator-process.ts runs it the same way).
-ENTRYPOINT ["node", "--max-semi-space-size=1", "--max-old-space-size=128", "operator/main.ts"]
-
-# ---- operator-dev: Tilt's live update syncs code into /app/operator and /app/api as the pod's uid 65532 ----
-FROM operator-base AS operator-dev
-USER root
-RUN chown -R 65532:65532 /app/operator /app/api
-USER 65532:65532
-
-# ---- operator (last: the default target) ----------------------------------------------------
-FROM operator-base AS operator
+# AgentTypes instead of 340 (operator/bundle.ts; the tests and bench-operator run it the same way).
+ENTRYPOINT ["node", "--max-semi-space-size=1", "--max-old-space-size=128", "operator/main.mjs"]

@@ -204,7 +204,7 @@ export function helpText(): string {
     (r) => `  ${r.flag.padEnd(f)}  ${r.env.padEnd(e)}  ${r.default.padEnd(d)}  ${r.help}`,
   );
   return [
-    "Usage: node operator/main.ts [--flag value ...]",
+    "Usage: node operator/main.mjs [--flag value ...]   (the image's bundle; operator/main.ts from the sources)",
     "",
     "Runs the AgentType operator against the cluster of KUBECONFIG (or the in-cluster service",
     "account). A flag wins over its environment variable, which wins over the default.",

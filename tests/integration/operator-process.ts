@@ -1,10 +1,11 @@
-// Runs the real operator (`node operator/main.ts`) as a child process against the test
-// cluster, the way it runs in a pod: its own process, killable, with flags and environment.
+// Runs the real operator as a child process against the test cluster, the way it runs in a
+// pod: bundled as its image bundles it (operator/bundle.ts), started with the image's Node flags,
+// its own process, killable, with flags and environment.
 import { type ChildProcess, spawn } from "node:child_process";
-import { join } from "node:path";
+import { OPERATOR_NODE_FLAGS } from "../../operator/bundle.ts";
+import { operatorBundle } from "../fixtures/operator-bundle.ts";
 import { freePort } from "../fixtures/ports.ts";
 
-const MAIN = join(import.meta.dirname, "..", "..", "operator", "main.ts");
 /** How long an operator may take to exit once signalled (a Deployment's default grace is 30 s). */
 const STOP_DEADLINE_MS = 30_000;
 
@@ -31,9 +32,8 @@ export async function startOperator(options: {
   leaderElection?: boolean;
   extraEnv?: Record<string, string>;
 }): Promise<OperatorProcess> {
-  const port = await freePort();
-  // The heap flags of the operator image's ENTRYPOINT (Dockerfile), so memory is measured as shipped.
-  const child = spawn(process.execPath, ["--max-semi-space-size=1", "--max-old-space-size=128", MAIN], {
+  const [port, main] = await Promise.all([freePort(), operatorBundle()]);
+  const child = spawn(process.execPath, [...OPERATOR_NODE_FLAGS, main], {
     env: {
       ...process.env,
       KUBECONFIG: options.kubeconfig,

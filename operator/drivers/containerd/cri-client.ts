@@ -6,13 +6,13 @@
 import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
+import type * as grpc from "@grpc/grpc-js";
 import { type Call, remainingMs } from "../call.ts";
+import { grpcPackages } from "../on-demand.ts";
 import { SocketBridge } from "../ssh/socket-bridge.ts";
 import type { HostTransport } from "../transport.ts";
+import { CRI_API_VERSION } from "./cri-api-pin.ts";
 import { criError } from "./cri-errors.ts";
-import { CRI_API_VERSION } from "./cri-proto-fetch.ts";
 
 /** Where api.proto is: $AGENTTYPE_CRI_PROTO, else cri-proto.sh's cache path. */
 export function criProtoPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -38,6 +38,7 @@ function services(protoPath: string) {
     throw new Error(
       `CRI protocol definition ${protoPath} is missing: run operator/drivers/containerd/cri-proto.sh (or set AGENTTYPE_CRI_PROTO)`,
     );
+  const { grpc, protoLoader } = grpcPackages();
   const definition = protoLoader.loadSync(protoPath, {
     keepCase: false,
     // int64 fields (timestamps in ns, sizes) as strings: nanoseconds do not fit a double.
@@ -72,9 +73,10 @@ export class CriClient {
       "grpc.default_authority": "localhost",
     };
     const address = `unix:${bridge.path}`;
-    this.#runtime = new runtime(address, grpc.credentials.createInsecure(), options) as ServiceClient;
+    const { credentials } = grpcPackages().grpc;
+    this.#runtime = new runtime(address, credentials.createInsecure(), options) as ServiceClient;
     // One channel for both services: the image client shares the runtime client's connection.
-    this.#image = new image(address, grpc.credentials.createInsecure(), {
+    this.#image = new image(address, credentials.createInsecure(), {
       ...options,
       channelOverride: this.#runtime.getChannel(),
     }) as ServiceClient;
@@ -108,7 +110,7 @@ export class CriClient {
       const pending = fn.call(
         client,
         request,
-        new grpc.Metadata(),
+        new (grpcPackages().grpc.Metadata)(),
         { deadline: new Date(Date.now() + budget) },
         (err, response) => {
           call.signal.removeEventListener("abort", onAbort);

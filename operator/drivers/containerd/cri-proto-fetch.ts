@@ -7,12 +7,9 @@ import { createHash } from "node:crypto";
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { inflateRawSync } from "node:zlib";
+import { CRI_API_SUM, CRI_API_VERSION } from "./cri-api-pin.ts";
 
 const MODULE = "k8s.io/cri-api";
-/** The cri-api release the driver speaks: Kubernetes' minor, as tests/cluster/lib.sh pins (v1.34.x). */
-export const CRI_API_VERSION = "v0.34.4";
-/** go.sum's hash of the module at CRI_API_VERSION (`go mod download -json`'s Sum); change the two together. */
-export const CRI_API_SUM = "h1:YIiP2h3cehobdnjig19IdKgXJGzeTK2j9VSwH+tfhz4=";
 const PROTO_IN_MODULE = "pkg/apis/runtime/v1/api.proto";
 
 /** Every file of a zip archive by name (stored or deflated entries, as module zips hold). */

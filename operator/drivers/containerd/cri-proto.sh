@@ -8,9 +8,9 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# cri-proto-fetch.ts pins the version (CRI_API_VERSION) and its hash.
-version=$(sed -n 's/^export const CRI_API_VERSION = "\(v[0-9.]*\)";$/\1/p' "$HERE/cri-proto-fetch.ts")
-[ -n "$version" ] || { echo "cri-proto.sh: no CRI_API_VERSION in $HERE/cri-proto-fetch.ts" >&2; exit 1; }
+# cri-api-pin.ts pins the version (CRI_API_VERSION) and its hash.
+version=$(sed -n 's/^export const CRI_API_VERSION = "\(v[0-9.]*\)";$/\1/p' "$HERE/cri-api-pin.ts")
+[ -n "$version" ] || { echo "cri-proto.sh: no CRI_API_VERSION in $HERE/cri-api-pin.ts" >&2; exit 1; }
 CACHE=${AGENTTYPE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/agenttype}
 OUT=$CACHE/proto/cri-api-$version/api.proto
 

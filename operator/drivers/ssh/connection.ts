@@ -4,10 +4,11 @@
 // jittered backoff; channels are bounded below sshd's MaxSessions.
 import { randomBytes } from "node:crypto";
 import { type Duplex, PassThrough } from "node:stream";
-import ssh2 from "ssh2";
+import type ssh2 from "ssh2";
 import type { BackoffPolicy } from "../backoff.ts";
 import { bounded, type Call, sleep, within } from "../call.ts";
 import { type DriverError, HostKeyMismatchError, NetworkError } from "../errors.ts";
+import { ssh2Package } from "../on-demand.ts";
 import type {
   CommandResult,
   CommandSession,
@@ -127,7 +128,7 @@ export class SshConnection implements HostTransport {
 
   #connect(): Promise<Client> {
     return new Promise((resolve, reject) => {
-      const client = new ssh2.Client();
+      const client = new (ssh2Package().Client)();
       let presented: Buffer | undefined;
       let settled = false;
       const fail = (err: unknown) => {

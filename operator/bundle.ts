@@ -1,0 +1,47 @@
+// Bundles the operator's own code (operator/ and api/) into one file for its image:
+// `node operator/bundle.ts OUTDIR` writes OUTDIR/main.mjs. Packages stay outside the bundle, in
+// the image's node_modules (the native and WebAssembly parts of ssh2 and gRPC load as they are
+// published). Against running the .ts sources with Node's type stripping, the process starts at
+// 92 instead of 120 MiB resident (measured idle, no API server): no TypeScript compiler in the
+// process and one module instead of about a hundred. The image runs `node OUTDIR/main.mjs`.
+import { rmSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/**
+ * How the image starts Node for the operator (the Dockerfile's ENTRYPOINT; a test checks they
+ * agree, and the tests and bench-operator start it the same way). A small young generation
+ * keeps the resident set near the live heap: 144 MiB at 1,000 AgentTypes instead of 340.
+ */
+export const OPERATOR_NODE_FLAGS = ["--max-semi-space-size=1", "--max-old-space-size=128"];
+
+/** The Node versions the bundle must run on: package.json's engines. */
+const TARGET = "node22.12";
+
+export async function bundleOperator(outdir: string): Promise<string> {
+  rmSync(outdir, { recursive: true, force: true });
+  const main = join(outdir, "main.mjs");
+  await build({
+    entryPoints: [join(here, "main.ts")],
+    outfile: main,
+    bundle: true,
+    packages: "external",
+    format: "esm",
+    platform: "node",
+    target: TARGET,
+    logLevel: "warning",
+  });
+  return main;
+}
+
+if (import.meta.main) {
+  const out = process.argv[2];
+  if (out === undefined) {
+    console.error("usage: node operator/bundle.ts OUTDIR");
+    process.exit(2);
+  }
+  console.log(`operator bundled into ${await bundleOperator(resolve(out))}`);
+}
