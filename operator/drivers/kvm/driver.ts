@@ -884,10 +884,11 @@ export class KvmDriver implements ContainerDriver {
   async rotateLogs(filter: LabelFilter, rotation: LogRotation, call: Call): Promise<string[]> {
     const rotated: string[] = [];
     const failures: string[] = [];
-    const unreachable = (g: GuestListing, err: unknown) =>
-      failures.push(
-        `guest ${g.name}: ${err instanceof UnreachableGuest ? (err.cause as Error).message : String(err)}`,
-      );
+    // An unreachable guest reads as its cause, whether the listing named an owner or not.
+    const unreachable = (g: GuestListing, err: unknown) => {
+      const cause = err instanceof UnreachableGuest ? err.cause : err;
+      failures.push(`guest ${g.name}: ${cause instanceof Error ? cause.message : String(cause)}`);
+    };
     for (const guest of await this.#running(filter, call, unreachable)) {
       try {
         for (const path of await guest.driver.rotateLogs(filter, rotation, call))
