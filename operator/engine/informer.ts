@@ -4,6 +4,7 @@
 // silent (no event, no bookmark: abandoned and reopened), and a periodic resync.
 import type { Logger } from "pino";
 import { isGone, KubeApiError, type KubeClient, type KubeObject, type ResourceType } from "../kube/client.ts";
+import { StringTable } from "./string-table.ts";
 import { backoffDelay } from "./workqueue.ts";
 
 export type InformerEvent = "add" | "update" | "delete" | "resync";
@@ -93,6 +94,13 @@ export function trimForCache<T extends KubeObject>(object: T): T {
   const { annotations: _all, ...rest } = metadata;
   return { ...object, metadata: Object.keys(others).length > 0 ? { ...rest, annotations: others } : rest };
 }
+
+/**
+ * The string table every informer's cache shares (namespaces, API versions, owners' names and
+ * uids in ownerReferences, condition reasons repeat across kinds). 50,000 strings: the distinct
+ * values of 10,000 AgentTypes and their objects, without their uids and versions, are far fewer.
+ */
+const CACHE_STRINGS = new StringTable(50_000);
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -257,7 +265,7 @@ export class Informer<T extends KubeObject> {
   }
 
   private trim(object: T): T {
-    return (this.options.transform ?? trimForCache)(object);
+    return CACHE_STRINGS.internAll((this.options.transform ?? trimForCache)(object));
   }
 
   private upsert(object: T): void {
