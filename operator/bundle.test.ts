@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { eventually } from "../tests/fixtures/eventually.ts";
 import { operatorBundle } from "../tests/fixtures/operator-bundle.ts";
 import { freePort } from "../tests/fixtures/ports.ts";
-import { OPERATOR_NODE_FLAGS } from "./bundle.ts";
+import { OPERATOR_ENV, OPERATOR_NODE_FLAGS } from "./bundle.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "operator-bundle-"));
@@ -22,10 +22,13 @@ afterAll(() => {
 });
 
 describe("the bundled operator", () => {
-  it("is what the image starts, with the same Node flags", () => {
+  it("is what the image starts, with the same Node flags and environment", () => {
     const dockerfile = readFileSync(join(root, "Dockerfile"), "utf8");
+    const operatorStage = dockerfile.slice(dockerfile.indexOf("FROM operator-base AS operator\n"));
     const entrypoint = JSON.stringify(["node", ...OPERATOR_NODE_FLAGS, "operator/main.mjs"]);
-    expect(dockerfile.replaceAll(", ", ",")).toContain(`ENTRYPOINT ${entrypoint}`);
+    expect(operatorStage.replaceAll(", ", ",")).toContain(`ENTRYPOINT ${entrypoint}`);
+    for (const [name, value] of Object.entries(OPERATOR_ENV))
+      expect(operatorStage).toContain(`ENV ${name}=${value}\n`);
   });
 
   it("prints its flags for --help and exits 0", async () => {

@@ -18,6 +18,15 @@ const here = dirname(fileURLToPath(import.meta.url));
  */
 export const OPERATOR_NODE_FLAGS = ["--max-semi-space-size=1", "--max-old-space-size=128"];
 
+/**
+ * The environment the image gives the operator's process (the Dockerfile's ENV; the same test
+ * checks it). Two malloc arenas instead of glibc's eight per core: the operator's work runs on
+ * one thread, and the arenas of Node's other threads held memory it no longer used. Measured at
+ * 10,000 AgentTypes (an operator restarted on them, one run each): peak RSS 225 MiB with 2, 216
+ * with 1, 245 with glibc's default.
+ */
+export const OPERATOR_ENV = { MALLOC_ARENA_MAX: "2" };
+
 /** The Node versions the bundle must run on: package.json's engines. */
 const TARGET = "node22.12";
 

@@ -2,7 +2,7 @@
 // pod: bundled as its image bundles it (operator/bundle.ts), started with the image's Node flags,
 // its own process, killable, with flags and environment.
 import { type ChildProcess, spawn } from "node:child_process";
-import { OPERATOR_NODE_FLAGS } from "../../operator/bundle.ts";
+import { OPERATOR_ENV, OPERATOR_NODE_FLAGS } from "../../operator/bundle.ts";
 import { operatorBundle } from "../fixtures/operator-bundle.ts";
 import { freePort } from "../fixtures/ports.ts";
 
@@ -36,6 +36,7 @@ export async function startOperator(options: {
   const child = spawn(process.execPath, [...OPERATOR_NODE_FLAGS, main], {
     env: {
       ...process.env,
+      ...OPERATOR_ENV,
       KUBECONFIG: options.kubeconfig,
       WATCH_NAMESPACES: options.namespace,
       POD_NAMESPACE: options.namespace,
