@@ -25,18 +25,25 @@ RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
 FROM deps AS deps-operator
 RUN rm -rf node_modules/@aws-sdk node_modules/@aws-crypto node_modules/@smithy node_modules/@modelcontextprotocol
 
-# ---- the sidecar and the operator, bundled by sidecar/build.ts and operator/bundle.ts (esbuild,
-# the version package-lock.json pins); the sidecar first, so an operator change rebuilds only its own
-FROM deps AS bundles
+# ---- esbuild (the version package-lock.json pins), for the two bundles below -----------------
+FROM deps AS esbuild
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     NODE_EXTRA_CA_CERTS=/run/secrets/ca.crt npm install --no-save --ignore-scripts --no-audit --no-fund \
       --loglevel=error "esbuild@$(node -p "require('./package-lock.json').packages['node_modules/esbuild'].version")" \
  && rm -rf /root/.npm
+
+# ---- the sidecar, bundled by sidecar/build.ts; each bundle in a stage of its own, so a target
+# needs only its own sources in the context (Tilt sends each image only what it depends on)
+FROM esbuild AS sidecar-build
 COPY api/ api/
 COPY sidecar/ sidecar/
 RUN node sidecar/build.ts /dist/sidecar && chmod -R a+rX /dist
+
+# ---- the operator, bundled by operator/bundle.ts ---------------------------------------------
+FROM esbuild AS operator-build
+COPY api/ api/
 COPY operator/ operator/
-RUN node operator/bundle.ts /dist/operator && chmod -R a+rX /dist/operator
+RUN node operator/bundle.ts /dist/operator && chmod -R a+rX /dist
 
 # ---- the wrapper's payload: node preload (types stripped), python shim, env.sh --------------
 FROM ${NODE_IMAGE} AS wrapper-build
@@ -65,7 +72,7 @@ USER 65532:65532
 # One bundle and its on-demand chunks, no node_modules. (A compile cache does not speed up the
 # bundle's start: measured 0.25 s to ready with and without.) Flags: sidecar/build.ts.
 FROM runtime AS sidecar
-COPY --from=bundles /dist/sidecar/ sidecar/
+COPY --from=sidecar-build /dist/sidecar/ sidecar/
 EXPOSE 4000 9090
 ENTRYPOINT ["node", "--max-semi-space-size=2", "sidecar/main.mjs"]
 
@@ -95,7 +102,7 @@ ENTRYPOINT ["node", "--max-semi-space-size=1", "--max-old-space-size=128", "oper
 # sooner; read-only at run time. It is kept per uid: written as 65532, the uid the pod runs it as,
 # then made root's (`--help` loads and compiles the whole bundle, then exits).
 FROM operator-base AS operator
-COPY --from=bundles /dist/operator/main.mjs operator/main.mjs
+COPY --from=operator-build /dist/operator/main.mjs operator/main.mjs
 # Two malloc arenas: less memory held by Node's idle threads (operator/bundle.ts, OPERATOR_ENV).
 ENV MALLOC_ARENA_MAX=2
 ENV NODE_COMPILE_CACHE=/app/.compile-cache
