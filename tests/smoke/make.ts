@@ -69,16 +69,30 @@ export function make(
 }
 
 /** Runs a script of the repository (e.g. tests/cluster/cluster.sh status) to its end. */
-export function script(path: string, ...args: string[]): { code: number | null; stdout: string } {
+export function script(
+  path: string,
+  ...args: string[]
+): { code: number | null; stdout: string; stderr: string } {
   const { KUBECONFIG: _, ...env } = process.env;
   const r = spawnSync(resolve(repo, path), args, { cwd: repo, env, encoding: "utf8", timeout: 120_000 });
-  return { code: r.status, stdout: r.stdout };
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** Working containers in the harness's buildah storage, and overlay mounts of any of them. */
-export function buildahLeftovers(): string[] {
-  const containers = script("tests/cluster/images.sh", "buildah", "containers", "--quiet");
-  if (containers.code !== 0) throw new Error("images.sh buildah containers failed");
+/**
+ * Working containers in the harness's buildah storage, and overlay mounts of any of them. The
+ * listing can fail while a build beside it (bench-kvm's smoke) removes its containers (seen in a
+ * clean-clone run of 2026-11-28): it is asked again for up to 3 minutes before that counts.
+ */
+export async function buildahLeftovers(): Promise<string[]> {
+  let containers = script("tests/cluster/images.sh", "buildah", "containers", "--quiet");
+  for (const until = Date.now() + 180_000; containers.code !== 0 && Date.now() < until; ) {
+    await new Promise((r) => setTimeout(r, 5_000));
+    containers = script("tests/cluster/images.sh", "buildah", "containers", "--quiet");
+  }
+  if (containers.code !== 0)
+    throw new Error(
+      `images.sh buildah containers failed (exit ${containers.code}): ${containers.stderr.trim()}`,
+    );
   const mounts = readFileSync("/proc/mounts", "utf8")
     .split("\n")
     .filter((line) => /\/buildah\/storage\/overlay\/[0-9a-f]+\/merged /.test(line));
@@ -92,16 +106,16 @@ export function buildahLeftovers(): string[] {
  * containers, seen by a warm clean-clone run on 2026-11-27); they are not the command's.
  */
 export async function newBuildahLeftovers(before: readonly string[]): Promise<string[]> {
-  const fresh = () => buildahLeftovers().filter((leftover) => !before.includes(leftover));
+  const fresh = async () => (await buildahLeftovers()).filter((leftover) => !before.includes(leftover));
   // A build another tier runs meanwhile (bench-kvm's smoke beside this one builds images) holds
   // working containers until it ends: seen once, 15 of a multi-stage build at the moment of the
   // look (clean-clone run of 2026-11-28). What the command left stays; what a build in flight
   // holds goes within minutes. So the answer is what is still there after up to 3 minutes.
   const until = Date.now() + 180_000;
-  let left = fresh();
+  let left = await fresh();
   while (left.length > 0 && Date.now() < until) {
     await new Promise((r) => setTimeout(r, 5_000));
-    left = fresh();
+    left = await fresh();
   }
   return left;
 }

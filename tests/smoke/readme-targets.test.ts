@@ -119,7 +119,7 @@ describe("the README's make targets, from a stopped cluster", () => {
   test(
     "make up twice in a row, with another cluster's KUBECONFIG exported: the project's cluster, images built",
     async () => {
-      const before = buildahLeftovers();
+      const before = await buildahLeftovers();
       const first = await make("up", {}, { KUBECONFIG: otherKubeconfig }, T);
       expectDemoUp(first);
       const second = await make("up", {}, { KUBECONFIG: otherKubeconfig }, T);
@@ -201,7 +201,7 @@ describe("the README's make targets, from a stopped cluster", () => {
   test(
     "make images builds every image and leaves no buildah container mounted",
     async () => {
-      const before = buildahLeftovers();
+      const before = await buildahLeftovers();
       const run = await make("images");
       expect(run.code, tail(run)).toBe(0);
       expect(await newBuildahLeftovers(before)).toEqual([]);
