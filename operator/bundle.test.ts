@@ -2,7 +2,7 @@
 // Dockerfile's ENTRYPOINT starts it, in a process of its own. The tiers with an API server run
 // the same bundle (tests/integration/operator-process.ts); this one needs none.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { eventually } from "../tests/fixtures/eventually.ts";
 import { operatorBundle } from "../tests/fixtures/operator-bundle.ts";
 import { freePort } from "../tests/fixtures/ports.ts";
+import { writeUnreachableKubeconfig } from "../tests/fixtures/unreachable-kubeconfig.ts";
 import { OPERATOR_ENV, OPERATOR_NODE_FLAGS } from "./bundle.ts";
 
 const root = new URL("../", import.meta.url).pathname;
@@ -43,17 +44,7 @@ describe("the bundled operator", () => {
 
   it("starts and answers /healthz while no API server answers", async () => {
     const kubeconfig = join(dir, "kubeconfig");
-    writeFileSync(
-      kubeconfig,
-      [
-        "apiVersion: v1",
-        "kind: Config",
-        'clusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]',
-        "users: [{name: u, user: {token: t}}]",
-        "contexts: [{name: c, context: {cluster: c, user: u}}]",
-        "current-context: c",
-      ].join("\n"),
-    );
+    writeUnreachableKubeconfig(kubeconfig);
     const port = await freePort();
     let output = "";
     child = spawn(process.execPath, [...OPERATOR_NODE_FLAGS, await operatorBundle()], {

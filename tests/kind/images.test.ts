@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { SIDECAR_CONFIG_PATH } from "../../api/sidecarconfig.ts";
 import { eventually } from "../fixtures/eventually.ts";
 import { execOk } from "../fixtures/exec.ts";
+import { writeUnreachableKubeconfig } from "../fixtures/unreachable-kubeconfig.ts";
 import { docker, dockerRun } from "./docker-env.ts";
 
 const TAG = "kind";
@@ -56,19 +57,7 @@ describe("docker build of the Dockerfile's targets", () => {
 
   test("the operator starts and answers /healthz", async () => {
     const kubeconfig = join(dir, "kubeconfig");
-    // An API server that is not there: /healthz is the process's own liveness.
-    writeFileSync(
-      kubeconfig,
-      [
-        "apiVersion: v1",
-        "kind: Config",
-        'clusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]',
-        "users: [{name: u, user: {token: t}}]",
-        "contexts: [{name: c, context: {cluster: c, user: u}}]",
-        "current-context: c",
-      ].join("\n"),
-      { mode: 0o644 },
-    );
+    writeUnreachableKubeconfig(kubeconfig);
     for (const target of ["operator", "operator-dev"]) {
       const at = await start(`at-kind-${target}`, `localhost/agenttype/${target}:${TAG}`, 8080, [
         "-v",

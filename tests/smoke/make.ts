@@ -4,6 +4,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { eventually } from "../fixtures/eventually.ts";
 
 export const repo = resolve(import.meta.dirname, "../..");
 
@@ -84,15 +85,19 @@ export function script(
  * clean-clone run of 2026-11-28): it is asked again for up to 3 minutes before that counts.
  */
 export async function buildahLeftovers(): Promise<string[]> {
-  let containers = script("tests/cluster/images.sh", "buildah", "containers", "--quiet");
-  for (const until = Date.now() + 180_000; containers.code !== 0 && Date.now() < until; ) {
-    await new Promise((r) => setTimeout(r, 5_000));
-    containers = script("tests/cluster/images.sh", "buildah", "containers", "--quiet");
-  }
-  if (containers.code !== 0)
-    throw new Error(
-      `images.sh buildah containers failed (exit ${containers.code}): ${containers.stderr.trim()}`,
-    );
+  const containers = await eventually(
+    "images.sh buildah containers to answer",
+    async () => {
+      const listing = script("tests/cluster/images.sh", "buildah", "containers", "--quiet");
+      if (listing.code !== 0)
+        throw new Error(
+          `images.sh buildah containers failed (exit ${listing.code}): ${listing.stderr.trim()}`,
+        );
+      return listing;
+    },
+    180_000,
+    5_000,
+  );
   const mounts = readFileSync("/proc/mounts", "utf8")
     .split("\n")
     .filter((line) => /\/buildah\/storage\/overlay\/[0-9a-f]+\/merged /.test(line));
