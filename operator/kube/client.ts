@@ -2,7 +2,7 @@
 // apply, delete, create) on any resource. Thin on purpose: the controller engine needs
 // control over watch streams, resourceVersions and error classes that generated clients hide.
 // Every request has a deadline and takes the caller's AbortSignal; see docs/adr/0004.
-import { Agent, fetch } from "undici";
+import { Agent, type Dispatcher } from "undici";
 import type { ApiServerAccess } from "./access.ts";
 import { deadline, formatMs } from "./deadline.ts";
 
@@ -138,7 +138,8 @@ interface RequestOptions {
   signal?: AbortSignal | undefined;
 }
 
-type Response = Awaited<ReturnType<typeof fetch>>;
+/** An answer as undici's request() gives it: the status code and the body as a Node stream. */
+type Answer = Dispatcher.ResponseData;
 
 /** controller-runtime's default is no limit at all; 30 s is kubectl's usual --request-timeout in scripts. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
@@ -202,7 +203,7 @@ export class KubeClient {
     method: HttpMethod,
     path: string,
     options: RequestOptions,
-    read: (response: Response) => Promise<T>,
+    read: (answer: Answer) => Promise<T>,
   ): Promise<T> {
     const url = new URL(this.server + path);
     for (const [key, value] of Object.entries(options.query ?? {})) {
@@ -226,15 +227,18 @@ export class KubeClient {
     }
     const limit = deadline(timeoutMs, options.signal);
     try {
-      const response = await fetch(url, {
+      // undici's request() rather than fetch(): no WHATWG Request, Headers and streams per
+      // call, which cost the operator a tenth of its CPU and much of its garbage.
+      const answer = await this.dispatcher.request({
+        origin: url.origin,
+        path: url.pathname + url.search,
         method,
         headers,
-        dispatcher: this.dispatcher,
         signal: limit.signal,
         ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
       });
-      if (!response.ok) {
-        const text = await response.text();
+      if (answer.statusCode < 200 || answer.statusCode > 299) {
+        const text = await answer.body.text();
         let status: { reason?: string; message?: string } = {};
         try {
           status = JSON.parse(text);
@@ -242,12 +246,12 @@ export class KubeClient {
           status = { message: text };
         }
         throw new KubeApiError(
-          response.status,
-          status.reason ?? String(response.status),
+          answer.statusCode,
+          status.reason ?? String(answer.statusCode),
           status.message ?? text,
         );
       }
-      return await read(response);
+      return await read(answer);
     } catch (error) {
       if (error instanceof KubeApiError) throw error;
       if (limit.expired) {
@@ -267,7 +271,7 @@ export class KubeClient {
   }
 
   private json<T>(method: HttpMethod, path: string, options: RequestOptions): Promise<T> {
-    return this.send(method, path, options, async (response) => (await response.json()) as T);
+    return this.send(method, path, options, async (answer) => (await answer.body.json()) as T);
   }
 
   get<T extends KubeObject>(
@@ -358,7 +362,7 @@ export class KubeClient {
       "DELETE",
       objectPath(type, namespace, name),
       { body: { kind: "DeleteOptions", apiVersion: "v1", propagationPolicy }, signal },
-      async (response) => void (await response.arrayBuffer()),
+      async (answer) => void (await answer.body.dump()),
     );
   }
 
@@ -379,11 +383,10 @@ export class KubeClient {
       { query: { ...query, watch: true, allowWatchBookmarks: true }, signal },
       async (answer) => answer,
     );
-    if (response.body === null) return;
     const decoder = new TextDecoder();
     let buffered = "";
     for await (const chunk of response.body) {
-      buffered += decoder.decode(chunk as Uint8Array, { stream: true });
+      buffered += decoder.decode(chunk as Buffer, { stream: true });
       let newline = buffered.indexOf("\n");
       while (newline >= 0) {
         const line = buffered.slice(0, newline).trim();
