@@ -164,7 +164,7 @@ async function removeNamespace(name: string): Promise<void> {
 const run = promisify(execFile);
 const clusterSh = new URL("../cluster/cluster.sh", import.meta.url).pathname;
 
-/** Stops the control plane, wipes etcd and starts it again: the next side starts where the last did. */
+/** Stops the control plane, wipes etcd and starts it again: every side starts on an empty one. */
 async function restartControlPlane(): Promise<void> {
   const started = performance.now();
   await run(clusterSh, ["down", "control-plane"], { timeout: 120_000 });
