@@ -23,9 +23,9 @@ import { EventRecorder } from "../../operator/kube/events.ts";
 import { resources } from "../../operator/kube/resources.ts";
 import {
   ApiServerMetrics,
+  type RequestCounts,
   readsBetween,
   total,
-  type WriteCounts,
   writesBetween,
 } from "../fixtures/apiserver-writes.ts";
 import { loadSample } from "../fixtures/manifests.ts";
@@ -184,7 +184,7 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs: num
 }
 
 /** Waits until nothing writes to the operator's kinds for 5 s (the controller-manager settles too). */
-async function quiet(): Promise<WriteCounts> {
+async function quiet(): Promise<RequestCounts> {
   let last = await apiserver.writes();
   let quietSince = Date.now();
   const deadline = Date.now() + 30 * 60_000;
@@ -209,8 +209,8 @@ async function reconciled(operator: OperatorProcess, from: number, count: number
   );
 }
 
-const describeWrites = (writes: Record<string, number>) =>
-  Object.entries(writes)
+const describeRequests = (requests: Record<string, number>) =>
+  Object.entries(requests)
     .map(([key, count]) => `${count} ${key}`)
     .join(", ") || "none";
 
@@ -309,8 +309,8 @@ async function operatorRun(): Promise<OperatorFigures> {
     const seconds = (performance.now() - started) / 1000;
     const atEnd = await apiserver.requests();
     const writes = writesBetween(atStart, atEnd);
-    console.log(`  operator: ${seconds.toFixed(2)} s; writes: ${describeWrites(writes)}`);
-    console.log(`  reads: ${describeWrites(readsBetween(atStart, atEnd))}`);
+    console.log(`  operator: ${seconds.toFixed(2)} s; writes: ${describeRequests(writes)}`);
+    console.log(`  reads: ${describeRequests(readsBetween(atStart, atEnd))}`);
     const deployments = await countObjects(resources.deployment, ns);
     if (deployments !== n) throw new Error(`expected ${n} Deployments, found ${deployments}`);
     if (clockOnly) {
@@ -363,14 +363,14 @@ async function operatorRun(): Promise<OperatorFigures> {
     await sleep(2000);
     const afterRestart = await apiserver.writes();
     const restart = writesBetween(steady, afterRestart);
-    console.log(`  restart: ${describeWrites(restart)}`);
+    console.log(`  restart: ${describeRequests(restart)}`);
 
     // One resync: every AgentType reconciled again, nothing changed.
     const before = (await operator.metric(RECONCILED)) ?? 0;
     await reconciled(operator, before, n);
     await sleep(2000);
     const resync = writesBetween(afterRestart, await apiserver.writes());
-    console.log(`  resync (${resyncSeconds} s): ${describeWrites(resync)}`);
+    console.log(`  resync (${resyncSeconds} s): ${describeRequests(resync)}`);
     return {
       seconds,
       writesPerAgentType: perAgentType(writes),
@@ -469,8 +469,8 @@ async function ceilingRun(): Promise<{ seconds: number; writesPerAgentType: numb
   const seconds = (performance.now() - started) / 1000;
   const after = await apiserver.requests();
   const writes = writesBetween(before, after);
-  console.log(`  ceiling: ${seconds.toFixed(2)} s; writes: ${describeWrites(writes)}`);
-  console.log(`  reads: ${describeWrites(readsBetween(before, after))}`);
+  console.log(`  ceiling: ${seconds.toFixed(2)} s; writes: ${describeRequests(writes)}`);
+  console.log(`  reads: ${describeRequests(readsBetween(before, after))}`);
   await removeNamespace(ns);
   return { seconds, writesPerAgentType: perAgentType(writes) };
 }

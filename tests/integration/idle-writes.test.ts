@@ -10,7 +10,7 @@ import { AppsV1Api, CustomObjectsApi, type V1Deployment } from "@kubernetes/clie
 import { afterEach, beforeAll, describe, expect, inject } from "vitest";
 import type { AgentTypeStatus } from "../../api/agenttype.ts";
 import { canonicalQuantity, MILLI, NANO } from "../../operator/build/quantity.ts";
-import { ApiServerMetrics, total, type WriteCounts, writesBetween } from "../fixtures/apiserver-writes.ts";
+import { ApiServerMetrics, type RequestCounts, total, writesBetween } from "../fixtures/apiserver-writes.ts";
 import { loadSample } from "../fixtures/manifests.ts";
 import { eventually, kubeconfigPath, test } from "./cluster.ts";
 import { installCrds } from "./crds.ts";
@@ -75,7 +75,7 @@ function agent(index: number) {
 }
 
 /** Waits until the operator's writes (and the controller-manager's, on our objects) stop. */
-async function quiet(what: string): Promise<WriteCounts> {
+async function quiet(what: string): Promise<RequestCounts> {
   let last = await metrics.writes();
   let quietSince = Date.now();
   return eventually(
