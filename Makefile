@@ -19,7 +19,7 @@ DEPS := node_modules/.package-lock.json
 
 .DEFAULT_GOAL := help
 .PHONY: help deps generate lint format tools test test-unit test-integration check-generated \
-	plugin install-plugin test-e2e test-kind test-hosts test-hosts-containerd2 guest-image test-guests test-beside-guests test-smoke images up down cluster-up cluster-down bench bench-operator bench-sidecar bench-peers bench-hosts
+	plugin install-plugin test-e2e test-kind test-hosts test-hosts-containerd2 guest-image test-guests test-beside-guests test-smoke images up down cluster-up cluster-down bench bench-operator bench-sidecar bench-peers bench-proxy-parts bench-hosts
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -136,6 +136,9 @@ bench-sidecar: $(DEPS) ## the sidecar's added latency, throughput and memory aga
 bench-peers: $(DEPS) ## the sidecar beside LiteLLM's proxy (PyPI, into a venv under $(AGENTTYPE_CACHE)), a bare node proxy and direct: latency at 20/200/1000 req/s, throughput, CPU per request, RSS [BENCH_ROUNDS=3 BENCH_ROUND_MS=2000]
 	node tests/bench/peers.ts $(if $(BENCH_ROUNDS),--rounds $(BENCH_ROUNDS)) $(if $(BENCH_ROUND_MS),--round-ms $(BENCH_ROUND_MS))
 
+bench-proxy-parts: $(DEPS) ## the sidecar's CPU per pass-through request part by part (parse, deadline, metrics, dependencies, fastify, the sidecar) over a bare node proxy's, pinned, at a fixed rate [BENCH_ROUNDS=12 BENCH_ROUND_MS=3000]
+	node tests/bench/proxy-parts.ts $(if $(BENCH_ROUNDS),--rounds $(BENCH_ROUNDS)) $(if $(BENCH_ROUND_MS),--round-ms $(BENCH_ROUND_MS))
+
 # Brings up a host and a control plane of its own (not the host tier's), and takes down what it brought up.
 bench-hosts: $(DEPS) ## time from create to Ready of a containerd-host AgentType against the same replica started straight through the host's CRI [BENCH_ROUNDS=5]
 	tests/bench/hosts.sh $(if $(BENCH_ROUNDS),--rounds $(BENCH_ROUNDS))
@@ -143,7 +146,7 @@ bench-hosts: $(DEPS) ## time from create to Ready of a containerd-host AgentType
 bench-kvm: $(DEPS) ## apply to Ready of an agent in a KVM guest (boot and agent parts), suspend and resume, with the acceleration used [BENCH_ROUNDS=3]
 	node tests/bench/kvm.ts $(if $(BENCH_ROUNDS),--rounds $(BENCH_ROUNDS))
 
-bench: bench-operator bench-sidecar bench-peers bench-hosts bench-kvm ## every benchmark (never part of make test)
+bench: bench-operator bench-sidecar bench-peers bench-proxy-parts bench-hosts bench-kvm ## every benchmark (never part of make test)
 
 # The Go-built tools the tiers use, each reused from $(AGENTTYPE_CACHE) while its pin is unchanged.
 # `make test` builds them (and more) ahead in the background instead: tests/prebuild.sh.

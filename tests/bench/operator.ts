@@ -31,6 +31,7 @@ import {
 import { loadSample } from "../fixtures/manifests.ts";
 import { crdManifests, installCrds } from "../integration/crds.ts";
 import { type OperatorProcess, startOperator } from "../integration/operator-process.ts";
+import { cpuSeconds } from "./load.ts";
 
 const { values } = parseArgs({
   options: {
@@ -267,8 +268,14 @@ function rssSampler() {
   };
 }
 
-interface OperatorFigures {
+/** A side's figures from its clock: its seconds, writes, and its client's CPU (ms per AgentType). */
+interface SideFigures {
   seconds: number;
+  writesPerAgentType: number;
+  cpuMsPerAgentType: number;
+}
+
+interface OperatorFigures extends SideFigures {
   writesPerAgentType: number;
   rssMiB: number;
   /** Undefined with --clock-only. */
@@ -300,16 +307,21 @@ async function operatorRun(): Promise<OperatorFigures> {
       if ((await fetch(`http://127.0.0.1:${operator.port}/readyz`)).ok) break;
       await sleep(100);
     }
+    const pid = operator.child.pid ?? 0;
     const atStart = await apiserver.requests();
+    const cpuAtStart = cpuSeconds(pid);
     const started = performance.now();
     await inParallel(n, concurrency, async (i) => {
       await client.create(resources.agentType, ns, manifest(`agent-${i}`, ns));
     });
     await allReconciled(ns);
     const seconds = (performance.now() - started) / 1000;
+    const cpuMsPerAgentType = ((cpuSeconds(pid) - cpuAtStart) * 1000) / n;
     const atEnd = await apiserver.requests();
     const writes = writesBetween(atStart, atEnd);
-    console.log(`  operator: ${seconds.toFixed(2)} s; writes: ${describeRequests(writes)}`);
+    console.log(
+      `  operator: ${seconds.toFixed(2)} s; its CPU ${cpuMsPerAgentType.toFixed(1)} ms per AgentType; writes: ${describeRequests(writes)}`,
+    );
     console.log(`  reads: ${describeRequests(readsBetween(atStart, atEnd))}`);
     const deployments = await countObjects(resources.deployment, ns);
     if (deployments !== n) throw new Error(`expected ${n} Deployments, found ${deployments}`);
@@ -317,6 +329,7 @@ async function operatorRun(): Promise<OperatorFigures> {
       return {
         seconds,
         writesPerAgentType: perAgentType(writes),
+        cpuMsPerAgentType,
         rssMiB: rss.stop(),
         restartWrites: undefined,
         resyncWrites: undefined,
@@ -374,6 +387,7 @@ async function operatorRun(): Promise<OperatorFigures> {
     return {
       seconds,
       writesPerAgentType: perAgentType(writes),
+      cpuMsPerAgentType,
       rssMiB: rss.stop(),
       restartWrites: total(restart),
       resyncWrites: total(resync),
@@ -409,7 +423,7 @@ const perAgentType = (writes: Record<string, number>) =>
  * the workload controller's report would lead to is known beforehand, so it is written once,
  * where the operator writes "rolling out" first and "ready" when the Deployment reports.
  */
-async function ceilingRun(): Promise<{ seconds: number; writesPerAgentType: number }> {
+async function ceilingRun(): Promise<SideFigures> {
   const ns = await namespace(`bench-ceiling-${suffix}`);
   const settings = {
     sidecarImage: "agenttype/sidecar:dev",
@@ -420,6 +434,7 @@ async function ceilingRun(): Promise<{ seconds: number; writesPerAgentType: numb
   };
   const events = new EventRecorder(client, "bench", pino({ level: "silent" }));
   const before = await apiserver.requests();
+  const cpuAtStart = process.cpuUsage();
   const started = performance.now();
   await inParallel(n, concurrency, async (i) => {
     const created = await client.create(resources.agentType, ns, manifest(`agent-${i}`, ns));
@@ -467,12 +482,16 @@ async function ceilingRun(): Promise<{ seconds: number; writesPerAgentType: numb
     ]);
   });
   const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuAtStart);
+  const cpuMsPerAgentType = (cpu.user + cpu.system) / 1000 / n;
   const after = await apiserver.requests();
   const writes = writesBetween(before, after);
-  console.log(`  ceiling: ${seconds.toFixed(2)} s; writes: ${describeRequests(writes)}`);
+  console.log(
+    `  ceiling: ${seconds.toFixed(2)} s; its client's CPU ${cpuMsPerAgentType.toFixed(1)} ms per AgentType; writes: ${describeRequests(writes)}`,
+  );
   console.log(`  reads: ${describeRequests(readsBetween(before, after))}`);
   await removeNamespace(ns);
-  return { seconds, writesPerAgentType: perAgentType(writes) };
+  return { seconds, writesPerAgentType: perAgentType(writes), cpuMsPerAgentType };
 }
 
 /** Installs the CRDs unless they are there; says whether it did, so that they go again after. */
@@ -503,7 +522,7 @@ try {
   // The order alternates (`--first` first in odd rounds, the other side in even ones): the
   // machine's noise hits both sides, and so does running on a fresh etcd or after the other
   // side's objects were created and deleted.
-  const ceilings: { seconds: number; writesPerAgentType: number }[] = [];
+  const ceilings: SideFigures[] = [];
   const operators: OperatorFigures[] = [];
   const side = async <T>(run: () => Promise<T>): Promise<T> => {
     if (freshControlPlane) await restartControlPlane();
@@ -519,7 +538,7 @@ try {
     }
     const last = operators.at(-1);
     console.log(
-      `round ${round + 1}: ceiling ${ceilings.at(-1)?.seconds.toFixed(2)} s, operator ${last?.seconds.toFixed(2)} s, peak RSS ${last?.rssMiB.toFixed(0)} MiB, restart writes ${last?.restartWrites ?? "unmeasured"}, resync writes ${last?.resyncWrites ?? "unmeasured"}`,
+      `round ${round + 1}: ceiling ${ceilings.at(-1)?.seconds.toFixed(2)} s, operator ${last?.seconds.toFixed(2)} s, operator CPU ${last?.cpuMsPerAgentType.toFixed(1)} ms per AgentType (ceiling's client ${ceilings.at(-1)?.cpuMsPerAgentType.toFixed(1)}), peak RSS ${last?.rssMiB.toFixed(0)} MiB, restart writes ${last?.restartWrites ?? "unmeasured"}, resync writes ${last?.resyncWrites ?? "unmeasured"}`,
     );
   }
   const ceiling = Math.min(...ceilings.map((c) => c.seconds));
@@ -531,10 +550,12 @@ try {
   const resyncWrites = most(operators.map((o) => o.resyncWrites));
   // Load average over the last minute, divided by the cores: how shared the machine was.
   const load = (loadavg()[0] ?? 0) / availableParallelism();
+  const leastCpu = (figures: SideFigures[]) =>
+    Math.min(...figures.map((f) => f.cpuMsPerAgentType)).toFixed(1);
   const perAgentType = (figures: { writesPerAgentType: number }[]) =>
     Math.max(...figures.map((f) => f.writesPerAgentType)).toFixed(1);
   console.log(
-    `bench-operator n=${n} ratio=${(operatorSeconds / ceiling).toFixed(2)} operator_s=${operatorSeconds.toFixed(1)} ceiling_s=${ceiling.toFixed(1)} rss_mib=${Math.round(rss)} restart_writes=${restartWrites} resync_writes=${resyncWrites} operator_writes_per_at=${perAgentType(operators)} ceiling_writes_per_at=${perAgentType(ceilings)} load_per_core=${load.toFixed(1)}`,
+    `bench-operator n=${n} ratio=${(operatorSeconds / ceiling).toFixed(2)} operator_s=${operatorSeconds.toFixed(1)} ceiling_s=${ceiling.toFixed(1)} rss_mib=${Math.round(rss)} restart_writes=${restartWrites} resync_writes=${resyncWrites} operator_writes_per_at=${perAgentType(operators)} ceiling_writes_per_at=${perAgentType(ceilings)} operator_cpu_ms_per_at=${leastCpu(operators)} ceiling_client_cpu_ms_per_at=${leastCpu(ceilings)} load_per_core=${load.toFixed(1)}`,
   );
 } finally {
   await cleanUp(installedCrds);

@@ -34,6 +34,8 @@ describe("make bench-* at a tiny size", () => {
           "rss_mib",
           "restart_writes",
           "resync_writes",
+          "operator_cpu_ms_per_at",
+          "ceiling_client_cpu_ms_per_at",
         ]),
       );
       expect(fields.n).toBe(20);
@@ -95,6 +97,34 @@ describe("make bench-* at a tiny size", () => {
       for (const rps of [fields.sidecar_rps, fields.bare_rps, fields.litellm_rps, fields.translated_rps])
         expect(Number(rps)).toBeGreaterThan(0);
       expect(run.output).toContain("medians over 1 rotating rounds");
+    },
+    T,
+  );
+
+  test(
+    "make bench-proxy-parts BENCH_ROUNDS=1 BENCH_ROUND_MS=200 measures every part against the bare proxy and ends with its fields",
+    async () => {
+      const run = await make("bench-proxy-parts", { BENCH_ROUNDS: "1", BENCH_ROUND_MS: "200" }, {}, T);
+      expect(run.code, tail(run)).toBe(0);
+      const fields = lastLineFields(run, "bench-proxy-parts");
+      expect(Object.keys(fields).sort()).toEqual(
+        [
+          "bare_cpu_us",
+          "parse",
+          "deadline",
+          "metrics",
+          "deps",
+          "fastify",
+          "sidecar",
+          "rounds",
+          "failures",
+        ].sort(),
+      );
+      expect(fields.failures).toBe(0);
+      // Every proxy used CPU for its requests: a ratio of 0 or NaN would be one that served nothing.
+      for (const part of ["parse", "deadline", "metrics", "deps", "fastify", "sidecar"])
+        expect(Number(fields[part])).toBeGreaterThan(0);
+      expect(Number(fields.bare_cpu_us)).toBeGreaterThan(0);
     },
     T,
   );
