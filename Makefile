@@ -136,8 +136,8 @@ bench-sidecar: $(DEPS) ## the sidecar's added latency, throughput and memory aga
 bench-peers: $(DEPS) ## the sidecar beside LiteLLM's proxy (PyPI, into a venv under $(AGENTTYPE_CACHE)), a bare node proxy and direct: latency at 20/200/1000 req/s, throughput, CPU per request, RSS [BENCH_ROUNDS=3 BENCH_ROUND_MS=2000]
 	node tests/bench/peers.ts $(if $(BENCH_ROUNDS),--rounds $(BENCH_ROUNDS)) $(if $(BENCH_ROUND_MS),--round-ms $(BENCH_ROUND_MS))
 
-bench-proxy-parts: $(DEPS) ## the sidecar's CPU per pass-through request part by part (parse, deadline, metrics, dependencies, fastify, the sidecar) over a bare node proxy's, pinned, at a fixed rate [BENCH_ROUNDS=12 BENCH_ROUND_MS=3000]
-	node tests/bench/proxy-parts.ts $(if $(BENCH_ROUNDS),--rounds $(BENCH_ROUNDS)) $(if $(BENCH_ROUND_MS),--round-ms $(BENCH_ROUND_MS))
+bench-proxy-parts: $(DEPS) ## the sidecar's CPU per pass-through request part by part (parse, deadline, metrics, dependencies, fastify, the sidecar) over a bare node proxy's, pinned, at a fixed rate; BENCH_BASELINE=DIR measures another checkout's sidecar beside [BENCH_ROUNDS=12 BENCH_ROUND_MS=3000]
+	node tests/bench/proxy-parts.ts $(if $(BENCH_ROUNDS),--rounds $(BENCH_ROUNDS)) $(if $(BENCH_ROUND_MS),--round-ms $(BENCH_ROUND_MS)) $(if $(BENCH_BASELINE),--baseline $(BENCH_BASELINE))
 
 # Brings up a host and a control plane of its own (not the host tier's), and takes down what it brought up.
 bench-hosts: $(DEPS) ## time from create to Ready of a containerd-host AgentType against the same replica started straight through the host's CRI [BENCH_ROUNDS=5]
