@@ -163,6 +163,13 @@ export interface ContainerDriver {
   listGroups(filter: LabelFilter, call: Call): Promise<GroupInfo[]>;
   /** Stops every container of the group (each with `gracePeriodMs`), then removes it all. */
   removeGroup(groupId: string, gracePeriodMs: number, call: Call): Promise<void>;
+  /**
+   * Removes every group matching `filter`, as listing them and removing each would, and also
+   * those a listing cannot show because the machine holding them cannot be reached (a KVM guest
+   * that refuses its key): those go whole, their containers not stopped one by one. Resolves
+   * with a sentence for each such. Absent where a listing shows every group.
+   */
+  removeGroups?(filter: LabelFilter, gracePeriodMs: number, call: Call): Promise<string[]>;
 
   /** Creates a container in a group, pulling its image when the host lacks it. */
   create(groupId: string, config: ContainerConfigInput, call: Call): Promise<ContainerInfo>;

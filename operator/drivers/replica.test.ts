@@ -1,7 +1,15 @@
 import { describe, expect, it } from "vitest";
+import { within } from "./call.ts";
 import { containerConfig, groupConfig, parseConfig, volumeConfig } from "./config.ts";
-import { LABEL_ROLE, replicaLabels } from "./labels.ts";
-import { buildReplicaPlan, describeStartSteps, mountRoots, type ReplicaSpec } from "./replica.ts";
+import type { ContainerDriver } from "./driver.ts";
+import { LABEL_PERSISTENT, LABEL_ROLE, replicaLabels } from "./labels.ts";
+import {
+  buildReplicaPlan,
+  describeStartSteps,
+  mountRoots,
+  type ReplicaSpec,
+  removeReplicas,
+} from "./replica.ts";
 
 const owner = { namespace: "team-a", name: "researcher", uid: "0b9e1c1e-7f6a-4d7e-9a43-2f0c5f3b1a77" };
 const spec: ReplicaSpec = {
@@ -138,5 +146,50 @@ describe("describeStartSteps", () => {
     expect(describeStartSteps({ volumes: 31_250, group: 4_000, init: 2_560, containers: 1_049 })).toBe(
       "started in 38.9 s (volumes 31.3 s, group 4.0 s, init containers 2.6 s, containers 1.0 s)",
     );
+  });
+});
+
+describe("removeReplicas", () => {
+  /** A driver that records what it was asked; removeGroups only when `whole` is given. */
+  function recordingDriver(whole?: string[]) {
+    const asked: string[] = [];
+    const driver = {
+      listGroups: async () => {
+        asked.push("listGroups");
+        return [{ id: "g1" }, { id: "g2" }];
+      },
+      removeGroup: async (id: string) => void asked.push(`removeGroup ${id}`),
+      ...(whole === undefined
+        ? {}
+        : {
+            removeGroups: async () => {
+              asked.push("removeGroups");
+              return whole;
+            },
+          }),
+      volumes: {
+        list: async () => [
+          { name: "scratch", labels: {} },
+          { name: "memory", labels: { [LABEL_PERSISTENT]: "true" } },
+        ],
+        remove: async (name: string) => void asked.push(`remove volume ${name}`),
+      },
+    } as unknown as ContainerDriver;
+    return { driver, asked };
+  }
+
+  it("lists the groups and removes each where the driver cannot remove them by labels", async () => {
+    const { driver, asked } = recordingDriver();
+    expect(await removeReplicas(driver, replicaLabels(owner, 0), 1000, within(5000))).toEqual([]);
+    expect(asked).toEqual(["listGroups", "removeGroup g1", "removeGroup g2", "remove volume scratch"]);
+  });
+
+  it("removes by labels where the driver can (groups it cannot reach included) and says which went whole", async () => {
+    const sentence = "guest g could not be reached (host key mismatch): libvirt shut it down and removed it";
+    const { driver, asked } = recordingDriver([sentence]);
+    expect(await removeReplicas(driver, replicaLabels(owner, 0), 1000, within(5000), true)).toEqual([
+      sentence,
+    ]);
+    expect(asked).toEqual(["removeGroups", "remove volume scratch", "remove volume memory"]);
   });
 });

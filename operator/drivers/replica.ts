@@ -364,7 +364,8 @@ export async function startReplica(
 /**
  * Removes every group and volume matching the labels (one replica, or all of an owner); the
  * persistent volumes too only when `removePersistent` (an AgentType deleted with retainPolicy
- * Delete): a roll, a scale-down or an orphan's removal keeps them.
+ * Delete): a roll, a scale-down or an orphan's removal keeps them. Resolves with a sentence for
+ * each group removed whole because the machine holding it could not be reached.
  */
 export async function removeReplicas(
   driver: ContainerDriver,
@@ -372,10 +373,13 @@ export async function removeReplicas(
   gracePeriodMs: number,
   call: Call,
   removePersistent = false,
-): Promise<void> {
-  for (const group of await driver.listGroups(filter, call))
-    await driver.removeGroup(group.id, gracePeriodMs, call);
-  if (!driver.volumes) return;
+): Promise<string[]> {
+  let unreached: string[] = [];
+  if (driver.removeGroups !== undefined) unreached = await driver.removeGroups(filter, gracePeriodMs, call);
+  else
+    for (const group of await driver.listGroups(filter, call))
+      await driver.removeGroup(group.id, gracePeriodMs, call);
+  if (!driver.volumes) return unreached;
   for (const volume of await driver.volumes.list(filter, call)) {
     if (volume.labels[LABEL_PERSISTENT] === "true" && !removePersistent) continue;
     try {
@@ -384,4 +388,5 @@ export async function removeReplicas(
       if (!(isDriverError(err) && err.code === "NotFound")) throw err;
     }
   }
+  return unreached;
 }

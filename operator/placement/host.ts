@@ -217,7 +217,7 @@ export function createHostPlacement(deps: HostPlacementDeps) {
       const owner = ownerOf(raw);
       // Persistent memory goes with the AgentType unless its retain policy keeps it on the host.
       const retain = (raw as AgentType).spec?.memory?.retainPolicy === "Retain";
-      await removeReplicas(
+      const unreached = await removeReplicas(
         access.driver,
         ownerLabels(owner),
         STOP_GRACE_MS,
@@ -233,7 +233,7 @@ export function createHostPlacement(deps: HostPlacementDeps) {
           retain && (raw as AgentType).spec?.memory?.type === "persistent"
             ? "; its persistent memory stays there (retainPolicy Retain): an AgentType of the same name and namespace finds it again"
             : ""
-        }`,
+        }${unreached.map((sentence) => `; ${sentence}`).join("")}`,
         signal,
       );
       await setFinalizer(raw, false, signal);

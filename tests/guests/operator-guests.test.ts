@@ -103,8 +103,17 @@ async function agentSays(at: Obj, text: string): Promise<string[]> {
   );
 }
 
-async function keysSecret(): Promise<SecretObject> {
-  return world.client.get<SecretObject>(resources.secret, namespace, guestKeysSecretName(NAME));
+async function keysSecret(name = NAME): Promise<SecretObject> {
+  return world.client.get<SecretObject>(resources.secret, namespace, guestKeysSecretName(name));
+}
+
+/** Pins `publicKey` (base64) as the host key of `guest` in the keys Secret of AgentType `name`. */
+async function pinHostKey(name: string, guest: string, publicKey: string): Promise<void> {
+  const s = await keysSecret(name);
+  await world.client.replace(resources.secret, {
+    ...s,
+    data: { ...s.data, [`${guest}.hostPublicKey`]: publicKey },
+  } as KubeObject);
 }
 
 describe("runtime kvm through the operator", () => {
@@ -351,13 +360,7 @@ describe("runtime kvm through the operator", () => {
     const secret = await keysSecret();
     const pinned = secret.data?.[field] as string;
     const other = Buffer.from(generateClientKeypair("not-the-guest").publicKey).toString("base64");
-    const pin = async (value: string) => {
-      const s = await keysSecret();
-      await world.client.replace(resources.secret, {
-        ...s,
-        data: { ...s.data, [field]: value },
-      } as KubeObject);
-    };
+    const pin = (value: string) => pinHostKey(NAME, guest as string, value);
     // A new operator process holds no connection to the guest: it reads the pin from the Secret.
     await world.operator.stop();
     await pin(other);
@@ -574,7 +577,7 @@ describe("runtime kvm through the operator", () => {
     expect(events.some((e) => e.reason === "HostCleanedUp")).toBe(true);
   }, 600_000);
 
-  it("keeps persistent memory on a data disk: through a guest destroyed from outside (GuestStopped, replaced), kubectl scale 1 → 2 → 1 and, with Retain, the AgentType made again; Delete removes it", async () => {
+  it("keeps persistent memory on a data disk: through a guest destroyed from outside (GuestStopped, replaced), kubectl scale 1 → 2 → 1 and, with Retain, the AgentType made again; Delete removes it, its guest refusing the operator's connection", async () => {
     const MEMO = "kvm-memo";
     const disk = `${world.stateDir}/data/${namespace}_${MEMO}_0-memory.qcow2`;
     const memo = (retainPolicy: "Retain" | "Delete") =>
@@ -662,11 +665,27 @@ describe("runtime kvm through the operator", () => {
     expect(again.metadata.uid).not.toBe(first.metadata.uid);
     expect(await agentMemory(again, "notes/first")).toContain('"written":"before"');
 
-    // Deleted with Delete: nothing of it is left on the host, replica 1's disk (kept by the
+    // Deleted with Delete while its guest refuses the operator (another host key pinned, and an
+    // operator process that holds no connection to it): libvirt removes the guest all the same,
+    // the Event says so, and nothing of it is left on the host, replica 1's disk (kept by the
     // AgentType deleted before, and never run by this one) included.
+    const [refusing] = await guestNames(again);
+    await world.operator.stop();
+    await pinHostKey(
+      MEMO,
+      refusing as string,
+      Buffer.from(generateClientKeypair("not-the-guest").publicKey).toString("base64"),
+    );
+    await world.startOperator();
     await world.client.delete(resources.agentType, namespace, MEMO);
     await world.gone(MEMO, 300_000);
     expect(await onHost(`ls -A ${world.stateDir}/data`)).toBe("");
     expect(await world.driver.guests(managedFilter(), within(60_000))).toEqual([]);
+    const cleanedUp = (await world.events(MEMO)).filter((e) => e.reason === "HostCleanedUp");
+    expect(cleanedUp.map((e) => e.message)).toContainEqual(
+      expect.stringMatching(
+        new RegExp(`; guest ${refusing} could not be reached \\(.+\\): libvirt shut it down and removed it$`),
+      ),
+    );
   }, 1_500_000);
 });

@@ -836,6 +836,40 @@ export class KvmDriver implements ContainerDriver {
     await this.#removeGuest(name, labels, gracePeriodMs, call);
   }
 
+  async removeGroups(filter: LabelFilter, gracePeriodMs: number, call: Call): Promise<string[]> {
+    const unreached: string[] = [];
+    for (const g of await this.guests(filter, call)) {
+      let reason: string | undefined;
+      // A guest slow to answer (a hung sshd) gets half of what is left: the rest removes it.
+      const guest =
+        g.state === "running"
+          ? await this.#adoptIfRunning(g.labels, subCall(call, remainingMs(call) / 2)).catch(
+              (err: unknown) => {
+                if (call.signal.aborted) throw err;
+                reason = err instanceof Error ? err.message : String(err);
+                return undefined;
+              },
+            )
+          : undefined;
+      const inner = guest === undefined ? [] : await guest.driver.listGroups(filter, call);
+      // A guest goes with the groups it holds (listGroups shows them), or, where they cannot be
+      // seen, when its own labels match: a guest holds one replica's group.
+      if (inner.length === 0 && !matchesLabels(g.labels, filter)) continue;
+      // Its containers first, each with its grace period, as removeGroup does.
+      for (const group of inner)
+        await guest?.driver
+          .removeGroup(group.id, gracePeriodMs, subCall(call, gracePeriodMs + 30_000))
+          .catch(() => {});
+      // Not reached: libvirt shuts it down (ACPI, within the grace period), then destroys it.
+      await this.#removeGuest(g.name, g.labels, gracePeriodMs, call);
+      if (reason !== undefined)
+        unreached.push(
+          `guest ${g.name} could not be reached (${reason}): libvirt shut it down and removed it`,
+        );
+    }
+    return unreached;
+  }
+
   async create(groupId: string, config: ContainerConfigInput, call: Call): Promise<ContainerInfo> {
     const { guest, inner } = await this.#guestOf(groupId, call);
     return prefixedContainer(guest.name, await guest.driver.create(inner, config, call));
