@@ -276,7 +276,6 @@ interface SideFigures {
 }
 
 interface OperatorFigures extends SideFigures {
-  writesPerAgentType: number;
   rssMiB: number;
   /** Undefined with --clock-only. */
   restartWrites: number | undefined;

@@ -3,14 +3,14 @@
 // through the bare proxy (bare-proxy.mjs, the floor), through proxies that add the sidecar's
 // work one part at a time (proxy-step.mjs: parse and set the model, a deadline, prom-client's
 // default metrics, the sidecar's dependencies loaded, fastify in front) and through the sidecar
-// itself (an `openai` provider, bundled and started as its image starts it), all of them at once,
-// each at the same rate. Every proxy's CPU time per request as a ratio to the bare proxy's in
-// the same round: the median and the quartiles over the rounds. With two cores or more, the proxies run on the last
-// core and the load and the upstream on the others (taskset), so that one proxy's CPU is not
-// taken by the load it serves; a fixed rate every proxy sustains, so that none is rewarded with
-// larger batches per wake-up. The last line is machine-readable.
-// --baseline DIR (a checkout of the project, its node_modules installed) measures DIR's sidecar
-// beside this one's, so that a change to the sidecar is measured against what it changes.
+// itself (an `openai` provider, bundled and started as its image starts it), all of them at
+// once, each at the same rate. Every proxy's CPU time per request as a ratio to the bare
+// proxy's in the same round: the median and the quartiles over the rounds. With two cores or
+// more, the proxies run on the last core and the load and the upstream on the others
+// (taskset), so that one proxy's CPU is not taken by the load it serves; at a fixed rate every
+// proxy sustains, so that none is rewarded with larger batches per wake-up. --baseline DIR (a
+// checkout of the project, its node_modules installed) measures DIR's sidecar beside this
+// one's: an A/B of a change. The last line is machine-readable.
 //   node tests/bench/proxy-parts.ts [--rounds 12] [--round-ms 3000] [--rate 150] [--baseline DIR]
 import { type ChildProcess, execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
