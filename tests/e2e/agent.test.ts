@@ -302,6 +302,24 @@ describe("an agent from an unmodified image, end to end", () => {
           expect.objectContaining({ name: "calculator", version: "2.1.0" }),
         ]);
         expect(condition(at, "ToolsResolved")?.status).toBe("True");
+        // The tool answers the operator's probe (a GET of its endpoint: 405, it takes POST): the
+        // AgentTool is Available, and no agent is told its tool is unavailable.
+        await waitFor(
+          "the AgentTool demo-calculator Available",
+          async () => {
+            const tool = await getJson("agenttool", "-n", ns, "demo-calculator");
+            return condition(tool, "Available")?.status === "True" ? tool : undefined;
+          },
+          120_000,
+        );
+        await waitFor(
+          `${agent}: ToolsResolved=True Resolved`,
+          async () => {
+            const now = await getJson("agenttype", "-n", ns, agent);
+            return condition(now, "ToolsResolved")?.reason === "Resolved" ? now : undefined;
+          },
+          120_000,
+        );
 
         const [pod] = await podsOf(agent);
         if (pod === undefined) throw new Error(`no pod of ${agent}`);

@@ -64,7 +64,13 @@ const server = http.createServer((req, res) => {
   req.on("end", () => {
     const reply = (status: number, body: unknown) =>
       res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
-    if (req.method !== "POST" || req.url !== "/evaluate") return reply(404, { error: "POST /evaluate" });
+    if (req.url !== "/evaluate") return reply(404, { error: "POST /evaluate" });
+    // Another method on the endpoint is 405, as HTTP has it: the operator's probe (a GET) then
+    // sees a live tool, where a 404 would mark the AgentTool unavailable.
+    if (req.method !== "POST") {
+      res.setHeader("allow", "POST");
+      return reply(405, { error: "POST /evaluate" });
+    }
     try {
       const { expression } = JSON.parse(Buffer.concat(chunks).toString()) as { expression?: unknown };
       if (typeof expression !== "string") return reply(400, { error: "expression: a string is required" });
