@@ -3,7 +3,7 @@
 // fixed rate, closed-loop load for the most a target serves, percentiles, and a process's
 // memory and CPU time read from /proc.
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 
 /** Requests that failed (reset, refused, non-200); they are reported, not timed. */
@@ -40,6 +40,30 @@ export function startProcess(
       process.stderr.write(`${args[0] ?? command} exited ${code}: ${stderr}\n`);
   });
   return child;
+}
+
+/**
+ * Writes a benchmark sidecar's config to `path`: one provider, no retry, ephemeral memory, the
+ * metrics port on 127.0.0.1. Returns `path`.
+ */
+export function writeSidecarConfig(
+  path: string,
+  options: { port: number; metricsPort: number; provider: object; timeoutSeconds?: number },
+): string {
+  writeFileSync(
+    path,
+    JSON.stringify({
+      agent: { name: "bench", namespace: "default" },
+      listen: { port: options.port, metricsPort: options.metricsPort, metricsHost: "127.0.0.1" },
+      llm: {
+        providers: [options.provider],
+        retries: { maxAttempts: 1 },
+        timeoutSeconds: options.timeoutSeconds ?? 60,
+      },
+      memory: { type: "ephemeral", maxBytes: 1_000_000 },
+    }),
+  );
+  return path;
 }
 
 /** Resolves once `url` answers 2xx, polling; rejects after `timeoutMs`. */

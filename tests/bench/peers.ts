@@ -38,6 +38,7 @@ import {
   type Sample,
   startProcess,
   waitFor,
+  writeSidecarConfig,
 } from "./load.ts";
 
 const { values: args } = parseArgs({
@@ -113,19 +114,8 @@ async function main(): Promise<void> {
   const litellmPort = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "bench-peers-"));
   const upstream = `http://127.0.0.1:${upstreamPort}/v1`;
-  const sidecarConfig = (name: string, port: number, metrics: number, provider: object) => {
-    const path = join(dir, `${name}.json`);
-    writeFileSync(
-      path,
-      JSON.stringify({
-        agent: { name: "bench", namespace: "default" },
-        listen: { port, metricsPort: metrics, metricsHost: "127.0.0.1" },
-        llm: { providers: [provider], retries: { maxAttempts: 1 }, timeoutSeconds: 60 },
-        memory: { type: "ephemeral", maxBytes: 1_000_000 },
-      }),
-    );
-    return path;
-  };
+  const sidecarConfig = (name: string, port: number, metricsPort: number, provider: object) =>
+    writeSidecarConfig(join(dir, `${name}.json`), { port, metricsPort, provider });
   const configPath = sidecarConfig("sidecar", sidecarPort, metricsPort, {
     name: "upstream",
     type: "openai",

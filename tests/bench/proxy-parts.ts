@@ -13,7 +13,7 @@
 // one's: an A/B of a change. The last line is machine-readable.
 //   node tests/bench/proxy-parts.ts [--rounds 12] [--round-ms 3000] [--rate 150] [--baseline DIR]
 import { type ChildProcess, execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -30,6 +30,7 @@ import {
   percentile,
   startProcess,
   waitFor,
+  writeSidecarConfig,
 } from "./load.ts";
 
 const { values: args } = parseArgs({
@@ -95,30 +96,17 @@ async function main(): Promise<void> {
   for (const p of PROXIES) ports[p] = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "bench-proxy-parts-"));
   /** A sidecar's config: an `openai` provider in front of the upstream, nothing else. */
-  const sidecarConfig = (name: string, port: number, metricsPort: number) => {
-    const path = join(dir, `${name}.json`);
-    writeFileSync(
-      path,
-      JSON.stringify({
-        agent: { name: "bench", namespace: "default" },
-        listen: { port, metricsPort, metricsHost: "127.0.0.1" },
-        llm: {
-          providers: [
-            {
-              name: "upstream",
-              type: "openai",
-              endpoint: `http://127.0.0.1:${upstreamPort}/v1`,
-              model: "llama3.2",
-            },
-          ],
-          retries: { maxAttempts: 1 },
-          timeoutSeconds: 60,
-        },
-        memory: { type: "ephemeral", maxBytes: 1_000_000 },
-      }),
-    );
-    return path;
-  };
+  const sidecarConfig = (name: string, port: number, metricsPort: number) =>
+    writeSidecarConfig(join(dir, `${name}.json`), {
+      port,
+      metricsPort,
+      provider: {
+        name: "upstream",
+        type: "openai",
+        endpoint: `http://127.0.0.1:${upstreamPort}/v1`,
+        model: "llama3.2",
+      },
+    });
   const metricsPorts = { sidecar: await freePort(), baseline: await freePort() };
   await buildSidecar(join(dir, "sidecar"));
   if (baseline !== undefined) {

@@ -10,7 +10,7 @@
 // The last line is machine-readable.
 //   node tests/bench/sidecar.ts [--rounds 5] [--round-ms 1000]
 // (`make test` runs it with one short round, to show it still runs to its last line.)
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -32,6 +32,7 @@ import {
   type Sample,
   startProcess,
   waitFor,
+  writeSidecarConfig,
 } from "./load.ts";
 
 const { values: args } = parseArgs({
@@ -81,22 +82,18 @@ async function main(): Promise<void> {
     await freePort(),
   ];
   const dir = mkdtempSync(join(tmpdir(), "bench-sidecar-"));
-  const configPath = join(dir, "sidecar.json");
-  writeFileSync(
-    configPath,
-    JSON.stringify({
-      agent: { name: "bench", namespace: "default" },
-      listen: { port: sidecarPort, metricsPort, metricsHost: "127.0.0.1" },
-      llm: {
-        providers: [
-          { name: "local", type: "ollama", endpoint: `http://127.0.0.1:${upstreamPort}`, model: "llama3.2" },
-        ],
-        retries: { maxAttempts: 1 },
-        timeoutSeconds: 30,
-      },
-      memory: { type: "ephemeral", maxBytes: 1_000_000 },
-    }),
-  );
+  const configPath = writeSidecarConfig(join(dir, "sidecar.json"), {
+    port: sidecarPort,
+    metricsPort,
+    provider: {
+      name: "local",
+      type: "ollama",
+      endpoint: `http://127.0.0.1:${upstreamPort}`,
+      model: "llama3.2",
+    },
+    timeoutSeconds: 30,
+  });
+
   await buildSidecar(join(dir, "sidecar"));
   const children = [
     node(["sidecar/testing/ollama-server.ts", "--port", String(upstreamPort)]),
