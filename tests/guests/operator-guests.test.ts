@@ -361,6 +361,25 @@ describe("runtime kvm through the operator", () => {
     const pinned = secret.data?.[field] as string;
     const other = Buffer.from(generateClientKeypair("not-the-guest").publicKey).toString("base64");
     const pin = (value: string) => pinHostKey(NAME, guest as string, value);
+    // The host Reachable before the pin changes, so that what the window below sees is the new
+    // operator's doing, not a probe of the process before it. A probe that failed here is
+    // printed: it is not this test's subject, but a reader of the run wants to know.
+    const otherwise = new Set<string>();
+    await world.waitFor(
+      NAME,
+      "AgentHost Reachable True Connected before the pin changes",
+      async () => {
+        const c = condition(
+          await world.client.get<Obj>(resources.agentHost, undefined, world.hostName),
+          "Reachable",
+        );
+        if (c?.reason !== "Connected") otherwise.add(`Reachable ${c?.status} ${c?.reason}: ${c?.message}`);
+        return c?.reason === "Connected" ? c : undefined;
+      },
+      120_000,
+    );
+    if (otherwise.size > 0)
+      console.log(`before the pin changed, the AgentHost was ${[...otherwise].join("; ")}`);
     // A new operator process holds no connection to the guest: it reads the pin from the Secret.
     await world.operator.stop();
     await pin(other);
@@ -382,15 +401,21 @@ describe("runtime kvm through the operator", () => {
       expect(await guestNames(at)).toEqual([guest]);
       // One guest's refused key is its AgentType's problem, not its host's: through more than a
       // probe interval the AgentHost stays Reachable, and its probe still counts the agent.
-      const reachable = new Set<string>();
+      const reachable = new Map<string, string>();
       let host: Obj | undefined;
       for (const until = Date.now() + 25_000; Date.now() < until; ) {
         host = await world.client.get<Obj>(resources.agentHost, undefined, world.hostName);
         const c = condition(host, "Reachable");
-        reachable.add(`${c?.status} ${c?.reason}`);
+        reachable.set(`${c?.status} ${c?.reason}`, `${c?.message}`);
         await new Promise((r) => setTimeout(r, 1000));
       }
-      expect([...reachable]).toEqual(["True Connected"]);
+      // Another reason says what the probe met: its message, and what the operator saw.
+      if ([...reachable.keys()].join() !== "True Connected")
+        console.log(
+          [...reachable].map(([reason, message]) => `Reachable ${reason}: ${message}`).join("\n"),
+          await world.report(NAME, "Reachable True Connected throughout"),
+        );
+      expect([...reachable.keys()]).toEqual(["True Connected"]);
       expect(host?.status?.allocation).toEqual({ agents: 1 });
     } finally {
       // The right pin back, whatever happened above: the tests after this one use the guest.
