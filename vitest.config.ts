@@ -12,6 +12,7 @@ export default defineConfig({
             "sidecar/**/*.test.ts",
             "wrapper/**/*.test.ts",
             "plugin/**/*.test.ts",
+            "tests/bench/**/*.test.ts",
           ],
         },
       },

@@ -31,6 +31,7 @@ import {
 import { loadSample } from "../fixtures/manifests.ts";
 import { crdManifests, installCrds } from "../integration/crds.ts";
 import { type OperatorProcess, startOperator } from "../integration/operator-process.ts";
+import { describeGc, type GcPauses, gcBetween, gcPauses } from "./gc-trace.ts";
 import { cpuSeconds } from "./load.ts";
 
 const { values } = parseArgs({
@@ -277,6 +278,8 @@ interface SideFigures {
 
 interface OperatorFigures extends SideFigures {
   rssMiB: number;
+  /** What the operator's garbage collector did while the clock ran (its --trace-gc lines). */
+  gc: GcPauses;
   /** Undefined with --clock-only. */
   restartWrites: number | undefined;
   resyncWrites: number | undefined;
@@ -295,6 +298,7 @@ async function operatorRun(): Promise<OperatorFigures> {
       identity,
       leaderElection: false,
       extraEnv: { WORKERS: String(concurrency), LOG_LEVEL: "warn", RESYNC_SECONDS: String(resync) },
+      nodeFlags: ["--trace-gc"],
     });
   const rss = rssSampler();
   // No resync while the clock runs: it would measure resyncs, not reconciling.
@@ -309,6 +313,7 @@ async function operatorRun(): Promise<OperatorFigures> {
     const pid = operator.child.pid ?? 0;
     const atStart = await apiserver.requests();
     const cpuAtStart = cpuSeconds(pid);
+    const gcAtStart = gcPauses(operator.logs());
     const started = performance.now();
     await inParallel(n, concurrency, async (i) => {
       await client.create(resources.agentType, ns, manifest(`agent-${i}`, ns));
@@ -316,11 +321,13 @@ async function operatorRun(): Promise<OperatorFigures> {
     await allReconciled(ns);
     const seconds = (performance.now() - started) / 1000;
     const cpuMsPerAgentType = ((cpuSeconds(pid) - cpuAtStart) * 1000) / n;
+    const gc = gcBetween(gcAtStart, gcPauses(operator.logs()));
     const atEnd = await apiserver.requests();
     const writes = writesBetween(atStart, atEnd);
     console.log(
       `  operator: ${seconds.toFixed(2)} s; its CPU ${cpuMsPerAgentType.toFixed(1)} ms per AgentType; writes: ${describeRequests(writes)}`,
     );
+    console.log(`  its garbage collection: ${describeGc(gc)}`);
     console.log(`  reads: ${describeRequests(readsBetween(atStart, atEnd))}`);
     const deployments = await countObjects(resources.deployment, ns);
     if (deployments !== n) throw new Error(`expected ${n} Deployments, found ${deployments}`);
@@ -329,6 +336,7 @@ async function operatorRun(): Promise<OperatorFigures> {
         seconds,
         writesPerAgentType: perAgentType(writes),
         cpuMsPerAgentType,
+        gc,
         rssMiB: rss.stop(),
         restartWrites: undefined,
         resyncWrites: undefined,
@@ -387,6 +395,7 @@ async function operatorRun(): Promise<OperatorFigures> {
       seconds,
       writesPerAgentType: perAgentType(writes),
       cpuMsPerAgentType,
+      gc,
       rssMiB: rss.stop(),
       restartWrites: total(restart),
       resyncWrites: total(resync),
@@ -553,8 +562,12 @@ try {
     Math.min(...figures.map((f) => f.cpuMsPerAgentType)).toFixed(1);
   const perAgentType = (figures: { writesPerAgentType: number }[]) =>
     Math.max(...figures.map((f) => f.writesPerAgentType)).toFixed(1);
+  // The collector's pauses per AgentType: the round that paused least, as for the CPU.
+  const gcMsPerAgentType = Math.min(
+    ...operators.map((o) => (o.gc.scavengeMs + o.gc.markCompactMs) / n),
+  ).toFixed(2);
   console.log(
-    `bench-operator n=${n} ratio=${(operatorSeconds / ceiling).toFixed(2)} operator_s=${operatorSeconds.toFixed(1)} ceiling_s=${ceiling.toFixed(1)} rss_mib=${Math.round(rss)} restart_writes=${restartWrites} resync_writes=${resyncWrites} operator_writes_per_at=${perAgentType(operators)} ceiling_writes_per_at=${perAgentType(ceilings)} operator_cpu_ms_per_at=${leastCpu(operators)} ceiling_client_cpu_ms_per_at=${leastCpu(ceilings)} load_per_core=${load.toFixed(1)}`,
+    `bench-operator n=${n} ratio=${(operatorSeconds / ceiling).toFixed(2)} operator_s=${operatorSeconds.toFixed(1)} ceiling_s=${ceiling.toFixed(1)} rss_mib=${Math.round(rss)} restart_writes=${restartWrites} resync_writes=${resyncWrites} operator_writes_per_at=${perAgentType(operators)} ceiling_writes_per_at=${perAgentType(ceilings)} operator_cpu_ms_per_at=${leastCpu(operators)} operator_gc_pause_ms_per_at=${gcMsPerAgentType} ceiling_client_cpu_ms_per_at=${leastCpu(ceilings)} load_per_core=${load.toFixed(1)}`,
   );
 } finally {
   await cleanUp(installedCrds);

@@ -31,9 +31,11 @@ export async function startOperator(options: {
   identity: string;
   leaderElection?: boolean;
   extraEnv?: Record<string, string>;
+  /** Node flags after the image's own (bench-operator adds --trace-gc). */
+  nodeFlags?: readonly string[];
 }): Promise<OperatorProcess> {
   const [port, main] = await Promise.all([freePort(), operatorBundle()]);
-  const child = spawn(process.execPath, [...OPERATOR_NODE_FLAGS, main], {
+  const child = spawn(process.execPath, [...OPERATOR_NODE_FLAGS, ...(options.nodeFlags ?? []), main], {
     env: {
       ...process.env,
       ...OPERATOR_ENV,
