@@ -95,7 +95,7 @@ EXPOSE 8080
 FROM operator-base AS operator-dev
 COPY --chown=65532:65532 api/ api/
 COPY --chown=65532:65532 operator/ operator/
-ENTRYPOINT ["node", "--max-semi-space-size=4", "--max-old-space-size=128", "operator/main.ts"]
+ENTRYPOINT ["node", "--max-semi-space-size=8", "--max-old-space-size=128", "operator/main.ts"]
 
 # ---- operator (last: the default target): `node operator/main.mjs`, bundled by operator/bundle.ts;
 # metrics and health on 8080. Node's compile cache, filled at build time, so the process starts
@@ -116,4 +116,4 @@ USER 65532:65532
 # A small young generation keeps the resident set near the live heap: 144 MiB at 1,000
 # AgentTypes instead of 340; 4 MiB rather than 1 halves the collector's CPU (operator/bundle.ts;
 # the tests and bench-operator run it the same way).
-ENTRYPOINT ["node", "--max-semi-space-size=4", "--max-old-space-size=128", "operator/main.mjs"]
+ENTRYPOINT ["node", "--max-semi-space-size=8", "--max-old-space-size=128", "operator/main.mjs"]
