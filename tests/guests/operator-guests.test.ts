@@ -20,6 +20,7 @@ import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import type { AgentTypeStatus } from "../../api/agenttype.ts";
 import { within } from "../../operator/drivers/call.ts";
+import { isDriverError } from "../../operator/drivers/errors.ts";
 import { guestSize } from "../../operator/drivers/kvm/driver.ts";
 import { LABEL_ROLE, managedFilter, ownerLabels } from "../../operator/drivers/labels.ts";
 import { ROLE_AGENT, ROLE_SIDECAR } from "../../operator/drivers/replica.ts";
@@ -430,10 +431,25 @@ describe("runtime kvm through the operator", () => {
   it("keeps the guest through a libvirtd restart: the operator adopts it and replaces nothing", async () => {
     const at = await world.getAgentType(NAME);
     const [guest] = await guestNames(at);
-    const agentIds = async () =>
-      (
-        await world.driver.list({ ...ownerLabels(owner(at)), "agenttype.dev/role": "agent" }, within(120_000))
-      ).map((c) => c.id);
+    // The test's own reading of the host. A dropped SSH connection (CI, a loaded machine: "closed
+    // the channel without an exit status") is a NetworkError, retryable as the operator retries
+    // it; anything else fails the test.
+    const agentIds = async (): Promise<string[]> => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return (
+            await world.driver.list(
+              { ...ownerLabels(owner(at)), "agenttype.dev/role": "agent" },
+              within(120_000),
+            )
+          ).map((c) => c.id);
+        } catch (err) {
+          if (!(isDriverError(err) && err.code === "Network") || attempt === 5) throw err;
+          console.log(`listing the agent containers again (attempt ${attempt + 1}): ${err.message}`);
+          await new Promise((r) => setTimeout(r, 2_000));
+        }
+      }
+    };
     const before = await agentIds();
     const recreated = async () =>
       (await world.events(NAME)).filter((e) => e.reason === "ReplicaRecreated").length;
