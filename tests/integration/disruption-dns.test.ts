@@ -2,6 +2,7 @@
 // kube-controller-manager: the headless Service that governs the StatefulSet of persistent
 // memory (per-pod DNS names), and the PodDisruptionBudget of an agent with more than one
 // replica. Both appear when wanted, go when no longer wanted, and go with the AgentType.
+import { randomUUID } from "node:crypto";
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, PolicyV1Api } from "@kubernetes/client-node";
 import { afterEach, beforeAll, describe, expect } from "vitest";
 import { agentType } from "../../api/agenttype.ts";
@@ -178,6 +179,29 @@ describe("headless Service and PodDisruptionBudget", () => {
     const claim = `${old.spec.volumeClaimTemplates?.[0]?.metadata.name}-upgraded-0`;
     const volume = await eventually("the old StatefulSet's volume claim", () =>
       core.readNamespacedPersistentVolumeClaim({ namespace, name: claim }),
+    );
+    // A StatefulSet an earlier operator made has run a while: the garbage collector knows its
+    // claims. One made a moment ago may not be in the collector's graph yet; deleted with
+    // propagation Orphan then, its claim keeps the owner reference (whenDeleted Delete), and the
+    // collector removes it as the dependent of an owner that is gone (CI, a loaded machine: the
+    // claim came back with another uid). A claim made after it, owned by a StatefulSet that does
+    // not exist, is collected only once the collector has read every claim made before it.
+    await core.createNamespacedPersistentVolumeClaim({
+      namespace,
+      body: {
+        metadata: {
+          name: "collector-caught-up",
+          ownerReferences: [
+            { apiVersion: "apps/v1", kind: "StatefulSet", name: "never-made", uid: randomUUID() },
+          ],
+        },
+        spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Mi" } } },
+      },
+    });
+    await eventually(
+      "the garbage collector past the old StatefulSet's claim",
+      gone(() => core.readNamespacedPersistentVolumeClaim({ namespace, name: "collector-caught-up" })),
+      60_000,
     );
 
     const operator = await startOperator({ kubeconfig: kubeconfigPath(), namespace, identity: "op-sts" });
