@@ -45,6 +45,8 @@ export interface OperatorOnKvmHost {
   /** `virsh ARGS` on the KVM host. */
   virsh: (...args: string[]) => Promise<string>;
   getAgentType: (name: string) => Promise<Obj>;
+  /** The AgentHost of the KVM host, as the API server has it now. */
+  getAgentHost: () => Promise<Obj>;
   events: (name: string) => Promise<EventObject[]>;
   readyAgentType: (name: string, timeoutMs?: number) => Promise<Obj>;
   /** What AgentType `name` and the host show, for a reader of a failed run: see agentTypeReport. */
@@ -106,6 +108,7 @@ export function kvmWorld(host: KvmHost, options: WorldOptions): OperatorOnKvmHos
     return r.stdout;
   };
   world.getAgentType = (name) => world.client.get<Obj>(resources.agentType, namespace, name);
+  world.getAgentHost = () => world.client.get<Obj>(resources.agentHost, undefined, world.hostName);
   world.events = async (name) =>
     (await world.client.list<EventObject>(resources.event, namespace)).items.filter(
       (e) => e.involvedObject.name === name,
@@ -345,11 +348,7 @@ async function agentTypeReport(world: OperatorOnKvmHost, name: string, what: str
     (world.operator?.logs() ?? "").split("\n").slice(-30).join("\n"),
   );
   await part("the AgentHost's status", async () =>
-    JSON.stringify(
-      (await world.client.get<Obj>(resources.agentHost, undefined, world.hostName)).status ?? {},
-      null,
-      1,
-    ),
+    JSON.stringify((await world.getAgentHost()).status ?? {}, null, 1),
   );
   return lines.join("\n");
 }

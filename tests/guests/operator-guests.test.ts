@@ -124,7 +124,7 @@ describe("runtime kvm through the operator", () => {
     const probed = await eventually(
       "AgentHost Reachable",
       async () => {
-        const h = await world.client.get<Obj>(resources.agentHost, undefined, world.hostName);
+        const h = await world.getAgentHost();
         return condition(h, "Reachable")?.status === "True" ? h : undefined;
       },
       180_000,
@@ -370,10 +370,7 @@ describe("runtime kvm through the operator", () => {
       NAME,
       "AgentHost Reachable True Connected before the pin changes",
       async () => {
-        const c = condition(
-          await world.client.get<Obj>(resources.agentHost, undefined, world.hostName),
-          "Reachable",
-        );
+        const c = condition(await world.getAgentHost(), "Reachable");
         if (c?.reason !== "Connected") otherwise.add(`Reachable ${c?.status} ${c?.reason}: ${c?.message}`);
         return c?.reason === "Connected" ? c : undefined;
       },
@@ -405,7 +402,7 @@ describe("runtime kvm through the operator", () => {
       const reachable = new Map<string, string>();
       let host: Obj | undefined;
       for (const until = Date.now() + 25_000; Date.now() < until; ) {
-        host = await world.client.get<Obj>(resources.agentHost, undefined, world.hostName);
+        host = await world.getAgentHost();
         const c = condition(host, "Reachable");
         reachable.set(`${c?.status} ${c?.reason}`, `${c?.message}`);
         await new Promise((r) => setTimeout(r, 1000));
