@@ -184,8 +184,9 @@ export class EventRecorder {
       try {
         // A repeat is a patch of the whole Event (server-side apply), not only of count and
         // lastTimestamp: should the Event have expired meanwhile, the patch recreates it.
-        if (earlier === undefined) await this.client.create(resources.event, namespace, event, signal);
-        else await this.client.apply(resources.event, event, this.component, undefined, signal);
+        if (earlier === undefined)
+          await this.client.createWithoutAnswer(resources.event, namespace, event, signal);
+        else await this.client.applyWithoutAnswer(resources.event, event, this.component, undefined, signal);
       } catch (error) {
         this.logger.warn({ err: (error as Error).message, reason }, "could not record event");
       }

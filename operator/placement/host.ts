@@ -90,7 +90,7 @@ export function createHostPlacement(deps: HostPlacementDeps) {
 
   async function setFinalizer(raw: KubeObject, present: boolean, signal: AbortSignal): Promise<void> {
     const { name, namespace } = raw.metadata;
-    await client.apply(
+    await client.applyWithoutAnswer(
       resources.agentType,
       {
         apiVersion: API_VERSION,
@@ -160,7 +160,7 @@ export function createHostPlacement(deps: HostPlacementDeps) {
     const asSent = (s: unknown) => JSON.stringify(sortKeys(s ?? {}));
     if (asSent(previous) === asSent(status)) return;
     const { name, namespace } = raw.metadata;
-    await client.apply(
+    await client.applyWithoutAnswer(
       resources.agentType,
       { apiVersion: API_VERSION, kind: "AgentType", metadata: { name, namespace }, status },
       FIELD_MANAGER,

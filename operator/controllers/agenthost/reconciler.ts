@@ -190,7 +190,7 @@ export function createAgentHostReconciler(deps: AgentHostReconcilerDeps) {
     const status = hostStatus(host, result, publicKey, new Date());
     const before = host.status?.conditions?.find((c) => c.type === "Reachable");
     if (hostStatusChanged(host.status, status)) {
-      await client.apply(
+      await client.applyWithoutAnswer(
         resources.agentHost,
         { apiVersion: API_VERSION, kind: "AgentHost", metadata: { name: raw.metadata.name }, status },
         FIELD_MANAGER,

@@ -45,7 +45,7 @@ export function setupAgentToolController(context: ControllerContext): Controller
       const status = toolStatus(tool, probe, new Date());
       if (toolStatusChanged(tool, status)) {
         const { name, namespace } = raw.metadata;
-        await client.apply(
+        await client.applyWithoutAnswer(
           resources.agentTool,
           { apiVersion: API_VERSION, kind: "AgentTool", metadata: { name, namespace }, status },
           FIELD_MANAGER,
