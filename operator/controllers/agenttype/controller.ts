@@ -15,7 +15,7 @@ import { createHostPlacement, HOST_FINALIZER } from "../../placement/host.ts";
 import { runsOnHost } from "../../placement/host-plan.ts";
 import { toolName } from "../../tools/resolve-tools.ts";
 import { ApplyLedger } from "./apply-ledger.ts";
-import { type CachedOwned, liveDigest } from "./owned-fields.ts";
+import { type CachedOwned, liveDigest, logStoredOtherwise } from "./owned-fields.ts";
 import { type PodView, podViewChanged, trimPod } from "./pods-status.ts";
 import { createAgentTypeReconciler, type OwnedInformers } from "./reconciler.ts";
 
@@ -83,6 +83,12 @@ export function trimOwned(object: KubeObject & { status?: CachedOwned["status"] 
   };
 }
 
+/** The queue key (namespace/name) of the AgentType that controls an owned object, if one does. */
+function controllingAgentType(object: KubeObject): string | undefined {
+  const owner = object.metadata.ownerReferences?.find((ref) => ref.controller && ref.kind === "AgentType");
+  return owner === undefined ? undefined : `${object.metadata.namespace}/${owner.name}`;
+}
+
 /**
  * Whether two cached versions of an owned object differ only in their resourceVersion: the
  * cache keeps only what the reconciler reads (trimOwned), so nothing it reads changed.
@@ -108,11 +114,26 @@ export function setupAgentTypeController(context: ControllerContext): Controller
   const agentTools = context.informer<StoredAgentTool>(resources.agentTool);
   // Agents on hosts (runtime containerd) follow their AgentHost: a new or changed host wakes them.
   const agentHosts = context.informer<KubeObject>(resources.agentHost);
-  const ownedOptions = {
-    labelSelector: `app.kubernetes.io/managed-by=${FIELD_MANAGER}`,
-    transform: trimOwned,
-  };
-  const ownedInformer = (type: ResourceType) => ({ type, informer: context.informer(type, ownedOptions) });
+  const queue = new WorkQueue({ observer: queueObserver(metrics, NAME) });
+  // Wakes an AgentType whose object changed while an apply of it was in flight.
+  const ledger = new ApplyLedger((owner) => queue.add(owner));
+  const ownedInformer = (type: ResourceType) => ({
+    type,
+    informer: context.informer(type, {
+      labelSelector: `app.kubernetes.io/managed-by=${FIELD_MANAGER}`,
+      transform: (object: KubeObject) => {
+        const trimmed = trimOwned(object);
+        // Our own write, shown after its answer came: a server that stores a value in its own
+        // form is named here, where the whole object is at hand.
+        const owner = controllingAgentType(trimmed);
+        const objectName = `${type.plural}/${object.metadata.name}`;
+        const write = owner === undefined ? undefined : ledger.unseenWrite(owner, objectName, trimmed);
+        if (write !== undefined && write.desired !== trimmed.appliedDigest)
+          logStoredOtherwise(logger.child({ agentType: owner }), objectName, write.built, object);
+        return trimmed;
+      },
+    }),
+  });
   const ownedKinds = {
     deployment: ownedInformer(resources.deployment),
     statefulSet: ownedInformer(resources.statefulSet),
@@ -139,8 +160,6 @@ export function setupAgentTypeController(context: ControllerContext): Controller
     transform: trimPod,
     indexers: { agent: (pod) => [agentOf(pod)] },
   });
-  const ledger = new ApplyLedger();
-  const queue = new WorkQueue({ observer: queueObserver(metrics, NAME) });
 
   agentTypes.on((event, object, previous) => {
     // Our own status writes change neither generation nor deletion: nothing to do for them.
@@ -189,12 +208,12 @@ export function setupAgentTypeController(context: ControllerContext): Controller
   for (const { type, informer } of Object.values(ownedKinds)) {
     const { plural } = type;
     informer.on((event, object, previous) => {
-      const owner = object.metadata.ownerReferences?.find(
-        (ref) => ref.controller && ref.kind === "AgentType",
-      );
-      if (owner === undefined) return;
-      const ownerKey = `${object.metadata.namespace}/${owner.name}`;
-      ledger.observed(ownerKey, `${plural}/${object.metadata.name}`, object, event === "delete");
+      const ownerKey = controllingAgentType(object);
+      if (ownerKey === undefined) return;
+      // Exactly the answer to our apply, which the reconcile that applied it has seen; or a
+      // change during an apply of the object, judged when its answer comes (apply-ledger.ts).
+      const ours = ledger.observed(ownerKey, `${plural}/${object.metadata.name}`, object, event === "delete");
+      if (ours) return;
       // A change of nothing the reconciler reads (a workload's conditions, another manager's
       // field): reconciling again would decide the same.
       if (event === "update" && previous !== undefined && sameToReconciler(previous, object)) return;

@@ -5,6 +5,8 @@
 // their live values. Pure.
 import { createHash } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
+import type { Logger } from "pino";
+import { FIELD_MANAGER } from "../../build/names.ts";
 import type { KubeObject, ObjectMeta } from "../../kube/client.ts";
 
 /**
@@ -174,6 +176,16 @@ export function firstDifference(a: unknown, b: unknown, path = ""): string | und
     }
   }
   return `${path || "."}: ${canonicalJson(a)} applied, ${canonicalJson(b)} stored`;
+}
+
+/**
+ * The log line for an object the API server stores otherwise than we built it (normalized
+ * values): re-applied only after a restart, but worth fixing in the builders, so it names
+ * the first field that differs. `built` is applyContent of what we applied.
+ */
+export function logStoredOtherwise(log: Logger, object: string, built: unknown, live: LiveObject): void {
+  const difference = firstDifference(built, ownedPart(live, FIELD_MANAGER));
+  log.info({ object, difference }, "the API server stores this object differently than it was built");
 }
 
 /** What the owned-object informers keep of each object: what the reconciler reads, and the digest. */

@@ -22,14 +22,7 @@ import { resources } from "../../kube/resources.ts";
 import { resolveTools, type ToolResolution } from "../../tools/resolve-tools.ts";
 import type { ApplyLedger } from "./apply-ledger.ts";
 import { classifyFailure, type Failure } from "./failure.ts";
-import {
-  applyContent,
-  type CachedOwned,
-  desiredDigest,
-  firstDifference,
-  liveDigest,
-  ownedPart,
-} from "./owned-fields.ts";
+import { applyContent, type CachedOwned, desiredDigest, logStoredOtherwise } from "./owned-fields.ts";
 import { NOT_READY_AFTER_MS, type PodView, podsActivity } from "./pods-status.ts";
 import { ProvidersReader } from "./read-sidecar-status.ts";
 import { computeStatus, type Observation, statusChanged, transitions, type WorkloadState } from "./status.ts";
@@ -110,6 +103,8 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
    * Applies `desired` unless the cached object already holds it: the digest of the fields
    * we own, kept by the informer, equals the digest of what we would apply (see
    * owned-fields.ts). Survives restarts: nothing in memory is needed for an unchanged object.
+   * The object returned is the newest state known: the answer to this apply, or to an earlier
+   * one the informer has not shown yet, or the cached object.
    */
   async function applyIfChanged(
     owner: string,
@@ -123,15 +118,20 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
     const object = `${type.plural}/${name}`;
     const wanted = desiredDigest(desired);
     const cached = informer.get(`${namespace}/${name}`);
-    if (!ledger.needsApply(owner, object, wanted, cached)) return { object: cached ?? desired, wrote: false };
-    const applied = await client.apply(type, desired, FIELD_MANAGER, undefined, signal);
-    const stored = liveDigest(applied, FIELD_MANAGER);
-    ledger.applied(owner, object, wanted, applied, stored);
-    if (stored !== wanted) {
-      // Re-applied only after a restart, but worth fixing in the builders: name the field.
-      const difference = firstDifference(applyContent(desired), ownedPart(applied, FIELD_MANAGER));
-      log.info({ object, difference }, "the API server stores this object differently than it was built");
+    if (!ledger.needsApply(owner, object, wanted, cached))
+      return { object: ledger.unseenAnswer(owner, object) ?? cached ?? desired, wrote: false };
+    ledger.applying(owner, object);
+    let applied: KubeObject;
+    try {
+      applied = await client.apply(type, desired, FIELD_MANAGER, undefined, signal);
+    } catch (error) {
+      ledger.applyFailed(owner, object);
+      throw error;
     }
+    const built = applyContent(desired);
+    // The informer showed our write before its answer came: name what the server stores otherwise.
+    if (ledger.applied(owner, object, wanted, built, applied).storedOtherwise !== undefined)
+      logStoredOtherwise(log, object, built, applied);
     return { object: applied, wrote: true };
   }
 
@@ -156,7 +156,7 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
     const status = computeStatus(previous, observation, new Date());
     if (!statusChanged(previous, status)) return [];
     const { name, namespace } = raw.metadata;
-    await client.apply(
+    await client.applyWithoutAnswer(
       resources.agentType,
       { apiVersion: API_VERSION, kind: "AgentType", metadata: { name, namespace }, status },
       FIELD_MANAGER,
@@ -383,7 +383,8 @@ export function createAgentTypeReconciler(deps: ReconcilerDeps) {
       await client.delete(otherType, namespace, names.workload, signal);
       log.info({ kind: otherType.kind }, "deleted the workload of the previous memory type");
     }
-    observation.workload = workloadState(informer.get(key) ?? workload.object);
+    // Not the cache: the informer's event for our own write wakes no second reconcile.
+    observation.workload = workloadState(workload.object);
     step.action = "reading the sidecars' provider status";
     observation.providers =
       agent.spec.llm === undefined
