@@ -184,7 +184,7 @@ describe("attach", () => {
       );
       first.type("\x10\x11");
       await first.waitFor(/detached: the agent keeps running/, 30_000);
-      expect(await first.exited).toBe(0);
+      expect(await first.exit(120_000)).toBe(0);
       process.stderr.write(`\n$ kubectl agenttype attach shell\n${first.output}\n`);
 
       const pod = JSON.parse(
@@ -199,7 +199,7 @@ describe("attach", () => {
       again.type("echo still-$((40+2))\r");
       await again.waitFor(/still-42/, 30_000);
       again.type("\x10\x11");
-      expect(await again.exited).toBe(0);
+      expect(await again.exit(120_000)).toBe(0);
     },
     T,
   );

@@ -19,7 +19,7 @@ import { resources } from "../../operator/kube/resources.ts";
 import { eventually } from "../fixtures/eventually.ts";
 import { freePort } from "../fixtures/ports.ts";
 import { removeSubresourcesRoute, subresourcesRoute } from "../fixtures/subresources-route.ts";
-import { condition, type EventObject, type Obj } from "../hosts/operator-fixture.ts";
+import { type Condition, condition, type EventObject, type Obj } from "../hosts/operator-fixture.ts";
 import { installCrds } from "../integration/crds.ts";
 import { type OperatorProcess, startOperator } from "../integration/operator-process.ts";
 import { AGENT_IMAGE, hostConnection, type KvmHost, kvmHostFrom, upstreams } from "./guest-env.ts";
@@ -115,8 +115,11 @@ export function kvmWorld(host: KvmHost, options: WorldOptions): OperatorOnKvmHos
     );
   world.report = (name, what) => agentTypeReport(world, name, what);
   world.waitFor = (name, what, fn, timeoutMs) =>
-    eventually(what, fn, timeoutMs, 1000).catch(async (err) => {
+    eventually(what, fn, timeoutMs, 1000).catch(async (err: Error) => {
       console.log(await world.report(name, what));
+      // CI shows a failed run's error lines, not the report above them: the error says in one
+      // line where the AgentType stood.
+      err.message += `; ${await agentTypeInOneLine(world, name)}`;
       throw err;
     });
   world.readyAgentType = (name, timeoutMs = 600_000) =>
@@ -310,6 +313,19 @@ export function kvmWorld(host: KvmHost, options: WorldOptions): OperatorOnKvmHos
   };
 
   return world;
+}
+
+/** AgentType `name`'s conditions that are not True and its last Events, in one line. */
+async function agentTypeInOneLine(world: OperatorOnKvmHost, name: string): Promise<string> {
+  const at = await world.getAgentType(name).catch((err: Error) => err);
+  if (at instanceof Error) return `AgentType ${name}: ${at.message}`;
+  const conditions = ((at.status?.conditions ?? []) as Condition[]).map(
+    (c) => `${c.type}=${c.status} ${c.reason}: ${c.message}`,
+  );
+  const when = (e: EventObject) => String(e.lastTimestamp ?? e.eventTime ?? "");
+  const events = (await world.events(name).catch(() => [])).sort((a, b) => when(a).localeCompare(when(b)));
+  const last = events.slice(-3).map((e) => `${e.type} ${e.reason}: ${e.message}`);
+  return `AgentType ${name}: ${conditions.join(" | ")}; last events: ${last.join(" | ")}`;
 }
 
 /**

@@ -41,6 +41,8 @@ export type EventObject = KubeObject & {
   message: string;
   type: string;
   count?: number;
+  lastTimestamp?: string;
+  eventTime?: string;
 };
 
 export const condition = (o: Obj | undefined, type: string) =>

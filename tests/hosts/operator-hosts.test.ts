@@ -405,7 +405,7 @@ describe("AgentType with runtime containerd", () => {
     await second.waitFor(/(?<!echo )scroll-line-60/, 30_000);
     // A third is one more than this operator allows at once (SUBRESOURCES_MAX_SESSIONS=2).
     const third = pluginOnTerminal(["attach", "shell-agent"], { rows: 24, cols: 80, timeoutMs: 60_000 });
-    expect(await third.exited).toBe(1);
+    expect(await third.exit(120_000)).toBe(1);
     console.log(`$ kubectl agenttype attach shell-agent\n${third.output}`);
     expect(third.output).toContain(
       `error: agenttypes/attach of AgentType "shell-agent": AgentHost ${HOST} has 2 sessions open through the operator (attach, exec -i/-t), the most the operator allows at once; one must end first (transient: try again)`,
@@ -416,12 +416,12 @@ describe("AgentType with runtime containerd", () => {
     await first.waitFor(/from-second-42/, 30_000);
     // One leaving leaves the other attached.
     second.type("\x10\x11");
-    expect(await second.exited).toBe(0);
+    expect(await second.exit(120_000)).toBe(0);
     first.type("echo after-second-left-$((40+2))\r");
     await first.waitFor(/after-second-left-42/, 30_000);
     first.type("\x10\x11");
     await first.waitFor(/detached: the agent keeps running/, 30_000);
-    expect(await first.exited).toBe(0);
+    expect(await first.exit(120_000)).toBe(0);
     console.log(`$ kubectl agenttype attach shell-agent\n${first.output}`);
 
     // The agent ran on: same container, no restart. A new watcher first gets what was printed,
@@ -433,7 +433,7 @@ describe("AgentType with runtime containerd", () => {
     again.type("echo still-$((40+2))\r");
     await again.waitFor(/still-42/, 30_000);
     again.type("\x10\x11");
-    expect(await again.exited).toBe(0);
+    expect(await again.exit(120_000)).toBe(0);
     const ready = await getAgentType("shell-agent");
     expect(condition(ready, "Ready")?.status).toBe("True");
 
@@ -457,7 +457,7 @@ describe("AgentType with runtime containerd", () => {
         timeoutMs: 60_000,
       },
     );
-    expect(await tty.exited).toBe(5);
+    expect(await tty.exit(120_000)).toBe(5);
     expect(tty.output).toMatch(/30 100\r+\n\/dev\/pts\/\d+/);
 
     // A console lost while the agent runs (its tmux session killed on the host) is opened
@@ -485,7 +485,7 @@ describe("AgentType with runtime containerd", () => {
     };
     await patchCrictl("/nonexistent/crictl");
     const failed = pluginOnTerminal(["attach", "shell-agent"], { rows: 24, cols: 80, timeoutMs: 120_000 });
-    expect(await failed.exited).toBe(1);
+    expect(await failed.exit(120_000)).toBe(1);
     console.log(`$ kubectl agenttype attach shell-agent\n${failed.output}`);
     expect(failed.output).toMatch(
       /error: attach to replica 0 \(AgentHost \S+\) failed: open the console \S+ \(tmux, crictl\) on \S+: \/nonexistent\/crictl not found on the host/,
@@ -496,7 +496,7 @@ describe("AgentType with runtime containerd", () => {
     reopened.type("echo reopened-$((40+2))\r");
     await reopened.waitFor(/reopened-42/, 30_000);
     reopened.type("\x10\x11");
-    expect(await reopened.exited).toBe(0);
+    expect(await reopened.exit(120_000)).toBe(0);
 
     // Each attach is audited and leaves an Event naming the user.
     const me = (await kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")).trim();
