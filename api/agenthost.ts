@@ -109,6 +109,14 @@ const kvm = z
       })
       .default("/var/lib/agenttype/kvm")
       .describe("Root-only directory on the host for the guests' overlays and console logs."),
+    bootTimeoutSeconds: z
+      .int()
+      .min(10)
+      .max(3600)
+      .optional()
+      .describe(
+        "How long a guest may take from its start until its containerd answers (DHCP lease, sshd, containerd). A guest past it is hung: it is removed, a Warning Event says at which stage, and it boots anew. 300 when unset.",
+      ),
   })
   .describe("Settings of the KVM (libvirt) driver.");
 

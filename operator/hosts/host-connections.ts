@@ -25,6 +25,7 @@ export function driverSettings(host: AgentHost): Record<string, unknown> {
       ...(k?.network === undefined ? {} : { network: k.network }),
       ...(k?.baseImage === undefined ? {} : { baseImage: k.baseImage }),
       ...(k?.stateDir === undefined ? {} : { stateDir: k.stateDir }),
+      ...(k?.bootTimeoutSeconds === undefined ? {} : { bootTimeoutSeconds: k.bootTimeoutSeconds }),
     };
   }
   const c = host.spec.containerd;

@@ -9,7 +9,8 @@
 // refused by name on other runtimes; delete leaves no guest, overlay or key. Persistent memory
 // lives on a data disk that outlasts a guest destroyed from outside (told at once by libvirt's
 // event channel, and replaced), scaling (a guest per replica) and, with retainPolicy Retain,
-// the AgentType itself.
+// the AgentType itself. A guest whose boot hangs is removed past the host's boot timeout and
+// booted anew.
 // The tests share one AgentType, each a step of its life, so that TCG boots (tens of seconds
 // each) are paid only where a check needs a new guest.
 
@@ -232,7 +233,7 @@ describe("runtime kvm through the operator", () => {
       world.agentType(SHELL, { command: ["/bin/sh"], interactive: true }),
     );
     try {
-      await world.readyAgentType(SHELL);
+      await world.readyAgentType(SHELL, 360_000);
       const { pluginOnTerminal } = pluginAs(world);
       const first = pluginOnTerminal(["attach", SHELL], { rows: 24, cols: 80, timeoutMs: 300_000 });
       await first.waitFor(/attached to replica 0 \(AgentHost \S+\) of AgentType kvm-shell/, 120_000);
@@ -241,14 +242,14 @@ describe("runtime kvm through the operator", () => {
       await first.waitFor(/(?<!echo )in-guest-42/, 120_000);
       first.type("\x10\x11");
       await first.waitFor(/detached: the agent keeps running/, 60_000);
-      expect(await first.exited).toBe(0);
+      expect(await first.exit(120_000)).toBe(0);
       console.log(`$ kubectl agenttype attach ${SHELL}\n${first.output}`);
 
       const again = pluginOnTerminal(["attach", SHELL], { rows: 24, cols: 80, timeoutMs: 300_000 });
       await again.waitFor(/attached to replica 0/, 120_000);
       await again.waitFor(/in-guest-42[\s\S]*in-guest-42/, 120_000);
       again.type("\x10\x11");
-      expect(await again.exited).toBe(0);
+      expect(await again.exit(120_000)).toBe(0);
 
       const tty = pluginOnTerminal(
         ["exec", "-i", "-t", SHELL, "--", "sh", "-c", "sleep 2; stty size; exit 6"],
@@ -258,7 +259,7 @@ describe("runtime kvm through the operator", () => {
           timeoutMs: 300_000,
         },
       );
-      expect(await tty.exited).toBe(6);
+      expect(await tty.exit(120_000)).toBe(6);
       expect(tty.output).toContain("30 100");
 
       // The AgentHost's log rotation reaches into the guest: the shell's output past 16Ki is
@@ -726,4 +727,62 @@ describe("runtime kvm through the operator", () => {
       ),
     );
   }, 1_500_000);
+
+  it("replaces a guest whose boot hangs: past the AgentHost's spec.kvm.bootTimeoutSeconds it is removed, a Warning says at which stage, and a new guest boots", async () => {
+    const STALL = "kvm-stall";
+    const bootTimeout = async (seconds: number | null) => {
+      await world.kubectl(
+        "patch",
+        "agenthost",
+        world.hostName,
+        "--type",
+        "merge",
+        "-p",
+        JSON.stringify({ spec: { kvm: { bootTimeoutSeconds: seconds } } }),
+      );
+      // The operator reads the host's settings from the same informer as its probe.
+      await eventually(
+        "the AgentHost probed with its new settings",
+        async () => {
+          const host = await world.getAgentHost();
+          return host.status?.observedGeneration === host.metadata.generation;
+        },
+        120_000,
+        500,
+      );
+    };
+    await bootTimeout(60);
+    try {
+      const created = await world.client.create<Obj>(resources.agentType, namespace, world.agentType(STALL));
+      // Paused as soon as it runs, the guest makes no progress, as a boot that hangs.
+      const hung = await eventually(
+        "kvm-stall's guest running",
+        async () => (await world.driver.guests(ownerLabels(owner(created)), within(30_000)))[0],
+        120_000,
+        200,
+      );
+      const hungUuid = (await virsh("domuuid", hung.name)).trim();
+      await virsh("suspend", hung.name);
+      const warned = await world.waitFor(
+        STALL,
+        "a Warning that its guest did not come up",
+        async () => (await world.events(STALL)).find((e) => /did not come up/.test(e.message)),
+        240_000,
+      );
+      console.log(`${warned.type} ${warned.reason}: ${warned.message}`);
+      expect(warned).toMatchObject({ type: "Warning", reason: "CreationFailed" });
+      expect(warned.message).toContain(
+        `guest ${hung.name} did not come up within its boot timeout of 60 s (still waiting for its `,
+      );
+      expect(warned.message).toContain("it was removed and boots anew");
+      const ready = await world.readyAgentType(STALL, 300_000);
+      const [replaced] = await world.driver.guests(ownerLabels(owner(ready)), within(30_000));
+      expect(replaced?.state).toBe("running");
+      expect((await virsh("domuuid", replaced?.name as string)).trim()).not.toBe(hungUuid);
+    } finally {
+      await bootTimeout(null);
+      await world.client.delete(resources.agentType, namespace, STALL);
+      await world.gone(STALL);
+    }
+  }, 900_000);
 });

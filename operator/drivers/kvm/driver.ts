@@ -75,6 +75,12 @@ export const kvmSettings = z
       .describe("Root-only directory on the host for the guests' overlays and console logs."),
     vcpus: z.int().min(1).max(256).default(1).describe("vCPUs of a guest at least."),
     memoryMiB: z.int().min(256).max(4_194_304).default(1024).describe("MiB of memory of a guest at least."),
+    bootTimeoutSeconds: z
+      .int()
+      .min(10)
+      .max(3600)
+      .default(300)
+      .describe("From a guest's start until its containerd answers; past it the guest is hung and replaced."),
     accel: z
       .enum(["auto", "kvm", "tcg"])
       .default("auto")
@@ -221,6 +227,16 @@ class UnreachableGuest extends Error {
       },
     );
   }
+}
+
+/** Where connecting to a guest is: what it waits for now. */
+interface ConnectProgress {
+  stage: string;
+}
+
+/** A guest that answered and refused the operator: a wrong host key, a refused login. */
+function isRefusal(err: unknown): boolean {
+  return isDriverError(err) && (err.code === "HostKeyMismatch" || err.code === "Authentication");
 }
 
 export class KvmDriver implements ContainerDriver {
@@ -508,9 +524,47 @@ export class KvmDriver implements ContainerDriver {
     }
     await this.#virsh.run(["start", name], subCall(call, 60_000));
     const started = Date.now();
-    const guest = await this.#connect({ name, labels }, keys, call, started);
+    const bootMs = this.#settings.bootTimeoutSeconds * 1000;
+    const progress: ConnectProgress = { stage: "its DHCP lease" };
+    const guest = await this.#connect({ name, labels }, keys, subCall(call, bootMs), started, progress).catch(
+      async (err: unknown) => {
+        // Past its boot timeout (not the caller's deadline, not a refused key) the guest is hung:
+        // a later attempt would find it running and wait on it again. It goes, and boots anew.
+        if (Date.now() - started < bootMs || call.signal.aborted || isRefusal(err)) throw err;
+        throw await this.#removeHungGuest(name, labels, bootMs, progress.stage, err, call);
+      },
+    );
     this.bootTimes.set(name, { start: started - t0, ...guest.times });
     return guest.guest;
+  }
+
+  /**
+   * Removes a guest that did not come up within its boot timeout, and returns the error that
+   * says so: the stage it was in, and its console's last line (where a boot that hangs stops).
+   */
+  async #removeHungGuest(
+    name: string,
+    labels: Labels,
+    bootMs: number,
+    stage: string,
+    cause: unknown,
+    call: Call,
+  ): Promise<Error> {
+    const lastLine = await this.#host
+      .exec(
+        shellCommand(["tail", "-n", "1", `${this.#settings.stateDir}/${name}/console.log`]),
+        {},
+        subCall(call, 10_000),
+      )
+      .then((r) => r.stdout.trim().slice(-200))
+      .catch(() => "");
+    await this.#removeGuestNow(name, labels, 0, call);
+    // A timeout says nothing the stage does not; another error (a refused connection) does.
+    const last = isDriverError(cause) && cause.code === "Timeout" ? "" : `: ${String(cause)}`;
+    return new CreationFailedError(
+      `guest ${name} did not come up within its boot timeout of ${bootMs / 1000} s (still waiting for ${stage}${last}); it was removed and boots anew${lastLine === "" ? "" : `; its console's last line: ${lastLine}`}`,
+      { retryable: true },
+    );
   }
 
   /**
@@ -558,6 +612,7 @@ export class KvmDriver implements ContainerDriver {
     keys: GuestKeys,
     call: Call,
     since: number,
+    progress: ConnectProgress = { stage: "its DHCP lease" },
   ): Promise<{ guest: Guest; times: Omit<BootTimes, "start"> }> {
     const forgotten = this.#forgotten.get(name) ?? 0;
     let address: string | undefined;
@@ -570,6 +625,7 @@ export class KvmDriver implements ContainerDriver {
     }
     const addressAt = Date.now();
     const guestAddress = address;
+    progress.stage = `its sshd (${guestAddress})`;
     const connection = new SshConnection(
       {
         host: guestAddress,
@@ -589,13 +645,13 @@ export class KvmDriver implements ContainerDriver {
           await connection.connection(subCall(call, 90_000));
           break;
         } catch (err) {
-          if (isDriverError(err) && (err.code === "HostKeyMismatch" || err.code === "Authentication"))
-            throw err;
+          if (isRefusal(err)) throw err;
           if (Date.now() >= call.deadline) throw err;
           await sleep(250, call.signal);
         }
       }
       const sshAt = Date.now();
+      progress.stage = "its containerd";
       const driver = new ContainerdDriver({ ...GUEST_CONTAINERD }, connection);
       for (;;) {
         const health = await driver.health(subCall(call, 30_000)).catch((err: unknown) => ({
