@@ -112,10 +112,10 @@ const kvm = z
     bootTimeoutSeconds: z
       .int()
       .min(10)
-      .max(3600)
+      .max(540)
       .optional()
       .describe(
-        "How long a guest may take from its start until its containerd answers (DHCP lease, sshd, containerd). A guest past it is hung: it is removed, a Warning Event says at which stage, and it boots anew. 300 when unset.",
+        "How long a guest may take from its start until its containerd answers (DHCP lease, sshd, containerd). A guest past it is hung: it is removed, a Warning Event says at which stage, and it boots anew. 300 when unset; at most 540, within the 600 s the operator gives a guest's creation in all.",
       ),
   })
   .describe("Settings of the KVM (libvirt) driver.");

@@ -32,7 +32,7 @@ import { resources } from "../../operator/kube/resources.ts";
 import { eventually } from "../fixtures/eventually.ts";
 import { pluginAs } from "../fixtures/kubectl-agenttype.ts";
 import { condition, type Obj } from "../hosts/operator-fixture.ts";
-import { operatorOnKvmHost } from "./operator-fixture.ts";
+import { KVM_BOOT_TIMEOUT_SECONDS, operatorOnKvmHost } from "./operator-fixture.ts";
 
 const kvmHostSh = resolve(dirname(fileURLToPath(import.meta.url)), "kvm-host.sh");
 const world = operatorOnKvmHost({ prefix: "guests", identity: "operator-guests", subresources: true });
@@ -730,7 +730,7 @@ describe("runtime kvm through the operator", () => {
 
   it("replaces a guest whose boot hangs: past the AgentHost's spec.kvm.bootTimeoutSeconds it is removed, a Warning says at which stage, and a new guest boots", async () => {
     const STALL = "kvm-stall";
-    const bootTimeout = async (seconds: number | null) => {
+    const bootTimeout = async (seconds: number) => {
       await world.kubectl(
         "patch",
         "agenthost",
@@ -780,7 +780,7 @@ describe("runtime kvm through the operator", () => {
       expect(replaced?.state).toBe("running");
       expect((await virsh("domuuid", replaced?.name as string)).trim()).not.toBe(hungUuid);
     } finally {
-      await bootTimeout(null);
+      await bootTimeout(KVM_BOOT_TIMEOUT_SECONDS);
       await world.client.delete(resources.agentType, namespace, STALL);
       await world.gone(STALL);
     }

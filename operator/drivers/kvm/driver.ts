@@ -78,7 +78,7 @@ export const kvmSettings = z
     bootTimeoutSeconds: z
       .int()
       .min(10)
-      .max(3600)
+      .max(540)
       .default(300)
       .describe("From a guest's start until its containerd answers; past it the guest is hung and replaced."),
     accel: z
