@@ -335,7 +335,14 @@ import_image() {
   archive=$AGENTTYPE_CACHE/archives/$key.tar
   rm -f "$archive"
   bh push --quiet --signature-policy "$(policy)" "$image" "docker-archive:$archive:$image" >/dev/null
-  ctr_cmd images import "$archive" >&2
+  if ! ctr_cmd images import "$archive" >&2; then
+    # Seen once on the KVM host's store: "failed to prepare extraction snapshot ... parent
+    # snapshot ... does not exist", the next import of the same archive fine (containerd 1.6's
+    # garbage collection can race an unpack that reuses a layer the image it replaced held).
+    log "import of $image failed; importing it once more"
+    sleep 2
+    ctr_cmd images import "$archive" >&2
+  fi
   rm -f "$archive"
   [ -n "$(ctr_cmd images ls -q "name==$image")" ] || die "import of $image did not register that name"
   echo "$id" >"$stamp"
