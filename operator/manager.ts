@@ -15,6 +15,7 @@ import type { ControllerContext, ControllerSetup, InformerExtras } from "./engin
 import { InformerGroup } from "./engine/informer.ts";
 import { LeaderElector } from "./engine/leader-election.ts";
 import { createMetrics } from "./engine/metrics.ts";
+import { SharedInformers } from "./engine/shared-informers.ts";
 import { SecretGuestKeyStore } from "./hosts/guest-key-secrets.ts";
 import { HostConnections } from "./hosts/host-connections.ts";
 import type { ApiServerAccess } from "./kube/access.ts";
@@ -150,20 +151,10 @@ export class Manager {
   }
 
   private runControllers(signal: AbortSignal): void {
-    const informers: Pick<InformerGroup<KubeObject>, "run" | "synced">[] = [];
-    // Reconcilers write only while this replica leads: not after its renew deadline passed.
-    const elector = this.elector;
-    const client =
-      elector === undefined ? this.client : this.client.withWriteWindow(() => elector.remainingMs());
-    const context: ControllerContext = {
-      client,
-      config: this.config,
-      logger: this.logger,
-      metrics: this.metrics,
-      events: new EventRecorder(client, FIELD_MANAGER, this.logger),
-      hosts: this.hosts,
-      informer: <T extends KubeObject>(type: ResourceType, extras: InformerExtras<T> = {}) => {
-        const informer = new InformerGroup<T>(
+    // One informer per kind and selector, however many controllers ask for it.
+    const informers = new SharedInformers(
+      <T extends KubeObject>(type: ResourceType, extras: InformerExtras<T>) =>
+        new InformerGroup<T>(
           {
             client: this.client,
             type,
@@ -178,15 +169,26 @@ export class Manager {
           },
           // A cluster-scoped kind has one informer, whatever namespaces are watched.
           type.namespaced ? this.config.namespaces : [],
-        );
-        informers.push(informer);
-        return informer;
-      },
+        ),
+    );
+    // Reconcilers write only while this replica leads: not after its renew deadline passed.
+    const elector = this.elector;
+    const client =
+      elector === undefined ? this.client : this.client.withWriteWindow(() => elector.remainingMs());
+    const context: ControllerContext = {
+      client,
+      config: this.config,
+      logger: this.logger,
+      metrics: this.metrics,
+      events: new EventRecorder(client, FIELD_MANAGER, this.logger),
+      hosts: this.hosts,
+      informer: <T extends KubeObject>(type: ResourceType, extras: InformerExtras<T> = {}) =>
+        informers.informer(type, extras),
     };
     this.controllers = CONTROLLERS.map((setup) => setup(context));
-    for (const informer of informers) void informer.run(signal);
+    for (const informer of informers.all()) void informer.run(signal);
     // Reconcile only once every cache is filled, so no reconcile acts on half a picture.
-    void Promise.all(informers.map((i) => i.synced)).then(() => {
+    void Promise.all(informers.all().map((i) => i.synced)).then(() => {
       if (signal.aborted) return;
       this.informersSynced = true;
       this.logger.info("caches synced; reconciling");

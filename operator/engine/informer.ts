@@ -115,8 +115,10 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 export class Informer<T extends KubeObject> {
   private readonly cache = new Map<string, T>();
   private readonly indexes = new Map<string, Map<string, Set<string>>>();
+  private readonly indexers: Record<string, (object: T) => string[]>;
   private readonly handlers: InformerHandler<T>[] = [];
   private readonly options: InformerOptions<T>;
+  private running = false;
   private resolveSynced!: () => void;
   /** Resolves once the first list is in the cache. */
   readonly synced: Promise<void>;
@@ -125,7 +127,20 @@ export class Informer<T extends KubeObject> {
   constructor(options: InformerOptions<T>) {
     this.options = options;
     this.synced = new Promise((resolve) => (this.resolveSynced = resolve));
-    for (const name of Object.keys(options.indexers ?? {})) this.indexes.set(name, new Map());
+    this.indexers = {};
+    this.addIndexers(options.indexers ?? {});
+  }
+
+  /** More named indexes, before the informer runs (a second controller sharing it asks for them). */
+  addIndexers(indexers: Record<string, (object: T) => string[]>): void {
+    for (const [name, indexer] of Object.entries(indexers)) {
+      if (this.running)
+        throw new Error(`informer of ${this.options.type.plural}: index ${name} added while it runs`);
+      if (name in this.indexers)
+        throw new Error(`informer of ${this.options.type.plural}: a second index named ${name}`);
+      this.indexers[name] = indexer;
+      this.indexes.set(name, new Map());
+    }
   }
 
   on(handler: InformerHandler<T>): void {
@@ -152,6 +167,7 @@ export class Informer<T extends KubeObject> {
 
   /** Runs until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
+    this.running = true;
     const resync = setInterval(() => {
       for (const object of this.cache.values()) this.emit("resync", object);
     }, this.options.resyncMs);
@@ -292,7 +308,7 @@ export class Informer<T extends KubeObject> {
   }
 
   private index(key: string, object: T): void {
-    for (const [name, indexer] of Object.entries(this.options.indexers ?? {})) {
+    for (const [name, indexer] of Object.entries(this.indexers)) {
       const index = this.indexes.get(name);
       for (const value of indexer(object)) {
         let keys = index?.get(value);
@@ -306,7 +322,7 @@ export class Informer<T extends KubeObject> {
   }
 
   private unindex(key: string, object: T): void {
-    for (const [name, indexer] of Object.entries(this.options.indexers ?? {})) {
+    for (const [name, indexer] of Object.entries(this.indexers)) {
       const index = this.indexes.get(name);
       for (const value of indexer(object)) {
         const keys = index?.get(value);
@@ -345,6 +361,10 @@ export class InformerGroup<T extends KubeObject> implements ObjectCache<T> {
 
   on(handler: InformerHandler<T>): void {
     for (const informer of this.informers) informer.on(handler);
+  }
+
+  addIndexers(indexers: Record<string, (object: T) => string[]>): void {
+    for (const informer of this.informers) informer.addIndexers(indexers);
   }
 
   get(key: string): T | undefined {

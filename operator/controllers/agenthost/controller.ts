@@ -15,12 +15,10 @@ const NAME = "agenthost";
 export function setupAgentHostController(context: ControllerContext): Controller {
   const { client, config, logger, metrics, events, hosts } = context;
   const agentHosts = context.informer<KubeObject>(resources.agentHost);
-  // AgentTypes, for their uids alone: groups on a host whose AgentType is gone are orphans.
-  const agentTypes = context.informer<KubeObject>(resources.agentType, {
-    transform: (o) => ({
-      metadata: { name: o.metadata.name, namespace: o.metadata.namespace, uid: o.metadata.uid },
-    }),
-  });
+  // AgentTypes, for their uids: groups on a host whose AgentType is gone are orphans. The
+  // AgentType controller's informer, shared: a second watch of every AgentType would cost the
+  // API server a stream and the operator a parse of each event.
+  const agentTypes = context.informer<KubeObject>(resources.agentType);
   const queue = new WorkQueue({ observer: queueObserver(metrics, NAME) });
   agentHosts.on((event, object, previous) => {
     // Our own status writes change neither generation nor labels: nothing to probe for them.
