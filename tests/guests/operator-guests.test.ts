@@ -118,6 +118,19 @@ async function pinHostKey(name: string, guest: string, publicKey: string): Promi
   } as KubeObject);
 }
 
+/** `kubectl patch --type merge` of the KVM host's AgentHost spec, as its admin does it. */
+async function patchHostSpec(spec: Record<string, unknown>): Promise<void> {
+  await world.kubectl(
+    "patch",
+    "agenthost",
+    world.hostName,
+    "--type",
+    "merge",
+    "-p",
+    JSON.stringify({ spec }),
+  );
+}
+
 describe("runtime kvm through the operator", () => {
   let accel = "";
 
@@ -264,15 +277,7 @@ describe("runtime kvm through the operator", () => {
 
       // The AgentHost's log rotation reaches into the guest: the shell's output past 16Ki is
       // rotated at a probe, and logs reads the rotated file.
-      await world.kubectl(
-        "patch",
-        "agenthost",
-        world.hostName,
-        "--type",
-        "merge",
-        "-p",
-        JSON.stringify({ spec: { containerLogs: { maxSize: "16Ki", maxFiles: 2 } } }),
-      );
+      await patchHostSpec({ containerLogs: { maxSize: "16Ki", maxFiles: 2 } });
       try {
         const { plugin } = pluginAs(world);
         const wrote = await plugin(
@@ -731,15 +736,7 @@ describe("runtime kvm through the operator", () => {
   it("replaces a guest whose boot hangs: past the AgentHost's spec.kvm.bootTimeoutSeconds it is removed, a Warning says at which stage, and a new guest boots", async () => {
     const STALL = "kvm-stall";
     const bootTimeout = async (seconds: number) => {
-      await world.kubectl(
-        "patch",
-        "agenthost",
-        world.hostName,
-        "--type",
-        "merge",
-        "-p",
-        JSON.stringify({ spec: { kvm: { bootTimeoutSeconds: seconds } } }),
-      );
+      await patchHostSpec({ kvm: { bootTimeoutSeconds: seconds } });
       // The operator reads the host's settings from the same informer as its probe.
       await eventually(
         "the AgentHost probed with its new settings",
