@@ -122,11 +122,11 @@ BENCH_N ?= 1000
 # Starts the control plane if it is not running, and then stops it again, as the integration tier does.
 # A control plane it started is started afresh (etcd wiped) before each side, so that neither
 # runs on what the other left; one already running is shared, sides alternating.
-bench-operator: $(DEPS) ## time the operator on N AgentTypes against the API server's ceiling; writes of a restart and a resync [BENCH_ROUNDS=2 BENCH_FIRST=ceiling|operator BENCH_CLOCK_ONLY=1]
+bench-operator: $(DEPS) ## time the operator on N AgentTypes against the API server's ceiling; writes of a restart and a resync [BENCH_ROUNDS=2 BENCH_FIRST=ceiling|operator BENCH_CLOCK_ONLY=1 BENCH_PIN=1]
 	@running=$$(tests/cluster/cluster.sh status control-plane >/dev/null 2>&1 && echo yes); \
 	kubeconfig=$$(tests/cluster/cluster.sh up control-plane | tail -n 1) && \
 	  node tests/bench/operator.ts --n $(BENCH_N) --kubeconfig "$$kubeconfig" $(if $(BENCH_ROUNDS),--rounds $(BENCH_ROUNDS)) $(if $(BENCH_FIRST),--first $(BENCH_FIRST)) \
-	    $(if $(filter 1,$(BENCH_CLOCK_ONLY)),--clock-only) \
+	    $(if $(filter 1,$(BENCH_CLOCK_ONLY)),--clock-only) $(if $(filter 1,$(BENCH_PIN)),--pin) \
 	    $$([ -n "$$running" ] || echo --fresh-control-plane); \
 	status=$$?; [ -n "$$running" ] || tests/cluster/cluster.sh down control-plane >&2; exit $$status
 

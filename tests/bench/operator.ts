@@ -6,10 +6,14 @@
 // namespaces) and removes what it made. With --fresh-control-plane (make passes it when it
 // started the control plane itself) each side starts on a control plane started afresh, etcd
 // wiped: measured at 10,000, whichever side ran second, after the other's 60,000 objects were
-// made and deleted, took about 1.5 times as long.
-//   node tests/bench/operator.ts [--n 1000] [--concurrency 8] [--rounds 2] [--first ceiling|operator] [--fresh-control-plane] [--clock-only] [--resync-seconds S] --kubeconfig PATH
+// made and deleted, took about 1.5 times as long. With --pin the control plane (etcd, the API
+// server, the controller-manager) runs on the first core and the operator and this process (the
+// ceiling's client) on the others, as in a cluster whose operator runs on a worker node:
+// unpinned, every CPU-second the operator spends comes off the API server's. A control plane
+// the bench did not start gets all the cores back at the end.
+//   node tests/bench/operator.ts [--n 1000] [--concurrency 8] [--rounds 2] [--first ceiling|operator] [--fresh-control-plane] [--clock-only] [--pin] [--resync-seconds S] --kubeconfig PATH
 // The last line is machine-readable.
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
 import { parseArgs, promisify } from "node:util";
@@ -43,6 +47,7 @@ const { values } = parseArgs({
     first: { type: "string", default: "ceiling" },
     "fresh-control-plane": { type: "boolean", default: false },
     "clock-only": { type: "boolean", default: false },
+    pin: { type: "boolean", default: false },
     kubeconfig: { type: "string", default: process.env.KUBECONFIG },
   },
 });
@@ -58,6 +63,10 @@ const freshControlPlane = values["fresh-control-plane"];
 // Skips the restart and the resync: at 10,000 the wait for the controller-manager to make every
 // Deployment's ReplicaSet before them (its 20 requests a second) takes longer than both clocks.
 const clockOnly = values["clock-only"];
+const pin = values.pin;
+/** The cores this process may use at its start: --pin narrows the mask, and the count with it. */
+const cores = availableParallelism();
+if (pin && cores < 2) throw new Error("--pin needs two cores or more");
 if (!values.kubeconfig) throw new Error("--kubeconfig or KUBECONFIG is required");
 const kubeconfig = values.kubeconfig;
 const client = new KubeClient(loadAccess({ KUBECONFIG: kubeconfig }));
@@ -173,6 +182,34 @@ async function restartControlPlane(): Promise<void> {
   await run(clusterSh, ["up", "control-plane"], { timeout: 300_000 });
   await installCrds(kubeconfig);
   console.log(`  control plane started afresh in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+}
+
+/** The control-plane tier's processes, by their pidfiles (tests/cluster/cluster.sh). */
+const CONTROL_PLANE = ["etcd", "kube-apiserver", "kube-controller-manager"];
+
+/**
+ * With --pin: the control plane on core 0, this process (and so the operator it starts) on the
+ * others. Each thread of a running process is moved (taskset -a); children inherit the mask.
+ */
+function pinProcesses(): void {
+  const others = cores === 2 ? "1" : `1-${cores - 1}`;
+  pinControlPlane("0");
+  execFileSync("taskset", ["-apc", others, String(process.pid)], { stdio: "ignore", timeout: 10_000 });
+  console.log(`  pinned: the control plane on CPU 0, the operator and the ceiling's client on CPU ${others}`);
+}
+
+/** Moves every thread of the control plane's processes to `cpus` (a taskset CPU list). */
+function pinControlPlane(cpus: string): void {
+  const run = `${process.env.AGENTTYPE_STATE ?? "/var/lib/agenttype-cluster"}/run`;
+  for (const name of CONTROL_PLANE) {
+    let pid: string;
+    try {
+      pid = readFileSync(`${run}/${name}.pid`, "utf8").trim();
+    } catch {
+      throw new Error(`--pin: no pidfile for ${name} in ${run}; is the control plane up?`);
+    }
+    execFileSync("taskset", ["-apc", cpus, pid], { stdio: "ignore", timeout: 10_000 });
+  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -544,6 +581,8 @@ async function setUp(): Promise<boolean> {
 }
 
 async function cleanUp(installedCrds: boolean): Promise<void> {
+  // A control plane that outlives the bench is the user's again, on every core.
+  if (pin && !freshControlPlane) pinControlPlane(`0-${cores - 1}`);
   for (const name of ours) await removeNamespace(name);
   if (installedCrds) {
     for (const crd of crdManifests()) await client.delete(CRD, undefined, crd.metadata.name);
@@ -560,6 +599,7 @@ try {
   const operators: OperatorFigures[] = [];
   const side = async <T>(run: () => Promise<T>): Promise<T> => {
     if (freshControlPlane) await restartControlPlane();
+    if (pin) pinProcesses();
     return run();
   };
   for (let round = 0; round < rounds; round++) {
@@ -583,7 +623,7 @@ try {
   const restartWrites = most(operators.map((o) => o.restartWrites));
   const resyncWrites = most(operators.map((o) => o.resyncWrites));
   // Load average over the last minute, divided by the cores: how shared the machine was.
-  const load = (loadavg()[0] ?? 0) / availableParallelism();
+  const load = (loadavg()[0] ?? 0) / cores;
   const leastCpu = (figures: SideFigures[]) =>
     Math.min(...figures.map((f) => f.cpuMsPerAgentType)).toFixed(1);
   const perAgentType = (figures: { writesPerAgentType: number }[]) =>
@@ -593,7 +633,7 @@ try {
     ...operators.map((o) => (o.gc.scavengeMs + o.gc.markCompactMs) / n),
   ).toFixed(2);
   console.log(
-    `bench-operator n=${n} ratio=${(operatorSeconds / ceiling).toFixed(2)} operator_s=${operatorSeconds.toFixed(1)} ceiling_s=${ceiling.toFixed(1)} rss_mib=${Math.round(rss)} restart_writes=${restartWrites} resync_writes=${resyncWrites} operator_writes_per_at=${perAgentType(operators)} ceiling_writes_per_at=${perAgentType(ceilings)} operator_cpu_ms_per_at=${leastCpu(operators)} operator_gc_pause_ms_per_at=${gcMsPerAgentType} ceiling_client_cpu_ms_per_at=${leastCpu(ceilings)} load_per_core=${load.toFixed(1)}`,
+    `bench-operator n=${n} ratio=${(operatorSeconds / ceiling).toFixed(2)} operator_s=${operatorSeconds.toFixed(1)} ceiling_s=${ceiling.toFixed(1)} rss_mib=${Math.round(rss)} restart_writes=${restartWrites} resync_writes=${resyncWrites} operator_writes_per_at=${perAgentType(operators)} ceiling_writes_per_at=${perAgentType(ceilings)} operator_cpu_ms_per_at=${leastCpu(operators)} operator_gc_pause_ms_per_at=${gcMsPerAgentType} ceiling_client_cpu_ms_per_at=${leastCpu(ceilings)} load_per_core=${load.toFixed(1)} pinned=${pin ? 1 : 0}`,
   );
 } finally {
   await cleanUp(installedCrds);
