@@ -32,6 +32,7 @@ import {
   total,
   writesBetween,
 } from "../fixtures/apiserver-writes.ts";
+import { controlPlanePid } from "../fixtures/control-plane.ts";
 import { loadSample } from "../fixtures/manifests.ts";
 import { crdManifests, installCrds } from "../integration/crds.ts";
 import { type OperatorProcess, startOperator } from "../integration/operator-process.ts";
@@ -191,24 +192,18 @@ const CONTROL_PLANE = ["etcd", "kube-apiserver", "kube-controller-manager"];
  * With --pin: the control plane on core 0, this process (and so the operator it starts) on the
  * others. Each thread of a running process is moved (taskset -a); children inherit the mask.
  */
-function pinProcesses(): void {
+async function pinProcesses(): Promise<void> {
   const others = cores === 2 ? "1" : `1-${cores - 1}`;
-  pinControlPlane("0");
+  await pinControlPlane("0");
   execFileSync("taskset", ["-apc", others, String(process.pid)], { stdio: "ignore", timeout: 10_000 });
   console.log(`  pinned: the control plane on CPU 0, the operator and the ceiling's client on CPU ${others}`);
 }
 
 /** Moves every thread of the control plane's processes to `cpus` (a taskset CPU list). */
-function pinControlPlane(cpus: string): void {
-  const run = `${process.env.AGENTTYPE_STATE ?? "/var/lib/agenttype-cluster"}/run`;
+async function pinControlPlane(cpus: string): Promise<void> {
   for (const name of CONTROL_PLANE) {
-    let pid: string;
-    try {
-      pid = readFileSync(`${run}/${name}.pid`, "utf8").trim();
-    } catch {
-      throw new Error(`--pin: no pidfile for ${name} in ${run}; is the control plane up?`);
-    }
-    execFileSync("taskset", ["-apc", cpus, pid], { stdio: "ignore", timeout: 10_000 });
+    const pid = await controlPlanePid(name);
+    execFileSync("taskset", ["-apc", cpus, String(pid)], { stdio: "ignore", timeout: 10_000 });
   }
 }
 
@@ -582,7 +577,7 @@ async function setUp(): Promise<boolean> {
 
 async function cleanUp(installedCrds: boolean): Promise<void> {
   // A control plane that outlives the bench is the user's again, on every core.
-  if (pin && !freshControlPlane) pinControlPlane(`0-${cores - 1}`);
+  if (pin && !freshControlPlane) await pinControlPlane(`0-${cores - 1}`);
   for (const name of ours) await removeNamespace(name);
   if (installedCrds) {
     for (const crd of crdManifests()) await client.delete(CRD, undefined, crd.metadata.name);
@@ -599,7 +594,7 @@ try {
   const operators: OperatorFigures[] = [];
   const side = async <T>(run: () => Promise<T>): Promise<T> => {
     if (freshControlPlane) await restartControlPlane();
-    if (pin) pinProcesses();
+    if (pin) await pinProcesses();
     return run();
   };
   for (let round = 0; round < rounds; round++) {

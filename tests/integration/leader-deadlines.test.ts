@@ -2,18 +2,14 @@
 // replaced and, once resumed, writes nothing and exits; a leader whose API server hangs stops
 // at its renew deadline; an API server that stops answering without closing connections makes
 // reconciles time out, retry, and converge once it answers again.
-import { execFile } from "node:child_process";
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { promisify } from "node:util";
 import { AppsV1Api, CustomObjectsApi, type KubeConfig, type V1Deployment } from "@kubernetes/client-node";
 import { afterEach, beforeAll, describe, expect } from "vitest";
+import { controlPlanePid } from "../fixtures/control-plane.ts";
 import { eventually, kubeconfigPath, simpleAgent, test } from "./cluster.ts";
 import { installCrds } from "./crds.ts";
 import { type OperatorProcess, startOperator } from "./operator-process.ts";
 
-const run = promisify(execFile);
-const CLUSTER_DIR = join(import.meta.dirname, "..", "cluster");
 const LEADER = 'leader_election_master_status{name="agenttype-operator"}';
 /** The operator's lease duration and renew deadline (operator/manager.ts). */
 const LEASE_MS = 10_000;
@@ -81,17 +77,6 @@ function logLines(operator: OperatorProcess): { time: number; msg: string; key?:
     .split("\n")
     .filter((line) => line.startsWith("{"))
     .map((line) => JSON.parse(line));
-}
-
-/** The pid of a control-plane process of the harness (its pidfile under $AGENTTYPE_STATE/run). */
-async function controlPlanePid(name: string): Promise<number> {
-  const { stdout } = await run("bash", [
-    "-c",
-    `source ${CLUSTER_DIR}/lib.sh && cat "$AGENTTYPE_RUN/${name}.pid"`,
-  ]);
-  const pid = Number(stdout.trim());
-  if (!Number.isInteger(pid) || pid <= 1) throw new Error(`no pid for ${name}: ${stdout}`);
-  return pid;
 }
 
 /** Runs `during` with the kube-apiserver stopped (SIGSTOP): connections stay open, nothing answers. */
