@@ -18,7 +18,7 @@ import {
   TimeoutError,
 } from "../../operator/drivers/errors.ts";
 import { fingerprint, parsePublicKey } from "../../operator/drivers/ssh/host-key.ts";
-import { generateClientKeypair } from "../../operator/drivers/ssh/keypair.ts";
+import { encodeEd25519Keypair, generateClientKeypair } from "../../operator/drivers/ssh/keypair.ts";
 import { SocketBridge } from "../../operator/drivers/ssh/socket-bridge.ts";
 import { shellCommand } from "../../operator/drivers/transport.ts";
 import { eventually } from "../fixtures/eventually.ts";
@@ -222,24 +222,32 @@ describe("SSH transport on a real sshd", () => {
   });
 
   it("reports an unauthorized client key as an authentication failure, and accepts a generated key once authorized", async () => {
-    const pair = generateClientKeypair(`agenttype-test-${process.pid}`);
+    const comment = `agenttype-test-${process.pid}`;
+    const pair = generateClientKeypair(comment);
     const stranger = connect(host, {}, { privateKey: pair.privateKey });
     const err = await stranger.exec("true", {}, within(10_000)).catch((e: unknown) => e);
     stranger.close();
     expect(err).toBeInstanceOf(AuthenticationError);
     expect((err as AuthenticationError).retryable).toBe(false);
 
+    // One key in 256 has a public key starting with a zero byte; sshd takes this one too.
+    const seed = Buffer.alloc(32);
+    seed.writeUInt32BE(36, 28);
+    const leadingZero = encodeEd25519Keypair(seed, comment, 1);
     // What an admin does with the published public key: one line into authorized_keys.
-    await ssh.exec(`echo ${shellCommand([pair.publicKey])} >> ${host.authorizedKeys}`, {}, within(10_000));
+    const lines = [pair.publicKey, leadingZero.publicKey].map((line) => shellCommand([line]));
+    await ssh.exec(`printf '%s\\n' ${lines.join(" ")} >> ${host.authorizedKeys}`, {}, within(10_000));
     try {
-      const admitted = connect(host, {}, { privateKey: pair.privateKey });
-      expect((await admitted.exec("echo in", {}, within(10_000))).stdout).toBe("in\n");
-      admitted.close();
-      const file = join(tmpdir(), `agenttype-key-${process.pid}.pub`);
-      writeFileSync(file, `${pair.publicKey}\n`);
-      expect(execFileSync("ssh-keygen", ["-lf", file]).toString()).toContain(pair.fingerprint);
+      for (const authorized of [pair, leadingZero]) {
+        const admitted = connect(host, {}, { privateKey: authorized.privateKey });
+        expect((await admitted.exec("echo in", {}, within(10_000))).stdout).toBe("in\n");
+        admitted.close();
+        const file = join(tmpdir(), `agenttype-key-${process.pid}.pub`);
+        writeFileSync(file, `${authorized.publicKey}\n`);
+        expect(execFileSync("ssh-keygen", ["-lf", file]).toString()).toContain(authorized.fingerprint);
+      }
     } finally {
-      await ssh.exec(`sed -i '/agenttype-test-${process.pid}$/d' ${host.authorizedKeys}`, {}, within(10_000));
+      await ssh.exec(`sed -i '/${comment}$/d' ${host.authorizedKeys}`, {}, within(10_000));
     }
   });
 
