@@ -2,6 +2,7 @@
 // that Secret does not exist, the operator generates an ed25519 keypair and stores it there,
 // so an admin authorizes the public key (published in status and an Event) with one copy-paste.
 import type { AgentHost } from "../../api/agenthost.ts";
+import { ssh2Package } from "../drivers/on-demand.ts";
 import { generateClientKeypair } from "../drivers/ssh/keypair.ts";
 import { isNotFound, type KubeClient, type KubeObject } from "../kube/client.ts";
 import { resources } from "../kube/resources.ts";
@@ -22,8 +23,14 @@ export interface ClientKey {
   generated: boolean;
 }
 
-export class MissingKeyError extends Error {
-  override name = "MissingKeyError";
+/** The AgentHost's key Secret exists but gives no usable key; `reason` is the condition's. */
+export class ClientKeyError extends Error {
+  override name = "ClientKeyError";
+  readonly reason: "ClientKeyMissing" | "ClientKeyInvalid";
+  constructor(reason: ClientKeyError["reason"], message: string) {
+    super(message);
+    this.reason = reason;
+  }
 }
 
 /** Reads the AgentHost's client key, generating and storing one when its Secret does not exist. */
@@ -73,15 +80,43 @@ export async function clientKey(
   }
   const encoded = secret.data?.[ref.key];
   if (encoded === undefined)
-    throw new MissingKeyError(
+    throw new ClientKeyError(
+      "ClientKeyMissing",
       `${where} has no key ${JSON.stringify(ref.key)} (spec.ssh.privateKeySecretRef.key)`,
     );
+  const privateKey = Buffer.from(encoded, "base64").toString("utf8");
+  const unreadable = unreadableKey(privateKey);
+  if (unreadable !== undefined) {
+    const generated = secret.metadata.labels?.[GENERATED_LABEL] === "true";
+    throw new ClientKeyError(
+      "ClientKeyInvalid",
+      `${where} key ${JSON.stringify(ref.key)} (spec.ssh.privateKeySecretRef.key) is not an SSH private key the operator can use: ${unreadable}; ${
+        generated
+          ? "the operator generated it: delete the Secret, and the operator generates a new key to authorize on the host"
+          : "store an unencrypted OpenSSH or PEM private key there"
+      }`,
+    );
+  }
   const publicKey = secret.data?.[`${ref.key}${PUBLIC_KEY_SUFFIX}`];
   return {
-    privateKey: Buffer.from(encoded, "base64").toString("utf8"),
+    privateKey,
     ...(publicKey === undefined
       ? {}
       : { publicKey: Buffer.from(publicKey, "base64").toString("utf8").trim() }),
     generated: false,
   };
+}
+
+/** Why ssh2 cannot use a private key, or undefined when it can. */
+function unreadableKey(privateKey: string): string | undefined {
+  const parsed = ssh2Package().utils.parseKey(privateKey);
+  // ssh2's messages may quote bytes of the damaged key: keep them printable.
+  if (parsed instanceof Error)
+    return parsed.message
+      .replace(/[^\x20-\x7e]+/g, " ")
+      .replace(/ +/g, " ")
+      .trim();
+  const key = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (key === undefined || !key.isPrivateKey()) return "it holds no private key";
+  return undefined;
 }

@@ -123,6 +123,61 @@ describe("AgentHost", () => {
     );
     expect(event.message).toContain(published.status?.clientPublicKey as string);
   });
+
+  it("says ClientKeyInvalid, naming the Secret and its key, when the Secret holds no usable private key, and leaves the Secret as it is", async () => {
+    const pair = generateClientKeypair("pasted");
+    // A public key pasted where the private one belongs, and a generated key damaged since
+    // (one the operator wrote: the message says how to get a new one).
+    const cases = [
+      {
+        name: "pasted-public-key",
+        contents: `${pair.publicKey}\n`,
+        labels: {},
+        advice: /unencrypted OpenSSH/,
+      },
+      {
+        name: "damaged-generated-key",
+        contents: pair.privateKey.replace(/\n[^-]{20}/, "\n"),
+        labels: { "agenttype.dev/generated-ssh-key": "true" },
+        advice: /delete the Secret, and the operator generates a new key/,
+      },
+    ];
+    for (const c of cases) {
+      const data = { id_ed25519: Buffer.from(c.contents).toString("base64") };
+      await world.client.create(resources.secret, namespace, {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: c.name, namespace, labels: c.labels },
+        data,
+      } as KubeObject);
+      await world.client.create(
+        resources.agentHost,
+        undefined,
+        agentHost(c.name, { secret: c.name }) as KubeObject,
+      );
+    }
+    for (const c of cases) {
+      const refused = await eventually(
+        `${c.name} ClientKeyInvalid`,
+        async () => {
+          const h = await getHost(c.name);
+          return condition(h, "Reachable")?.reason === "ClientKeyInvalid" ? h : undefined;
+        },
+        60_000,
+        250,
+      );
+      const message = condition(refused, "Reachable")?.message ?? "";
+      expect(message).toContain(`Secret ${namespace}/${c.name} key "id_ed25519"`);
+      expect(message).toContain("spec.ssh.privateKeySecretRef.key");
+      expect(message).toMatch(c.advice);
+      const secret = await world.client.get<KubeObject & { data: Record<string, string> }>(
+        resources.secret,
+        namespace,
+        c.name,
+      );
+      expect(Buffer.from(secret.data.id_ed25519 as string, "base64").toString()).toBe(c.contents);
+    }
+  });
 });
 
 /** The CPU cgroup (v1, cgroupfs) of an AgentType's running container of a role, read on this machine. */

@@ -16,7 +16,7 @@ import { LABEL_NAMESPACE, LABEL_UID, managedFilter, replicaOf } from "../../driv
 import { removeReplicas } from "../../drivers/replica.ts";
 import type { ReconcileResult } from "../../engine/controller.ts";
 import type { ObjectCache } from "../../engine/informer.ts";
-import { clientKey, MissingKeyError } from "../../hosts/client-key.ts";
+import { ClientKeyError, clientKey } from "../../hosts/client-key.ts";
 import { type HostConnections, logRotation } from "../../hosts/host-connections.ts";
 import type { KubeClient, KubeObject } from "../../kube/client.ts";
 import type { EventRecorder } from "../../kube/events.ts";
@@ -168,8 +168,8 @@ export function createAgentHostReconciler(deps: AgentHostReconcilerDeps) {
         if (result.reachable) await rotateLogs(raw, host, key.privateKey, log, signal);
       } catch (error) {
         if (signal.aborted) throw error;
-        if (error instanceof MissingKeyError) {
-          result = { reachable: false, reason: "ClientKeyMissing", message: error.message };
+        if (error instanceof ClientKeyError) {
+          result = { reachable: false, reason: error.reason, message: error.message };
           requeueAfterMs = 60_000;
         } else {
           const mapped = errorCondition(error);
