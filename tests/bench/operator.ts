@@ -13,7 +13,7 @@
 // the bench did not start gets all the cores back at the end.
 //   node tests/bench/operator.ts [--n 1000] [--concurrency 8] [--rounds 2] [--first ceiling|operator] [--fresh-control-plane] [--clock-only] [--pin] [--resync-seconds S] --kubeconfig PATH
 // The last line is machine-readable.
-import { execFile, execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
 import { parseArgs, promisify } from "node:util";
@@ -195,7 +195,7 @@ const CONTROL_PLANE = ["etcd", "kube-apiserver", "kube-controller-manager"];
 async function pinProcesses(): Promise<void> {
   const others = cores === 2 ? "1" : `1-${cores - 1}`;
   await pinControlPlane("0");
-  execFileSync("taskset", ["-apc", others, String(process.pid)], { stdio: "ignore", timeout: 10_000 });
+  await run("taskset", ["-apc", others, String(process.pid)], { timeout: 10_000 });
   console.log(`  pinned: the control plane on CPU 0, the operator and the ceiling's client on CPU ${others}`);
 }
 
@@ -203,7 +203,7 @@ async function pinProcesses(): Promise<void> {
 async function pinControlPlane(cpus: string): Promise<void> {
   for (const name of CONTROL_PLANE) {
     const pid = await controlPlanePid(name);
-    execFileSync("taskset", ["-apc", cpus, String(pid)], { stdio: "ignore", timeout: 10_000 });
+    await run("taskset", ["-apc", cpus, String(pid)], { timeout: 10_000 });
   }
 }
 

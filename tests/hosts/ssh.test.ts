@@ -22,6 +22,7 @@ import { encodeEd25519Keypair, generateClientKeypair } from "../../operator/driv
 import { SocketBridge } from "../../operator/drivers/ssh/socket-bridge.ts";
 import { shellCommand } from "../../operator/drivers/transport.ts";
 import { eventually } from "../fixtures/eventually.ts";
+import { leadingZeroSeed } from "../fixtures/ssh-keys.ts";
 import { connect, hostCommand, testHost } from "./host-env.ts";
 
 const host = testHost();
@@ -231,9 +232,7 @@ describe("SSH transport on a real sshd", () => {
     expect((err as AuthenticationError).retryable).toBe(false);
 
     // One key in 256 has a public key starting with a zero byte; sshd takes this one too.
-    const seed = Buffer.alloc(32);
-    seed.writeUInt32BE(36, 28);
-    const leadingZero = encodeEd25519Keypair(seed, comment, 1);
+    const leadingZero = encodeEd25519Keypair(leadingZeroSeed(), comment, 1);
     // What an admin does with the published public key: one line into authorized_keys.
     const lines = [pair.publicKey, leadingZero.publicKey].map((line) => shellCommand([line]));
     await ssh.exec(`printf '%s\\n' ${lines.join(" ")} >> ${host.authorizedKeys}`, {}, within(10_000));

@@ -2,6 +2,7 @@ import { once } from "node:events";
 import { createServer, type Socket } from "node:net";
 import ssh2 from "ssh2";
 import { describe, expect, it } from "vitest";
+import { leadingZeroSeed } from "../../../tests/fixtures/ssh-keys.ts";
 import { within } from "../call.ts";
 import {
   AuthenticationError,
@@ -82,9 +83,7 @@ describe("client keypair", () => {
   });
 
   it("keeps a public key's leading zero bytes: the key stays readable and signs", () => {
-    // This seed's public key starts 00 00; ssh2's own generator stripped such bytes.
-    const seed = Buffer.alloc(32);
-    seed.writeUInt32BE(36, 28);
+    const seed = leadingZeroSeed();
     const pair = encodeEd25519Keypair(seed, "", 0x01020304);
     expect(pair.publicKey).toBe(
       "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAH4vqQrPHTFCqNYmxqgZfGWhX25enXkpUlT8JPmdy",
