@@ -14,6 +14,7 @@ import { describe, expect, it } from "vitest";
 import { within } from "../../operator/drivers/call.ts";
 import { managedFilter } from "../../operator/drivers/labels.ts";
 import { generateClientKeypair } from "../../operator/drivers/ssh/keypair.ts";
+import { GENERATED_LABEL } from "../../operator/hosts/client-key.ts";
 import type { KubeObject } from "../../operator/kube/client.ts";
 import { AGGREGATED_API_SERVICE, resources } from "../../operator/kube/resources.ts";
 import { eventually } from "../fixtures/eventually.ts";
@@ -124,7 +125,7 @@ describe("AgentHost", () => {
     expect(event.message).toContain(published.status?.clientPublicKey as string);
   });
 
-  it("says ClientKeyInvalid, naming the Secret and its key, when the Secret holds no usable private key, and leaves the Secret as it is", async () => {
+  it("says ClientKeyInvalid in status and a Warning Event, naming the Secret and its key, when the Secret holds no usable private key, and leaves the Secret as it is", async () => {
     const pair = generateClientKeypair("pasted");
     // A public key pasted where the private one belongs, and a generated key damaged since
     // (one the operator wrote: the message says how to get a new one).
@@ -138,7 +139,7 @@ describe("AgentHost", () => {
       {
         name: "damaged-generated-key",
         contents: pair.privateKey.replace(/\n[^-]{20}/, "\n"),
-        labels: { "agenttype.dev/generated-ssh-key": "true" },
+        labels: { [GENERATED_LABEL]: "true" },
         advice: /delete the Secret, and the operator generates a new key/,
       },
     ];
@@ -170,6 +171,14 @@ describe("AgentHost", () => {
       expect(message).toContain(`Secret ${namespace}/${c.name} key "id_ed25519"`);
       expect(message).toContain("spec.ssh.privateKeySecretRef.key");
       expect(message).toMatch(c.advice);
+      const warning = await eventually(
+        `${c.name} ClientKeyInvalid Event`,
+        async () => (await events(c.name, "default")).find((e) => e.reason === "ClientKeyInvalid"),
+        30_000,
+        250,
+      );
+      expect(warning.type).toBe("Warning");
+      expect(warning.message).toBe(message);
       const secret = await world.client.get<KubeObject & { data: Record<string, string> }>(
         resources.secret,
         namespace,
